@@ -1,0 +1,135 @@
+//! Routes of the admin API and the token check.
+
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use kevlar_core::{Category, SecurityEvent, Severity};
+use kevlar_store::{EventQuery, Reader};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use crate::AdminState;
+
+pub(crate) fn router(state: AdminState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/events", get(list_events).post(post_event))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(v1)
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+async fn require_token(State(state): State<AdminState>, headers: HeaderMap, req: Request, next: Next) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let ok = given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(state.token.as_bytes())));
+    if ok {
+        return next.run(req).await;
+    }
+    let mut ev = SecurityEvent::new(
+        "authz_fail",
+        Category::Iam,
+        Severity::Warning,
+        if given.is_some() { "admin API: wrong bearer token" } else { "admin API: no bearer token" },
+    )
+    .with_outcome(kevlar_core::Outcome::Failure)
+    .with_kevlar("resource", "admin_api");
+    ev.url_path = Some(req.uri().path().chars().take(256).collect());
+    ev.http_method = Some(req.method().to_string());
+    state.bus.publish(ev);
+    let mut r = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required (see <data-dir>/admin.token)");
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    r
+}
+
+async fn status(State(state): State<AdminState>) -> Response {
+    let mut v = (state.status)();
+    let bus = state.bus.stats();
+    v["version"] = json!(env!("CARGO_PKG_VERSION"));
+    v["uptime_seconds"] = json!(state.started.elapsed().as_secs());
+    v["events"] = json!({
+        "published": bus.published,
+        "dropped": bus.dropped.iter().map(|(n, c)| (n.to_string(), json!(c))).collect::<serde_json::Map<_, _>>(),
+    });
+    Json(v).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsParams {
+    since: Option<String>,
+    action: Option<String>,
+    ip: Option<String>,
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// `since` is a duration back from now (`1h`, `30m`) or an RFC 3339 time.
+pub fn parse_since(s: &str) -> Option<i64> {
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Some(kevlar_core::time::now_ms() - d.as_millis().min(i64::MAX as u128) as i64);
+    }
+    kevlar_core::time::parse_rfc3339_ms(s)
+}
+
+async fn list_events(State(state): State<AdminState>, params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>) -> Response {
+    let Ok(Query(p)) = params else {
+        return error(StatusCode::BAD_REQUEST, "unknown or malformed query parameter; known: since, action, ip, after, limit");
+    };
+    let since_ms = match p.since.as_deref().map(parse_since) {
+        Some(None) => return error(StatusCode::BAD_REQUEST, "`since` must be a duration (1h, 30m) or an RFC 3339 time"),
+        Some(Some(ms)) => Some(ms),
+        None => None,
+    };
+    let q = EventQuery { since_ms, action: p.action, ip: p.ip, after_id: p.after, limit: p.limit };
+    let dir = state.data_dir.clone();
+    let res = tokio::task::spawn_blocking(move || Reader::open(&dir).and_then(|r| r.query(&q))).await;
+    match res {
+        Ok(Ok(events)) => {
+            let list: Vec<Value> = events
+                .into_iter()
+                .map(|e| {
+                    let mut d = e.doc;
+                    d["kevlar"]["store_id"] = json!(e.id);
+                    d
+                })
+                .collect();
+            Json(json!({ "events": list })).into_response()
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "admin: event query failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "the event store could not be read")
+        }
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the event query failed"),
+    }
+}
+
+/// Accepts one event (ECS JSON) and answers 201 only after it is committed to the store.
+async fn post_event(State(state): State<AdminState>, body: Result<Json<Value>, axum::extract::rejection::JsonRejection>) -> Response {
+    let Ok(Json(v)) = body else {
+        return error(StatusCode::BAD_REQUEST, "the body must be a JSON event (Content-Type: application/json)");
+    };
+    let ev = match SecurityEvent::from_json(&v) {
+        Ok(e) => e.with_kevlar("reported_by", "admin_api"),
+        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, &e.0),
+    };
+    let event_id = ev.id.clone();
+    match state.bus.publish_acked(ev).await {
+        Ok(id) => (StatusCode::CREATED, Json(json!({ "id": id, "event_id": event_id }))).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
+    }
+}

@@ -1,0 +1,228 @@
+//! The validated configuration: domain types with their defaults. Nothing here is raw text.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where the configuration came from; `None` for the embedded defaults.
+    pub source: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    pub proxy: ProxyConfig,
+    pub tls: Option<TlsConfig>,
+    pub limits: Limits,
+    pub headers: HeadersConfig,
+    pub admin: AdminConfig,
+    pub store: StoreConfig,
+    pub access_log: AccessLog,
+    pub app: AppConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: None,
+            data_dir: PathBuf::from(".kevlar"),
+            proxy: ProxyConfig::default(),
+            tls: None,
+            limits: Limits::default(),
+            headers: HeadersConfig::default(),
+            admin: AdminConfig::default(),
+            store: StoreConfig::default(),
+            access_log: AccessLog::default(),
+            app: AppConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxyConfig {
+    pub listen: SocketAddr,
+    /// The application's address (`http://host:port`); `kevlar run` fills it in itself.
+    pub upstream: Option<http::Uri>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            upstream: None,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The plain listener answers 301 to the HTTPS URL.
+    pub redirect_http: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub max_body_bytes: u64,
+    /// Time a client has to send a complete request head, from its first byte (408 after).
+    pub header_timeout: Duration,
+    /// Longest pause between two pieces of a request body (408 after).
+    pub body_timeout: Duration,
+    /// An idle keep-alive connection is closed after this.
+    pub idle_timeout: Duration,
+    pub upstream_connect_timeout: Duration,
+    /// Time the application has to start answering (504 after).
+    pub upstream_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+            max_body_bytes: 10 * 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            upstream_connect_timeout: Duration::from_secs(5),
+            upstream_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// When the application sets a header Kevlar also manages: keep the app's value, or replace it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AppValues {
+    #[default]
+    Keep,
+    Override,
+}
+
+/// One header rule: set a value (or remove the header when `value` is `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderRule {
+    pub name: String,
+    pub value: Option<String>,
+    /// Overrides [`HeadersConfig::app_values`] for this header.
+    pub app_values: Option<AppValues>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CspConfig {
+    /// Start from helmet's default directives (the given ones replace or remove them).
+    pub use_defaults: bool,
+    /// Directive name → sources; `None` removes a default directive.
+    pub directives: Vec<(String, Option<Vec<String>>)>,
+    pub report_only: bool,
+}
+
+impl Default for CspConfig {
+    fn default() -> Self {
+        CspConfig { use_defaults: true, directives: Vec::new(), report_only: false }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteHeaders {
+    /// Applies to request paths equal to this or below it (`/docs` matches `/docs/x`).
+    pub path: String,
+    pub set: Vec<HeaderRule>,
+    pub csp: Option<CspConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadersConfig {
+    pub app_values: AppValues,
+    /// Headers removed from every response.
+    pub remove: Vec<String>,
+    pub set: Vec<HeaderRule>,
+    pub csp: CspConfig,
+    pub routes: Vec<RouteHeaders>,
+}
+
+impl Default for HeadersConfig {
+    fn default() -> Self {
+        HeadersConfig {
+            app_values: AppValues::Keep,
+            remove: vec!["Server".into(), "X-Powered-By".into()],
+            set: Vec::new(),
+            csp: CspConfig::default(),
+            routes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { listen: SocketAddr::from(([127, 0, 0, 1], 9090)), tls_cert: None, tls_key: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    /// Events older than this are deleted.
+    pub retention: Duration,
+    /// The oldest events are deleted when the database grows past this.
+    pub max_size_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { retention: Duration::from_secs(30 * 86400), max_size_bytes: 1 << 30 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLog {
+    Off,
+    Stdout,
+    /// JSON lines in a file (relative paths are under the data dir), rotated by size.
+    File { path: PathBuf, max_bytes: u64, keep: usize },
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        AccessLog::File { path: PathBuf::from("logs/access.log"), max_bytes: 50 << 20, keep: 5 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppConfig {
+    /// The command `kevlar run` starts when none is given after `--`.
+    pub command: Vec<String>,
+    /// The port the app is told (`PORT`); `None` picks a free one.
+    pub port: Option<u16>,
+    pub env: Vec<(String, String)>,
+    /// How long the app may take to accept connections.
+    pub ready_timeout: Duration,
+    /// Time between SIGTERM and SIGKILL when stopping the app.
+    pub stop_grace: Duration,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            command: Vec::new(),
+            port: None,
+            env: Vec::new(),
+            ready_timeout: Duration::from_secs(30),
+            stop_grace: Duration::from_secs(10),
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Kevlar's shared vocabulary: the security event every stage speaks, its severity, and the
+//! decision a stage can take about a request. No I/O lives here; every other crate points here.
+#![forbid(unsafe_code)]
+
+pub mod event;
+pub mod id;
+pub mod time;
+
+pub use event::{Category, EventKind, Outcome, SecurityEvent, Severity};
+pub use id::RequestId;
+
+/// What the guard does with a request after the detection stages looked at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Decision {
+    /// Forward to the application.
+    Allow,
+    /// Answer with this status and Kevlar's own page; never forwarded.
+    Refuse { status: u16, reason: &'static str },
+}

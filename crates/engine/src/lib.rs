@@ -1,0 +1,7 @@
+//! The engine between sensors and consumers. For now: the in-process event bus. Correlation
+//! windows, the black book and policies join it here.
+#![forbid(unsafe_code)]
+
+pub mod bus;
+
+pub use bus::{Bus, BusBuilder, Envelope};

@@ -1,0 +1,141 @@
+//! Bodies the proxy moves: the request body with its size cap and inactivity timeout (streamed,
+//! never gathered), and the response body that carries the per-request bookkeeping.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+use crate::io::InFlight;
+
+/// Why a request body was cut off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body exceeds the limit")]
+    TooLarge,
+    #[error("request body stalled")]
+    Timeout,
+    #[error("request body read failed")]
+    Read,
+}
+
+pub const FAIL_NONE: u8 = 0;
+pub const FAIL_TOO_LARGE: u8 = 1;
+pub const FAIL_TIMEOUT: u8 = 2;
+
+/// The client's request body on its way upstream.
+pub struct RequestBody {
+    inner: Incoming,
+    read: u64,
+    max: u64,
+    timeout: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// Set when the body is cut off, so the proxy can answer 413 or 408 instead of 502.
+    pub failed: Arc<AtomicU8>,
+}
+
+impl RequestBody {
+    pub fn new(inner: Incoming, max: u64, timeout: Duration) -> Self {
+        RequestBody { inner, read: 0, max, timeout, sleep: None, failed: Arc::new(AtomicU8::new(FAIL_NONE)) }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.read += d.len() as u64;
+                    if this.read > this.max {
+                        this.failed.store(FAIL_TOO_LARGE, Ordering::Relaxed);
+                        return Poll::Ready(Some(Err(BodyError::TooLarge)));
+                    }
+                }
+                if let Some(s) = this.sleep.as_mut() {
+                    s.as_mut().reset(Instant::now() + this.timeout);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(_))) => Poll::Ready(Some(Err(BodyError::Read))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                ready!(sleep.as_mut().poll(cx));
+                this.failed.store(FAIL_TIMEOUT, Ordering::Relaxed);
+                Poll::Ready(Some(Err(BodyError::Timeout)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+enum Kind {
+    Upstream(Incoming),
+    Full(Option<Bytes>),
+}
+
+/// What the client receives: the application's body streamed through, or Kevlar's own page.
+/// Holds the request's [`InFlight`] mark until hyper has written the whole body.
+pub struct ResponseBody {
+    kind: Kind,
+    _in_flight: Option<InFlight>,
+}
+
+impl ResponseBody {
+    pub fn upstream(b: Incoming, in_flight: Option<InFlight>) -> Self {
+        ResponseBody { kind: Kind::Upstream(b), _in_flight: in_flight }
+    }
+
+    pub fn full(b: Bytes, in_flight: Option<InFlight>) -> Self {
+        ResponseBody { kind: Kind::Full(Some(b)), _in_flight: in_flight }
+    }
+
+    pub fn empty() -> Self {
+        ResponseBody { kind: Kind::Full(None), _in_flight: None }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match &mut self.kind {
+            Kind::Upstream(b) => Pin::new(b).poll_frame(cx),
+            Kind::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Upstream(b) => b.is_end_stream(),
+            Kind::Full(b) => b.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Upstream(b) => b.size_hint(),
+            Kind::Full(b) => SizeHint::with_exact(b.as_ref().map(|d| d.len() as u64).unwrap_or(0)),
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! Listeners, connections and the per-request path.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use ipnet::IpNet;
+use kevlar_config::{Config, Limits};
+use kevlar_core::{Category, Outcome, RequestId, SecurityEvent, Severity};
+use kevlar_engine::Bus;
+use kevlar_sinks::{AccessLogger, AccessRecord};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::body::{RequestBody, ResponseBody, FAIL_TIMEOUT, FAIL_TOO_LARGE};
+use crate::forward::{self, ForwardInfo};
+use crate::headers::HeaderPolicy;
+use crate::io::{ConnState, GuardedIo, InFlight};
+use crate::upstream::Upstream;
+use crate::{client_ip, pages, validate};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GuardError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// Counters for `/v1/status`.
+#[derive(Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub connections_open: AtomicU64,
+    pub connections_total: AtomicU64,
+    pub responses_4xx: AtomicU64,
+    pub responses_5xx: AtomicU64,
+    pub upstream_errors: AtomicU64,
+}
+
+impl Stats {
+    pub fn to_json(&self) -> serde_json::Value {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        serde_json::json!({
+            "requests": g(&self.requests),
+            "connections_open": g(&self.connections_open),
+            "connections_total": g(&self.connections_total),
+            "responses_4xx": g(&self.responses_4xx),
+            "responses_5xx": g(&self.responses_5xx),
+            "upstream_errors": g(&self.upstream_errors),
+        })
+    }
+}
+
+struct Shared {
+    policy: HeaderPolicy,
+    trusted: Vec<IpNet>,
+    limits: Limits,
+    client: Client<HttpConnector, RequestBody>,
+    upstream: Arc<Upstream>,
+    bus: Bus,
+    access: Option<AccessLogger>,
+    stats: Arc<Stats>,
+    /// With TLS on, the plain listener redirects to HTTPS.
+    redirect: bool,
+    /// The bound TLS port the redirect points to.
+    tls_port: AtomicU16,
+    http: auto::Builder<TokioExecutor>,
+    conns: Semaphore,
+}
+
+/// The bound sockets, so callers learn the ports (tests bind port 0).
+pub struct Listeners {
+    plain: TcpListener,
+    tls: Option<(TcpListener, TlsAcceptor)>,
+}
+
+impl Listeners {
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.plain.local_addr().ok()
+    }
+
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+}
+
+#[derive(Clone)]
+pub struct Guard {
+    shared: Arc<Shared>,
+}
+
+struct ConnCtx {
+    peer: SocketAddr,
+    tls: bool,
+    redirect: bool,
+    state: Arc<ConnState>,
+}
+
+/// Per-request facts kept for events and the access log.
+struct ReqInfo {
+    started: Instant,
+    request_id: RequestId,
+    client_ip: IpAddr,
+    method: String,
+    path: String,
+    query: Option<String>,
+    host: Option<String>,
+    user_agent: Option<String>,
+    version: &'static str,
+}
+
+fn version_str(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "0.9",
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_11 => "1.1",
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        _ => "?",
+    }
+}
+
+impl Guard {
+    pub fn new(config: &Config, upstream: Arc<Upstream>, bus: Bus, access: Option<AccessLogger>, stats: Arc<Stats>) -> Self {
+        let limits = config.limits.clone();
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(limits.upstream_connect_timeout));
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http1()
+            .max_buf_size(limits.max_header_bytes.max(8192))
+            .max_headers(limits.max_headers)
+            .header_read_timeout(None)
+            .keep_alive(true);
+        http.http2()
+            .max_header_list_size(limits.max_header_bytes as u32)
+            .max_concurrent_streams(256);
+        let redirect = config.tls.as_ref().is_some_and(|t| t.redirect_http);
+        let tls_port = AtomicU16::new(config.tls.as_ref().map(|t| t.listen.port()).unwrap_or(443));
+        Guard {
+            shared: Arc::new(Shared {
+                policy: HeaderPolicy::from_config(&config.headers),
+                trusted: config.proxy.trusted_proxies.clone(),
+                conns: Semaphore::new(limits.max_connections),
+                limits,
+                client,
+                upstream,
+                bus,
+                access,
+                stats,
+                redirect,
+                tls_port,
+                http,
+            }),
+        }
+    }
+
+    /// Binds the plain listener and, when configured, the TLS one.
+    pub async fn bind(config: &Config) -> Result<Listeners, GuardError> {
+        let plain = TcpListener::bind(config.proxy.listen)
+            .await
+            .map_err(|source| GuardError::Bind { addr: config.proxy.listen, source })?;
+        let tls = match &config.tls {
+            None => None,
+            Some(t) => {
+                let cfg = crate::tls::server_config(&t.cert, &t.key, true)?;
+                let l = TcpListener::bind(t.listen).await.map_err(|source| GuardError::Bind { addr: t.listen, source })?;
+                Some((l, TlsAcceptor::from(cfg)))
+            }
+        };
+        Ok(Listeners { plain, tls })
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets open connections finish
+    /// their current request (up to `grace`).
+    pub async fn serve(self, listeners: Listeners, shutdown: impl std::future::Future<Output = ()>, grace: std::time::Duration) {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let graceful = Arc::new(graceful);
+        if let Some(a) = listeners.https_addr() {
+            self.shared.tls_port.store(a.port(), Ordering::Relaxed);
+        }
+        let redirect = self.shared.redirect && listeners.tls.is_some();
+        let plain = tokio::spawn(self.clone().accept_loop(listeners.plain, None, redirect, graceful.clone()));
+        let tls = listeners.tls.map(|(l, acc)| tokio::spawn(self.clone().accept_loop(l, Some(acc), false, graceful.clone())));
+        shutdown.await;
+        plain.abort();
+        if let Some(t) = tls {
+            t.abort();
+        }
+        let _ = plain.await;
+        match Arc::try_unwrap(graceful) {
+            Ok(g) => {
+                if tokio::time::timeout(grace, g.shutdown()).await.is_err() {
+                    tracing::warn!("connections still open after the grace period; closing them");
+                }
+            }
+            Err(_) => tracing::debug!("graceful shutdown handle still shared"),
+        }
+    }
+
+    async fn accept_loop(
+        self,
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+        redirect: bool,
+        graceful: Arc<hyper_util::server::graceful::GracefulShutdown>,
+    ) {
+        loop {
+            // At the connection cap, stop accepting: further clients wait in the kernel's queue.
+            let permit = match self.shared.conns.acquire().await {
+                Ok(p) => p,
+                Err(_) => return,
+            };
+            let (stream, peer) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
+            permit.forget();
+            let _ = stream.set_nodelay(true);
+            let this = self.clone();
+            let tls = tls.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                this.shared.stats.connections_open.fetch_add(1, Ordering::Relaxed);
+                this.shared.stats.connections_total.fetch_add(1, Ordering::Relaxed);
+                this.connection(stream, peer, tls, redirect, watcher).await;
+                this.shared.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+                this.shared.conns.add_permits(1);
+            });
+        }
+    }
+
+    async fn connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        tls: Option<TlsAcceptor>,
+        redirect: bool,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) {
+        let limits = &self.shared.limits;
+        let state = Arc::new(ConnState::default());
+        let ctx = Arc::new(ConnCtx { peer, tls: tls.is_some(), redirect, state: state.clone() });
+        let this = self.clone();
+        let svc = hyper::service::service_fn(move |req| {
+            let this = this.clone();
+            let ctx = ctx.clone();
+            async move { Ok::<_, Infallible>(this.handle(ctx, req).await) }
+        });
+        let result = match tls {
+            None => {
+                let io = GuardedIo::new(stream, state.clone(), limits.header_timeout, limits.idle_timeout, false);
+                let conn = self.shared.http.serve_connection_with_upgrades(TokioIo::new(io), svc);
+                watcher.watch(conn.into_owned()).await
+            }
+            Some(acc) => {
+                let tls_stream = match tokio::time::timeout(limits.header_timeout, acc.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                let io = GuardedIo::new(tls_stream, state.clone(), limits.header_timeout, limits.idle_timeout, h2);
+                let conn = self.shared.http.serve_connection_with_upgrades(TokioIo::new(io), svc);
+                watcher.watch(conn.into_owned()).await
+            }
+        };
+        if let Err(e) = result {
+            let reason = match e.downcast_ref::<hyper::Error>() {
+                Some(he) if he.is_parse_too_large() => Some((431, "request head too large or too many headers")),
+                Some(he) if he.is_parse() => Some((400, "malformed request")),
+                _ if state.timed_out_head.load(Ordering::Acquire) => Some((408, "request head not received in time")),
+                _ => None,
+            };
+            if let Some((status, why)) = reason {
+                self.count_status(status);
+                let ip = client_ip::canonical(peer.ip());
+                let mut ev = SecurityEvent::new("input_validation_fail", Category::Web, Severity::Notice, format!("{status}: {why}"))
+                    .with_outcome(Outcome::Failure)
+                    .with_kevlar("reason", why);
+                ev.source_ip = Some(ip);
+                ev.status_code = Some(status);
+                self.shared.bus.publish(ev);
+            } else {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        }
+    }
+
+    fn count_status(&self, status: u16) {
+        let s = &self.shared.stats;
+        if (400..500).contains(&status) {
+            s.responses_4xx.fetch_add(1, Ordering::Relaxed);
+        } else if status >= 500 {
+            s.responses_5xx.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn event(&self, info: &ReqInfo, action: &str, severity: Severity, status: u16, message: String, reason: &str) {
+        let category = if action.starts_with("sys_") { Category::Process } else { Category::Web };
+        let mut ev = SecurityEvent::new(action, category, severity, message).with_outcome(Outcome::Failure).with_kevlar("reason", reason);
+        ev.source_ip = Some(info.client_ip);
+        ev.http_method = Some(info.method.clone());
+        ev.url_path = Some(info.path.clone());
+        ev.url_query = info.query.clone();
+        ev.user_agent = info.user_agent.clone();
+        ev.status_code = Some(status);
+        ev.request_id = Some(info.request_id.to_string());
+        self.shared.bus.publish(ev);
+    }
+
+    fn log_access(&self, info: &ReqInfo, status: u16, tls: bool) {
+        self.count_status(status);
+        if let Some(a) = &self.shared.access {
+            a.log(AccessRecord {
+                timestamp_ms: kevlar_core::time::now_ms(),
+                request_id: info.request_id.to_string(),
+                client_ip: info.client_ip,
+                method: info.method.clone(),
+                path: info.path.clone(),
+                query: info.query.clone(),
+                host: info.host.clone(),
+                version: info.version,
+                status,
+                duration_us: info.started.elapsed().as_micros() as u64,
+                user_agent: info.user_agent.clone(),
+                tls,
+            });
+        }
+    }
+
+    /// Kevlar's own answer, with the security headers and the request id.
+    fn own_page(&self, ctx: &ConnCtx, info: &ReqInfo, status: u16, in_flight: InFlight) -> Response<ResponseBody> {
+        let rid = info.request_id.to_string();
+        let mut resp = Response::new(ResponseBody::full(pages::page(status, &rid), Some(in_flight)));
+        *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(v) = HeaderValue::from_str(&rid) {
+            h.insert("x-request-id", v);
+        }
+        if status == 503 {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        }
+        if matches!(status, 400 | 408 | 413 | 431) {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        self.shared.policy.apply(&info.path, h, false);
+        self.log_access(info, status, ctx.tls);
+        resp
+    }
+
+    async fn handle(&self, ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> Response<ResponseBody> {
+        let in_flight = ctx.state.begin();
+        self.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let peer_ip = client_ip::canonical(ctx.peer.ip());
+        let client_ip = client_ip::resolve(peer_ip, req.headers(), &self.shared.trusted);
+        let text = |n: header::HeaderName| req.headers().get(n).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect::<String>());
+        let info = ReqInfo {
+            started: Instant::now(),
+            request_id: RequestId::random(),
+            client_ip,
+            method: req.method().as_str().to_owned(),
+            path: req.uri().path().chars().take(2048).collect(),
+            query: req.uri().query().map(|q| q.chars().take(2048).collect()),
+            host: text(header::HOST).or_else(|| req.uri().authority().map(|a| a.to_string())),
+            user_agent: text(header::USER_AGENT),
+            version: version_str(req.version()),
+        };
+
+        if ctx.redirect {
+            return self.redirect(&ctx, &info, &req, in_flight);
+        }
+        if let Err(inv) = validate::check(req.method(), req.uri(), req.headers()) {
+            self.event(&info, "input_validation_fail", Severity::Notice, inv.status(), format!("request refused: {}", inv.reason()), inv.reason());
+            return self.own_page(&ctx, &info, inv.status(), in_flight);
+        }
+        let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.shared.limits.max_body_bytes) {
+            self.event(&info, "input_validation_fail", Severity::Notice, 413, "request body larger than the limit".into(), "body_too_large");
+            return self.own_page(&ctx, &info, 413, in_flight);
+        }
+        let Some(authority) = self.shared.upstream.get() else {
+            return self.own_page(&ctx, &info, 503, in_flight);
+        };
+
+        let upgrade = forward::wants_upgrade(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let (parts, body) = req.into_parts();
+        let body = RequestBody::new(body, self.shared.limits.max_body_bytes, self.shared.limits.body_timeout);
+        let failed = body.failed.clone();
+        let rid = info.request_id.to_string();
+        let finfo = ForwardInfo {
+            client_ip,
+            peer_ip,
+            peer_trusted: client_ip::is_trusted(peer_ip, &self.shared.trusted),
+            tls: ctx.tls,
+            request_id: &rid,
+            upgrade,
+        };
+        let upstream_req = match forward::prepare(parts, body, &authority, &finfo) {
+            Ok(r) => r,
+            Err(_) => {
+                self.event(&info, "input_validation_fail", Severity::Notice, 400, "request target cannot be forwarded".into(), "bad_target");
+                return self.own_page(&ctx, &info, 400, in_flight);
+            }
+        };
+        let sent = tokio::time::timeout(self.shared.limits.upstream_timeout, self.shared.client.request(upstream_req)).await;
+        let mut resp = match sent {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                let status = match failed.load(Ordering::Relaxed) {
+                    FAIL_TOO_LARGE => {
+                        self.event(&info, "input_validation_fail", Severity::Notice, 413, "request body larger than the limit".into(), "body_too_large");
+                        413
+                    }
+                    FAIL_TIMEOUT => {
+                        self.event(&info, "input_validation_fail", Severity::Notice, 408, "request body stalled".into(), "slow_body");
+                        408
+                    }
+                    _ => {
+                        self.shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(request_id = %info.request_id, error = %e, "upstream request failed");
+                        self.event(&info, "sys_upstream_unavailable", Severity::Warning, 502, "the application did not accept the request".into(), "upstream_error");
+                        502
+                    }
+                };
+                return self.own_page(&ctx, &info, status, in_flight);
+            }
+            Err(_) => {
+                self.shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                self.event(&info, "sys_upstream_timeout", Severity::Warning, 504, "the application did not answer in time".into(), "upstream_timeout");
+                return self.own_page(&ctx, &info, 504, in_flight);
+            }
+        };
+
+        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        if switching {
+            match client_upgrade {
+                Some(client_up) => {
+                    ctx.state.mark_upgraded();
+                    let upstream_up = hyper::upgrade::on(&mut resp);
+                    tokio::spawn(async move {
+                        match tokio::try_join!(client_up, upstream_up) {
+                            Ok((c, u)) => {
+                                let mut c = TokioIo::new(c);
+                                let mut u = TokioIo::new(u);
+                                let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                            }
+                            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+                        }
+                    });
+                }
+                None => {
+                    // A 101 nobody asked for cannot be relayed.
+                    self.event(&info, "sys_upstream_unavailable", Severity::Warning, 502, "the application switched protocols unasked".into(), "unexpected_101");
+                    return self.own_page(&ctx, &info, 502, in_flight);
+                }
+            }
+        }
+        let (mut parts, body) = resp.into_parts();
+        forward::clean_response(&mut parts.headers, switching);
+        self.shared.policy.apply(&info.path, &mut parts.headers, true);
+        self.log_access(&info, parts.status.as_u16(), ctx.tls);
+        Response::from_parts(parts, ResponseBody::upstream(body, Some(in_flight)))
+    }
+
+    fn redirect(&self, ctx: &ConnCtx, info: &ReqInfo, req: &Request<Incoming>, in_flight: InFlight) -> Response<ResponseBody> {
+        let port = self.shared.tls_port.load(Ordering::Relaxed);
+        let host = info.host.as_deref().and_then(|h| h.parse::<http::uri::Authority>().ok()).map(|a| a.host().to_owned());
+        let Some(host) = host else {
+            return self.own_page(ctx, info, 400, in_flight);
+        };
+        let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host };
+        let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let location = if port == 443 { format!("https://{host}{pq}") } else { format!("https://{host}:{port}{pq}") };
+        let mut resp = Response::new(ResponseBody::full(Bytes::new(), Some(in_flight)));
+        *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+        match HeaderValue::from_str(&location) {
+            Ok(v) => {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            Err(_) => *resp.status_mut() = StatusCode::BAD_REQUEST,
+        }
+        self.shared.policy.apply(&info.path, resp.headers_mut(), false);
+        self.log_access(info, resp.status().as_u16(), false);
+        resp
+    }
+}
+
+#[allow(dead_code)]
+fn empty() -> ResponseBody {
+    ResponseBody::empty()
+}

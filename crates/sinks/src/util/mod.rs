@@ -1,0 +1,3 @@
+//! Shared plumbing for sinks.
+
+pub mod rotate;

@@ -1,0 +1,48 @@
+//! The embedded event store: SQLite in WAL mode under the data dir. One dedicated thread writes,
+//! in batches; readers open their own connections. Schema changes are versioned migrations.
+//!
+//! Durability: a batch is committed before any of its acknowledgements are sent. In WAL mode with
+//! `synchronous = NORMAL` a committed transaction survives the process being killed (`kill -9`);
+//! surviving a power cut as well would need `FULL`, at a large cost per commit.
+#![forbid(unsafe_code)]
+
+mod migrate;
+mod query;
+mod writer;
+
+use std::path::{Path, PathBuf};
+
+pub use query::{EventQuery, Reader, StoredEvent};
+pub use writer::{Retention, StoreWriter};
+
+pub const DB_FILE: &str = "events.db";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("cannot open the event store at {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("cannot migrate the event store at {path}: {source}")]
+    Migrate { path: PathBuf, source: rusqlite::Error },
+    #[error("the event store at {path} has schema version {found}, newer than this Kevlar knows ({known}); upgrade Kevlar")]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("no event store at {0} (has Kevlar run with this --data-dir?)")]
+    Missing(PathBuf),
+    #[error("cannot read events: {0}")]
+    Query(#[from] rusqlite::Error),
+    #[error("cannot start the store writer: {0}")]
+    Thread(std::io::Error),
+}
+
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(DB_FILE)
+}
+
+fn open_conn(path: &Path) -> Result<rusqlite::Connection, StoreError> {
+    let conn = rusqlite::Connection::open(path).map_err(|source| StoreError::Open { path: path.into(), source })?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))
+        .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
+        .map_err(|source| StoreError::Open { path: path.into(), source })?;
+    Ok(conn)
+}

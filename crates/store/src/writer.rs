@@ -1,0 +1,200 @@
+//! The writer thread: drains the store's bus queue in batches, one transaction per batch,
+//! acknowledges after commit, and applies retention.
+
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use kevlar_core::SecurityEvent;
+use kevlar_engine::Envelope;
+use tokio::sync::mpsc;
+
+use crate::{db_path, migrate, open_conn, StoreError};
+
+const BATCH: usize = 512;
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub max_age: Duration,
+    pub max_size_bytes: u64,
+}
+
+/// Owns the writer thread; [`StoreWriter::join`] waits for it to commit what it holds.
+pub struct StoreWriter {
+    handle: Option<JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl StoreWriter {
+    /// Opens (creating and migrating) `<data_dir>/events.db` and starts the writer on `rx`.
+    pub fn start(data_dir: &Path, retention: Retention, rx: mpsc::Receiver<Envelope>) -> Result<Self, StoreError> {
+        let path = db_path(data_dir);
+        let mut conn = open_conn(&path)?;
+        migrate::migrate(&mut conn, &path)?;
+        apply_retention(&conn, retention);
+        let handle = std::thread::Builder::new()
+            .name("kevlar-store".into())
+            .spawn(move || run(conn, retention, rx))
+            .map_err(StoreError::Thread)?;
+        Ok(StoreWriter { handle: Some(handle), path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits until every sender is gone and the last batch is committed.
+    pub fn join(mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn run(mut conn: rusqlite::Connection, retention: Retention, mut rx: mpsc::Receiver<Envelope>) {
+    let mut last_retention = Instant::now();
+    let mut batch: Vec<Envelope> = Vec::with_capacity(BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
+            }
+        }
+        let result = write_batch(&mut conn, &batch);
+        for (env, res) in batch.drain(..).zip(result.into_iter()) {
+            if let Some(ack) = env.ack {
+                let _ = ack.send(res);
+            }
+        }
+        if last_retention.elapsed() >= RETENTION_EVERY {
+            apply_retention(&conn, retention);
+            last_retention = Instant::now();
+        }
+    }
+}
+
+fn insert(tx: &rusqlite::Transaction, e: &SecurityEvent) -> rusqlite::Result<i64> {
+    let doc = e.to_json().to_string();
+    let changed = tx.prepare_cached(
+        "INSERT OR IGNORE INTO events (ts_ms, event_id, action, severity, ip, user_name, request_id, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(rusqlite::params![
+        e.timestamp_ms,
+        e.id,
+        e.action,
+        e.severity as i64,
+        e.source_ip.map(|ip| ip.to_string()),
+        e.user_name,
+        e.request_id,
+        doc
+    ])?;
+    if changed == 0 {
+        // Already stored (same event.id): idempotent.
+        return tx.query_row("SELECT id FROM events WHERE event_id = ?1", [&e.id], |r| r.get(0));
+    }
+    Ok(tx.last_insert_rowid())
+}
+
+/// One transaction for the batch; per-event results so one bad event does not fail the rest.
+fn write_batch(conn: &mut rusqlite::Connection, batch: &[Envelope]) -> Vec<Result<i64, String>> {
+    let tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            tracing::error!(error = %e, "event store: cannot begin a transaction");
+            return batch.iter().map(|_| Err(format!("event store: {e}"))).collect();
+        }
+    };
+    let results: Vec<Result<i64, String>> = batch.iter().map(|env| insert(&tx, &env.event).map_err(|e| e.to_string())).collect();
+    match tx.commit() {
+        Ok(()) => results,
+        Err(e) => {
+            tracing::error!(error = %e, lost = batch.len(), "event store: commit failed");
+            batch.iter().map(|_| Err(format!("event store commit failed: {e}"))).collect()
+        }
+    }
+}
+
+fn apply_retention(conn: &rusqlite::Connection, r: Retention) {
+    let cutoff = kevlar_core::time::now_ms() - r.max_age.as_millis().min(i64::MAX as u128) as i64;
+    if let Err(e) = conn.execute("DELETE FROM events WHERE ts_ms < ?1", [cutoff]) {
+        tracing::warn!(error = %e, "event store: age retention failed");
+    }
+    // Size: used pages only (freed pages are reused, so the file stops growing).
+    for _ in 0..20 {
+        let used: rusqlite::Result<i64> = conn.query_row(
+            "SELECT (page_count - freelist_count) * page_size FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()",
+            [],
+            |row| row.get(0),
+        );
+        match used {
+            Ok(bytes) if (bytes as u64) > r.max_size_bytes => {
+                let res = conn.execute(
+                    "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT MAX(1, (SELECT COUNT(*) FROM events) / 10))",
+                    [],
+                );
+                if !matches!(res, Ok(n) if n > 0) {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EventQuery, Reader};
+    use kevlar_core::{Category, Severity};
+    use kevlar_engine::BusBuilder;
+
+    fn ev(action: &str) -> SecurityEvent {
+        SecurityEvent::new(action, Category::Web, Severity::Info, "m")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn acked_events_are_readable_and_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = BusBuilder::new();
+        let rx = b.subscribe("store", 64, true);
+        let bus = b.build();
+        let w = StoreWriter::start(dir.path(), Retention { max_age: Duration::from_secs(3600), max_size_bytes: 1 << 30 }, rx).unwrap();
+        let e = ev("sys_startup");
+        let id1 = bus.publish_acked(e.clone()).await.unwrap();
+        let id2 = bus.publish_acked(e).await.unwrap();
+        assert_eq!(id1, id2, "same event.id is stored once");
+        bus.publish_acked(ev("authz_fail")).await.unwrap();
+        drop(bus);
+        tokio::task::spawn_blocking(move || w.join()).await.unwrap();
+        let r = Reader::open(dir.path()).unwrap();
+        let all = r.query(&EventQuery::default()).unwrap();
+        assert_eq!(all.len(), 2);
+        let only = r.query(&EventQuery { action: Some("authz_fail".into()), ..Default::default() }).unwrap();
+        assert_eq!(only.len(), 1);
+        assert_eq!(only[0].doc["event"]["action"], "authz_fail");
+    }
+
+    #[test]
+    fn age_retention_deletes_old_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(dir.path());
+        let mut conn = open_conn(&path).unwrap();
+        migrate::migrate(&mut conn, &path).unwrap();
+        let mut old = ev("old");
+        old.timestamp_ms -= 7_200_000;
+        let (tx, _rx) = tokio::sync::oneshot::channel::<Result<i64, String>>();
+        drop(tx);
+        let batch = vec![
+            Envelope { event: std::sync::Arc::new(old), ack: None },
+            Envelope { event: std::sync::Arc::new(ev("new")), ack: None },
+        ];
+        assert!(write_batch(&mut conn, &batch).iter().all(|r| r.is_ok()));
+        apply_retention(&conn, Retention { max_age: Duration::from_secs(3600), max_size_bytes: 1 << 30 });
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 1);
+    }
+}

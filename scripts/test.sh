@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Kevlar's test command: installs what the tests need on a fresh machine, then runs them all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}"
+  fi
+}
+
+# The demo app and the header grader run on Node.js.
+command -v node >/dev/null || apt_install nodejs npm
+
+# The grader of the MDN HTTP Observatory (for the A+ test), installed beside the tests.
+if [ ! -d tests/observatory/node_modules/@mdn/mdn-http-observatory ]; then
+  (cd tests/observatory && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install cargo-nextest --locked
+fi
+cargo nextest run --workspace --no-fail-fast "$@"

@@ -1,0 +1,127 @@
+//! The command line: every subcommand and flag, with the help text users read.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kevlar",
+    version,
+    about = "Guards a web application: hardening reverse proxy, helmet-grade security headers, security events.",
+    long_about = "Kevlar stands in front of a web application (a Node.js app first, any HTTP app in general), \
+puts helmet's security headers on every response, enforces request limits, terminates TLS, and records \
+security events in an embedded store you can read with `kevlar events` or the admin API.\n\n\
+Quick start:\n  kevlar run -- node server.js        supervise the app and guard it\n  \
+kevlar guard --upstream http://127.0.0.1:3000   guard an app that runs elsewhere\n  \
+kevlar init                          write a commented kevlar.toml\n  \
+kevlar events --follow               watch security events"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Guard an application that runs elsewhere (reverse proxy with security headers and limits).
+    Guard {
+        /// The application's URL, e.g. http://127.0.0.1:3000 (or proxy.upstream in the config).
+        #[arg(long, value_name = "URL")]
+        upstream: Option<String>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Start the application, keep it running, and guard it: `kevlar run -- node server.js`.
+    Run {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// The command that starts the app; it is given PORT in its environment.
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// Write a fully commented kevlar.toml (every key with its default).
+    Init {
+        /// Where to write it.
+        #[arg(long, default_value = "kevlar.toml")]
+        path: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check a configuration file; every problem is printed as `file:line: key: what is wrong`.
+    /// Exit code 0 when valid, 1 when not, 2 when the file cannot be read.
+    Validate {
+        /// The file to check.
+        #[arg(default_value = "kevlar.toml")]
+        file: PathBuf,
+    },
+    /// Read the security events Kevlar recorded.
+    Events(EventsArgs),
+    /// Write a certificate to try TLS with: a local CA (ca.pem) and a server certificate signed by it.
+    Cert {
+        /// Generate a self-signed local CA and a server certificate (the only mode for now).
+        #[arg(long, required = true)]
+        self_signed: bool,
+        /// Directory for ca.pem, cert.pem and key.pem.
+        #[arg(long, default_value = ".kevlar/tls")]
+        out: PathBuf,
+        /// Host names and addresses the certificate covers (repeatable).
+        #[arg(long = "host", value_name = "NAME", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])]
+        hosts: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct CommonArgs {
+    /// Address for plain HTTP (default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Address for HTTPS; needs --tls-cert and --tls-key. Plain HTTP then redirects to it.
+    #[arg(long, value_name = "ADDR")]
+    pub tls_listen: Option<SocketAddr>,
+    /// Certificate chain (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+    /// Address of the admin API (default 127.0.0.1:9090; loopback unless admin TLS is set).
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
+    /// Where Kevlar keeps its state (default .kevlar).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A proxy whose X-Forwarded-For is believed (CIDR or address; repeatable).
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxy: Vec<String>,
+    /// Configuration file (default: ./kevlar.toml when it exists, else the embedded defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Keep printing new events as they arrive.
+    #[arg(long)]
+    pub follow: bool,
+    /// Only events newer than this: a duration (1h, 30m, 7d) or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only events with this event.action (e.g. authz_fail).
+    #[arg(long, value_name = "NAME")]
+    pub action: Option<String>,
+    /// Only events from this source address.
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Option<String>,
+    /// One JSON event per line (ECS fields).
+    #[arg(long)]
+    pub json: bool,
+    /// At most this many (the newest).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Where Kevlar keeps its state (default .kevlar).
+    #[arg(long, value_name = "DIR", default_value = ".kevlar")]
+    pub data_dir: PathBuf,
+}

@@ -1,0 +1,22 @@
+//! One module per subcommand; `run` dispatches.
+
+mod cert;
+mod events;
+mod init;
+mod serve;
+mod validate;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Guard { upstream, common } => serve::guard(common, upstream),
+        Command::Run { common, command } => serve::run(common, command),
+        Command::Init { path, force } => init::run(&path, force),
+        Command::Validate { file } => Ok(validate::run(&file)),
+        Command::Events(args) => events::run(args),
+        Command::Cert { self_signed: _, out, hosts } => cert::run(&out, &hosts),
+    }
+}

@@ -1,0 +1,101 @@
+//! Security headers (OWASP Secure Headers Project; helmet 8.3 defaults): every response carries
+//! helmet's twelve headers byte for byte, `Server` and `X-Powered-By` are stripped, and each
+//! header can be changed, removed, kept from the app or overridden, per path.
+
+mod common;
+
+use common::{client, DemoApp, Kevlar};
+
+/// helmet 8.3's defaults, as its own test suite states them.
+const HELMET: &[(&str, &str)] = &[
+    (
+        "content-security-policy",
+        "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' https: 'unsafe-inline';upgrade-insecure-requests",
+    ),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+    ("origin-agent-cluster", "?1"),
+    ("referrer-policy", "no-referrer"),
+    ("strict-transport-security", "max-age=31536000; includeSubDomains"),
+    ("x-content-type-options", "nosniff"),
+    ("x-dns-prefetch-control", "off"),
+    ("x-download-options", "noopen"),
+    ("x-frame-options", "SAMEORIGIN"),
+    ("x-permitted-cross-domain-policies", "none"),
+    ("x-xss-protection", "0"),
+];
+
+#[tokio::test]
+async fn every_response_carries_helmets_defaults_byte_for_byte() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).start();
+    let c = client();
+    // Pages, JSON, errors from the app and Kevlar's own pages alike.
+    for path in ["/", "/health", "/echo-headers", "/nope", "/%zz"] {
+        let r = c.get(k.url(path)).send().await.unwrap();
+        for (name, value) in HELMET {
+            let got = r.headers().get(*name).map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(got.as_deref(), Some(*value), "{path}: {name}");
+        }
+        assert!(r.headers().get("server").is_none(), "{path}: Server must be stripped");
+        assert!(r.headers().get("x-powered-by").is_none(), "{path}: X-Powered-By must be stripped");
+    }
+    // The app really does send them: without Kevlar they are there.
+    let direct = c.get(format!("{}/health", app.url())).send().await.unwrap();
+    assert_eq!(direct.headers()["x-powered-by"], "demo-app");
+}
+
+#[tokio::test]
+async fn app_values_are_kept_by_default_and_overridden_on_request() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).start();
+    let r = client().get(k.url("/app-headers")).send().await.unwrap();
+    assert_eq!(r.headers()["x-frame-options"], "DENY", "keep: the app's value stays");
+    assert_eq!(r.headers()["referrer-policy"], "same-origin");
+
+    let k2 = Kevlar::guard(&app.url())
+        .config("[headers]\napp_values = \"override\"\n[headers.set]\n\"Referrer-Policy\" = { value = \"strict-origin\", app_values = \"keep\" }\n")
+        .start();
+    let r = client().get(k2.url("/app-headers")).send().await.unwrap();
+    assert_eq!(r.headers()["x-frame-options"], "SAMEORIGIN", "override: Kevlar's value wins");
+    assert_eq!(r.headers()["referrer-policy"], "same-origin", "per-header keep beats the global override");
+}
+
+#[tokio::test]
+async fn headers_can_be_changed_removed_added_and_overridden_per_path() {
+    let app = DemoApp::start();
+    let cfg = r#"
+[headers]
+remove = ["Server"]
+[headers.set]
+"X-Frame-Options" = "DENY"
+"X-XSS-Protection" = false
+"Permissions-Policy" = "camera=(), microphone=()"
+[headers.csp.directives]
+"script-src" = ["'self'", "https://cdn.example.com"]
+"upgrade-insecure-requests" = false
+[[headers.route]]
+path = "/echo-headers"
+[headers.route.set]
+"X-Frame-Options" = false
+[headers.route.csp]
+report_only = true
+"#;
+    let k = Kevlar::guard(&app.url()).config(cfg).start();
+    let c = client();
+    let r = c.get(k.url("/health")).send().await.unwrap();
+    let h = r.headers();
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert!(h.get("x-xss-protection").is_none());
+    assert_eq!(h["permissions-policy"], "camera=(), microphone=()");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self' https://cdn.example.com;"), "{csp}");
+    assert!(!csp.contains("upgrade-insecure-requests"), "{csp}");
+    assert_eq!(h["x-powered-by"], "demo-app", "only Server is removed when `remove` says so");
+
+    let r = c.get(k.url("/echo-headers")).send().await.unwrap();
+    let h = r.headers();
+    assert!(h.get("x-frame-options").is_none(), "route removes it");
+    assert!(h.get("content-security-policy").is_none());
+    assert!(h["content-security-policy-report-only"].to_str().unwrap().contains("https://cdn.example.com"));
+}
