@@ -29,6 +29,7 @@ pub enum BodyError {
 pub const FAIL_NONE: u8 = 0;
 pub const FAIL_TOO_LARGE: u8 = 1;
 pub const FAIL_TIMEOUT: u8 = 2;
+pub const FAIL_MALFORMED: u8 = 3;
 
 /// The client's request body on its way upstream.
 pub struct RequestBody {
@@ -67,7 +68,11 @@ impl Body for RequestBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(_))) => Poll::Ready(Some(Err(BodyError::Read))),
+            Poll::Ready(Some(Err(_))) => {
+                // Broken framing (bad chunk sizes) or a client that went away mid-body.
+                this.failed.store(FAIL_MALFORMED, Ordering::Relaxed);
+                Poll::Ready(Some(Err(BodyError::Read)))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 let timeout = this.timeout;

@@ -23,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use crate::body::{RequestBody, ResponseBody, FAIL_TIMEOUT, FAIL_TOO_LARGE};
+use crate::body::{RequestBody, ResponseBody, FAIL_MALFORMED, FAIL_TIMEOUT, FAIL_TOO_LARGE};
 use crate::forward::{self, ForwardInfo};
 use crate::headers::HeaderPolicy;
 use crate::io::{ConnState, GuardedIo, InFlight};
@@ -372,6 +372,7 @@ impl Guard {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
         }
         if matches!(status, 400 | 408 | 413 | 431) {
+            // The rest of the request cannot be trusted or is not wanted: do not reuse the connection.
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         self.shared.policy.apply(&info.path, h, false);
@@ -442,6 +443,10 @@ impl Guard {
                     FAIL_TOO_LARGE => {
                         self.event(&info, "input_validation_fail", Severity::Notice, 413, "request body larger than the limit".into(), "body_too_large");
                         413
+                    }
+                    FAIL_MALFORMED => {
+                        self.event(&info, "input_validation_fail", Severity::Notice, 400, "malformed request body".into(), "malformed_body");
+                        400
                     }
                     FAIL_TIMEOUT => {
                         self.event(&info, "input_validation_fail", Severity::Notice, 408, "request body stalled".into(), "slow_body");

@@ -1,0 +1,85 @@
+//! Process lifecycle under `kevlar run` (its own test binary: it sends signals). Graceful stop
+//! (SIGTERM, grace, SIGKILL to the whole process group, no orphans), crash restarts with the exit
+//! status and the last stderr lines in `sys_crash`, and `sys_startup`/`sys_shutdown` events.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{client, repo, Kevlar};
+
+fn alive(pid: i32) -> bool {
+    // `kill -0` probes without signalling; a zombie has /proc/<pid>/stat state Z.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    !stat.is_empty() && !stat.contains(") Z ")
+}
+
+async fn wait_up(k: &Kevlar, path: &str) -> String {
+    let c = client();
+    for _ in 0..400 {
+        if let Ok(r) = c.get(k.url(path)).send().await {
+            if r.status() == 200 {
+                return r.text().await.unwrap();
+            }
+            assert_eq!(r.status(), 503, "while the app starts Kevlar answers 503");
+            assert_eq!(r.headers()["retry-after"], "2");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("app never came up; stderr:\n{}", k.stderr());
+}
+
+fn pids(file: &std::path::Path) -> (i32, i32) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut it = text.split_whitespace().map(|s| s.parse().unwrap());
+    (it.next().unwrap(), it.next().unwrap())
+}
+
+#[tokio::test]
+async fn sigterm_stops_kevlar_and_the_whole_app_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pid_file = tmp.path().join("pids");
+    let app = repo().join("tests/fixtures/apps/stubborn.js");
+    let mut k = Kevlar::cmd(&["run", "--", "node", app.to_str().unwrap()])
+        .config(&format!("[app]\nstop_grace = \"1s\"\n[app.env]\nPID_FILE = \"{}\"\nIGNORE_TERM = \"1\"\n", pid_file.display()))
+        .start();
+    wait_up(&k, "/").await;
+    let (app_pid, grandchild) = pids(&pid_file);
+    assert!(alive(app_pid) && alive(grandchild));
+    let status = k.sigterm();
+    assert!(status.success(), "{status:?}; stderr:\n{}", k.stderr());
+    assert!(!alive(app_pid), "an app that ignores SIGTERM is killed after the grace");
+    assert!(!alive(grandchild), "no orphans: the grandchild dies with the group");
+    assert!(k.stderr().contains("ignored SIGTERM"), "{}", k.stderr());
+    let actions: Vec<String> = k.events(&[]).iter().map(|e| e["event"]["action"].as_str().unwrap().to_owned()).collect();
+    assert!(actions.contains(&"sys_startup".into()) && actions.contains(&"sys_shutdown".into()), "{actions:?}");
+}
+
+#[tokio::test]
+async fn a_crash_is_recorded_and_the_app_restarted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pid_file = tmp.path().join("pids");
+    let app = repo().join("tests/fixtures/apps/stubborn.js");
+    let k = Kevlar::cmd(&["run", "--", "node", app.to_str().unwrap()])
+        .config(&format!("[app.env]\nPID_FILE = \"{}\"\n", pid_file.display()))
+        .start();
+    let first = wait_up(&k, "/").await;
+    let (_, grandchild) = pids(&pid_file);
+    let _ = client().get(k.url("/crash")).send().await;
+    let crash = k.wait_event(|e| e["event"]["action"] == "sys_crash");
+    assert_eq!(crash["kevlar"]["exit_code"], 3);
+    assert!(crash["kevlar"]["stderr_tail"].to_string().contains("database connection lost"), "{crash}");
+    assert_eq!(crash["log"]["level"], "alert");
+    // Back, as a new process; the old group is gone.
+    let mut second = String::new();
+    for _ in 0..200 {
+        second = wait_up(&k, "/").await;
+        if second != first {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_ne!(first, second, "a new instance serves");
+    assert!(!alive(grandchild), "what the crashed app spawned was killed");
+    k.wait_event(|e| e["event"]["action"] == "sys_restart");
+}
