@@ -78,8 +78,24 @@ async fn signal() {
     }
 }
 
+/// A proxy holds two descriptors per client; raise the soft limit to the hard one, as nginx's
+/// `worker_rlimit_nofile` does, so that `limits.max_connections` can actually be reached.
+fn raise_fd_limit(max_connections: usize) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let want = ((max_connections as u64) * 2 + 256).min(hard);
+        if want > soft && setrlimit(Resource::RLIMIT_NOFILE, want, hard).is_err() {
+            tracing::warn!(soft, hard, "cannot raise the open-file limit");
+        }
+        if want < (max_connections as u64) * 2 {
+            tracing::warn!(limit = want, max_connections, "the open-file limit is below what limits.max_connections needs");
+        }
+    }
+}
+
 fn serve(config: Config, command: Option<Vec<String>>) -> anyhow::Result<ExitCode> {
     init_logging();
+    raise_fd_limit(config.limits.max_connections);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     rt.block_on(serve_async(config, command))
 }
@@ -116,11 +132,11 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
         _ => None,
     };
 
-    let listeners = Guard::bind(&config).await?;
     let stats = Arc::new(Stats::default());
     let initial = config.proxy.upstream.as_ref().and_then(|u| u.authority().cloned());
     let upstream = Arc::new(Upstream::new(if command.is_some() { None } else { initial }));
     let guard = Guard::new(&config, upstream.clone(), bus.clone(), access, stats.clone());
+    let listeners = guard.bind(&config).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut supervisor_task = None;

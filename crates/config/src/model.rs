@@ -45,6 +45,8 @@ pub struct ProxyConfig {
     pub upstream: Option<http::Uri>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Proxy worker threads, each with its own listener and upstream pool; 0 = one per core.
+    pub workers: usize,
 }
 
 impl Default for ProxyConfig {
@@ -53,6 +55,7 @@ impl Default for ProxyConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             upstream: None,
             trusted_proxies: Vec::new(),
+            workers: 0,
         }
     }
 }

@@ -165,6 +165,9 @@ fn read_root(doc: &mut Doc, root: &mut Table, c: &mut Config, tls: &mut TlsParti
         if let Some(u) = t.parsed(doc, "upstream", upstream, None) {
             c.proxy.upstream = Some(u);
         }
+        if let Some(n) = t.integer(doc, "workers", 0, 256) {
+            c.proxy.workers = n as usize;
+        }
         if let Some((list, span)) = t.strings(doc, "trusted_proxies") {
             c.proxy.trusted_proxies.clear();
             for s in list {

@@ -68,8 +68,8 @@ struct Shared {
     policy: HeaderPolicy,
     trusted: Vec<IpNet>,
     limits: Limits,
-    client: Client<HttpConnector, RequestBody>,
     upstream: Arc<Upstream>,
+    workers: usize,
     bus: Bus,
     access: Option<AccessLogger>,
     stats: Arc<Stats>,
@@ -81,25 +81,64 @@ struct Shared {
     conns: Semaphore,
 }
 
-/// The bound sockets, so callers learn the ports (tests bind port 0).
+/// The bound sockets, one per worker and address (SO_REUSEPORT), so callers learn the ports
+/// (tests bind port 0) before serving starts.
 pub struct Listeners {
-    plain: TcpListener,
-    tls: Option<(TcpListener, TlsAcceptor)>,
+    plain: Vec<std::net::TcpListener>,
+    tls: Option<(Vec<std::net::TcpListener>, TlsAcceptor)>,
 }
 
 impl Listeners {
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.plain.local_addr().ok()
+        self.plain.first().and_then(|l| l.local_addr().ok())
     }
 
     pub fn https_addr(&self) -> Option<SocketAddr> {
-        self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok())
+        self.tls.as_ref().and_then(|(l, _)| l.first()).and_then(|l| l.local_addr().ok())
     }
 }
 
+/// Binds `count` listeners on one address with SO_REUSEPORT, so the kernel spreads connections
+/// over the workers. A port 0 is resolved by the first bind and reused by the others.
+async fn bind_many(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpListener>, GuardError> {
+    let err = |source| GuardError::Bind { addr, source };
+    let mut out = Vec::with_capacity(count);
+    let mut at = addr;
+    for _ in 0..count.max(1) {
+        let socket = if at.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }.map_err(err)?;
+        socket.set_reuseaddr(true).map_err(err)?;
+        socket.set_reuseport(true).map_err(err)?;
+        socket.bind(at).map_err(err)?;
+        let l = socket.listen(4096).map_err(err)?;
+        at = l.local_addr().map_err(err)?;
+        out.push(l.into_std().map_err(err)?);
+    }
+    Ok(out)
+}
+
+/// The guard: configuration-derived state shared by its workers.
 #[derive(Clone)]
 pub struct Guard {
     shared: Arc<Shared>,
+}
+
+/// One worker: a single-threaded runtime with its own listeners and its own upstream pool, so a
+/// request never crosses threads (no wake-ups between cores on the hot path).
+#[derive(Clone)]
+struct Worker {
+    shared: Arc<Shared>,
+    client: Client<HttpConnector, RequestBody>,
+}
+
+fn upstream_client(limits: &Limits) -> Client<HttpConnector, RequestBody> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(limits.upstream_connect_timeout));
+    connector.enforce_http(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build(connector)
 }
 
 struct ConnCtx {
@@ -136,14 +175,10 @@ fn version_str(v: http::Version) -> &'static str {
 impl Guard {
     pub fn new(config: &Config, upstream: Arc<Upstream>, bus: Bus, access: Option<AccessLogger>, stats: Arc<Stats>) -> Self {
         let limits = config.limits.clone();
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(limits.upstream_connect_timeout));
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .build(connector);
+        let workers = match config.proxy.workers {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n,
+        };
         let mut http = auto::Builder::new(TokioExecutor::new());
         http.http1()
             .max_buf_size(limits.max_header_bytes.max(8192))
@@ -161,8 +196,8 @@ impl Guard {
                 trusted: config.proxy.trusted_proxies.clone(),
                 conns: Semaphore::new(limits.max_connections),
                 limits,
-                client,
                 upstream,
+                workers,
                 bus,
                 access,
                 stats,
@@ -174,48 +209,89 @@ impl Guard {
     }
 
     /// Binds the plain listener and, when configured, the TLS one.
-    pub async fn bind(config: &Config) -> Result<Listeners, GuardError> {
-        let plain = TcpListener::bind(config.proxy.listen)
-            .await
-            .map_err(|source| GuardError::Bind { addr: config.proxy.listen, source })?;
+    pub async fn bind(&self, config: &Config) -> Result<Listeners, GuardError> {
+        let n = self.shared.workers;
         let tls = match &config.tls {
             None => None,
             Some(t) => {
                 let cfg = crate::tls::server_config(&t.cert, &t.key, true)?;
-                let l = TcpListener::bind(t.listen).await.map_err(|source| GuardError::Bind { addr: t.listen, source })?;
-                Some((l, TlsAcceptor::from(cfg)))
+                Some((bind_many(t.listen, n).await?, TlsAcceptor::from(cfg)))
             }
         };
+        let plain = bind_many(config.proxy.listen, n).await?;
         Ok(Listeners { plain, tls })
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and lets open connections finish
-    /// their current request (up to `grace`).
+    /// their current request (up to `grace`). Each worker runs on its own thread.
     pub async fn serve(self, listeners: Listeners, shutdown: impl std::future::Future<Output = ()>, grace: std::time::Duration) {
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let graceful = Arc::new(graceful);
         if let Some(a) = listeners.https_addr() {
             self.shared.tls_port.store(a.port(), Ordering::Relaxed);
         }
         let redirect = self.shared.redirect && listeners.tls.is_some();
-        let plain = tokio::spawn(self.clone().accept_loop(listeners.plain, None, redirect, graceful.clone()));
-        let tls = listeners.tls.map(|(l, acc)| tokio::spawn(self.clone().accept_loop(l, Some(acc), false, graceful.clone())));
-        shutdown.await;
-        plain.abort();
-        if let Some(t) = tls {
-            t.abort();
-        }
-        let _ = plain.await;
-        match Arc::try_unwrap(graceful) {
-            Ok(g) => {
-                if tokio::time::timeout(grace, g.shutdown()).await.is_err() {
-                    tracing::warn!("connections still open after the grace period; closing them");
-                }
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut plain = listeners.plain.into_iter();
+        let (mut tls, acceptor) = match listeners.tls {
+            Some((l, a)) => (l.into_iter(), Some(a)),
+            None => (Vec::new().into_iter(), None),
+        };
+        let mut threads = Vec::new();
+        for i in 0..self.shared.workers {
+            let plain_l = plain.next();
+            let tls_l = tls.next();
+            let acceptor = acceptor.clone();
+            let shared = self.shared.clone();
+            let mut stop = stop_rx.clone();
+            let spawned = std::thread::Builder::new().name(format!("kevlar-proxy-{i}")).spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start a proxy worker");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let worker = Worker { client: upstream_client(&shared.limits), shared };
+                    let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
+                    let mut loops = Vec::new();
+                    for (l, acc, redir) in [(plain_l, None, redirect), (tls_l, acceptor, false)] {
+                        let Some(l) = l else { continue };
+                        match TcpListener::from_std(l) {
+                            Ok(l) => loops.push(tokio::spawn(worker.clone().accept_loop(l, acc, redir, graceful.clone()))),
+                            Err(e) => tracing::error!(error = %e, "cannot use a listener"),
+                        }
+                    }
+                    let _ = stop.changed().await;
+                    for l in &loops {
+                        l.abort();
+                    }
+                    for l in loops {
+                        let _ = l.await;
+                    }
+                    if let Ok(g) = Arc::try_unwrap(graceful) {
+                        if tokio::time::timeout(grace, g.shutdown()).await.is_err() {
+                            tracing::warn!("connections still open after the grace period; closing them");
+                        }
+                    }
+                });
+            });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => tracing::error!(error = %e, "cannot start a proxy worker thread"),
             }
-            Err(_) => tracing::debug!("graceful shutdown handle still shared"),
         }
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
     }
+}
 
+impl Worker {
     async fn accept_loop(
         self,
         listener: TcpListener,
@@ -435,7 +511,7 @@ impl Guard {
                 return self.own_page(&ctx, &info, 400, in_flight);
             }
         };
-        let sent = tokio::time::timeout(self.shared.limits.upstream_timeout, self.shared.client.request(upstream_req)).await;
+        let sent = tokio::time::timeout(self.shared.limits.upstream_timeout, self.client.request(upstream_req)).await;
         let mut resp = match sent {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
