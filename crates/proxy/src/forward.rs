@@ -42,12 +42,13 @@ pub fn wants_upgrade(h: &HeaderMap) -> bool {
             .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
 }
 
-pub struct ForwardInfo<'a> {
-    pub client_ip: IpAddr,
+pub struct ForwardInfo {
+    /// The client's address, rendered.
+    pub client_value: HeaderValue,
     pub peer_ip: IpAddr,
     pub peer_trusted: bool,
     pub tls: bool,
-    pub request_id: &'a str,
+    pub request_id: HeaderValue,
     pub upgrade: bool,
 }
 
@@ -69,7 +70,7 @@ pub fn prepare<B>(parts: request::Parts, body: B, authority: &uri::Authority, in
         }
     }
     let h = &mut parts.headers;
-    let client = HeaderValue::from_str(&info.client_ip.to_string()).unwrap_or(HeaderValue::from_static("unknown"));
+    let client = info.client_value.clone();
     if info.peer_trusted {
         let peer = info.peer_ip.to_string();
         let chain = h
@@ -103,10 +104,16 @@ pub fn prepare<B>(parts: request::Parts, body: B, authority: &uri::Authority, in
         }
     }
     h.insert(X_REAL_IP, client);
-    h.insert(X_REQUEST_ID, HeaderValue::from_str(info.request_id).unwrap_or(HeaderValue::from_static("invalid")));
-    let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let pq = if pq.starts_with('/') { pq } else { "/" };
-    parts.uri = Uri::builder().scheme("http").authority(authority.clone()).path_and_query(pq).build()?;
+    h.insert(X_REQUEST_ID, info.request_id.clone());
+    let pq = match parts.uri.path_and_query() {
+        Some(pq) if pq.as_str().starts_with('/') => pq.clone(),
+        _ => uri::PathAndQuery::from_static("/"),
+    };
+    let mut up = uri::Parts::default();
+    up.scheme = Some(uri::Scheme::HTTP);
+    up.authority = Some(authority.clone());
+    up.path_and_query = Some(pq);
+    parts.uri = Uri::from_parts(up).map_err(http::Error::from)?;
     parts.version = Version::HTTP_11;
     Ok(Request::from_parts(parts, body))
 }
@@ -133,13 +140,13 @@ mod tests {
         b.body(()).unwrap().into_parts().0
     }
 
-    fn info(trusted: bool, upgrade: bool) -> ForwardInfo<'static> {
+    fn info(trusted: bool, upgrade: bool) -> ForwardInfo {
         ForwardInfo {
-            client_ip: "198.51.100.7".parse().unwrap(),
+            client_value: HeaderValue::from_static("198.51.100.7"),
             peer_ip: "10.0.0.1".parse().unwrap(),
             peer_trusted: trusted,
             tls: true,
-            request_id: "abc",
+            request_id: HeaderValue::from_static("abc"),
             upgrade,
         }
     }

@@ -206,17 +206,23 @@ impl HeaderPolicy {
     /// Applies the policy to a response's headers. `app_set` tells which headers came from the
     /// application (for "keep"); for Kevlar's own pages pass `false` so everything is set.
     pub fn apply(&self, path: &str, headers: &mut HeaderMap, from_app: bool) {
-        for op in &self.for_path(path).ops {
+        let ops = &self.for_path(path).ops;
+        headers.reserve(ops.len());
+        for op in ops {
             match op {
                 Op::Remove(n) => {
                     headers.remove(n);
                 }
-                Op::Set { name, value, keep_app } => {
-                    if from_app && *keep_app && headers.contains_key(name) {
-                        continue;
+                Op::Set { name, value, keep_app } => match headers.entry(name) {
+                    http::header::Entry::Occupied(mut o) => {
+                        if !(from_app && *keep_app) {
+                            o.insert(value.clone());
+                        }
                     }
-                    headers.insert(name.clone(), value.clone());
-                }
+                    http::header::Entry::Vacant(v) => {
+                        v.insert(value.clone());
+                    }
+                },
             }
         }
     }

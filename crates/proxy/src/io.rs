@@ -8,8 +8,10 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::task::AtomicWaker;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -25,7 +27,7 @@ pub struct ConnState {
     upgraded: AtomicBool,
     /// Set when the head deadline cut the connection (for the 408 event).
     pub timed_out_head: AtomicBool,
-    waker: Mutex<Option<Waker>>,
+    waker: AtomicWaker,
 }
 
 impl ConnState {
@@ -48,11 +50,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.completed.fetch_add(1, Ordering::AcqRel);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        if let Ok(mut w) = self.0.waker.lock() {
-            if let Some(w) = w.take() {
-                w.wake();
-            }
-        }
+        self.0.waker.wake();
     }
 }
 
@@ -135,9 +133,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<S> {
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => {}
         }
-        if let Ok(mut w) = this.state.waker.lock() {
-            *w = Some(cx.waker().clone());
-        }
+        this.state.waker.register(cx.waker());
         if busy {
             return Poll::Pending;
         }

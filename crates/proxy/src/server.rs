@@ -142,23 +142,67 @@ fn upstream_client(limits: &Limits) -> Client<HttpConnector, RequestBody> {
 }
 
 struct ConnCtx {
-    peer: SocketAddr,
+    peer_ip: IpAddr,
+    /// The peer's address as a header value, rendered once per connection.
+    peer_value: HeaderValue,
     tls: bool,
     redirect: bool,
     state: Arc<ConnState>,
 }
 
-/// Per-request facts kept for events and the access log.
+/// Per-request facts kept for events and the access log. Cheap clones of the request's own
+/// buffers; turned into text only when an event or a log line needs it.
 struct ReqInfo {
     started: Instant,
     request_id: RequestId,
+    request_id_value: HeaderValue,
     client_ip: IpAddr,
-    method: String,
-    path: String,
-    query: Option<String>,
-    host: Option<String>,
-    user_agent: Option<String>,
+    method: http::Method,
+    uri: http::Uri,
+    host: Option<HeaderValue>,
+    user_agent: Option<HeaderValue>,
     version: &'static str,
+}
+
+fn capped(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+impl ReqInfo {
+    fn path(&self) -> &str {
+        self.uri.path()
+    }
+    fn path_text(&self) -> String {
+        capped(self.uri.path(), 2048)
+    }
+    fn query_text(&self) -> Option<String> {
+        self.uri.query().map(|q| capped(q, 2048))
+    }
+    fn host_text(&self) -> Option<String> {
+        match &self.host {
+            Some(h) => h.to_str().ok().map(|s| capped(s, 512)),
+            None => self.uri.authority().map(|a| capped(a.as_str(), 512)),
+        }
+    }
+    fn ua_text(&self) -> Option<String> {
+        self.user_agent.as_ref().and_then(|v| v.to_str().ok()).map(|s| capped(s, 512))
+    }
+    fn rid(&self) -> &str {
+        self.request_id_value.to_str().unwrap_or("")
+    }
+}
+
+const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
 fn version_str(v: http::Version) -> &'static str {
@@ -338,7 +382,8 @@ impl Worker {
     ) {
         let limits = &self.shared.limits;
         let state = Arc::new(ConnState::default());
-        let ctx = Arc::new(ConnCtx { peer, tls: tls.is_some(), redirect, state: state.clone() });
+        let peer_ip = client_ip::canonical(peer.ip());
+        let ctx = Arc::new(ConnCtx { peer_ip, peer_value: ip_value(peer_ip), tls: tls.is_some(), redirect, state: state.clone() });
         let this = self.clone();
         let svc = hyper::service::service_fn(move |req| {
             let this = this.clone();
@@ -404,12 +449,12 @@ impl Worker {
         let category = if action.starts_with("sys_") { Category::Process } else { Category::Web };
         let mut ev = SecurityEvent::new(action, category, severity, message).with_outcome(Outcome::Failure).with_kevlar("reason", reason);
         ev.source_ip = Some(info.client_ip);
-        ev.http_method = Some(info.method.clone());
-        ev.url_path = Some(info.path.clone());
-        ev.url_query = info.query.clone();
-        ev.user_agent = info.user_agent.clone();
+        ev.http_method = Some(info.method.as_str().to_owned());
+        ev.url_path = Some(info.path_text());
+        ev.url_query = info.query_text();
+        ev.user_agent = info.ua_text();
         ev.status_code = Some(status);
-        ev.request_id = Some(info.request_id.to_string());
+        ev.request_id = Some(info.rid().to_owned());
         self.shared.bus.publish(ev);
     }
 
@@ -418,16 +463,16 @@ impl Worker {
         if let Some(a) = &self.shared.access {
             a.log(AccessRecord {
                 timestamp_ms: kevlar_core::time::now_ms(),
-                request_id: info.request_id.to_string(),
+                request_id: info.rid().to_owned(),
                 client_ip: info.client_ip,
-                method: info.method.clone(),
-                path: info.path.clone(),
-                query: info.query.clone(),
-                host: info.host.clone(),
+                method: info.method.as_str().to_owned(),
+                path: info.path_text(),
+                query: info.query_text(),
+                host: info.host_text(),
                 version: info.version,
                 status,
                 duration_us: info.started.elapsed().as_micros() as u64,
-                user_agent: info.user_agent.clone(),
+                user_agent: info.ua_text(),
                 tls,
             });
         }
@@ -435,15 +480,12 @@ impl Worker {
 
     /// Kevlar's own answer, with the security headers and the request id.
     fn own_page(&self, ctx: &ConnCtx, info: &ReqInfo, status: u16, in_flight: InFlight) -> Response<ResponseBody> {
-        let rid = info.request_id.to_string();
-        let mut resp = Response::new(ResponseBody::full(pages::page(status, &rid), Some(in_flight)));
+        let mut resp = Response::new(ResponseBody::full(pages::page(status, info.rid()), Some(in_flight)));
         *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Ok(v) = HeaderValue::from_str(&rid) {
-            h.insert("x-request-id", v);
-        }
+        h.insert(X_REQUEST_ID, info.request_id_value.clone());
         if status == 503 {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
         }
@@ -451,7 +493,7 @@ impl Worker {
             // The rest of the request cannot be trusted or is not wanted: do not reuse the connection.
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        self.shared.policy.apply(&info.path, h, false);
+        self.shared.policy.apply(info.path(), h, false);
         self.log_access(info, status, ctx.tls);
         resp
     }
@@ -459,18 +501,17 @@ impl Worker {
     async fn handle(&self, ctx: Arc<ConnCtx>, mut req: Request<Incoming>) -> Response<ResponseBody> {
         let in_flight = ctx.state.begin();
         self.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let peer_ip = client_ip::canonical(ctx.peer.ip());
-        let client_ip = client_ip::resolve(peer_ip, req.headers(), &self.shared.trusted);
-        let text = |n: header::HeaderName| req.headers().get(n).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect::<String>());
+        let client_ip = client_ip::resolve(ctx.peer_ip, req.headers(), &self.shared.trusted);
+        let request_id = RequestId::random();
         let info = ReqInfo {
             started: Instant::now(),
-            request_id: RequestId::random(),
+            request_id,
+            request_id_value: HeaderValue::from_bytes(&request_id.to_hex()).unwrap_or(HeaderValue::from_static("0")),
             client_ip,
-            method: req.method().as_str().to_owned(),
-            path: req.uri().path().chars().take(2048).collect(),
-            query: req.uri().query().map(|q| q.chars().take(2048).collect()),
-            host: text(header::HOST).or_else(|| req.uri().authority().map(|a| a.to_string())),
-            user_agent: text(header::USER_AGENT),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            host: req.headers().get(header::HOST).cloned(),
+            user_agent: req.headers().get(header::USER_AGENT).cloned(),
             version: version_str(req.version()),
         };
 
@@ -495,13 +536,13 @@ impl Worker {
         let (parts, body) = req.into_parts();
         let body = RequestBody::new(body, self.shared.limits.max_body_bytes, self.shared.limits.body_timeout);
         let failed = body.failed.clone();
-        let rid = info.request_id.to_string();
+        let client_value = if client_ip == ctx.peer_ip { ctx.peer_value.clone() } else { ip_value(client_ip) };
         let finfo = ForwardInfo {
-            client_ip,
-            peer_ip,
-            peer_trusted: client_ip::is_trusted(peer_ip, &self.shared.trusted),
+            client_value,
+            peer_ip: ctx.peer_ip,
+            peer_trusted: client_ip::is_trusted(ctx.peer_ip, &self.shared.trusted),
             tls: ctx.tls,
-            request_id: &rid,
+            request_id: info.request_id_value.clone(),
             upgrade,
         };
         let upstream_req = match forward::prepare(parts, body, &authority, &finfo) {
@@ -570,14 +611,14 @@ impl Worker {
         }
         let (mut parts, body) = resp.into_parts();
         forward::clean_response(&mut parts.headers, switching);
-        self.shared.policy.apply(&info.path, &mut parts.headers, true);
+        self.shared.policy.apply(info.path(), &mut parts.headers, true);
         self.log_access(&info, parts.status.as_u16(), ctx.tls);
         Response::from_parts(parts, ResponseBody::upstream(body, Some(in_flight)))
     }
 
     fn redirect(&self, ctx: &ConnCtx, info: &ReqInfo, req: &Request<Incoming>, in_flight: InFlight) -> Response<ResponseBody> {
         let port = self.shared.tls_port.load(Ordering::Relaxed);
-        let host = info.host.as_deref().and_then(|h| h.parse::<http::uri::Authority>().ok()).map(|a| a.host().to_owned());
+        let host = info.host_text().and_then(|h| h.parse::<http::uri::Authority>().ok()).map(|a| a.host().to_owned());
         let Some(host) = host else {
             return self.own_page(ctx, info, 400, in_flight);
         };
@@ -592,13 +633,9 @@ impl Worker {
             }
             Err(_) => *resp.status_mut() = StatusCode::BAD_REQUEST,
         }
-        self.shared.policy.apply(&info.path, resp.headers_mut(), false);
+        self.shared.policy.apply(info.path(), resp.headers_mut(), false);
         self.log_access(info, resp.status().as_u16(), false);
         resp
     }
 }
 
-#[allow(dead_code)]
-fn empty() -> ResponseBody {
-    ResponseBody::empty()
-}
