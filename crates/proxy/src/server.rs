@@ -13,7 +13,6 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use ipnet::IpNet;
 use kevlar_config::{Config, Limits};
 use kevlar_core::{Category, Outcome, RequestId, SecurityEvent, Severity};
@@ -77,7 +76,8 @@ struct Shared {
     redirect: bool,
     /// The bound TLS port the redirect points to.
     tls_port: AtomicU16,
-    http: auto::Builder<TokioExecutor>,
+    h1: hyper::server::conn::http1::Builder,
+    h2: hyper::server::conn::http2::Builder<TokioExecutor>,
     conns: Semaphore,
 }
 
@@ -205,6 +205,44 @@ fn ip_value(ip: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
+/// Drives a connection; when Kevlar stops, asks it to finish its current requests and close.
+async fn until_stopped<C>(conn: C, mut stop: tokio::sync::watch::Receiver<bool>, shutdown: fn(std::pin::Pin<&mut C>)) -> Result<(), hyper::Error>
+where
+    C: std::future::Future<Output = Result<(), hyper::Error>>,
+{
+    tokio::pin!(conn);
+    if !*stop.borrow() {
+        tokio::select! {
+            r = conn.as_mut() => return r,
+            _ = stop.changed() => {}
+        }
+    }
+    shutdown(conn.as_mut());
+    conn.await
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Looks at the first bytes without consuming them: true when they are HTTP/2's preface.
+async fn sniff_h2_preface(stream: &TcpStream) -> std::io::Result<bool> {
+    let mut buf = [0u8; 24];
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if !H2_PREFACE.starts_with(&buf[..n]) {
+            return Ok(false);
+        }
+        if n >= H2_PREFACE.len() {
+            return Ok(true);
+        }
+        // A partial preface: wait for more bytes (bounded by the caller's timeout).
+        stream.readable().await?;
+        tokio::task::yield_now().await;
+    }
+}
+
 fn version_str(v: http::Version) -> &'static str {
     match v {
         http::Version::HTTP_09 => "0.9",
@@ -223,15 +261,13 @@ impl Guard {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             n => n,
         };
-        let mut http = auto::Builder::new(TokioExecutor::new());
-        http.http1()
-            .max_buf_size(limits.max_header_bytes.max(8192))
+        let mut h1 = hyper::server::conn::http1::Builder::new();
+        h1.max_buf_size(limits.max_header_bytes.max(8192))
             .max_headers(limits.max_headers)
             .header_read_timeout(None)
             .keep_alive(true);
-        http.http2()
-            .max_header_list_size(limits.max_header_bytes as u32)
-            .max_concurrent_streams(256);
+        let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        h2.max_header_list_size(limits.max_header_bytes as u32).max_concurrent_streams(256);
         let redirect = config.tls.as_ref().is_some_and(|t| t.redirect_http);
         let tls_port = AtomicU16::new(config.tls.as_ref().map(|t| t.listen.port()).unwrap_or(443));
         Guard {
@@ -247,7 +283,8 @@ impl Guard {
                 stats,
                 redirect,
                 tls_port,
-                http,
+                h1,
+                h2,
             }),
         }
     }
@@ -296,15 +333,17 @@ impl Guard {
                 };
                 rt.block_on(async move {
                     let worker = Worker { client: upstream_client(&shared.limits), shared };
-                    let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
+                    // Every connection holds a clone of `open`; when the last is gone, `drained` ends.
+                    let (open, mut drained) = tokio::sync::mpsc::channel::<()>(1);
                     let mut loops = Vec::new();
                     for (l, acc, redir) in [(plain_l, None, redirect), (tls_l, acceptor, false)] {
                         let Some(l) = l else { continue };
                         match TcpListener::from_std(l) {
-                            Ok(l) => loops.push(tokio::spawn(worker.clone().accept_loop(l, acc, redir, graceful.clone()))),
+                            Ok(l) => loops.push(tokio::spawn(worker.clone().accept_loop(l, acc, redir, stop.clone(), open.clone()))),
                             Err(e) => tracing::error!(error = %e, "cannot use a listener"),
                         }
                     }
+                    drop(open);
                     let _ = stop.changed().await;
                     for l in &loops {
                         l.abort();
@@ -312,10 +351,8 @@ impl Guard {
                     for l in loops {
                         let _ = l.await;
                     }
-                    if let Ok(g) = Arc::try_unwrap(graceful) {
-                        if tokio::time::timeout(grace, g.shutdown()).await.is_err() {
-                            tracing::warn!("connections still open after the grace period; closing them");
-                        }
+                    if tokio::time::timeout(grace, drained.recv()).await.is_err() {
+                        tracing::warn!("connections still open after the grace period; closing them");
                     }
                 });
             });
@@ -341,7 +378,8 @@ impl Worker {
         listener: TcpListener,
         tls: Option<TlsAcceptor>,
         redirect: bool,
-        graceful: Arc<hyper_util::server::graceful::GracefulShutdown>,
+        stop: tokio::sync::watch::Receiver<bool>,
+        open: tokio::sync::mpsc::Sender<()>,
     ) {
         loop {
             // At the connection cap, stop accepting: further clients wait in the kernel's queue.
@@ -361,11 +399,13 @@ impl Worker {
             let _ = stream.set_nodelay(true);
             let this = self.clone();
             let tls = tls.clone();
-            let watcher = graceful.watcher();
+            let stop = stop.clone();
+            let open = open.clone();
             tokio::spawn(async move {
                 this.shared.stats.connections_open.fetch_add(1, Ordering::Relaxed);
                 this.shared.stats.connections_total.fetch_add(1, Ordering::Relaxed);
-                this.connection(stream, peer, tls, redirect, watcher).await;
+                this.connection(stream, peer, tls, redirect, stop).await;
+                drop(open);
                 this.shared.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
                 this.shared.conns.add_permits(1);
             });
@@ -378,46 +418,50 @@ impl Worker {
         peer: SocketAddr,
         tls: Option<TlsAcceptor>,
         redirect: bool,
-        watcher: hyper_util::server::graceful::Watcher,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) {
         let limits = &self.shared.limits;
         let state = Arc::new(ConnState::default());
         let peer_ip = client_ip::canonical(peer.ip());
         let ctx = Arc::new(ConnCtx { peer_ip, peer_value: ip_value(peer_ip), tls: tls.is_some(), redirect, state: state.clone() });
         let this = self.clone();
+        // The request future is boxed: hyper keeps its slot for the connection's whole life, and an
+        // idle keep-alive connection should not hold a request's worth of state.
         let svc = hyper::service::service_fn(move |req| {
             let this = this.clone();
             let ctx = ctx.clone();
-            async move { Ok::<_, Infallible>(this.handle(ctx, req).await) }
+            Box::pin(async move { Ok::<_, Infallible>(this.handle(ctx, req).await) })
+                as std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>
         });
-        let result = match tls {
+        // Plain HTTP/1 is the common case and keeps its future small: the TLS and HTTP/2 paths are
+        // boxed, so an idle HTTP/1 connection does not carry their state.
+        let result: Result<(), hyper::Error> = match tls {
             None => {
-                let io = GuardedIo::new(stream, state.clone(), limits.header_timeout, limits.idle_timeout, false);
-                let conn = self.shared.http.serve_connection_with_upgrades(TokioIo::new(io), svc);
-                watcher.watch(conn.into_owned()).await
-            }
-            Some(acc) => {
-                let tls_stream = match tokio::time::timeout(limits.header_timeout, acc.accept(stream)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
+                // HTTP/2 with prior knowledge starts with its preface; anything else is HTTP/1.
+                let h2 = match tokio::time::timeout(limits.header_timeout, sniff_h2_preface(&stream)).await {
+                    Ok(Ok(h2)) => h2,
+                    Ok(Err(_)) => return,
                     Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
+                        state.timed_out_head.store(true, Ordering::Release);
+                        false
                     }
                 };
-                let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                let io = GuardedIo::new(tls_stream, state.clone(), limits.header_timeout, limits.idle_timeout, h2);
-                let conn = self.shared.http.serve_connection_with_upgrades(TokioIo::new(io), svc);
-                watcher.watch(conn.into_owned()).await
+                let io = TokioIo::new(GuardedIo::new(stream, state.clone(), limits.header_timeout, limits.idle_timeout, h2));
+                if h2 {
+                    Box::pin(self.serve_h2(io, svc, stop)).await
+                } else {
+                    self.serve_h1(io, svc, stop).await
+                }
             }
+            Some(acc) => match Box::pin(self.serve_tls(stream, peer, acc, state.clone(), svc, stop)).await {
+                Some(r) => r,
+                None => return,
+            },
         };
         if let Err(e) = result {
-            let reason = match e.downcast_ref::<hyper::Error>() {
-                Some(he) if he.is_parse_too_large() => Some((431, "request head too large or too many headers")),
-                Some(he) if he.is_parse() => Some((400, "malformed request")),
+            let reason = match &e {
+                he if he.is_parse_too_large() => Some((431, "request head too large or too many headers")),
+                he if he.is_parse() => Some((400, "malformed request")),
                 _ if state.timed_out_head.load(Ordering::Acquire) => Some((408, "request head not received in time")),
                 _ => None,
             };
@@ -434,6 +478,59 @@ impl Worker {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         }
+    }
+
+    async fn serve_tls<S>(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        acc: TlsAcceptor,
+        state: Arc<ConnState>,
+        svc: S,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<Result<(), hyper::Error>>
+    where
+        S: hyper::service::HttpService<Incoming, ResBody = ResponseBody> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let limits = &self.shared.limits;
+        let tls_stream = match tokio::time::timeout(limits.header_timeout, acc.accept(stream)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return None;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return None;
+            }
+        };
+        let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        let io = TokioIo::new(GuardedIo::new(tls_stream, state, limits.header_timeout, limits.idle_timeout, h2));
+        Some(if h2 { self.serve_h2(io, svc, stop).await } else { self.serve_h1(io, svc, stop).await })
+    }
+
+    async fn serve_h1<I, S>(&self, io: I, svc: S, stop: tokio::sync::watch::Receiver<bool>) -> Result<(), hyper::Error>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+        S: hyper::service::HttpService<Incoming, ResBody = ResponseBody> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let conn = self.shared.h1.serve_connection(io, svc).with_upgrades();
+        until_stopped(conn, stop, |c| c.graceful_shutdown()).await
+    }
+
+    async fn serve_h2<I, S>(&self, io: I, svc: S, stop: tokio::sync::watch::Receiver<bool>) -> Result<(), hyper::Error>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+        S: hyper::service::HttpService<Incoming, ResBody = ResponseBody> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let conn = self.shared.h2.serve_connection(io, svc);
+        until_stopped(conn, stop, |c| c.graceful_shutdown()).await
     }
 
     fn count_status(&self, status: u16) {
