@@ -26,7 +26,7 @@ WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for f in "$WORK/upstream.pid" "$WORK/proxy.pid"; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
+  for f in "$WORK/upstream.pid" "$WORK/proxy.pid" "$WORK/proxy1.pid"; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -38,6 +38,7 @@ mkdir -p "$WORK/www" "$WORK/logs"
 head -c 1024 /dev/zero | tr '\0' 'k' > "$WORK/www/index.html"
 # Kevlar runs with its defaults, except that the access log (nginx's is off) is off too.
 printf '[access_log]\ntarget = "off"\n' > "$WORK/kevlar.toml"
+printf '[access_log]\ntarget = "off"\n[proxy]\nworkers = 1\n' > "$WORK/kevlar1.toml"
 
 # The upstream and the proxies run under separate nginx masters, so that the proxies' CPU is
 # counted apart from the upstream's.
@@ -53,21 +54,23 @@ http {
 }
 CONF
 PROXY_COMMON='proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;'
-cat > "$WORK/proxy.conf" <<CONF
-worker_processes auto;
-pid $WORK/proxy.pid;
-error_log $WORK/logs/proxy-error.log;
+# proxy_conf NAME WORKERS PLAIN_PORT HEADERS_PORT
+proxy_conf() {
+cat > "$WORK/$1.conf" <<CONF
+worker_processes $2;
+pid $WORK/$1.pid;
+error_log $WORK/logs/$1-error.log;
 events { worker_connections 20000; }
 http {
   access_log off;
   keepalive_requests 1000000;
   upstream app { server 127.0.0.1:$UP; keepalive 64; }
   server {
-    listen 127.0.0.1:$NGX;
+    listen 127.0.0.1:$3;
     location / { $PROXY_COMMON }
   }
   server {
-    listen 127.0.0.1:$NGXH;
+    listen 127.0.0.1:$4;
     location / {
       $PROXY_COMMON
       add_header Content-Security-Policy "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' https: 'unsafe-inline';upgrade-insecure-requests" always;
@@ -86,24 +89,31 @@ http {
   }
 }
 CONF
+nginx -c "$WORK/$1.conf" -p "$WORK" -e "$WORK/logs/$1-error.log"
+}
 nginx -c "$WORK/upstream.conf" -p "$WORK" -e "$WORK/logs/upstream-error.log"
-nginx -c "$WORK/proxy.conf" -p "$WORK" -e "$WORK/logs/proxy-error.log"
+NGX1=$(free_port); NGXH1=$(free_port); KV1=$(free_port)
+proxy_conf proxy auto "$NGX" "$NGXH"
+proxy_conf proxy1 1 "$NGX1" "$NGXH1"
 
-start_kevlar() { # PORT DATA_DIR ERRFILE -> pid in KPID
+start_kevlar() { # PORT DATA_DIR ERRFILE [CONFIG] -> pid in KPID
   "$KEVLAR" guard --upstream "http://127.0.0.1:$UP" --listen "127.0.0.1:$1" --admin "127.0.0.1:0" \
-    --data-dir "$2" --config "$WORK/kevlar.toml" 2>"$3" &
+    --data-dir "$2" --config "${4:-$WORK/kevlar.toml}" 2>"$3" &
   KPID=$!; PIDS+=("$KPID")
   for _ in $(seq 1 100); do grep -q "kevlar: ready" "$3" 2>/dev/null && return 0; sleep 0.1; done
   echo "kevlar did not start:"; cat "$3"; exit 1
 }
 start_kevlar "$KV" "$WORK/kevlar" "$WORK/kevlar.err"
 KEVLAR_PID=$KPID
-for _ in $(seq 1 50); do [ -s "$WORK/proxy.pid" ] && break; sleep 0.1; done
+start_kevlar "$KV1" "$WORK/kevlar1" "$WORK/kevlar1.err" "$WORK/kevlar1.toml"
+KEVLAR1_PID=$KPID
+for _ in $(seq 1 50); do [ -s "$WORK/proxy.pid" ] && [ -s "$WORK/proxy1.pid" ] && break; sleep 0.1; done
 PROXY_MASTER=$(cat "$WORK/proxy.pid")
+PROXY1_MASTER=$(cat "$WORK/proxy1.pid")
 
 HZ=$(getconf CLK_TCK)
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }
-nginx_workers() { pgrep -P "$PROXY_MASTER" | tr '\n' ' '; }
+nginx_workers() { pgrep -P "$1" | tr '\n' ' '; }
 
 # run LABEL URL [PID...]: one wrk run; sets LAST_RPS, LAST_P99 and LAST_CPU (µs per request).
 run() {
@@ -129,16 +139,17 @@ echo "loopback; wrk -t$THREADS -c$CONNS -d${DUR}s; 1 KB static upstream; $(nproc
 printf "%-34s %12s %10s %10s %12s\n" "target" "req/s" "p50" "p99" "CPU µs/req"
 run "upstream alone (nginx static)" "http://127.0.0.1:$UP/"
 UP_P99=$LAST_P99
-# shellcheck disable=SC2046
-run "nginx reverse proxy" "http://127.0.0.1:$NGX/" $(nginx_workers)
-NGX_RPS=$LAST_RPS; NGX_CPU=$LAST_CPU
-# shellcheck disable=SC2046
-run "nginx proxy + 12 helmet headers" "http://127.0.0.1:$NGXH/" $(nginx_workers)
-NGXH_RPS=$LAST_RPS; NGXH_CPU=$LAST_CPU; NGXH_P99=$LAST_P99
-run "kevlar guard (default headers)" "http://127.0.0.1:$KV/" "$KEVLAR_PID"
-KV_RPS=$LAST_RPS; KV_CPU=$LAST_CPU; KV_P99=$LAST_P99
-
-python3 - "$NGX_RPS" "$NGXH_RPS" "$KV_RPS" "$NGX_CPU" "$NGXH_CPU" "$KV_CPU" "$UP_P99" "$NGXH_P99" "$KV_P99" <<'PY'
+compare() { # LABEL NGINX_MASTER NGX_PORT NGXH_PORT KEVLAR_PID KEVLAR_PORT
+  echo "-- $1"
+  # shellcheck disable=SC2046
+  run "nginx reverse proxy" "http://127.0.0.1:$3/" $(nginx_workers "$2")
+  NGX_RPS=$LAST_RPS; NGX_CPU=$LAST_CPU
+  # shellcheck disable=SC2046
+  run "nginx proxy + 12 helmet headers" "http://127.0.0.1:$4/" $(nginx_workers "$2")
+  NGXH_RPS=$LAST_RPS; NGXH_CPU=$LAST_CPU; NGXH_P99=$LAST_P99
+  run "kevlar guard (default headers)" "http://127.0.0.1:$6/" "$5"
+  KV_RPS=$LAST_RPS; KV_CPU=$LAST_CPU; KV_P99=$LAST_P99
+  python3 - "$NGX_RPS" "$NGXH_RPS" "$KV_RPS" "$NGX_CPU" "$NGXH_CPU" "$KV_CPU" "$UP_P99" "$NGXH_P99" "$KV_P99" <<'PY'
 import sys
 def ms(s):
     s = s.strip()
@@ -148,11 +159,14 @@ def ms(s):
     return float(s)
 ngx, ngxh, kv, ngx_cpu, ngxh_cpu, kv_cpu = map(float, sys.argv[1:7])
 up99, ngxh99, kv99 = map(ms, sys.argv[7:10])
-print()
-print(f"throughput   kevlar/nginx-proxy = {kv/ngx:.2f}   kevlar/nginx+headers = {kv/ngxh:.2f}   (target >= 0.90)")
-print(f"CPU/request  kevlar/nginx-proxy = {kv_cpu/ngx_cpu:.2f}   kevlar/nginx+headers = {kv_cpu/ngxh_cpu:.2f}   (target <= 1.00)")
-print(f"p99 added over the upstream alone: kevlar {kv99-up99:.2f} ms, nginx+headers {ngxh99-up99:.2f} ms   (target < 1 ms)")
+print(f"   throughput   kevlar/nginx-proxy = {kv/ngx:.2f}   kevlar/nginx+headers = {kv/ngxh:.2f}   (target >= 0.90)")
+print(f"   CPU/request  kevlar/nginx-proxy = {kv_cpu/ngx_cpu:.2f}   kevlar/nginx+headers = {kv_cpu/ngxh_cpu:.2f}   (target <= 1.00)")
+print(f"   p99 added over the upstream alone: kevlar {kv99-up99:.2f} ms, nginx+headers {ngxh99-up99:.2f} ms   (target < 1 ms)")
 PY
+}
+compare "one worker each (nginx worker_processes 1, kevlar proxy.workers = 1)" "$PROXY1_MASTER" "$NGX1" "$NGXH1" "$KEVLAR1_PID" "$KV1"
+compare "one worker per core each (nginx auto, kevlar default)" "$PROXY_MASTER" "$NGX" "$NGXH" "$KEVLAR_PID" "$KV"
+echo
 
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 start_kevlar 0 "$WORK/kevlar-idle" "$WORK/kevlar-idle.err"
