@@ -59,6 +59,16 @@ pub enum Command {
     },
     /// Read the security events Kevlar recorded.
     Events(EventsArgs),
+    /// Show the running Kevlar's state: the app's instances (pids, uptime, restarts, health), the
+    /// proxy's counters, the event queues. Talks to the admin API.
+    Status(ControlArgs),
+    /// Zero-downtime reload of the app: each instance is replaced once its successor is ready.
+    /// Exit code 0 when every instance was replaced, 1 when one failed (the old one keeps serving).
+    Reload(ControlArgs),
+    /// Restart the app now (also leaves the `errored` state after too many crashes).
+    Restart(ControlArgs),
+    /// Print the app's captured output (<data-dir>/logs/app.out.log, or app.err.log).
+    Logs(LogsArgs),
     /// Write a certificate to try TLS with: a local CA (ca.pem) and a server certificate signed by it.
     Cert {
         /// Generate a self-signed local CA and a server certificate (the only mode for now).
@@ -122,6 +132,34 @@ pub struct EventsArgs {
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
     /// Where Kevlar keeps its state (default .kevlar).
+    #[arg(long, value_name = "DIR", default_value = ".kevlar")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ControlArgs {
+    /// The admin API's URL (default: read from <data-dir>/admin.addr, written by the running Kevlar).
+    #[arg(long, value_name = "URL")]
+    pub admin: Option<String>,
+    /// The running Kevlar's data dir (for admin.addr and admin.token).
+    #[arg(long, value_name = "DIR", default_value = ".kevlar")]
+    pub data_dir: PathBuf,
+    /// Print the raw JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Keep printing new lines as the app writes them.
+    #[arg(long)]
+    pub follow: bool,
+    /// The app's stderr instead of its stdout.
+    #[arg(long)]
+    pub stderr: bool,
+    /// How many of the last lines to print first.
+    #[arg(long, default_value_t = 50)]
+    pub lines: usize,
     #[arg(long, value_name = "DIR", default_value = ".kevlar")]
     pub data_dir: PathBuf,
 }

@@ -27,7 +27,7 @@ async fn the_token_is_generated_private_and_required() {
     let ok = c.get(k.admin_url("/v1/status")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(ok.status(), 200);
     let s: Value = ok.json().await.unwrap();
-    assert_eq!(s["upstream"], app.addr.to_string());
+    assert_eq!(s["upstream"][0], app.addr.to_string());
     let e = k.wait_event(|e| e["event"]["action"] == "authz_fail");
     assert_eq!(e["kevlar"]["resource"], "admin_api");
     assert!(!e.to_string().contains(&token[..16]), "the token never appears in an event");

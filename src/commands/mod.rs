@@ -1,9 +1,11 @@
 //! One module per subcommand; `run` dispatches.
 
 mod cert;
+mod control;
+mod logs;
 mod events;
 mod init;
-mod serve;
+pub mod serve;
 mod validate;
 
 use std::process::ExitCode;
@@ -17,6 +19,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init { path, force } => init::run(&path, force),
         Command::Validate { file } => Ok(validate::run(&file)),
         Command::Events(args) => events::run(args),
+        Command::Status(a) => control::status(a),
+        Command::Reload(a) => control::reload(a),
+        Command::Restart(a) => control::restart(a),
+        Command::Logs(a) => logs::run(a),
         Command::Cert { self_signed: _, out, hosts } => cert::run(&out, &hosts),
     }
 }

@@ -14,13 +14,15 @@ use kevlar_engine::BusBuilder;
 use kevlar_proxy::{Guard, Stats, Upstream};
 use kevlar_sinks::{AccessLogger, AccessTarget};
 use kevlar_store::{Retention, StoreWriter};
-use kevlar_supervisor::{AppSpec, Supervisor};
+use kevlar_supervisor::{AppLogs, AppSpec, Backoff, Health, Supervisor};
 use tokio::sync::watch;
 
 use crate::cli::CommonArgs;
 
 const STORE_QUEUE: usize = 65_536;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Written at start: the admin API's URL, for the CLI's control commands.
+pub const ADMIN_ADDR_FILE: &str = "admin.addr";
 
 fn load_config(common: &CommonArgs, upstream: Option<String>) -> anyhow::Result<Config> {
     let overrides = Overrides {
@@ -66,16 +68,60 @@ pub fn run(common: CommonArgs, command: Vec<String>) -> anyhow::Result<ExitCode>
     serve(config, Some(command))
 }
 
-async fn signal() {
+/// Waits for SIGTERM or SIGINT; SIGHUP meanwhile reloads the app (under `kevlar run`).
+async fn signal(app: Option<kevlar_supervisor::SupervisorHandle>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
+    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+        return std::future::pending().await;
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+            _ = hup.recv() => match &app {
+                Some(app) => {
+                    let app = app.clone();
+                    tokio::spawn(async move {
+                        tracing::info!("SIGHUP: reloading the application");
+                        match app.reload().await {
+                            Ok(()) => tracing::info!("reload done"),
+                            Err(e) => tracing::warn!("reload failed: {e}"),
+                        }
+                    });
+                }
+                None => tracing::info!("SIGHUP ignored: no supervised app"),
+            },
+        }
     }
+}
+
+/// The supervisor routes through the guard's upstream set.
+struct UpstreamRouter(Arc<Upstream>);
+
+impl kevlar_supervisor::Router for UpstreamRouter {
+    fn add(&self, addr: std::net::SocketAddr) -> u64 {
+        match http::uri::Authority::try_from(addr.to_string().as_str()) {
+            Ok(a) => self.0.add(a),
+            Err(_) => 0,
+        }
+    }
+
+    fn remove(&self, id: u64) -> Box<dyn Fn() -> usize + Send + Sync> {
+        match self.0.remove(id) {
+            Some(b) => Box::new(move || b.outstanding()),
+            None => Box::new(|| 0),
+        }
+    }
+}
+
+fn app_logs(config: &Config, data_dir: &std::path::Path) -> anyhow::Result<AppLogs> {
+    use kevlar_sinks::util::rotate::RotatingFile;
+    let open = |name: &str| -> anyhow::Result<Arc<std::sync::Mutex<RotatingFile>>> {
+        let p = data_dir.join("logs").join(name);
+        let f = RotatingFile::open(&p, config.app.logs.max_bytes, config.app.logs.keep).with_context(|| format!("cannot open {}", p.display()))?;
+        Ok(Arc::new(std::sync::Mutex::new(f)))
+    };
+    Ok(AppLogs { out: Some(open("app.out.log")?), err: Some(open("app.err.log")?), echo: config.app.logs.echo })
 }
 
 /// A proxy holds two descriptors per client; raise the soft limit to the hard one, as nginx's
@@ -134,29 +180,39 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
 
     let stats = Arc::new(Stats::default());
     let initial = config.proxy.upstream.as_ref().and_then(|u| u.authority().cloned());
-    let upstream = Arc::new(Upstream::new(if command.is_some() { None } else { initial }));
+    let upstream = Arc::new(Upstream::new(if command.is_some() { None } else { initial }).with_hold(config.app.hold_timeout, config.app.max_held));
     let guard = Guard::new(&config, upstream.clone(), bus.clone(), access, stats.clone());
     let listeners = guard.bind(&config).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut supervisor_task = None;
     let mut app_status = None;
+    let mut app_handle = None;
     if let Some(cmd) = command {
-        let port = match config.app.port {
-            Some(p) => p,
-            None => kevlar_supervisor::free_port()?,
+        let a = &config.app;
+        let spec = AppSpec {
+            command: cmd,
+            port: a.port,
+            env: a.env.clone(),
+            cwd: a.cwd.clone(),
+            instances: a.instances,
+            ready_timeout: a.ready_timeout,
+            stop_grace: a.stop_grace,
+            health: Health { path: a.health.path.clone(), interval: a.health.interval, timeout: a.health.timeout, failures: a.health.failures },
+            backoff: Backoff {
+                first: a.backoff_first,
+                factor: a.backoff_factor,
+                max: a.backoff_max,
+                min_uptime: a.min_uptime,
+                max_fast_crashes: a.max_fast_crashes,
+                window: a.crash_window,
+            },
         };
-        let sup = Supervisor::new(
-            AppSpec { command: cmd, port, env: config.app.env.clone(), cwd: None, ready_timeout: config.app.ready_timeout, stop_grace: config.app.stop_grace },
-            bus.clone(),
-        )?;
+        let sup = Supervisor::new(spec, bus.clone(), Arc::new(UpstreamRouter(upstream.clone())), app_logs(&config, &data_dir)?)?;
         app_status = Some(sup.status.clone());
-        let up = upstream.clone();
-        let rx = stop_rx.clone();
-        supervisor_task = Some(tokio::spawn(async move {
-            sup.run(rx, move |addr| up.set(addr.map(|a| http::uri::Authority::try_from(a.to_string().as_str()).expect("a socket address is an authority"))))
-                .await
-        }));
+        let (handle, task) = sup.start(stop_rx.clone());
+        app_handle = Some(handle);
+        supervisor_task = Some(task);
     }
 
     let status_upstream = upstream.clone();
@@ -164,16 +220,42 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     let status_fn: kevlar_admin::StatusFn = Arc::new(move || {
         let mut v = serde_json::json!({
             "proxy": status_stats.to_json(),
-            "upstream": status_upstream.get().map(|a| a.to_string()),
+            "upstream": status_upstream.authorities(),
+            "held_requests": status_upstream.held(),
         });
         if let Some(s) = &app_status {
-            if let Ok(s) = s.lock() {
-                v["app"] = serde_json::json!({ "state": s.state, "pid": s.pid, "restarts": s.restarts, "last_exit": s.last_exit });
+            if let Ok(list) = s.lock() {
+                let now = kevlar_core::time::now_ms();
+                let instances: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|i| {
+                        let mut j = serde_json::to_value(i).unwrap_or_default();
+                        if let (Some(start), "running") = (i.started_ms, i.state) {
+                            j["uptime_ms"] = serde_json::json!(now - start);
+                        }
+                        j
+                    })
+                    .collect();
+                let state = if list.iter().all(|i| i.state == "running") {
+                    "running"
+                } else if list.iter().any(|i| i.state == "errored") {
+                    "errored"
+                } else {
+                    list.first().map(|i| i.state).unwrap_or("stopped")
+                };
+                v["app"] = serde_json::json!({ "state": state, "instances": instances });
             }
         }
         v
     });
-    let admin_state = kevlar_admin::AdminState { token: Arc::new(token), data_dir: data_dir.clone(), bus: bus.clone(), status: status_fn, started: std::time::Instant::now() };
+    let admin_state = kevlar_admin::AdminState {
+        token: Arc::new(token),
+        data_dir: data_dir.clone(),
+        bus: bus.clone(),
+        status: status_fn,
+        started: std::time::Instant::now(),
+        app: app_handle.clone(),
+    };
 
     let http_addr = listeners.http_addr().map(|a| a.to_string()).unwrap_or_default();
     let https_addr = listeners.https_addr().map(|a| format!(" https={a}")).unwrap_or_default();
@@ -197,21 +279,23 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
         },
         SHUTDOWN_GRACE,
     ));
+    // `kevlar status`, `reload` and `restart` find the admin API through this file.
+    let scheme = if config.admin.tls_cert.is_some() { "https" } else { "http" };
+    if let Err(e) = std::fs::write(data_dir.join(ADMIN_ADDR_FILE), format!("{scheme}://{admin_addr}\n")) {
+        tracing::warn!(error = %e, "cannot write {}", ADMIN_ADDR_FILE);
+    }
     // A stable line that scripts and tests can wait for.
     eprintln!("kevlar: ready http={http_addr}{https_addr} admin={admin_addr} data_dir={}", data_dir.display());
 
-    signal().await;
+    signal(app_handle).await;
     tracing::info!("stopping: no new connections; finishing open requests");
     let _ = stop_tx.send(true);
     let _ = guard_task.await;
     let _ = admin_task.await;
     if let Some(t) = supervisor_task {
-        match t.await {
-            Ok(Err(e)) => tracing::error!(error = %e, "supervisor"),
-            Err(e) => tracing::error!(error = %e, "supervisor task"),
-            Ok(Ok(())) => {}
-        }
+        let _ = t.await;
     }
+    let _ = std::fs::remove_file(data_dir.join(ADMIN_ADDR_FILE));
     overflow.abort();
     let _ = bus.publish_acked(SecurityEvent::new("sys_shutdown", Category::Process, Severity::Info, "Kevlar stopped").with_outcome(Outcome::Success)).await;
     drop(bus);

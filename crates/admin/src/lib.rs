@@ -30,6 +30,8 @@ pub struct AdminState {
     pub bus: Bus,
     pub status: StatusFn,
     pub started: std::time::Instant,
+    /// Present under `kevlar run`: reload and restart the app.
+    pub app: Option<kevlar_supervisor::SupervisorHandle>,
 }
 
 /// Serves the admin API on `listener` until `shutdown` resolves.

@@ -18,6 +18,8 @@ pub(crate) fn router(state: AdminState) -> Router {
     let v1 = Router::new()
         .route("/v1/status", get(status))
         .route("/v1/events", get(list_events).post(post_event))
+        .route("/v1/app/reload", axum::routing::post(reload))
+        .route("/v1/app/restart", axum::routing::post(restart))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -66,6 +68,27 @@ async fn status(State(state): State<AdminState>) -> Response {
         "dropped": bus.dropped.iter().map(|(n, c)| (n.to_string(), json!(c))).collect::<serde_json::Map<_, _>>(),
     });
     Json(v).into_response()
+}
+
+/// Rolling, zero-downtime reload; answers when every instance is replaced (or the first failure).
+async fn reload(State(state): State<AdminState>) -> Response {
+    let Some(app) = &state.app else {
+        return error(StatusCode::CONFLICT, "no supervised app: Kevlar runs as `kevlar guard`");
+    };
+    match app.reload().await {
+        Ok(()) => Json(json!({ "ok": true })).into_response(),
+        Err(e) => error(StatusCode::CONFLICT, &e),
+    }
+}
+
+async fn restart(State(state): State<AdminState>) -> Response {
+    let Some(app) = &state.app else {
+        return error(StatusCode::CONFLICT, "no supervised app: Kevlar runs as `kevlar guard`");
+    };
+    match app.restart().await {
+        Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "ok": true }))).into_response(),
+        Err(e) => error(StatusCode::CONFLICT, &e),
+    }
 }
 
 #[derive(Deserialize)]

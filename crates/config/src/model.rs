@@ -205,17 +205,33 @@ impl Default for AccessLog {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AppConfig {
     /// The command `kevlar run` starts when none is given after `--`.
     pub command: Vec<String>,
-    /// The port the app is told (`PORT`); `None` picks a free one.
+    /// The port the first instance is told (`PORT`); `None` picks free ones.
     pub port: Option<u16>,
     pub env: Vec<(String, String)>,
-    /// How long the app may take to accept connections.
+    /// Working directory of the app (default: Kevlar's).
+    pub cwd: Option<std::path::PathBuf>,
+    /// Copies of the app, load-balanced by least outstanding requests.
+    pub instances: usize,
+    /// How long an instance may take to become ready.
     pub ready_timeout: Duration,
     /// Time between SIGTERM and SIGKILL when stopping the app.
     pub stop_grace: Duration,
+    /// How long a request waits for an instance while none is ready (then 503).
+    pub hold_timeout: Duration,
+    /// How many requests may wait at once (further ones get 503 at once).
+    pub max_held: usize,
+    pub backoff_first: Duration,
+    pub backoff_factor: f64,
+    pub backoff_max: Duration,
+    pub min_uptime: Duration,
+    pub max_fast_crashes: u32,
+    pub crash_window: Duration,
+    pub health: HealthConfig,
+    pub logs: AppLogsConfig,
 }
 
 impl Default for AppConfig {
@@ -224,8 +240,50 @@ impl Default for AppConfig {
             command: Vec::new(),
             port: None,
             env: Vec::new(),
+            cwd: None,
+            instances: 1,
             ready_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(10),
+            hold_timeout: Duration::from_secs(10),
+            max_held: 1024,
+            backoff_first: Duration::from_millis(100),
+            backoff_factor: 2.0,
+            backoff_max: Duration::from_secs(15),
+            min_uptime: Duration::from_secs(10),
+            max_fast_crashes: 10,
+            crash_window: Duration::from_secs(60),
+            health: HealthConfig::default(),
+            logs: AppLogsConfig::default(),
         }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// Probed with GET; any HTTP answer counts. `None`: TCP accept only (cannot see a hang).
+    pub path: Option<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub failures: u32,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig { path: Some("/".into()), interval: Duration::from_secs(5), timeout: Duration::from_secs(2), failures: 3 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppLogsConfig {
+    /// Rotate `<data_dir>/logs/app.out.log` and `app.err.log` past this size.
+    pub max_bytes: u64,
+    pub keep: usize,
+    /// Also print the app's output on Kevlar's stderr.
+    pub echo: bool,
+}
+
+impl Default for AppLogsConfig {
+    fn default() -> Self {
+        AppLogsConfig { max_bytes: 10 << 20, keep: 5, echo: true }
     }
 }

@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::io::InFlight;
+use crate::upstream::Lease;
 
 /// Why a request body was cut off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -33,7 +34,7 @@ pub const FAIL_MALFORMED: u8 = 3;
 
 /// The client's request body on its way upstream.
 pub struct RequestBody {
-    inner: Incoming,
+    inner: Option<Incoming>,
     read: u64,
     max: u64,
     timeout: Duration,
@@ -44,7 +45,12 @@ pub struct RequestBody {
 
 impl RequestBody {
     pub fn new(inner: Incoming, max: u64, timeout: Duration) -> Self {
-        RequestBody { inner, read: 0, max, timeout, sleep: None, failed: Arc::new(AtomicU8::new(FAIL_NONE)) }
+        RequestBody { inner: Some(inner), read: 0, max, timeout, sleep: None, failed: Arc::new(AtomicU8::new(FAIL_NONE)) }
+    }
+
+    /// No body (a request sent again).
+    pub fn empty() -> Self {
+        RequestBody { inner: None, read: 0, max: 0, timeout: Duration::from_secs(1), sleep: None, failed: Arc::new(AtomicU8::new(FAIL_NONE)) }
     }
 }
 
@@ -54,7 +60,8 @@ impl Body for RequestBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
+        match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(d) = frame.data_ref() {
                     this.read += d.len() as u64;
@@ -85,11 +92,11 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner.as_ref().map(|b| b.size_hint()).unwrap_or_else(|| SizeHint::with_exact(0))
     }
 }
 
@@ -103,19 +110,21 @@ enum Kind {
 pub struct ResponseBody {
     kind: Kind,
     _in_flight: Option<InFlight>,
+    _lease: Option<Lease>,
 }
 
 impl ResponseBody {
-    pub fn upstream(b: Incoming, in_flight: Option<InFlight>) -> Self {
-        ResponseBody { kind: Kind::Upstream(b), _in_flight: in_flight }
+    /// The application's body; the lease on its instance is held until the body is done.
+    pub fn upstream(b: Incoming, in_flight: Option<InFlight>, lease: Option<Lease>) -> Self {
+        ResponseBody { kind: Kind::Upstream(b), _in_flight: in_flight, _lease: lease }
     }
 
     pub fn full(b: Bytes, in_flight: Option<InFlight>) -> Self {
-        ResponseBody { kind: Kind::Full(Some(b)), _in_flight: in_flight }
+        ResponseBody { kind: Kind::Full(Some(b)), _in_flight: in_flight, _lease: None }
     }
 
     pub fn empty() -> Self {
-        ResponseBody { kind: Kind::Full(None), _in_flight: None }
+        ResponseBody { kind: Kind::Full(None), _in_flight: None, _lease: None }
     }
 }
 

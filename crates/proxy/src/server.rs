@@ -624,15 +624,13 @@ impl Worker {
             self.event(&info, "input_validation_fail", Severity::Notice, 413, "request body larger than the limit".into(), "body_too_large");
             return self.own_page(&ctx, &info, 413, in_flight);
         }
-        let Some(authority) = self.shared.upstream.get() else {
-            return self.own_page(&ctx, &info, 503, in_flight);
-        };
-
         let upgrade = forward::wants_upgrade(req.headers());
+        // A request without a body and with a safe method can be sent again when the instance it
+        // went to died under it (a crash, a restart): the client never sees the failure.
+        let retryable = !upgrade && http_body::Body::is_end_stream(req.body()) && matches!(*req.method(), http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
-        let body = RequestBody::new(body, self.shared.limits.max_body_bytes, self.shared.limits.body_timeout);
-        let failed = body.failed.clone();
+        let saved = retryable.then(|| (parts.method.clone(), parts.uri.clone(), parts.version, parts.headers.clone()));
         let client_value = if client_ip == ctx.peer_ip { ctx.peer_value.clone() } else { ip_value(client_ip) };
         let finfo = ForwardInfo {
             client_value,
@@ -642,43 +640,69 @@ impl Worker {
             request_id: info.request_id_value.clone(),
             upgrade,
         };
-        let upstream_req = match forward::prepare(parts, body, &authority, &finfo) {
-            Ok(r) => r,
-            Err(_) => {
-                self.event(&info, "input_validation_fail", Severity::Notice, 400, "request target cannot be forwarded".into(), "bad_target");
-                return self.own_page(&ctx, &info, 400, in_flight);
-            }
-        };
-        let sent = tokio::time::timeout(self.shared.limits.upstream_timeout, self.client.request(upstream_req)).await;
-        let mut resp = match sent {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                let status = match failed.load(Ordering::Relaxed) {
-                    FAIL_TOO_LARGE => {
-                        self.event(&info, "input_validation_fail", Severity::Notice, 413, "request body larger than the limit".into(), "body_too_large");
-                        413
-                    }
-                    FAIL_MALFORMED => {
-                        self.event(&info, "input_validation_fail", Severity::Notice, 400, "malformed request body".into(), "malformed_body");
-                        400
-                    }
-                    FAIL_TIMEOUT => {
-                        self.event(&info, "input_validation_fail", Severity::Notice, 408, "request body stalled".into(), "slow_body");
-                        408
-                    }
-                    _ => {
-                        self.shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(request_id = %info.request_id, error = %e, "upstream request failed");
-                        self.event(&info, "sys_upstream_unavailable", Severity::Warning, 502, "the application did not accept the request".into(), "upstream_error");
-                        502
-                    }
-                };
-                return self.own_page(&ctx, &info, status, in_flight);
-            }
-            Err(_) => {
-                self.shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
-                self.event(&info, "sys_upstream_timeout", Severity::Warning, 504, "the application did not answer in time".into(), "upstream_timeout");
-                return self.own_page(&ctx, &info, 504, in_flight);
+        let limits = &self.shared.limits;
+        let mut next = Some((parts, RequestBody::new(body, limits.max_body_bytes, limits.body_timeout)));
+        let mut attempt = 0;
+        let (mut resp, lease) = loop {
+            attempt += 1;
+            let Some((parts, body)) = next.take() else {
+                return self.own_page(&ctx, &info, 502, in_flight);
+            };
+            let lease = match self.shared.upstream.pick_or_wait().await {
+                Ok(l) => l,
+                Err(_) => return self.own_page(&ctx, &info, 503, in_flight),
+            };
+            let failed = body.failed.clone();
+            let upstream_req = match forward::prepare(parts, body, &lease.backend().authority, &finfo) {
+                Ok(r) => r,
+                Err(_) => {
+                    self.event(&info, "input_validation_fail", Severity::Notice, 400, "request target cannot be forwarded".into(), "bad_target");
+                    return self.own_page(&ctx, &info, 400, in_flight);
+                }
+            };
+            match tokio::time::timeout(limits.upstream_timeout, self.client.request(upstream_req)).await {
+                Ok(Ok(r)) => break (r, lease),
+                Ok(Err(e)) => {
+                    let status = match failed.load(Ordering::Relaxed) {
+                        FAIL_TOO_LARGE => {
+                            self.event(&info, "input_validation_fail", Severity::Notice, 413, "request body larger than the limit".into(), "body_too_large");
+                            413
+                        }
+                        FAIL_MALFORMED => {
+                            self.event(&info, "input_validation_fail", Severity::Notice, 400, "malformed request body".into(), "malformed_body");
+                            400
+                        }
+                        FAIL_TIMEOUT => {
+                            self.event(&info, "input_validation_fail", Severity::Notice, 408, "request body stalled".into(), "slow_body");
+                            408
+                        }
+                        _ => {
+                            lease.backend().mark_failed();
+                            drop(lease);
+                            if let (Some((method, uri, version, headers)), true) = (&saved, attempt < 3) {
+                                let mut again = Request::new(());
+                                *again.method_mut() = method.clone();
+                                *again.uri_mut() = uri.clone();
+                                *again.version_mut() = *version;
+                                *again.headers_mut() = headers.clone();
+                                let (p, ()) = again.into_parts();
+                                next = Some((p, RequestBody::empty()));
+                                tracing::debug!(request_id = %info.request_id, error = %e, "upstream failed; sending the request again");
+                                continue;
+                            }
+                            self.shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(request_id = %info.request_id, error = %e, "upstream request failed");
+                            self.event(&info, "sys_upstream_unavailable", Severity::Warning, 502, "the application did not accept the request".into(), "upstream_error");
+                            502
+                        }
+                    };
+                    return self.own_page(&ctx, &info, status, in_flight);
+                }
+                Err(_) => {
+                    self.shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                    self.event(&info, "sys_upstream_timeout", Severity::Warning, 504, "the application did not answer in time".into(), "upstream_timeout");
+                    return self.own_page(&ctx, &info, 504, in_flight);
+                }
             }
         };
 
@@ -710,7 +734,7 @@ impl Worker {
         forward::clean_response(&mut parts.headers, switching);
         self.shared.policy.apply(info.path(), &mut parts.headers, true);
         self.log_access(&info, parts.status.as_u16(), ctx.tls);
-        Response::from_parts(parts, ResponseBody::upstream(body, Some(in_flight)))
+        Response::from_parts(parts, ResponseBody::upstream(body, Some(in_flight), Some(lease)))
     }
 
     fn redirect(&self, ctx: &ConnCtx, info: &ReqInfo, req: &Request<Incoming>, in_flight: InFlight) -> Response<ResponseBody> {

@@ -1,27 +1,237 @@
-//! Where requests go. `kevlar guard` sets it once; `kevlar run` sets it when the app is ready and
-//! clears it while the app restarts (requests then get 503 with Retry-After).
+//! Where requests go: a set of ready backends, chosen by least outstanding requests.
+//!
+//! `kevlar guard` puts one fixed backend in it. `kevlar run` adds an instance when it is ready and
+//! removes it when it exits or is drained for a reload; while the set is empty (the app is starting
+//! or restarting) requests are held — up to a bounded time and count — and served as soon as an
+//! instance is ready, instead of failing.
 
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use http::uri::Authority;
+use tokio::sync::Notify;
 
-#[derive(Default)]
+/// After a failed connection a backend is avoided for this long, while others are ready.
+const AVOID_FOR_MS: i64 = 1000;
+
+pub struct Backend {
+    pub id: u64,
+    pub authority: Authority,
+    outstanding: AtomicUsize,
+    failed_at_ms: AtomicI64,
+}
+
+impl Backend {
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::Acquire)
+    }
+
+    /// A connection to it failed: prefer others for a moment.
+    pub fn mark_failed(&self) {
+        self.failed_at_ms.store(kevlar_core::time::now_ms(), Ordering::Relaxed);
+    }
+
+    fn avoided(&self, now: i64) -> bool {
+        now - self.failed_at_ms.load(Ordering::Relaxed) < AVOID_FOR_MS
+    }
+}
+
+/// A request's hold on a backend; counts as outstanding until dropped (when the response body
+/// is done).
+pub struct Lease(Arc<Backend>);
+
+impl Lease {
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.0
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.0.outstanding.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Why no backend could be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoBackend {
+    /// Waited the whole hold time.
+    Timeout,
+    /// Too many requests are already waiting.
+    TooManyWaiting,
+}
+
 pub struct Upstream {
-    current: RwLock<Option<Authority>>,
+    backends: RwLock<Arc<Vec<Arc<Backend>>>>,
+    next_id: AtomicU64,
+    changed: Notify,
+    held: AtomicUsize,
+    max_held: usize,
+    hold: Duration,
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Upstream::new(None)
+    }
 }
 
 impl Upstream {
     pub fn new(initial: Option<Authority>) -> Self {
-        Upstream { current: RwLock::new(initial) }
-    }
-
-    pub fn get(&self) -> Option<Authority> {
-        self.current.read().ok().and_then(|g| g.clone())
-    }
-
-    pub fn set(&self, a: Option<Authority>) {
-        if let Ok(mut g) = self.current.write() {
-            *g = a;
+        let u = Upstream {
+            backends: RwLock::new(Arc::new(Vec::new())),
+            next_id: AtomicU64::new(1),
+            changed: Notify::new(),
+            held: AtomicUsize::new(0),
+            max_held: 1024,
+            hold: Duration::from_secs(10),
+        };
+        if let Some(a) = initial {
+            u.add(a);
         }
+        u
+    }
+
+    /// How long and how many requests may wait for an instance.
+    pub fn with_hold(mut self, hold: Duration, max_held: usize) -> Self {
+        self.hold = hold;
+        self.max_held = max_held;
+        self
+    }
+
+    fn snapshot(&self) -> Arc<Vec<Arc<Backend>>> {
+        self.backends.read().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Vec<Arc<Backend>>)) {
+        if let Ok(mut g) = self.backends.write() {
+            let mut v: Vec<Arc<Backend>> = g.as_ref().clone();
+            f(&mut v);
+            *g = Arc::new(v);
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Adds a ready backend; returns its id (for removing it later).
+    pub fn add(&self, authority: Authority) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let b = Arc::new(Backend { id, authority, outstanding: AtomicUsize::new(0), failed_at_ms: AtomicI64::new(0) });
+        self.update(|v| v.push(b));
+        id
+    }
+
+    /// Stops sending new requests to a backend; returns it so the caller can wait for it to drain.
+    pub fn remove(&self, id: u64) -> Option<Arc<Backend>> {
+        let mut removed = None;
+        self.update(|v| {
+            if let Some(i) = v.iter().position(|b| b.id == id) {
+                removed = Some(v.remove(i));
+            }
+        });
+        removed
+    }
+
+    /// Replaces every backend with this one (or none).
+    pub fn set(&self, a: Option<Authority>) {
+        self.update(|v| v.clear());
+        if let Some(a) = a {
+            self.add(a);
+        }
+    }
+
+    pub fn authorities(&self) -> Vec<String> {
+        self.snapshot().iter().map(|b| b.authority.to_string()).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.snapshot().is_empty()
+    }
+
+    /// The ready backend with the fewest outstanding requests (avoiding recently failed ones
+    /// while another is ready).
+    pub fn pick(&self) -> Option<Lease> {
+        let all = self.snapshot();
+        let now = kevlar_core::time::now_ms();
+        let best = all
+            .iter()
+            .filter(|b| !b.avoided(now))
+            .min_by_key(|b| b.outstanding())
+            .or_else(|| all.iter().min_by_key(|b| b.failed_at_ms.load(Ordering::Relaxed)))?;
+        best.outstanding.fetch_add(1, Ordering::AcqRel);
+        Some(Lease(best.clone()))
+    }
+
+    /// Like [`pick`](Self::pick), but while no backend is ready waits for one — up to the hold
+    /// time, and only while fewer than the maximum number of requests are waiting.
+    pub async fn pick_or_wait(&self) -> Result<Lease, NoBackend> {
+        if let Some(l) = self.pick() {
+            return Ok(l);
+        }
+        if self.held.fetch_add(1, Ordering::AcqRel) >= self.max_held {
+            self.held.fetch_sub(1, Ordering::AcqRel);
+            return Err(NoBackend::TooManyWaiting);
+        }
+        let deadline = tokio::time::Instant::now() + self.hold;
+        let result = loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(l) = self.pick() {
+                break Ok(l);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                break self.pick().ok_or(NoBackend::Timeout);
+            }
+        };
+        self.held.fetch_sub(1, Ordering::AcqRel);
+        result
+    }
+
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(port: u16) -> Authority {
+        format!("127.0.0.1:{port}").parse().unwrap()
+    }
+
+    #[test]
+    fn least_outstanding_wins_and_leases_release() {
+        let u = Upstream::new(None);
+        u.add(a(1));
+        u.add(a(2));
+        let l1 = u.pick().unwrap();
+        let l2 = u.pick().unwrap();
+        assert_ne!(l1.backend().id, l2.backend().id, "spread over both");
+        drop(l1);
+        let l3 = u.pick().unwrap();
+        assert_eq!(l3.backend().outstanding(), 1);
+        let failed = l3.backend().id;
+        l3.backend().mark_failed();
+        drop(l3);
+        for _ in 0..3 {
+            assert_ne!(u.pick().unwrap().backend().id, failed, "a failed backend is avoided");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_wait_for_a_backend_then_give_up() {
+        let u = Arc::new(Upstream::new(None).with_hold(Duration::from_secs(2), 1));
+        let waiter = {
+            let u = u.clone();
+            tokio::spawn(async move { u.pick_or_wait().await.map(|l| l.backend().authority.to_string()) })
+        };
+        tokio::task::yield_now().await;
+        assert_eq!(u.pick_or_wait().await.err(), Some(NoBackend::TooManyWaiting));
+        u.add(a(7));
+        assert_eq!(waiter.await.unwrap(), Ok("127.0.0.1:7".to_string()));
+        u.set(None);
+        assert_eq!(u.pick_or_wait().await.err(), Some(NoBackend::Timeout));
     }
 }

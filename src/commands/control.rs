@@ -1,0 +1,113 @@
+//! `kevlar status`, `kevlar reload`, `kevlar restart`: calls to the running Kevlar's admin API.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+
+use crate::cli::ControlArgs;
+use crate::commands::serve::ADMIN_ADDR_FILE;
+
+fn admin_url(a: &ControlArgs) -> anyhow::Result<String> {
+    if let Some(u) = &a.admin {
+        return Ok(if u.contains("://") { u.trim_end_matches('/').to_owned() } else { format!("http://{u}") });
+    }
+    let file = a.data_dir.join(ADMIN_ADDR_FILE);
+    let url = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {} (is Kevlar running with --data-dir {}?)", file.display(), a.data_dir.display()))?;
+    Ok(url.trim().to_owned())
+}
+
+fn call(a: &ControlArgs, method: http::Method, path: &str) -> anyhow::Result<(u16, Value)> {
+    let base = admin_url(a)?;
+    if base.starts_with("https://") {
+        bail!("the admin API is served over TLS; call {base}{path} with a TLS client (curl --cacert …)");
+    }
+    let token_file = a.data_dir.join(kevlar_admin::TOKEN_FILE);
+    let token = std::fs::read_to_string(&token_file).with_context(|| format!("cannot read the admin token {}", token_file.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let req = http::Request::builder()
+            .method(method)
+            .uri(format!("{base}{path}"))
+            .header(http::header::AUTHORIZATION, format!("Bearer {}", token.trim()))
+            .body(Full::new(Bytes::new()))?;
+        let resp = tokio::time::timeout(std::time::Duration::from_secs(600), client.request(req))
+            .await
+            .context("the admin API did not answer")?
+            .with_context(|| format!("cannot reach the admin API at {base}"))?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::String(String::from_utf8_lossy(&body).into_owned()));
+        Ok((status, v))
+    })
+}
+
+fn ms(v: &Value) -> String {
+    match v.as_i64() {
+        Some(ms) => humantime::format_duration(std::time::Duration::from_secs((ms / 1000).max(0) as u64)).to_string(),
+        None => "-".into(),
+    }
+}
+
+pub fn status(a: ControlArgs) -> anyhow::Result<ExitCode> {
+    let (code, v) = call(&a, http::Method::GET, "/v1/status")?;
+    if code != 200 {
+        bail!("admin API answered {code}: {v}");
+    }
+    if a.json {
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("kevlar {}  up {}", v["version"].as_str().unwrap_or("?"), ms(&(v["uptime_seconds"].as_i64().map(|s| s * 1000).into())));
+    let p = &v["proxy"];
+    println!(
+        "proxy: {} requests, {} open connections, {} 4xx, {} 5xx, {} upstream errors, {} requests waiting",
+        p["requests"], p["connections_open"], p["responses_4xx"], p["responses_5xx"], p["upstream_errors"], v["held_requests"]
+    );
+    if let Some(app) = v.get("app") {
+        println!("app: {}", app["state"].as_str().unwrap_or("?"));
+        println!("  {:<4} {:<11} {:<8} {:<6} {:<10} {:<9} {:<8} LAST EXIT", "#", "STATE", "PID", "PORT", "UPTIME", "RESTARTS", "HEALTH");
+        for i in app["instances"].as_array().into_iter().flatten() {
+            println!(
+                "  {:<4} {:<11} {:<8} {:<6} {:<10} {:<9} {:<8} {}",
+                i["slot"],
+                i["state"].as_str().unwrap_or("?"),
+                i["pid"].as_u64().map(|p| p.to_string()).unwrap_or("-".into()),
+                i["port"].as_u64().map(|p| p.to_string()).unwrap_or("-".into()),
+                ms(&i["uptime_ms"]),
+                i["restarts"],
+                i["health"].as_str().unwrap_or("?"),
+                i["last_exit"].as_str().unwrap_or("-")
+            );
+        }
+    } else {
+        println!("upstream: {}", v["upstream"]);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn reload(a: ControlArgs) -> anyhow::Result<ExitCode> {
+    let (code, v) = call(&a, http::Method::POST, "/v1/app/reload")?;
+    if code == 200 {
+        println!("reloaded");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("kevlar: reload failed: {}", v["error"].as_str().unwrap_or(&v.to_string()));
+        Ok(ExitCode::from(1))
+    }
+}
+
+pub fn restart(a: ControlArgs) -> anyhow::Result<ExitCode> {
+    let (code, v) = call(&a, http::Method::POST, "/v1/app/restart")?;
+    if code == 202 {
+        println!("restarting");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("kevlar: restart failed: {}", v["error"].as_str().unwrap_or(&v.to_string()));
+        Ok(ExitCode::from(1))
+    }
+}
