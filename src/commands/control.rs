@@ -74,12 +74,12 @@ pub fn status(a: ControlArgs) -> anyhow::Result<ExitCode> {
         for i in app["instances"].as_array().into_iter().flatten() {
             println!(
                 "  {:<4} {:<11} {:<8} {:<6} {:<10} {:<9} {:<8} {}",
-                i["slot"],
+                i["slot"].to_string(),
                 i["state"].as_str().unwrap_or("?"),
                 i["pid"].as_u64().map(|p| p.to_string()).unwrap_or("-".into()),
                 i["port"].as_u64().map(|p| p.to_string()).unwrap_or("-".into()),
                 ms(&i["uptime_ms"]),
-                i["restarts"],
+                i["restarts"].to_string(),
                 i["health"].as_str().unwrap_or("?"),
                 i["last_exit"].as_str().unwrap_or("-")
             );

@@ -180,7 +180,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
 
     let stats = Arc::new(Stats::default());
     let initial = config.proxy.upstream.as_ref().and_then(|u| u.authority().cloned());
-    let upstream = Arc::new(Upstream::new(if command.is_some() { None } else { initial }).with_hold(config.app.hold_timeout, config.app.max_held));
+    let upstream = Arc::new(Upstream::new(if command.is_some() { None } else { initial }).with_hold(config.app.hold_timeout, config.app.max_held).supervised(command.is_some()));
     let guard = Guard::new(&config, upstream.clone(), bus.clone(), access, stats.clone());
     let listeners = guard.bind(&config).await?;
 
@@ -240,6 +240,8 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
                     "running"
                 } else if list.iter().any(|i| i.state == "errored") {
                     "errored"
+                } else if list.len() > 1 && list.iter().any(|i| i.state == "running") {
+                    "partly running"
                 } else {
                     list.first().map(|i| i.state).unwrap_or("stopped")
                 };

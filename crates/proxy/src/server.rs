@@ -643,12 +643,14 @@ impl Worker {
         let limits = &self.shared.limits;
         let mut next = Some((parts, RequestBody::new(body, limits.max_body_bytes, limits.body_timeout)));
         let mut attempt = 0;
+        let mut failed_backends: Vec<u64> = Vec::new();
+        let max_attempts = if self.shared.upstream.is_supervised() { 5 } else { 2 };
         let (mut resp, lease) = loop {
             attempt += 1;
             let Some((parts, body)) = next.take() else {
                 return self.own_page(&ctx, &info, 502, in_flight);
             };
-            let lease = match self.shared.upstream.pick_or_wait().await {
+            let lease = match self.shared.upstream.pick_or_wait_except(&failed_backends).await {
                 Ok(l) => l,
                 Err(_) => return self.own_page(&ctx, &info, 503, in_flight),
             };
@@ -678,8 +680,13 @@ impl Worker {
                         }
                         _ => {
                             lease.backend().mark_failed();
+                            // A supervised instance that failed is dying: wait for another. A fixed
+                            // upstream gets one more try (a stale pooled connection), then 502.
+                            if self.shared.upstream.is_supervised() {
+                                failed_backends.push(lease.backend().id);
+                            }
                             drop(lease);
-                            if let (Some((method, uri, version, headers)), true) = (&saved, attempt < 3) {
+                            if let (Some((method, uri, version, headers)), true) = (&saved, attempt < max_attempts) {
                                 let mut again = Request::new(());
                                 *again.method_mut() = method.clone();
                                 *again.uri_mut() = uri.clone();

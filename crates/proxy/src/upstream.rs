@@ -67,6 +67,11 @@ pub struct Upstream {
     next_id: AtomicU64,
     changed: Notify,
     held: AtomicUsize,
+    /// Where the next pick starts looking, so that ties rotate (round robin among equals).
+    rotate: AtomicUsize,
+    /// Supervised instances come and go: a request whose instance died is sent to another one,
+    /// waiting for it when needed. A fixed upstream (`kevlar guard`) fails fast instead.
+    supervised: bool,
     max_held: usize,
     hold: Duration,
 }
@@ -84,6 +89,8 @@ impl Upstream {
             next_id: AtomicU64::new(1),
             changed: Notify::new(),
             held: AtomicUsize::new(0),
+            rotate: AtomicUsize::new(0),
+            supervised: false,
             max_held: 1024,
             hold: Duration::from_secs(10),
         };
@@ -98,6 +105,16 @@ impl Upstream {
         self.hold = hold;
         self.max_held = max_held;
         self
+    }
+
+    /// Marks the set as managed by the supervisor (see the field).
+    pub fn supervised(mut self, yes: bool) -> Self {
+        self.supervised = yes;
+        self
+    }
+
+    pub fn is_supervised(&self) -> bool {
+        self.supervised
     }
 
     fn snapshot(&self) -> Arc<Vec<Arc<Backend>>> {
@@ -151,21 +168,37 @@ impl Upstream {
     /// The ready backend with the fewest outstanding requests (avoiding recently failed ones
     /// while another is ready).
     pub fn pick(&self) -> Option<Lease> {
-        let all = self.snapshot();
+        self.pick_except(&[])
+    }
+
+    /// Like [`pick`](Self::pick), never choosing one of `except` (backends that already failed
+    /// this request).
+    pub fn pick_except(&self, except: &[u64]) -> Option<Lease> {
+        let snapshot = self.snapshot();
+        let all: Vec<&Arc<Backend>> = snapshot.iter().filter(|b| !except.contains(&b.id)).collect();
+        if all.is_empty() {
+            return None;
+        }
         let now = kevlar_core::time::now_ms();
-        let best = all
-            .iter()
+        let start = if all.len() > 1 { self.rotate.fetch_add(1, Ordering::Relaxed) % all.len() } else { 0 };
+        let rotated = all[start..].iter().chain(all[..start].iter());
+        let best = rotated
             .filter(|b| !b.avoided(now))
             .min_by_key(|b| b.outstanding())
             .or_else(|| all.iter().min_by_key(|b| b.failed_at_ms.load(Ordering::Relaxed)))?;
         best.outstanding.fetch_add(1, Ordering::AcqRel);
-        Some(Lease(best.clone()))
+        Some(Lease((*best).clone()))
     }
 
     /// Like [`pick`](Self::pick), but while no backend is ready waits for one — up to the hold
     /// time, and only while fewer than the maximum number of requests are waiting.
     pub async fn pick_or_wait(&self) -> Result<Lease, NoBackend> {
-        if let Some(l) = self.pick() {
+        self.pick_or_wait_except(&[]).await
+    }
+
+    /// [`pick_or_wait`](Self::pick_or_wait) that never chooses one of `except`.
+    pub async fn pick_or_wait_except(&self, except: &[u64]) -> Result<Lease, NoBackend> {
+        if let Some(l) = self.pick_except(except) {
             return Ok(l);
         }
         if self.held.fetch_add(1, Ordering::AcqRel) >= self.max_held {
@@ -177,11 +210,11 @@ impl Upstream {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(l) = self.pick() {
+            if let Some(l) = self.pick_except(except) {
                 break Ok(l);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                break self.pick().ok_or(NoBackend::Timeout);
+                break self.pick_except(except).ok_or(NoBackend::Timeout);
             }
         };
         self.held.fetch_sub(1, Ordering::AcqRel);

@@ -116,8 +116,23 @@ pub(crate) async fn probe(addr: SocketAddr, path: Option<&str>, timeout: Duratio
     matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(())))
 }
 
+/// Why an instance did not become ready.
+pub(crate) enum NotReady {
+    Exited(std::process::ExitStatus),
+    Timeout(String),
+}
+
+impl NotReady {
+    pub fn describe(&self) -> String {
+        match self {
+            NotReady::Exited(s) => format!("exited before it was ready ({})", crate::describe_exit(*s).0),
+            NotReady::Timeout(m) => m.clone(),
+        }
+    }
+}
+
 /// Waits until the instance answers its probe, it exits, or `ready_timeout` passes.
-pub(crate) async fn wait_ready(inst: &mut Instance, spec: &AppSpec) -> Result<(), String> {
+pub(crate) async fn wait_ready(inst: &mut Instance, spec: &AppSpec) -> Result<(), NotReady> {
     let deadline = Instant::now() + spec.ready_timeout;
     let mut wait = Duration::from_millis(5);
     let addr = inst.addr();
@@ -126,10 +141,10 @@ pub(crate) async fn wait_ready(inst: &mut Instance, spec: &AppSpec) -> Result<()
             return Ok(());
         }
         if let Ok(Some(status)) = inst.child.try_wait() {
-            return Err(format!("exited before it was ready ({})", crate::describe_exit(status).0));
+            return Err(NotReady::Exited(status));
         }
         if Instant::now() >= deadline {
-            return Err(format!("not ready within {:?}", spec.ready_timeout));
+            return Err(NotReady::Timeout(format!("not ready within {:?}", spec.ready_timeout)));
         }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_millis(100));

@@ -9,7 +9,7 @@ use kevlar_core::{Category, Outcome, SecurityEvent, Severity};
 use kevlar_engine::Bus;
 use tokio::sync::{mpsc, watch};
 
-use crate::instance::{probe, wait_ready, AppLogs, Instance};
+use crate::instance::{probe, wait_ready, AppLogs, Instance, NotReady};
 use crate::{describe_exit, free_port, AppSpec, InstanceStatus, Router, SlotCmd, Status};
 
 pub(crate) struct Slot {
@@ -68,7 +68,9 @@ impl Slot {
         let mut next = Instance::spawn(&self.spec, port, self.index, &self.logs).map_err(|e| e.to_string())?;
         if let Err(why) = wait_ready(&mut next, &self.spec).await {
             next.stop(Duration::from_millis(500)).await;
-            return Err(format!("the new instance {why}; the old one keeps serving"));
+            let tail = next.stderr_tail();
+            let last = tail.last().map(|l| format!(" (stderr: {l})")).unwrap_or_default();
+            return Err(format!("the new instance {}{last}; the old one keeps serving", why.describe()));
         }
         let new_id = self.router.add(next.addr());
         if let Some(old) = backend.replace(new_id) {
@@ -121,12 +123,13 @@ impl Slot {
             });
             let ready = tokio::select! {
                 r = wait_ready(&mut inst, &spec) => r,
-                _ = stop.changed() => Err(String::new()),
+                _ = stop.changed() => Err(NotReady::Timeout(String::new())),
             };
             let mut backend = None;
             let exit = match ready {
                 Err(_) if *stop.borrow() => Exit::Stop,
-                Err(why) => Exit::NotReady(why),
+                Err(NotReady::Exited(status)) => Exit::Crashed(Ok(status)),
+                Err(NotReady::Timeout(why)) => Exit::NotReady(why),
                 Ok(()) => {
                     backend = Some(self.router.add(inst.addr()));
                     self.set(|s| {
