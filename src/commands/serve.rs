@@ -112,6 +112,10 @@ impl kevlar_supervisor::Router for UpstreamRouter {
             None => Box::new(|| 0),
         }
     }
+
+    fn hold_requests(&self, yes: bool) {
+        self.0.set_holding(yes);
+    }
 }
 
 fn app_logs(config: &Config, data_dir: &std::path::Path) -> anyhow::Result<AppLogs> {

@@ -72,6 +72,8 @@ pub struct Upstream {
     /// Supervised instances come and go: a request whose instance died is sent to another one,
     /// waiting for it when needed. A fixed upstream (`kevlar guard`) fails fast instead.
     supervised: bool,
+    /// Off while nothing can become ready (every instance errored): 503 at once.
+    holding: std::sync::atomic::AtomicBool,
     max_held: usize,
     hold: Duration,
 }
@@ -91,6 +93,7 @@ impl Upstream {
             held: AtomicUsize::new(0),
             rotate: AtomicUsize::new(0),
             supervised: false,
+            holding: std::sync::atomic::AtomicBool::new(true),
             max_held: 1024,
             hold: Duration::from_secs(10),
         };
@@ -115,6 +118,12 @@ impl Upstream {
 
     pub fn is_supervised(&self) -> bool {
         self.supervised
+    }
+
+    /// Whether requests wait for an instance while none is ready.
+    pub fn set_holding(&self, yes: bool) {
+        self.holding.store(yes, Ordering::Relaxed);
+        self.changed.notify_waiters();
     }
 
     fn snapshot(&self) -> Arc<Vec<Arc<Backend>>> {
@@ -201,6 +210,9 @@ impl Upstream {
         if let Some(l) = self.pick_except(except) {
             return Ok(l);
         }
+        if !self.holding.load(Ordering::Relaxed) {
+            return Err(NoBackend::Timeout);
+        }
         if self.held.fetch_add(1, Ordering::AcqRel) >= self.max_held {
             self.held.fetch_sub(1, Ordering::AcqRel);
             return Err(NoBackend::TooManyWaiting);
@@ -212,6 +224,9 @@ impl Upstream {
             notified.as_mut().enable();
             if let Some(l) = self.pick_except(except) {
                 break Ok(l);
+            }
+            if !self.holding.load(Ordering::Relaxed) {
+                break Err(NoBackend::Timeout);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 break self.pick_except(except).ok_or(NoBackend::Timeout);

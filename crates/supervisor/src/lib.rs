@@ -79,6 +79,9 @@ pub trait Router: Send + Sync + 'static {
     fn add(&self, addr: SocketAddr) -> u64;
     /// Stop sending it new requests; returns a probe of its outstanding requests (for draining).
     fn remove(&self, id: u64) -> Box<dyn Fn() -> usize + Send + Sync>;
+    /// Whether requests should wait for an instance while none is ready: not when every instance
+    /// is `errored` (nothing is coming; answer 503 at once).
+    fn hold_requests(&self, yes: bool);
 }
 
 /// One instance's state, for `/v1/status` and `kevlar status`.

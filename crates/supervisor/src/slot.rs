@@ -39,6 +39,12 @@ impl Slot {
         }
     }
 
+    /// Tells the router whether waiting for an instance still makes sense.
+    fn update_holding(&self) {
+        let all_errored = self.status.lock().map(|s| s.iter().all(|i| i.state == "errored")).unwrap_or(false);
+        self.router.hold_requests(!all_errored);
+    }
+
     fn publish(&self, ev: SecurityEvent) {
         self.bus.publish(ev.with_kevlar("instance", self.index as u64));
     }
@@ -105,6 +111,7 @@ impl Slot {
                         s.state = "errored";
                         s.last_exit = Some(e.to_string());
                     });
+                    self.update_holding();
                     self.publish(
                         SecurityEvent::new("sys_errored", Category::Process, Severity::Alert, format!("the application cannot be started: {e}"))
                             .with_outcome(Outcome::Failure),
@@ -112,6 +119,8 @@ impl Slot {
                     if !self.wait_for_restart(&mut cmds, &mut stop).await {
                         break;
                     }
+                    self.set(|s| s.state = "restarting");
+                    self.update_holding();
                     continue;
                 }
             };
@@ -241,10 +250,13 @@ impl Slot {
                     );
                     tracing::error!(instance = self.index, "{msg}");
                     self.set(|s| s.state = "errored");
+                    self.update_holding();
                     self.publish(SecurityEvent::new("sys_errored", Category::Process, Severity::Alert, msg).with_outcome(Outcome::Failure).with_kevlar("last_exit", what));
                     if !self.wait_for_restart(&mut cmds, &mut stop).await {
                         break;
                     }
+                    self.set(|s| s.state = "restarting");
+                    self.update_holding();
                     fast_crashes.clear();
                     backoff = spec.backoff.first;
                     restart_reason = Some("manual");
