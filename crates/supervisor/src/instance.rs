@@ -133,8 +133,8 @@ impl NotReady {
 
 /// Waits until the instance answers its probe, it exits, or `ready_timeout` passes.
 pub(crate) async fn wait_ready(inst: &mut Instance, spec: &AppSpec) -> Result<(), NotReady> {
-    let deadline = Instant::now() + spec.ready_timeout;
-    let mut wait = Duration::from_millis(5);
+    let started = Instant::now();
+    let deadline = started + spec.ready_timeout;
     let addr = inst.addr();
     loop {
         if probe(addr, spec.health.path.as_deref(), spec.health.timeout).await {
@@ -146,8 +146,9 @@ pub(crate) async fn wait_ready(inst: &mut Instance, spec: &AppSpec) -> Result<()
         if Instant::now() >= deadline {
             return Err(NotReady::Timeout(format!("not ready within {:?}", spec.ready_timeout)));
         }
+        // Probe often while a quick app is booting (readiness is recovery time), then calmly.
+        let wait = if started.elapsed() < Duration::from_secs(2) { Duration::from_millis(5) } else { Duration::from_millis(100) };
         tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_millis(100));
     }
 }
 
