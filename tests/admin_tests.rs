@@ -2,6 +2,8 @@
 //! 0600, 401 without it or with a wrong one (each attempt recorded), events readable and
 //! reportable, status, and no admin port off loopback without TLS.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

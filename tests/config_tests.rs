@@ -2,6 +2,8 @@
 //! valid commented file, `kevlar validate` reports every problem at once, an unknown key is an
 //! error, flags win over the file, and a bad config stops Kevlar with a clear message.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::Command;

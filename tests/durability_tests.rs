@@ -1,6 +1,8 @@
 //! Durability of the event store (PRODUCT principle "nothing lost"): an event Kevlar acknowledged
 //! survives `kill -9`. WAL mode; every batch is committed before its acknowledgements are sent.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{client, events_in, DemoApp, Kevlar};

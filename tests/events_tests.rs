@@ -1,6 +1,8 @@
 //! The event spine seen from outside (OWASP Logging cheat sheet; ECS): the access log's JSON lines,
 //! `kevlar events --follow`, and the bounded store.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

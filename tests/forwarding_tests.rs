@@ -2,6 +2,8 @@
 //! learns the real client, a client cannot forge its address, every request carries an id, bodies
 //! stream, and WebSocket upgrades pass through.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{client, DemoApp, Kevlar};

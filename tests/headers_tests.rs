@@ -2,6 +2,8 @@
 //! helmet's twelve headers byte for byte, `Server` and `X-Powered-By` are stripped, and each
 //! header can be changed, removed, kept from the app or overridden, per path.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{client, DemoApp, Kevlar};

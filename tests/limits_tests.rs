@@ -2,6 +2,8 @@
 //! cheat sheet: slowloris): oversized heads and bodies, too many headers, clients that send too
 //! slowly, and malformed requests all get a clear answer and never hold resources or crash Kevlar.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{Read, Write};

@@ -2,6 +2,8 @@
 //! (SIGTERM, grace, SIGKILL to the whole process group, no orphans), crash restarts with the exit
 //! status and the last stderr lines in `sys_crash`, and `sys_startup`/`sys_shutdown` events.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

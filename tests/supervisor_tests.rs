@@ -3,6 +3,8 @@
 //! zero-downtime reloads (and a failed one that keeps the old instance), several instances sharing
 //! load, and the app's logs with rotation. Real Node apps written for the tests.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::Command;

@@ -2,6 +2,8 @@
 //! HSTS), HTTP/2 over ALPN (RFC 9113 §3.2), and the MDN HTTP Observatory grade of a plain app
 //! behind Kevlar with TLS.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

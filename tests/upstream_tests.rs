@@ -1,6 +1,8 @@
 //! Upstream failures (RFC 9110 §15.6.3 502, §15.6.5 504; OWASP Error Handling cheat sheet):
 //! Kevlar's own pages carry the request id and leak nothing about the application behind it.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{client, closed_port, DemoApp, Kevlar};

@@ -1,6 +1,6 @@
 //! Helpers for black-box tests: start the real `kevlar` binary and the real demo app on
 //! ephemeral ports, wait for their readiness lines (never a sleep), and talk to them.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

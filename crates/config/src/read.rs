@@ -630,6 +630,7 @@ fn finish(p: Partial, o: &Overrides, file: &str) -> Result<Config, ConfigErrors>
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

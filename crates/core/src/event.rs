@@ -404,10 +404,16 @@ impl SecurityEvent {
 }
 
 fn cap(s: &str) -> String {
-    if s.len() <= MAX_TEXT {
+    capped(s, MAX_TEXT)
+}
+
+/// At most `max` bytes of `s`, cut on a character boundary: text from clients is bounded before
+/// it is kept.
+pub fn capped(s: &str, max: usize) -> String {
+    if s.len() <= max {
         return s.to_owned();
     }
-    let mut end = MAX_TEXT;
+    let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
@@ -415,6 +421,7 @@ fn cap(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -22,6 +22,7 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -129,6 +129,7 @@ pub fn clean_response(h: &mut HeaderMap, upgraded: bool) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -188,7 +188,7 @@ impl HeaderPolicy {
                 (r.path.clone(), d.compile(c.app_values))
             })
             .collect();
-        routes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
         HeaderPolicy { default, routes }
     }
 
@@ -229,6 +229,7 @@ impl HeaderPolicy {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use kevlar_config::{RouteHeaders, HeadersConfig};

@@ -164,16 +164,7 @@ struct ReqInfo {
     version: &'static str,
 }
 
-fn capped(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
-}
+use kevlar_core::event::capped;
 
 impl ReqInfo {
     fn path(&self) -> &str {

@@ -110,6 +110,7 @@ pub fn check(method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), Inva
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

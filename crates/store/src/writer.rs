@@ -64,7 +64,7 @@ fn run(mut conn: rusqlite::Connection, retention: Retention, mut rx: mpsc::Recei
             }
         }
         let result = write_batch(&mut conn, &batch);
-        for (env, res) in batch.drain(..).zip(result.into_iter()) {
+        for (env, res) in batch.drain(..).zip(result) {
             if let Some(ack) = env.ack {
                 let _ = ack.send(res);
             }
@@ -146,6 +146,7 @@ fn apply_retention(conn: &rusqlite::Connection, r: Retention) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::{EventQuery, Reader};
