@@ -27,6 +27,9 @@ pub struct ConnState {
     upgraded: AtomicBool,
     /// Set when the head deadline cut the connection (for the 408 event).
     pub timed_out_head: AtomicBool,
+    /// Set when Kevlar refused a request whose body it did not read: on close, keep reading (and
+    /// discarding) for a moment so the client can read the answer instead of a reset.
+    linger: AtomicBool,
     waker: AtomicWaker,
 }
 
@@ -40,6 +43,11 @@ impl ConnState {
     /// After a 101 the connection belongs to the upgraded protocol: no more HTTP deadlines.
     pub fn mark_upgraded(&self) {
         self.upgraded.store(true, Ordering::Release);
+    }
+
+    /// Asks for a lingering close (see the field).
+    pub fn linger_on_close(&self) {
+        self.linger.store(true, Ordering::Release);
     }
 }
 
@@ -73,7 +81,13 @@ pub struct GuardedIo<S> {
     first_read: bool,
     /// HTTP/2 connections have no request head to time; only the idle limit applies.
     h2: bool,
+    /// Lingering close in progress: bytes still to discard, and when to stop anyway.
+    lingering: Option<(usize, Pin<Box<Sleep>>)>,
 }
+
+/// A lingering close discards at most this much, for at most this long (nginx: lingering_close).
+const LINGER_BYTES: usize = 4 << 20;
+const LINGER_TIME: Duration = Duration::from_secs(2);
 
 impl<S> GuardedIo<S> {
     pub fn new(inner: S, state: Arc<ConnState>, header_timeout: Duration, idle_timeout: Duration, h2: bool) -> Self {
@@ -88,6 +102,7 @@ impl<S> GuardedIo<S> {
             idle_timeout,
             first_read: true,
             h2,
+            lingering: None,
         }
     }
 }
@@ -174,6 +189,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.lingering.is_none() {
+            if let Poll::Ready(Err(e)) = Pin::new(&mut this.inner).poll_shutdown(cx) {
+                return Poll::Ready(Err(e));
+            }
+            if !this.state.linger.load(Ordering::Acquire) {
+                return Poll::Ready(Ok(()));
+            }
+            this.lingering = Some((LINGER_BYTES, Box::pin(tokio::time::sleep(LINGER_TIME))));
+        }
+        let Some((budget, deadline)) = this.lingering.as_mut() else { return Poll::Ready(Ok(())) };
+        let mut scratch = [0u8; 8192];
+        loop {
+            if deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    *budget = budget.saturating_sub(buf.filled().len());
+                    if *budget == 0 {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                // End of stream or an error: the client is done.
+                Poll::Ready(_) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }

@@ -578,6 +578,7 @@ impl Worker {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
         }
         if matches!(status, 400 | 408 | 413 | 431) {
+            ctx.state.linger_on_close();
             // The rest of the request cannot be trusted or is not wanted: do not reuse the connection.
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }

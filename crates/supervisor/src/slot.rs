@@ -224,7 +224,6 @@ impl Slot {
                     ev.kevlar.insert(k, v);
                 }
             }
-            self.publish(ev);
             self.set(|s| {
                 s.restarts += 1;
                 s.last_exit = Some(what.clone());
@@ -243,6 +242,7 @@ impl Slot {
                     fast_crashes.pop_front();
                 }
                 if fast_crashes.len() as u32 >= spec.backoff.max_fast_crashes {
+                    self.publish(ev);
                     let msg = format!(
                         "the application crashed {} times within {:?}; not restarting it until `kevlar restart`",
                         fast_crashes.len(),
@@ -266,6 +266,7 @@ impl Slot {
                 backoff = backoff.mul_f64(spec.backoff.factor.max(1.0)).min(spec.backoff.max);
                 d
             };
+            self.publish(ev.with_kevlar("restart_in_ms", delay.as_millis() as u64));
             tracing::warn!(instance = self.index, "application stopped ({what}) after {uptime:?}; restarting in {delay:?}");
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
