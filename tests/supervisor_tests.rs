@@ -244,3 +244,52 @@ async fn app_logs_are_captured_rotated_and_shown() {
     assert_eq!(text.lines().count(), 3, "{text}");
     assert!(text.lines().last().unwrap().starts_with("line 399 "), "{text}");
 }
+
+#[tokio::test]
+async fn the_command_can_come_from_the_config_and_logs_follow() {
+    let cfg = format!("[app]\ncommand = [\"node\", \"{}\"]\n", app());
+    let k = Kevlar::cmd(&["run"]).config(&cfg).start();
+    wait_ok(&k).await;
+    let mut follow = Command::new(KEVLAR)
+        .args(["logs", "--follow", "--data-dir"])
+        .arg(&k.data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    // Whether the first batch is read at start or followed, once it is printed `logs` is running;
+    // the second batch can then only arrive by following.
+    client().get(k.url("/spam?n=1")).send().await.unwrap();
+    let first = match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(l) => l,
+        Err(_) => {
+            let _ = follow.kill();
+            let out = follow.wait_with_output().unwrap();
+            panic!(
+                "logs --follow printed nothing; its stderr: {}; app.out.log: {:?}",
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(k.data_dir.join("logs/app.out.log"))
+            );
+        }
+    };
+    assert!(first.starts_with("line 0 "), "{first}");
+    client().get(k.url("/spam?n=3")).send().await.unwrap();
+    let followed: Vec<String> = (0..3).map(|_| rx.recv_timeout(Duration::from_secs(10)).expect("followed lines")).collect();
+    assert!(followed[2].starts_with("line 2 "), "{followed:?}");
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let s = status(&k);
+    assert_eq!(s["app"]["state"], "running", "{s}");
+    let (code, out) = ctl(&k, "status");
+    assert_eq!(code, 0);
+    assert!(out.contains("running") && out.contains("RESTARTS"), "{out}");
+}
