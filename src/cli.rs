@@ -69,6 +69,14 @@ pub enum Command {
     Restart(ControlArgs),
     /// Print the app's captured output (<data-dir>/logs/app.out.log, or app.err.log).
     Logs(LogsArgs),
+    /// Known vulnerabilities in the app's dependencies, from the local advisory database.
+    /// Exit code 0 when nothing is at or above --fail-on, 1 when something is, 2 on an error.
+    Audit(AuditArgs),
+    /// The local advisory database.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// Write a certificate to try TLS with: a local CA (ca.pem) and a server certificate signed by it.
     Cert {
         /// Generate a self-signed local CA and a server certificate (the only mode for now).
@@ -162,4 +170,36 @@ pub struct LogsArgs {
     pub lines: usize,
     #[arg(long, value_name = "DIR", default_value = ".kevlar")]
     pub data_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// The project directory or the lockfile (package-lock.json, npm-shrinkwrap.json).
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// The advisory database directory (default: $KEVLAR_DB, else ~/.cache/kevlar/advisories).
+    #[arg(long, value_name = "DIR")]
+    pub db: Option<PathBuf>,
+    /// table or json.
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+    /// The lowest severity that makes the exit code 1: low, moderate, high, critical.
+    #[arg(long, default_value = "low", value_parser = ["low", "moderate", "high", "critical"])]
+    pub fail_on: String,
+    /// Skip development-only dependencies.
+    #[arg(long)]
+    pub production: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DbCommand {
+    /// Import OSV records (a directory of .json files, or one file) into the local database.
+    Update {
+        /// Where the OSV records are.
+        #[arg(long, value_name = "PATH")]
+        from: PathBuf,
+        /// The advisory database directory (default: $KEVLAR_DB, else ~/.cache/kevlar/advisories).
+        #[arg(long, value_name = "DIR")]
+        db: Option<PathBuf>,
+    },
 }

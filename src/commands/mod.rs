@@ -1,5 +1,6 @@
 //! One module per subcommand; `run` dispatches.
 
+mod audit;
 mod cert;
 mod control;
 mod logs;
@@ -19,6 +20,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init { path, force } => init::run(&path, force),
         Command::Validate { file } => Ok(validate::run(&file)),
         Command::Events(args) => events::run(args),
+        Command::Audit(a) => audit::run(a),
+        Command::Db { command } => audit::db(command),
         Command::Status(a) => control::status(a),
         Command::Reload(a) => control::reload(a),
         Command::Restart(a) => control::restart(a),

@@ -1,0 +1,164 @@
+//! The local advisory index: OSV records imported into SQLite (`<db-dir>/advisories.db`), looked
+//! up by (ecosystem, package). Once imported, everything works offline.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+
+use crate::osv::Advisory;
+
+pub const DB_FILE: &str = "advisories.db";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    #[error("no advisory database at {0}; import one with `kevlar db update --from PATH`")]
+    Missing(PathBuf),
+    #[error("advisory database {path}: {source}")]
+    Sql { path: PathBuf, source: rusqlite::Error },
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+}
+
+#[derive(Debug, Default)]
+pub struct ImportStats {
+    pub records: usize,
+    pub skipped_files: usize,
+    /// Records or ranges that could not be read, each naming the record.
+    pub warnings: Vec<String>,
+    pub seconds: f64,
+}
+
+pub struct AdvisoryDb {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS advisories (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS affected (ecosystem TEXT NOT NULL, name TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (ecosystem, name, id));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+
+impl AdvisoryDb {
+    /// Opens (creating) the database in `dir`.
+    pub fn create(dir: &Path) -> Result<Self, DbError> {
+        std::fs::create_dir_all(dir).map_err(|source| DbError::Read { path: dir.to_path_buf(), source })?;
+        let path = dir.join(DB_FILE);
+        let sql = |source| DbError::Sql { path: path.clone(), source };
+        let conn = Connection::open(&path).map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        Ok(AdvisoryDb { conn, path })
+    }
+
+    /// Opens an existing database; a missing one is an error that says how to make it.
+    pub fn open(dir: &Path) -> Result<Self, DbError> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(DbError::Missing(dir.to_path_buf()));
+        }
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| DbError::Sql { path: path.clone(), source })?;
+        Ok(AdvisoryDb { conn, path })
+    }
+
+    fn sql(&self) -> impl Fn(rusqlite::Error) -> DbError + '_ {
+        move |source| DbError::Sql { path: self.path.clone(), source }
+    }
+
+    /// Imports every `.json` OSV record under `dir` (recursively). Unreadable files and records
+    /// are counted and warned about; they never stop the import.
+    pub fn import_dir(&mut self, dir: &Path) -> Result<ImportStats, DbError> {
+        let started = Instant::now();
+        let mut stats = ImportStats::default();
+        let mut files = Vec::new();
+        collect_json(dir, &mut files).map_err(|source| DbError::Read { path: dir.to_path_buf(), source })?;
+        files.sort();
+        let path = self.path.clone();
+        let sql = |source| DbError::Sql { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(sql)?;
+        {
+            let mut put = tx.prepare("INSERT OR REPLACE INTO advisories (id, doc) VALUES (?1, ?2)").map_err(sql)?;
+            let mut del = tx.prepare("DELETE FROM affected WHERE id = ?1").map_err(sql)?;
+            let mut aff = tx.prepare("INSERT OR IGNORE INTO affected (ecosystem, name, id) VALUES (?1, ?2, ?3)").map_err(sql)?;
+            for f in &files {
+                let text = match std::fs::read_to_string(f) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        stats.skipped_files += 1;
+                        stats.warnings.push(format!("{}: {e}", f.display()));
+                        continue;
+                    }
+                };
+                let v: Value = match serde_json::from_str(&text) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        stats.skipped_files += 1;
+                        stats.warnings.push(format!("{}:{}: {e}", f.display(), e.line()));
+                        continue;
+                    }
+                };
+                let adv = match Advisory::from_json(&v, &mut stats.warnings) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        stats.skipped_files += 1;
+                        stats.warnings.push(format!("{}: {e}", f.display()));
+                        continue;
+                    }
+                };
+                put.execute(params![adv.id, text]).map_err(sql)?;
+                del.execute(params![adv.id]).map_err(sql)?;
+                for a in &adv.affected {
+                    aff.execute(params![a.ecosystem, a.name, adv.id]).map_err(sql)?;
+                }
+                stats.records += 1;
+            }
+        }
+        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('updated_ms', ?1)", params![now_ms().to_string()]).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        stats.seconds = started.elapsed().as_secs_f64();
+        Ok(stats)
+    }
+
+    /// The advisories naming this package.
+    pub fn lookup(&self, ecosystem: &str, name: &str) -> Result<Vec<Advisory>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT a.doc FROM affected f JOIN advisories a ON a.id = f.id WHERE f.ecosystem = ?1 AND f.name = ?2")
+            .map_err(self.sql())?;
+        let docs: Vec<String> = stmt.query_map(params![ecosystem, name], |r| r.get(0)).map_err(self.sql())?.collect::<Result<_, _>>().map_err(self.sql())?;
+        let mut ignored = Vec::new();
+        Ok(docs.iter().filter_map(|d| serde_json::from_str(d).ok()).filter_map(|v: Value| Advisory::from_json(&v, &mut ignored).ok()).collect())
+    }
+
+    pub fn count(&self) -> Result<i64, DbError> {
+        self.conn.query_row("SELECT COUNT(*) FROM advisories", [], |r| r.get(0)).map_err(self.sql())
+    }
+
+    /// When the last import finished, in milliseconds since the epoch.
+    pub fn updated_ms(&self) -> Result<Option<i64>, DbError> {
+        let v: Option<String> = self.conn.query_row("SELECT value FROM meta WHERE key = 'updated_ms'", [], |r| r.get(0)).optional().map_err(self.sql())?;
+        Ok(v.and_then(|s| s.parse().ok()))
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if dir.is_file() {
+        out.push(dir.to_path_buf());
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let p = entry?.path();
+        if p.is_dir() {
+            collect_json(&p, out)?;
+        } else if p.extension().is_some_and(|e| e == "json") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! `kevlar audit`: which installed packages have known vulnerabilities. Parsing (`lockfile/`),
+//! the advisory index and range matching (`osv`, `db`) and presenting (`report`) are kept apart.
+//!
+//! Covered so far: npm `package-lock.json` v1/v2/v3 and `npm-shrinkwrap.json`; OSV records for the
+//! npm ecosystem (`SEMVER` and `ECOSYSTEM` ranges, `versions` lists, withdrawn records, aliases).
+#![forbid(unsafe_code)]
+
+pub mod db;
+pub mod lockfile;
+pub mod osv;
+pub mod report;
+pub mod version;
+
+pub use db::{AdvisoryDb, ImportStats};
+pub use lockfile::{Package, Project};
+pub use osv::{Advisory, Severity};
+pub use report::{audit, Finding};

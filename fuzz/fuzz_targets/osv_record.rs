@@ -1,0 +1,15 @@
+//! Any JSON as an OSV record: an advisory or a reason; matching never panics.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
+        let mut warnings = Vec::new();
+        if let Ok(a) = kevlar_audit::Advisory::from_json(&v, &mut warnings) {
+            for version in ["0.0.0", "1.2.3", "1.0.0-beta.1", "1.0", "bogus"] {
+                let _ = a.affects("npm", "p", version);
+                let _ = a.smallest_fix("npm", "p", version);
+            }
+        }
+    }
+});

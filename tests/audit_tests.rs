@@ -1,0 +1,152 @@
+//! `kevlar audit` and `kevlar db update` (OWASP Top 10 A06: vulnerable and outdated components):
+//! OSV records imported offline, npm lockfiles read, findings with paths and fixes, CI exit codes,
+//! and bad input answered with the file and line.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{repo, KEVLAR};
+use serde_json::{json, Value};
+
+fn kevlar(args: &[&str], db: &Path) -> (i32, String, String) {
+    let out = Command::new(KEVLAR).args(args).env("KEVLAR_DB", db).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn write_fixture(dir: &Path) {
+    let osv = dir.join("osv");
+    std::fs::create_dir_all(&osv).unwrap();
+    let rec = |id: &str, name: &str, sev: &str, events: Value, aliases: Value| {
+        json!({"schema_version": "1.4.0", "id": id, "aliases": aliases, "summary": format!("{name} is vulnerable"),
+               "affected": [{"package": {"ecosystem": "npm", "name": name}, "ranges": [{"type": "ECOSYSTEM", "events": events}]}],
+               "database_specific": {"severity": sev}})
+    };
+    let records = [
+        rec("GHSA-aaaa-0001", "qs", "HIGH", json!([{"introduced": "0"}, {"fixed": "6.7.3"}]), json!(["CVE-2022-0001"])),
+        rec("CVE-2022-0001", "qs", "HIGH", json!([{"introduced": "0"}, {"fixed": "6.7.3"}]), json!(["GHSA-aaaa-0001"])),
+        rec("GHSA-bbbb-0002", "minimist", "MODERATE", json!([{"introduced": "1.0.0"}, {"fixed": "1.2.6"}]), json!([])),
+        rec("GHSA-cccc-0003", "express", "LOW", json!([{"introduced": "5.0.0"}]), json!([])),
+        rec("GHSA-dddd-0004", "broken", "LOW", json!([{"introduced": "0"}, {"fixed": "1.0.0, 2.0.0"}]), json!([])),
+    ];
+    for r in &records {
+        std::fs::write(osv.join(format!("{}.json", r["id"].as_str().unwrap())), r.to_string()).unwrap();
+    }
+    std::fs::write(osv.join("garbage.json"), "{ not json").unwrap();
+    let lock = json!({
+        "name": "app", "lockfileVersion": 3, "requires": true,
+        "packages": {
+            "": {"name": "app", "dependencies": {"express": "^4.17.0"}, "devDependencies": {"mocha": "^8.0.0"}},
+            "node_modules/express": {"version": "4.17.1", "dependencies": {"qs": "6.7.0"}},
+            "node_modules/qs": {"version": "6.7.0"},
+            "node_modules/mocha": {"version": "8.0.0", "dev": true, "dependencies": {"minimist": "^1.2.0"}},
+            "node_modules/minimist": {"version": "1.2.5", "dev": true}
+        }
+    });
+    std::fs::write(dir.join("package-lock.json"), serde_json::to_string_pretty(&lock).unwrap()).unwrap();
+}
+
+#[test]
+fn findings_with_paths_fixes_and_ci_exit_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_fixture(tmp.path());
+    let db = tmp.path().join("db");
+    let (code, out, err) = kevlar(&["db", "update", "--from", tmp.path().join("osv").to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("imported 5 records") && out.contains("1 files skipped"), "{out}");
+    assert!(err.contains("garbage.json:1:") && err.contains("GHSA-dddd-0004: broken: a range was skipped"), "{err}");
+
+    let dir = tmp.path().to_str().unwrap();
+    let (code, out, err) = kevlar(&["audit", dir, "--format", "json"], &db);
+    assert_eq!(code, 1, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let f = v["findings"].as_array().unwrap();
+    assert_eq!(f.len(), 2, "the GHSA and its CVE alias are one finding: {v:#}");
+    assert_eq!(f[0]["package"], "qs");
+    assert_eq!(f[0]["severity"], "high");
+    assert_eq!(f[0]["fixed_version"], "6.7.3");
+    assert_eq!(f[0]["paths"][0], json!(["express", "qs"]));
+    assert_eq!(f[0]["direct"], false);
+    let mut ids: Vec<Value> = f[0]["aliases"].as_array().unwrap().clone();
+    ids.push(f[0]["id"].clone());
+    assert!(ids.contains(&json!("CVE-2022-0001")) && ids.contains(&json!("GHSA-aaaa-0001")), "{ids:?}");
+    assert_eq!(f[1]["package"], "minimist");
+    assert_eq!(f[1]["dev"], true);
+    assert_eq!(v["packages"], 4);
+
+    let (code, out, _) = kevlar(&["audit", dir, "--production"], &db);
+    assert_eq!(code, 1);
+    assert!(!out.contains("minimist") && out.contains("qs"), "{out}");
+    assert!(out.contains("HIGH") && out.contains("express > qs"), "{out}");
+    let (code, _, _) = kevlar(&["audit", dir, "--fail-on", "critical"], &db);
+    assert_eq!(code, 0, "nothing critical");
+    let (code, _, _) = kevlar(&["audit", dir, "--fail-on", "high"], &db);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn bad_input_is_an_error_naming_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    std::fs::write(tmp.path().join("package-lock.json"), "{\n  \"lockfileVersion\": 3,\n  \"packages\": {\n    \"\": {").unwrap();
+    let (code, _, err) = kevlar(&["audit", tmp.path().to_str().unwrap()], &db);
+    assert_eq!(code, 2);
+    assert!(err.contains("package-lock.json:4:"), "{err}");
+    std::fs::write(tmp.path().join("package-lock.json"), "{\"lockfileVersion\": 3, \"packages\": {}}").unwrap();
+    let (code, _, err) = kevlar(&["audit", tmp.path().to_str().unwrap()], &db);
+    assert_eq!(code, 2);
+    assert!(err.contains("no advisory database") && err.contains("kevlar db update"), "{err}");
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, err) = kevlar(&["audit", empty.path().to_str().unwrap()], &db);
+    assert_eq!(code, 2);
+    assert!(err.contains("no lockfile found"), "{err}");
+}
+
+/// Conformance on the shared corpus: every npm lockfile parses with every package counted, and
+/// the real GitHub advisories import with their known quirks reported, not fatal.
+#[test]
+fn real_lockfiles_and_advisories_from_the_shared_corpus() {
+    let data = repo().join("../shared/data");
+    assert!(data.join("lockfiles").is_dir() && data.join("advisories/npm").is_dir(), "../shared/data is missing: this test reads it in place");
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let (code, out, err) = kevlar(&["db", "update", "--from", data.join("advisories/npm").to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("imported 252 records"), "{out}");
+    assert!(err.contains("GHSA-h755-8qp9-cq85: protobufjs: a range was skipped"), "{err}");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(data.join("lockfiles")).unwrap() {
+        let p = entry.unwrap().path();
+        if !p.file_name().unwrap().to_str().unwrap().ends_with("package-lock.json") {
+            continue;
+        }
+        let lock: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        // Count independently: install locations (v2/v3), or distinct name@version in the tree (v1).
+        let expected = match lock.get("packages").and_then(Value::as_object) {
+            Some(pkgs) => pkgs.iter().filter(|(k, v)| k.contains("node_modules/") && v.get("link").is_none() && v.get("version").is_some()).count(),
+            None => {
+                let mut set = std::collections::HashSet::new();
+                let mut stack = vec![lock["dependencies"].clone()];
+                while let Some(next) = stack.pop() {
+                    let Value::Object(m) = next else { continue };
+                    for (name, d) in m {
+                        if let Some(v) = d["version"].as_str() {
+                            set.insert(format!("{name}@{v}"));
+                        }
+                        stack.push(d["dependencies"].clone());
+                    }
+                }
+                set.len()
+            }
+        };
+        let (code, out, err) = kevlar(&["audit", p.to_str().unwrap(), "--format", "json"], &db);
+        assert!(code == 0 || code == 1, "{}: {err}", p.display());
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["packages"].as_u64().unwrap() as usize, expected, "{}", p.display());
+        checked += 1;
+    }
+    assert!(checked >= 6, "expected the corpus's npm lockfiles, found {checked}");
+}
