@@ -180,8 +180,8 @@ pub struct AuditArgs {
     /// The advisory database directory (default: $KEVLAR_DB, else ~/.cache/kevlar/advisories).
     #[arg(long, value_name = "DIR")]
     pub db: Option<PathBuf>,
-    /// table or json.
-    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    /// table, json, sarif (SARIF 2.1.0, for GitHub code scanning) or markdown.
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "sarif", "markdown"])]
     pub format: String,
     /// The lowest severity that makes the exit code 1: low, moderate, high, critical.
     #[arg(long, default_value = "low", value_parser = ["low", "moderate", "high", "critical"])]

@@ -81,6 +81,24 @@ fn findings_with_paths_fixes_and_ci_exit_codes() {
     assert_eq!(code, 1);
     assert!(!out.contains("minimist") && out.contains("qs"), "{out}");
     assert!(out.contains("HIGH") && out.contains("express > qs"), "{out}");
+    let (code, out, _) = kevlar(&["audit", dir, "--format", "sarif"], &db);
+    assert_eq!(code, 1);
+    let sarif: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "kevlar");
+    assert_eq!(run["results"].as_array().unwrap().len(), 2);
+    let qs = run["results"].as_array().unwrap().iter().find(|r| r["message"]["text"].as_str().unwrap().starts_with("qs 6.7.0")).unwrap();
+    assert_eq!(qs["level"], "error");
+    let line = qs["locations"][0]["physicalLocation"]["region"]["startLine"].as_u64().unwrap() as usize;
+    let lock_text = std::fs::read_to_string(tmp.path().join("package-lock.json")).unwrap();
+    assert!(lock_text.lines().nth(line - 1).unwrap().contains("\"node_modules/qs\""), "line {line}");
+    for rule in run["tool"]["driver"]["rules"].as_array().unwrap() {
+        assert!(rule["properties"]["security-severity"].as_str().unwrap().parse::<f64>().is_ok());
+    }
+    let (code, out, _) = kevlar(&["audit", dir, "--format", "markdown"], &db);
+    assert_eq!(code, 1);
+    assert!(out.contains("| high | `qs` | 6.7.0 |") && out.contains("express › qs"), "{out}");
     let (code, _, _) = kevlar(&["audit", dir, "--fail-on", "critical"], &db);
     assert_eq!(code, 0, "nothing critical");
     let (code, _, _) = kevlar(&["audit", dir, "--fail-on", "high"], &db);

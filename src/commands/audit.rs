@@ -61,6 +61,12 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
     let findings = report::audit(&project, &db, a.production)?;
     match a.format.as_str() {
         "json" => println!("{}", report::to_json(&project, &findings)),
+        "sarif" => {
+            let text = std::fs::read_to_string(&project.lockfile).unwrap_or_default();
+            let uri = project.lockfile.strip_prefix(std::env::current_dir().unwrap_or_default()).unwrap_or(&project.lockfile).display().to_string();
+            println!("{}", report::to_sarif(&project, &findings, &text, &uri));
+        }
+        "markdown" => print!("{}", report::to_markdown(&project, &findings)),
         _ => print!("{}", report::to_table(&project, &findings)),
     }
     let threshold = Severity::parse(&a.fail_on).unwrap_or(Severity::Low);

@@ -110,3 +110,104 @@ pub fn to_table(project: &Project, findings: &[Finding]) -> String {
     s.push_str(&format!("{} finding{} in {} packages ({})\n", findings.len(), if findings.len() == 1 { "" } else { "s" }, project.packages.len(), project.lockfile.display()));
     s
 }
+
+fn security_severity(s: Severity) -> &'static str {
+    // GitHub code scanning reads `security-severity` as a CVSS-like number.
+    match s {
+        Severity::Critical => "9.5",
+        Severity::High => "7.5",
+        Severity::Moderate => "5.0",
+        Severity::Low => "2.0",
+        Severity::Unknown => "5.0",
+    }
+}
+
+/// The line of the lockfile where the package is declared (1 when it cannot be found).
+fn line_of(lockfile_text: &str, name: &str) -> usize {
+    let needles = [format!("\"node_modules/{name}\""), format!("\"{name}\":"), format!("{name}@")];
+    for n in &needles {
+        if let Some(pos) = lockfile_text.find(n.as_str()) {
+            return 1 + lockfile_text[..pos].bytes().filter(|&b| b == b'\n').count();
+        }
+    }
+    1
+}
+
+/// SARIF 2.1.0 for GitHub code scanning: one rule per advisory, one result per finding, located
+/// at the package's line in the lockfile.
+pub fn to_sarif(project: &Project, findings: &[Finding], lockfile_text: &str, uri: &str) -> Value {
+    let mut rules: Vec<Value> = Vec::new();
+    for f in findings {
+        if rules.iter().any(|r| r["id"] == f.id.as_str()) {
+            continue;
+        }
+        rules.push(json!({
+            "id": f.id,
+            "name": f.id.replace('-', ""),
+            "shortDescription": { "text": if f.summary.is_empty() { f.id.clone() } else { f.summary.clone() } },
+            "helpUri": format!("https://osv.dev/vulnerability/{}", f.id),
+            "help": { "text": format!("{} {} is affected by {}{}. {}", f.package, f.version, f.id,
+                if f.aliases.is_empty() { String::new() } else { format!(" ({})", f.aliases.join(", ")) },
+                match &f.fixed { Some(v) => format!("Upgrade to {v} or later."), None => "No fixed version is known.".to_owned() }) },
+            "properties": { "security-severity": security_severity(f.severity), "tags": ["security", "dependency", project.ecosystem] },
+        }));
+    }
+    let results: Vec<Value> = findings
+        .iter()
+        .map(|f| {
+            let level = match f.severity {
+                Severity::Critical | Severity::High => "error",
+                Severity::Moderate | Severity::Unknown => "warning",
+                Severity::Low => "note",
+            };
+            json!({
+                "ruleId": f.id,
+                "level": level,
+                "message": { "text": format!("{} {} ({}): {}{}", f.package, f.version,
+                    f.paths.first().map(|p| p.join(" > ")).unwrap_or_default(), f.summary,
+                    f.fixed.as_ref().map(|v| format!(" Fixed in {v}.")).unwrap_or_default()) },
+                "locations": [{ "physicalLocation": {
+                    "artifactLocation": { "uri": uri },
+                    "region": { "startLine": line_of(lockfile_text, &f.package) },
+                }}],
+                "partialFingerprints": { "kevlar/v1": format!("{}@{}:{}", f.package, f.version, f.id) },
+            })
+        })
+        .collect();
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": { "name": "kevlar", "informationUri": "https://github.com/kevlar", "version": env!("CARGO_PKG_VERSION"), "rules": rules } },
+            "results": results,
+        }],
+    })
+}
+
+/// A Markdown report (a pull-request comment, a CI summary).
+pub fn to_markdown(project: &Project, findings: &[Finding]) -> String {
+    let mut s = format!("## Kevlar audit: `{}`\n\n", project.lockfile.display());
+    if findings.is_empty() {
+        s.push_str(&format!("No known vulnerabilities in {} packages.\n", project.packages.len()));
+        return s;
+    }
+    s.push_str("| Severity | Package | Version | Advisory | Fixed in | Dependency path |\n|---|---|---|---|---|---|\n");
+    let esc = |t: &str| t.replace('|', "\\|");
+    for f in findings {
+        let label = if f.malicious { "**MALWARE**".to_owned() } else { f.severity.as_str().to_owned() };
+        s.push_str(&format!(
+            "| {} | `{}` | {} | [{}](https://osv.dev/vulnerability/{}) {} | {} | {}{} |\n",
+            label,
+            esc(&f.package),
+            esc(&f.version),
+            esc(&f.id),
+            esc(&f.id),
+            esc(&f.summary),
+            f.fixed.as_deref().unwrap_or("—"),
+            esc(&f.paths.first().map(|p| p.join(" › ")).unwrap_or_default()),
+            if f.dev { " (dev)" } else { "" }
+        ));
+    }
+    s.push_str(&format!("\n{} finding{} in {} packages.\n", findings.len(), if findings.len() == 1 { "" } else { "s" }, project.packages.len()));
+    s
+}
