@@ -167,4 +167,15 @@ fn real_lockfiles_and_advisories_from_the_shared_corpus() {
         checked += 1;
     }
     assert!(checked >= 6, "expected the corpus's npm lockfiles, found {checked}");
+    // yarn v1: one package per `version` line.
+    let yarn = data.join("lockfiles/webpack.yarn.lock");
+    let expected = std::fs::read_to_string(&yarn).unwrap().lines().filter(|l| l.starts_with("  version ")).count();
+    let (code, out, err) = kevlar(&["audit", yarn.to_str().unwrap(), "--format", "json"], &db);
+    assert!(code == 0 || code == 1, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["packages"].as_u64().unwrap() as usize, expected);
+    // yarn berry is not read yet: a clear error, exit 2.
+    let (code, _, err) = kevlar(&["audit", data.join("lockfiles/jest.yarn-berry.lock").to_str().unwrap()], &db);
+    assert_eq!(code, 2);
+    assert!(err.contains("yarn berry"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! Lockfile parsers: each turns a file into the installed packages with how they got there.
 
 pub mod npm;
+pub mod yarn;
 
 use std::path::{Path, PathBuf};
 
@@ -39,14 +40,14 @@ pub enum LockfileError {
     Syntax { path: String, line: usize, message: String },
     #[error("{path}: {message}")]
     Format { path: String, message: String },
-    #[error("{0}: no lockfile found (looked for package-lock.json and npm-shrinkwrap.json)")]
+    #[error("{0}: no lockfile found (looked for npm-shrinkwrap.json, package-lock.json, yarn.lock)")]
     NotFound(String),
 }
 
 /// Finds the lockfile in `path` (a directory or a file) and reads it.
 pub fn load(path: &Path) -> Result<Project, LockfileError> {
     let file = if path.is_dir() {
-        ["npm-shrinkwrap.json", "package-lock.json"]
+        ["npm-shrinkwrap.json", "package-lock.json", "yarn.lock"]
             .iter()
             .map(|n| path.join(n))
             .find(|p| p.exists())
@@ -55,6 +56,19 @@ pub fn load(path: &Path) -> Result<Project, LockfileError> {
         path.to_path_buf()
     };
     let text = std::fs::read_to_string(&file).map_err(|source| LockfileError::Read { path: file.display().to_string(), source })?;
-    let packages = npm::parse(&text, &file.display().to_string())?;
+    let shown = file.display().to_string();
+    // By content, not name: a JSON document is npm's; anything else is read as yarn's.
+    let is_yarn = !text.trim_start().starts_with('{');
+    let packages = if is_yarn {
+        // yarn.lock does not say which packages are direct or dev-only; package.json does.
+        let pj = file
+            .parent()
+            .map(|d| d.join("package.json"))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+        yarn::parse(&text, &shown, pj.as_ref())?
+    } else {
+        npm::parse(&text, &shown)?
+    };
     Ok(Project { lockfile: file, ecosystem: "npm", packages })
 }
