@@ -174,6 +174,47 @@ fn real_lockfiles_and_advisories_from_the_shared_corpus() {
     assert!(code == 0 || code == 1, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["packages"].as_u64().unwrap() as usize, expected);
+    // pnpm 5.4, 6, 9 and a two-document file: the distinct name@version of every `packages:` key,
+    // counted from the raw lines.
+    let mut pnpm_checked = 0;
+    for entry in std::fs::read_dir(data.join("lockfiles")).unwrap() {
+        let p = entry.unwrap().path();
+        if !p.to_str().unwrap().ends_with("pnpm-lock.yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        let mut set = std::collections::HashSet::new();
+        let (mut section, mut v5) = (String::new(), false);
+        for line in text.lines() {
+            if line.starts_with("lockfileVersion:") {
+                v5 = line.contains(" 5.") || line.contains("'5.");
+            }
+            if !line.starts_with(' ') && line.ends_with(':') {
+                section = line.trim_end_matches(':').to_owned();
+                continue;
+            }
+            if section != "packages" || !line.starts_with("  ") || line.starts_with("   ") || !line.ends_with(':') {
+                continue;
+            }
+            let key = line.trim().trim_end_matches(':').trim_matches(|c| c == '\'' || c == '"');
+            let key = key.trim_start_matches('/');
+            let (name, version) = if v5 {
+                let i = key.rfind('/').unwrap();
+                (&key[..i], key[i + 1..].split('_').next().unwrap())
+            } else {
+                let head = key.split('(').next().unwrap();
+                let at = head[1..].rfind('@').unwrap() + 1;
+                (&key[..at], head[at + 1..].split('_').next().unwrap())
+            };
+            set.insert(format!("{name}@{version}"));
+        }
+        let (code, out, err) = kevlar(&["audit", p.to_str().unwrap(), "--format", "json"], &db);
+        assert!(code == 0 || code == 1, "{}: {err}", p.display());
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["packages"].as_u64().unwrap() as usize, set.len(), "{}", p.display());
+        pnpm_checked += 1;
+    }
+    assert!(pnpm_checked >= 4, "expected the corpus's pnpm lockfiles, found {pnpm_checked}");
     // yarn berry is not read yet: a clear error, exit 2.
     let (code, _, err) = kevlar(&["audit", data.join("lockfiles/jest.yarn-berry.lock").to_str().unwrap()], &db);
     assert_eq!(code, 2);

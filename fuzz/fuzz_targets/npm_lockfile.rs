@@ -1,12 +1,19 @@
-//! Any text given as a package-lock.json: packages or an error naming the file, never a panic or
-//! an unbounded walk.
+//! Any text given to each lockfile parser (npm JSON, pnpm YAML, yarn v1): packages or an error
+//! naming the file, never a panic or an unbounded walk.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        if let Err(e) = kevlar_audit::lockfile::npm::parse(text, "fuzz/package-lock.json") {
+        use kevlar_audit::lockfile::{npm, pnpm, yarn};
+        if let Err(e) = npm::parse(text, "fuzz/package-lock.json") {
             assert!(e.to_string().starts_with("fuzz/package-lock.json"));
+        }
+        if let Err(e) = pnpm::parse(text, "fuzz/pnpm-lock.yaml") {
+            assert!(e.to_string().starts_with("fuzz/pnpm-lock.yaml"));
+        }
+        if let Err(e) = yarn::parse(text, "fuzz/yarn.lock", None) {
+            assert!(e.to_string().starts_with("fuzz/yarn.lock"));
         }
     }
 });

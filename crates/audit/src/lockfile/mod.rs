@@ -1,6 +1,7 @@
 //! Lockfile parsers: each turns a file into the installed packages with how they got there.
 
 pub mod npm;
+pub mod pnpm;
 pub mod yarn;
 
 use std::path::{Path, PathBuf};
@@ -40,14 +41,14 @@ pub enum LockfileError {
     Syntax { path: String, line: usize, message: String },
     #[error("{path}: {message}")]
     Format { path: String, message: String },
-    #[error("{0}: no lockfile found (looked for npm-shrinkwrap.json, package-lock.json, yarn.lock)")]
+    #[error("{0}: no lockfile found (looked for npm-shrinkwrap.json, package-lock.json, pnpm-lock.yaml, yarn.lock)")]
     NotFound(String),
 }
 
 /// Finds the lockfile in `path` (a directory or a file) and reads it.
 pub fn load(path: &Path) -> Result<Project, LockfileError> {
     let file = if path.is_dir() {
-        ["npm-shrinkwrap.json", "package-lock.json", "yarn.lock"]
+        ["npm-shrinkwrap.json", "package-lock.json", "pnpm-lock.yaml", "yarn.lock"]
             .iter()
             .map(|n| path.join(n))
             .find(|p| p.exists())
@@ -57,9 +58,13 @@ pub fn load(path: &Path) -> Result<Project, LockfileError> {
     };
     let text = std::fs::read_to_string(&file).map_err(|source| LockfileError::Read { path: file.display().to_string(), source })?;
     let shown = file.display().to_string();
-    // By content, not name: a JSON document is npm's; anything else is read as yarn's.
-    let is_yarn = !text.trim_start().starts_with('{');
-    let packages = if is_yarn {
+    // By content, not name: a JSON document is npm's, a `lockfileVersion:` line pnpm's, anything
+    // else is read as yarn's.
+    let is_json = text.trim_start().starts_with('{');
+    let is_pnpm = !is_json && text.lines().any(|l| l.starts_with("lockfileVersion:"));
+    let packages = if is_pnpm {
+        pnpm::parse(&text, &shown)?
+    } else if !is_json {
         // yarn.lock does not say which packages are direct or dev-only; package.json does.
         let pj = file
             .parent()
