@@ -215,6 +215,18 @@ fn real_lockfiles_and_advisories_from_the_shared_corpus() {
         pnpm_checked += 1;
     }
     assert!(pnpm_checked >= 4, "expected the corpus's pnpm lockfiles, found {pnpm_checked}");
+    // bun.lock: the distinct registry name@version idents.
+    let bun = data.join("lockfiles/hono.bun.lock");
+    let text = std::fs::read_to_string(&bun).unwrap();
+    let idents: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("    \"")?.split_once("\": [\"").map(|(_, rest)| rest.split('"').next().unwrap_or("")))
+        .filter(|i| !i[1..].rsplit_once('@').map(|(_, v)| v.contains(':')).unwrap_or(true))
+        .collect();
+    let (code, out, err) = kevlar(&["audit", bun.to_str().unwrap(), "--format", "json"], &db);
+    assert!(code == 0 || code == 1, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["packages"].as_u64().unwrap() as usize, idents.len());
     // yarn berry is not read yet: a clear error, exit 2.
     let (code, _, err) = kevlar(&["audit", data.join("lockfiles/jest.yarn-berry.lock").to_str().unwrap()], &db);
     assert_eq!(code, 2);

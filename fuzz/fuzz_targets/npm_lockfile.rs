@@ -1,11 +1,11 @@
-//! Any text given to each lockfile parser (npm JSON, pnpm YAML, yarn v1): packages or an error
-//! naming the file, never a panic or an unbounded walk.
+//! Any text given to each lockfile parser (npm JSON, pnpm YAML, yarn v1, bun.lock): packages or
+//! an error naming the file, never a panic or an unbounded walk.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        use kevlar_audit::lockfile::{npm, pnpm, yarn};
+        use kevlar_audit::lockfile::{bun, npm, pnpm, yarn};
         if let Err(e) = npm::parse(text, "fuzz/package-lock.json") {
             assert!(e.to_string().starts_with("fuzz/package-lock.json"));
         }
@@ -14,6 +14,9 @@ fuzz_target!(|data: &[u8]| {
         }
         if let Err(e) = yarn::parse(text, "fuzz/yarn.lock", None) {
             assert!(e.to_string().starts_with("fuzz/yarn.lock"));
+        }
+        if let Err(e) = bun::parse(text, "fuzz/bun.lock") {
+            assert!(e.to_string().starts_with("fuzz/bun.lock"));
         }
     }
 });

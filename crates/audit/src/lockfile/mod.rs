@@ -1,5 +1,6 @@
 //! Lockfile parsers: each turns a file into the installed packages with how they got there.
 
+pub mod bun;
 pub mod npm;
 pub mod pnpm;
 pub mod yarn;
@@ -41,14 +42,28 @@ pub enum LockfileError {
     Syntax { path: String, line: usize, message: String },
     #[error("{path}: {message}")]
     Format { path: String, message: String },
-    #[error("{0}: no lockfile found (looked for npm-shrinkwrap.json, package-lock.json, pnpm-lock.yaml, yarn.lock)")]
+    #[error("{0}: no lockfile found (looked for npm-shrinkwrap.json, package-lock.json, pnpm-lock.yaml, yarn.lock, bun.lock)")]
     NotFound(String),
+}
+
+/// bun.lock's `packages` values are arrays (`["name@1.0.0", …]`); npm's are objects.
+fn packages_are_arrays(text: &str) -> bool {
+    let Some(i) = text.find("\"packages\"") else { return false };
+    let rest = &text[i + "\"packages\"".len()..];
+    let Some(open) = rest.find('{') else { return false };
+    let after_key = rest[open + 1..].trim_start();
+    if !after_key.starts_with('"') {
+        return false;
+    }
+    let Some(end) = after_key[1..].find('"') else { return false };
+    let tail = after_key[end + 2..].trim_start();
+    tail.strip_prefix(':').is_some_and(|t| t.trim_start().starts_with('['))
 }
 
 /// Finds the lockfile in `path` (a directory or a file) and reads it.
 pub fn load(path: &Path) -> Result<Project, LockfileError> {
     let file = if path.is_dir() {
-        ["npm-shrinkwrap.json", "package-lock.json", "pnpm-lock.yaml", "yarn.lock"]
+        ["npm-shrinkwrap.json", "package-lock.json", "pnpm-lock.yaml", "yarn.lock", "bun.lock"]
             .iter()
             .map(|n| path.join(n))
             .find(|p| p.exists())
@@ -62,7 +77,10 @@ pub fn load(path: &Path) -> Result<Project, LockfileError> {
     // else is read as yarn's.
     let is_json = text.trim_start().starts_with('{');
     let is_pnpm = !is_json && text.lines().any(|l| l.starts_with("lockfileVersion:"));
-    let packages = if is_pnpm {
+    let is_bun = is_json && packages_are_arrays(&text);
+    let packages = if is_bun {
+        bun::parse(&text, &shown)?
+    } else if is_pnpm {
         pnpm::parse(&text, &shown)?
     } else if !is_json {
         // yarn.lock does not say which packages are direct or dev-only; package.json does.
