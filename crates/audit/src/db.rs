@@ -39,6 +39,7 @@ pub struct AdvisoryDb {
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS advisories (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS affected (ecosystem TEXT NOT NULL, name TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (ecosystem, name, id));
+CREATE INDEX IF NOT EXISTS affected_by_id ON affected (id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
