@@ -1,7 +1,7 @@
 //! `kevlar audit`: which installed packages have known vulnerabilities. Parsing (`lockfile/`),
 //! the advisory index and range matching (`osv`, `db`) and presenting (`report`) are kept apart.
 //!
-//! Covered so far: npm `package-lock.json` v1/v2/v3, `npm-shrinkwrap.json`, pnpm 5/6/9, yarn v1 and bun.lock; OSV records for the
+//! Covered so far: npm `package-lock.json` v1/v2/v3, `npm-shrinkwrap.json`, pnpm 5/6/9, yarn v1 and berry, and bun.lock; OSV records for the
 //! npm ecosystem (`SEMVER` and `ECOSYSTEM` ranges, `versions` lists, withdrawn records, aliases).
 #![forbid(unsafe_code)]
 

@@ -1,7 +1,8 @@
-//! yarn v1 `yarn.lock`: blocks whose header lists the specs (`name@range`, comma-separated) they
-//! satisfy, with `version` and a `dependencies` block. Dependency paths start from the
-//! `package.json` beside the lockfile when there is one (yarn.lock itself does not know which
-//! packages are direct, nor which are dev-only).
+//! `yarn.lock`. yarn v1: blocks whose header lists the specs (`name@range`, comma-separated) they
+//! satisfy, with `version` and a `dependencies` block. yarn berry (2+): YAML, descriptors with
+//! protocols (`name@npm:^1.0.0`), workspaces as `linkType: soft` entries. Dependency paths start
+//! from the `package.json` beside the lockfile (v1) or from the workspaces (berry); yarn.lock
+//! itself does not say which packages are dev-only, so dev is known only from `package.json`.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -32,7 +33,7 @@ fn split_spec(spec: &str) -> Option<(&str, &str)> {
 /// Parses a yarn v1 lockfile; `package_json` (the project's, when found) gives direct and dev deps.
 pub fn parse(text: &str, path: &str, package_json: Option<&Value>) -> Result<Vec<Package>, LockfileError> {
     if text.contains("\n__metadata:") || text.starts_with("__metadata:") {
-        return Err(LockfileError::Format { path: path.to_owned(), message: "a yarn berry (v2+) lockfile; only yarn v1 lockfiles are read so far".into() });
+        return parse_berry(text, path, package_json);
     }
     let err = |line: usize, m: &str| LockfileError::Syntax { path: path.to_owned(), line, message: m.to_owned() };
     let mut entries: Vec<Entry> = Vec::new();
@@ -121,6 +122,123 @@ pub fn parse(text: &str, path: &str, package_json: Option<&Value>) -> Result<Vec
         .collect())
 }
 
+/// The package name of a descriptor: `@scope/a@npm:^1.0.0` → `@scope/a`.
+fn descriptor_name(d: &str) -> Option<&str> {
+    let at = d.get(1..)?.find('@')? + 1;
+    Some(&d[..at])
+}
+
+fn parse_berry(text: &str, path: &str, package_json: Option<&Value>) -> Result<Vec<Package>, LockfileError> {
+    use yaml_rust2::{Yaml, YamlLoader};
+    let docs = YamlLoader::load_from_str(text).map_err(|e| LockfileError::Syntax { path: path.to_owned(), line: e.marker().line(), message: e.to_string() })?;
+    let Some(root) = docs.first().and_then(Yaml::as_hash) else {
+        return Err(LockfileError::Format { path: path.to_owned(), message: "an empty yarn lockfile".into() });
+    };
+    let s = |y: &Yaml| -> Option<String> {
+        match y {
+            Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+            Yaml::Integer(i) => Some(i.to_string()),
+            _ => None,
+        }
+    };
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut soft: Vec<bool> = Vec::new();
+    let mut by_spec: HashMap<String, usize> = HashMap::new();
+    for (k, v) in root {
+        let Some(key) = s(k) else { continue };
+        if key == "__metadata" {
+            continue;
+        }
+        let descriptors: Vec<&str> = key.split(", ").map(str::trim).collect();
+        let Some(name) = descriptors.first().and_then(|d| descriptor_name(d)) else { continue };
+        let version = s(&v["version"]).unwrap_or_default();
+        let deps: Vec<(String, String)> = ["dependencies", "optionalDependencies"]
+            .iter()
+            .filter_map(|d| v[*d].as_hash())
+            .flat_map(|h| h.iter())
+            .filter_map(|(n, r)| Some((s(n)?, s(r)?)))
+            .collect();
+        let idx = entries.len();
+        entries.push(Entry { name: name.to_owned(), version, deps });
+        soft.push(s(&v["linkType"]).as_deref() == Some("soft"));
+        for d in descriptors {
+            by_spec.insert(d.to_owned(), idx);
+        }
+    }
+    let lookup = |name: &str, range: &str| -> Option<usize> {
+        by_spec.get(&format!("{name}@{range}")).or_else(|| by_spec.get(&format!("{name}@npm:{range}"))).copied()
+    };
+    let dev_roots: Vec<String> = package_json
+        .and_then(|p| p.get("devDependencies"))
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    let mut paths: Vec<Vec<Vec<String>>> = vec![Vec::new(); entries.len()];
+    let mut prod = vec![false; entries.len()];
+    let mut expanded: std::collections::HashSet<(usize, bool)> = std::collections::HashSet::new();
+    let mut queue: VecDeque<(usize, Vec<String>, bool)> = VecDeque::new();
+    for (i, is_soft) in soft.iter().enumerate() {
+        if *is_soft {
+            for (n, r) in &entries[i].deps {
+                if let Some(t) = lookup(n, r) {
+                    queue.push_back((t, vec![n.clone()], dev_roots.contains(n)));
+                }
+            }
+        }
+    }
+    while let Some((idx, trail, dev)) = queue.pop_front() {
+        if paths[idx].len() < MAX_PATHS && !paths[idx].contains(&trail) {
+            paths[idx].push(trail.clone());
+        }
+        if !dev {
+            prod[idx] = true;
+        }
+        if !expanded.insert((idx, dev)) || trail.len() >= 64 {
+            continue;
+        }
+        for (n, r) in &entries[idx].deps {
+            if let Some(t) = lookup(n, r) {
+                let mut next = trail.clone();
+                next.push(n.clone());
+                queue.push_back((t, next, dev));
+            }
+        }
+    }
+    // One package per (name, version): a patched variant (`patch:` protocol) is the same code.
+    let mut out: Vec<Package> = Vec::new();
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    for (i, e) in entries.into_iter().enumerate() {
+        if soft[i] || e.version.is_empty() || e.version.ends_with("-use.local") {
+            continue;
+        }
+        let found = std::mem::take(&mut paths[i]);
+        let dev = !found.is_empty() && !prod[i];
+        match index.get(&(e.name.clone(), e.version.clone())) {
+            Some(&j) => {
+                let pkg = &mut out[j];
+                pkg.dev = pkg.dev && dev;
+                for p in found {
+                    if pkg.paths.len() < MAX_PATHS && !pkg.paths.contains(&p) {
+                        pkg.paths.push(p);
+                    }
+                }
+            }
+            None => {
+                let mut p = found;
+                if p.is_empty() {
+                    p.push(vec![e.name.clone()]);
+                }
+                index.insert((e.name.clone(), e.version.clone()), out.len());
+                out.push(Package { name: e.name, version: e.version, dev, paths: p });
+            }
+        }
+    }
+    for p in &mut out {
+        p.paths.sort_by_key(Vec::len);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -163,12 +281,24 @@ minimist@^1.2.0:
     }
 
     #[test]
+    fn berry_workspaces_and_protocols() {
+        let lock = "__metadata:\n  version: 8\n\n\"app@workspace:.\":\n  version: 0.0.0-use.local\n  resolution: \"app@workspace:.\"\n  dependencies:\n    \"@s/a\": \"npm:^1.0.0\"\n    mocha: \"npm:^8.0.0\"\n  languageName: unknown\n  linkType: soft\n\n\"@s/a@npm:^1.0.0, @s/a@npm:^1.1.0\":\n  version: 1.2.0\n  resolution: \"@s/a@npm:1.2.0\"\n  dependencies:\n    qs: \"npm:^6.0.0\"\n  languageName: node\n  linkType: hard\n\n\"qs@npm:^6.0.0\":\n  version: 6.7.0\n  resolution: \"qs@npm:6.7.0\"\n  languageName: node\n  linkType: hard\n\n\"mocha@npm:^8.0.0\":\n  version: 8.0.0\n  resolution: \"mocha@npm:8.0.0\"\n  languageName: node\n  linkType: hard\n";
+        let pj = json!({"devDependencies": {"mocha": "^8.0.0"}});
+        let pkgs = parse(lock, "yarn.lock", Some(&pj)).unwrap();
+        assert_eq!(pkgs.len(), 3, "the workspace itself is not a package");
+        let qs = pkgs.iter().find(|p| p.name == "qs").unwrap();
+        assert_eq!(qs.paths[0], vec!["@s/a".to_string(), "qs".to_string()]);
+        assert!(!qs.dev);
+        assert!(pkgs.iter().find(|p| p.name == "mocha").unwrap().dev);
+    }
+
+    #[test]
     fn broken_and_berry_files_are_errors() {
         let e = parse("qs@^6.0.0\n  version \"1\"\n", "yarn.lock", None).unwrap_err().to_string();
         assert!(e.starts_with("yarn.lock:1:"), "{e}");
         let e = parse("qs@^6.0.0:\n  resolved \"x\"\n", "yarn.lock", None).unwrap_err().to_string();
         assert!(e.contains("has no version"), "{e}");
-        let e = parse("__metadata:\n  version: 6\n", "yarn.lock", None).unwrap_err().to_string();
-        assert!(e.contains("yarn berry"), "{e}");
+        let e = parse("__metadata:\n  version: 6\n\"a@npm:1\": [\n", "yarn.lock", None).unwrap_err().to_string();
+        assert!(e.starts_with("yarn.lock:"), "{e}");
     }
 }
