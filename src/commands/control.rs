@@ -90,24 +90,21 @@ pub fn status(a: ControlArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn reload(a: ControlArgs) -> anyhow::Result<ExitCode> {
-    let (code, v) = call(&a, http::Method::POST, "/v1/app/reload")?;
-    if code == 200 {
-        println!("reloaded");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("kevlar: reload failed: {}", v["error"].as_str().unwrap_or(&v.to_string()));
-        Ok(ExitCode::from(1))
+/// POSTs an app action; exit 0 when the admin API answered `ok_status`, 1 with its reason otherwise.
+fn app_action(a: &ControlArgs, action: &str, ok_status: u16, done: &str) -> anyhow::Result<ExitCode> {
+    let (code, v) = call(a, http::Method::POST, &format!("/v1/app/{action}"))?;
+    if code == ok_status {
+        println!("{done}");
+        return Ok(ExitCode::SUCCESS);
     }
+    eprintln!("kevlar: {action} failed: {}", v["error"].as_str().unwrap_or(&v.to_string()));
+    Ok(ExitCode::from(1))
+}
+
+pub fn reload(a: ControlArgs) -> anyhow::Result<ExitCode> {
+    app_action(&a, "reload", 200, "reloaded")
 }
 
 pub fn restart(a: ControlArgs) -> anyhow::Result<ExitCode> {
-    let (code, v) = call(&a, http::Method::POST, "/v1/app/restart")?;
-    if code == 202 {
-        println!("restarting");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("kevlar: restart failed: {}", v["error"].as_str().unwrap_or(&v.to_string()));
-        Ok(ExitCode::from(1))
-    }
+    app_action(&a, "restart", 202, "restarting")
 }

@@ -182,20 +182,13 @@ fn read_root(doc: &mut Doc, root: &mut Table, c: &mut Config, tls: &mut TlsParti
         }
         t.finish(doc);
     }
-    if let Some((item, span)) = root.item("tls") {
-        tls.line = doc.line_of(span.clone());
-        match item.as_table_like() {
-            Some(_) => {
-                // Re-read through a typed table to get per-key errors.
-                let mut t = root.table(doc, "tls").expect("checked to be a table above");
-                tls.listen = t.parsed(doc, "listen", addr, None);
-                tls.cert = t.string(doc, "cert").map(|(s, _)| PathBuf::from(s));
-                tls.key = t.string(doc, "key").map(|(s, _)| PathBuf::from(s));
-                tls.redirect_http = t.boolean(doc, "redirect_http");
-                t.finish(doc);
-            }
-            None => doc.error(span, "tls", "expected a table"),
-        }
+    if let Some(mut t) = root.table(doc, "tls") {
+        tls.line = t.line(doc);
+        tls.listen = t.parsed(doc, "listen", addr, None);
+        tls.cert = t.string(doc, "cert").map(|(s, _)| PathBuf::from(s));
+        tls.key = t.string(doc, "key").map(|(s, _)| PathBuf::from(s));
+        tls.redirect_http = t.boolean(doc, "redirect_http");
+        t.finish(doc);
     }
     if let Some(mut t) = root.table(doc, "limits") {
         let l = &mut c.limits;

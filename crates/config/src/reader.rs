@@ -32,6 +32,8 @@ pub(crate) struct Table<'t> {
     pub path: String,
     table: &'t dyn TableLike,
     known: Vec<&'static str>,
+    /// Where the table's key stands (for errors about the table as a whole).
+    key_span: Option<Range<usize>>,
 }
 
 fn describe(item: &Item) -> &'static str {
@@ -53,7 +55,12 @@ fn describe(item: &Item) -> &'static str {
 
 impl<'t> Table<'t> {
     pub fn root(table: &'t dyn TableLike) -> Self {
-        Table { path: String::new(), table, known: Vec::new() }
+        Table { path: String::new(), table, known: Vec::new(), key_span: None }
+    }
+
+    /// The line of the table's own key.
+    pub fn line(&self, doc: &Doc) -> Option<usize> {
+        doc.line_of(self.key_span.clone())
     }
 
     pub fn key_path(&self, key: &str) -> String {
@@ -172,7 +179,7 @@ impl<'t> Table<'t> {
     pub fn table(&mut self, doc: &mut Doc, key: &'static str) -> Option<Table<'t>> {
         let (item, span) = self.item(key)?;
         match item.as_table_like() {
-            Some(t) => Some(Table { path: self.key_path(key), table: t, known: Vec::new() }),
+            Some(t) => Some(Table { path: self.key_path(key), table: t, known: Vec::new(), key_span: span }),
             None => {
                 doc.error(span, &self.key_path(key), format!("expected a table, found {}", describe(item)));
                 None
@@ -188,13 +195,13 @@ impl<'t> Table<'t> {
             Item::ArrayOfTables(a) => a
                 .iter()
                 .enumerate()
-                .map(|(i, t)| (Table { path: format!("{base}[{i}]"), table: t as &dyn TableLike, known: Vec::new() }, t.span()))
+                .map(|(i, t)| (Table { path: format!("{base}[{i}]"), table: t as &dyn TableLike, known: Vec::new(), key_span: t.span() }, t.span()))
                 .collect(),
             Item::Value(Value::Array(a)) => {
                 let mut out = Vec::new();
                 for (i, v) in a.iter().enumerate() {
                     match v.as_inline_table() {
-                        Some(t) => out.push((Table { path: format!("{base}[{i}]"), table: t as &dyn TableLike, known: Vec::new() }, t.span())),
+                        Some(t) => out.push((Table { path: format!("{base}[{i}]"), table: t as &dyn TableLike, known: Vec::new(), key_span: t.span() }, t.span())),
                         None => doc.error(v.span().or(span.clone()), &format!("{base}[{i}]"), "expected a table"),
                     }
                 }

@@ -617,9 +617,11 @@ impl Worker {
             return self.own_page(&ctx, &info, 413, in_flight);
         }
         let upgrade = forward::wants_upgrade(req.headers());
-        // A request without a body and with a safe method can be sent again when the instance it
-        // went to died under it (a crash, a restart): the client never sees the failure.
-        let retryable = !upgrade && http_body::Body::is_end_stream(req.body()) && matches!(*req.method(), http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
+        // Under `kevlar run`, a request without a body and with a safe method can be sent again when
+        // the instance it went to died under it (a crash, a restart): the client never sees the
+        // failure. A fixed upstream needs no copy: the pool itself retries a stale connection.
+        let retryable = self.shared.upstream.is_supervised()
+            && !upgrade && http_body::Body::is_end_stream(req.body()) && matches!(*req.method(), http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
         let saved = retryable.then(|| (parts.method.clone(), parts.uri.clone(), parts.version, parts.headers.clone()));
@@ -636,7 +638,7 @@ impl Worker {
         let mut next = Some((parts, RequestBody::new(body, limits.max_body_bytes, limits.body_timeout)));
         let mut attempt = 0;
         let mut failed_backends: Vec<u64> = Vec::new();
-        let max_attempts = if self.shared.upstream.is_supervised() { 5 } else { 2 };
+        const MAX_ATTEMPTS: u32 = 5;
         let (mut resp, lease) = loop {
             attempt += 1;
             let Some((parts, body)) = next.take() else {
@@ -672,13 +674,10 @@ impl Worker {
                         }
                         _ => {
                             lease.backend().mark_failed();
-                            // A supervised instance that failed is dying: wait for another. A fixed
-                            // upstream gets one more try (a stale pooled connection), then 502.
-                            if self.shared.upstream.is_supervised() {
-                                failed_backends.push(lease.backend().id);
-                            }
+                            // A supervised instance that failed is dying: wait for another.
+                            failed_backends.push(lease.backend().id);
                             drop(lease);
-                            if let (Some((method, uri, version, headers)), true) = (&saved, attempt < max_attempts) {
+                            if let (Some((method, uri, version, headers)), true) = (&saved, attempt < MAX_ATTEMPTS) {
                                 let mut again = Request::new(());
                                 *again.method_mut() = method.clone();
                                 *again.uri_mut() = uri.clone();

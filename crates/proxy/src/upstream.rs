@@ -183,20 +183,18 @@ impl Upstream {
     /// Like [`pick`](Self::pick), never choosing one of `except` (backends that already failed
     /// this request).
     pub fn pick_except(&self, except: &[u64]) -> Option<Lease> {
-        let snapshot = self.snapshot();
-        let all: Vec<&Arc<Backend>> = snapshot.iter().filter(|b| !except.contains(&b.id)).collect();
-        if all.is_empty() {
-            return None;
-        }
+        // No allocation: this runs on every request.
+        let all = self.snapshot();
+        let n = all.len();
+        let start = if n > 1 { self.rotate.fetch_add(1, Ordering::Relaxed) % n } else { 0 };
         let now = kevlar_core::time::now_ms();
-        let start = if all.len() > 1 { self.rotate.fetch_add(1, Ordering::Relaxed) % all.len() } else { 0 };
-        let rotated = all[start..].iter().chain(all[..start].iter());
-        let best = rotated
+        let candidates = || all[start..].iter().chain(all[..start].iter()).filter(|b| !except.contains(&b.id));
+        let best = candidates()
             .filter(|b| !b.avoided(now))
             .min_by_key(|b| b.outstanding())
-            .or_else(|| all.iter().min_by_key(|b| b.failed_at_ms.load(Ordering::Relaxed)))?;
+            .or_else(|| candidates().min_by_key(|b| b.failed_at_ms.load(Ordering::Relaxed)))?;
         best.outstanding.fetch_add(1, Ordering::AcqRel);
-        Some(Lease((*best).clone()))
+        Some(Lease(best.clone()))
     }
 
     /// Like [`pick`](Self::pick), but while no backend is ready waits for one — up to the hold

@@ -6,9 +6,7 @@ use std::collections::{HashMap, VecDeque};
 
 use serde_json::Value;
 
-use super::{LockfileError, Package};
-
-const MAX_PATHS: usize = 3;
+use super::{LockfileError, Merger, Package, MAX_PATHS};
 
 /// Removes the trailing commas JSON does not allow; keeps every newline, so lines still match.
 fn strip_trailing_commas(src: &str) -> String {
@@ -108,8 +106,7 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
             }
         }
     }
-    let mut out = Vec::new();
-    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    let mut merged = Merger::default();
     for (key, entry) in pkgs {
         let Some(ident) = entry.get(0).and_then(Value::as_str) else { continue };
         let Some((name, version)) = split_ident(ident) else { continue };
@@ -117,31 +114,9 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
             continue; // workspace:, link:, file:, github: …
         }
         let dev = paths.contains_key(key.as_str()) && !prod.contains_key(key.as_str());
-        let found = paths.get(key.as_str()).cloned().unwrap_or_default();
-        match index.get(&(name.to_owned(), version.to_owned())) {
-            Some(&i) => {
-                let pkg: &mut Package = &mut out[i];
-                pkg.dev = pkg.dev && dev;
-                for p in found {
-                    if pkg.paths.len() < MAX_PATHS && !pkg.paths.contains(&p) {
-                        pkg.paths.push(p);
-                    }
-                }
-            }
-            None => {
-                let mut ps = found;
-                if ps.is_empty() {
-                    ps.push(vec![name.to_owned()]);
-                }
-                index.insert((name.to_owned(), version.to_owned()), out.len());
-                out.push(Package { name: name.to_owned(), version: version.to_owned(), dev, paths: ps });
-            }
-        }
+        merged.add(name, version, dev, paths.remove(key.as_str()).unwrap_or_default());
     }
-    for p in &mut out {
-        p.paths.sort_by_key(Vec::len);
-    }
-    Ok(out)
+    Ok(merged.finish())
 }
 
 #[cfg(test)]

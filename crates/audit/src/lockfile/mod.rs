@@ -24,6 +24,52 @@ impl Package {
     }
 }
 
+/// The shortest dependency paths kept per package.
+pub(crate) const MAX_PATHS: usize = 3;
+
+/// Gathers lockfile entries into one package per (name, version) — peer variants, patched
+/// variants and duplicate install locations are the same code: paths are merged (up to
+/// [`MAX_PATHS`], shortest first) and a package is dev-only when every entry of it is.
+#[derive(Default)]
+pub(crate) struct Merger {
+    out: Vec<Package>,
+    index: std::collections::HashMap<(String, String), usize>,
+}
+
+impl Merger {
+    pub fn add(&mut self, name: &str, version: &str, dev: bool, paths: Vec<Vec<String>>) {
+        let key = (name.to_owned(), version.to_owned());
+        let i = match self.index.get(&key) {
+            Some(&i) => {
+                self.out[i].dev &= dev;
+                i
+            }
+            None => {
+                self.index.insert(key, self.out.len());
+                self.out.push(Package { name: name.to_owned(), version: version.to_owned(), dev, paths: Vec::new() });
+                self.out.len() - 1
+            }
+        };
+        let pkg = &mut self.out[i];
+        for p in paths {
+            if pkg.paths.len() < MAX_PATHS && !pkg.paths.contains(&p) {
+                pkg.paths.push(p);
+            }
+        }
+    }
+
+    /// A package no path reaches is listed under its own name.
+    pub fn finish(mut self) -> Vec<Package> {
+        for p in &mut self.out {
+            if p.paths.is_empty() {
+                p.paths.push(vec![p.name.clone()]);
+            }
+            p.paths.sort_by_key(Vec::len);
+        }
+        self.out
+    }
+}
+
 /// A project's installed packages, from one lockfile.
 #[derive(Debug, Clone)]
 pub struct Project {

@@ -4,13 +4,11 @@
 //! dependency paths follow Node's resolution (the nearest `node_modules` upwards). v1 nests
 //! `dependencies` and names each package's needs under `requires`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use serde_json::{Map, Value};
 
-use super::{LockfileError, Package};
-
-const MAX_PATHS: usize = 3;
+use super::{LockfileError, Merger, Package, MAX_PATHS};
 
 fn syntax(path: &str, text: &str, e: &serde_json::Error) -> LockfileError {
     let _ = text;
@@ -127,31 +125,18 @@ fn parse_packages(pkgs: &Map<String, Value>) -> Vec<Package> {
 }
 
 fn parse_v1(root: &Map<String, Value>) -> Vec<Package> {
-    let mut out = Vec::new();
+    let mut merged = Merger::default();
     let mut stack: Vec<(&Map<String, Value>, Vec<String>)> = Vec::new();
     if let Some(deps) = root.get("dependencies").and_then(Value::as_object) {
         stack.push((deps, Vec::new()));
     }
-    let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
     while let Some((deps, trail)) = stack.pop() {
         for (name, d) in deps {
             let Some(d) = d.as_object() else { continue };
             let Some(version) = d.get("version").and_then(Value::as_str) else { continue };
             let mut path = trail.clone();
             path.push(name.clone());
-            let key = (name.clone(), version.to_owned());
-            match seen.get(&key) {
-                Some(&i) => {
-                    let pkg: &mut Package = &mut out[i];
-                    if pkg.paths.len() < MAX_PATHS {
-                        pkg.paths.push(path.clone());
-                    }
-                }
-                None => {
-                    seen.insert(key, out.len());
-                    out.push(Package { name: name.clone(), version: version.to_owned(), dev: d.get("dev").and_then(Value::as_bool).unwrap_or(false), paths: vec![path.clone()] });
-                }
-            }
+            merged.add(name, version, d.get("dev").and_then(Value::as_bool).unwrap_or(false), vec![path.clone()]);
             if let Some(nested) = d.get("dependencies").and_then(Value::as_object) {
                 if path.len() < 64 {
                     stack.push((nested, path));
@@ -159,7 +144,7 @@ fn parse_v1(root: &Map<String, Value>) -> Vec<Package> {
             }
         }
     }
-    out
+    merged.finish()
 }
 
 #[cfg(test)]

@@ -6,9 +6,7 @@ use std::collections::{HashMap, VecDeque};
 
 use yaml_rust2::{Yaml, YamlLoader};
 
-use super::{LockfileError, Package};
-
-const MAX_PATHS: usize = 3;
+use super::{LockfileError, Merger, Package, MAX_PATHS};
 
 struct Node {
     name: String,
@@ -142,39 +140,16 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
         }
     }
     // One package per (name, version) whatever its peer variants.
-    let mut out: Vec<Package> = Vec::new();
-    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    let mut merged = Merger::default();
     let mut keys: Vec<&String> = nodes.keys().collect();
     keys.sort();
     for key in keys {
         let node = &nodes[key];
-        let version = bare_version(&node.version).to_owned();
         let reached = prod_reached.get(key.as_str()).copied().unwrap_or(false);
         let dev = node.dev.unwrap_or(!reached && paths.contains_key(key.as_str()));
-        let mut p = paths.get(key.as_str()).cloned().unwrap_or_default();
-        match index.get(&(node.name.clone(), version.clone())) {
-            Some(&i) => {
-                let pkg = &mut out[i];
-                pkg.dev = pkg.dev && dev;
-                for x in p {
-                    if pkg.paths.len() < MAX_PATHS && !pkg.paths.contains(&x) {
-                        pkg.paths.push(x);
-                    }
-                }
-            }
-            None => {
-                if p.is_empty() {
-                    p.push(vec![node.name.clone()]);
-                }
-                index.insert((node.name.clone(), version.clone()), out.len());
-                out.push(Package { name: node.name.clone(), version, dev, paths: p });
-            }
-        }
+        merged.add(&node.name, bare_version(&node.version), dev, paths.remove(key.as_str()).unwrap_or_default());
     }
-    for p in &mut out {
-        p.paths.sort_by_key(Vec::len);
-    }
-    Ok(out)
+    Ok(merged.finish())
 }
 
 #[cfg(test)]

@@ -8,9 +8,7 @@ use std::collections::{HashMap, VecDeque};
 
 use serde_json::Value;
 
-use super::{LockfileError, Package};
-
-const MAX_PATHS: usize = 3;
+use super::{LockfileError, Merger, Package, MAX_PATHS};
 
 struct Entry {
     name: String,
@@ -205,38 +203,16 @@ fn parse_berry(text: &str, path: &str, package_json: Option<&Value>) -> Result<V
         }
     }
     // One package per (name, version): a patched variant (`patch:` protocol) is the same code.
-    let mut out: Vec<Package> = Vec::new();
-    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    let mut merged = Merger::default();
     for (i, e) in entries.into_iter().enumerate() {
         if soft[i] || e.version.is_empty() || e.version.ends_with("-use.local") {
             continue;
         }
         let found = std::mem::take(&mut paths[i]);
         let dev = !found.is_empty() && !prod[i];
-        match index.get(&(e.name.clone(), e.version.clone())) {
-            Some(&j) => {
-                let pkg = &mut out[j];
-                pkg.dev = pkg.dev && dev;
-                for p in found {
-                    if pkg.paths.len() < MAX_PATHS && !pkg.paths.contains(&p) {
-                        pkg.paths.push(p);
-                    }
-                }
-            }
-            None => {
-                let mut p = found;
-                if p.is_empty() {
-                    p.push(vec![e.name.clone()]);
-                }
-                index.insert((e.name.clone(), e.version.clone()), out.len());
-                out.push(Package { name: e.name, version: e.version, dev, paths: p });
-            }
-        }
+        merged.add(&e.name, &e.version, dev, found);
     }
-    for p in &mut out {
-        p.paths.sort_by_key(Vec::len);
-    }
-    Ok(out)
+    Ok(merged.finish())
 }
 
 #[cfg(test)]
