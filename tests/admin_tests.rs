@@ -52,18 +52,41 @@ async fn events_are_reported_and_queried_through_the_api() {
         .await
         .unwrap();
     assert_eq!(posted.status(), 201);
-    let bad = c.post(k.admin_url("/v1/events")).bearer_auth(&t).json(&json!({"event": {"action": "Not Valid"}})).send().await.unwrap();
+    let bad = c
+        .post(k.admin_url("/v1/events"))
+        .bearer_auth(&t)
+        .json(&json!({"event": {"action": "Not Valid"}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 422);
-    let junk = c.post(k.admin_url("/v1/events")).bearer_auth(&t).header("content-type", "application/json").body("{oops").send().await.unwrap();
+    let junk = c
+        .post(k.admin_url("/v1/events"))
+        .bearer_auth(&t)
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(junk.status(), 400);
 
-    let list: Value = c.get(k.admin_url("/v1/events?action=authn_login_fail&since=1h")).bearer_auth(&t).send().await.unwrap().json().await.unwrap();
+    let list: Value = c
+        .get(k.admin_url("/v1/events?action=authn_login_fail&since=1h"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let events = list["events"].as_array().unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["user"]["name"], "ada");
-    let by_ip: Value = c.get(k.admin_url("/v1/events?ip=203.0.113.9")).bearer_auth(&t).send().await.unwrap().json().await.unwrap();
+    let by_ip: Value =
+        c.get(k.admin_url("/v1/events?ip=203.0.113.9")).bearer_auth(&t).send().await.unwrap().json().await.unwrap();
     assert_eq!(by_ip["events"].as_array().unwrap().len(), 1);
-    let none: Value = c.get(k.admin_url("/v1/events?ip=198.51.100.1")).bearer_auth(&t).send().await.unwrap().json().await.unwrap();
+    let none: Value =
+        c.get(k.admin_url("/v1/events?ip=198.51.100.1")).bearer_auth(&t).send().await.unwrap().json().await.unwrap();
     assert_eq!(none["events"].as_array().unwrap().len(), 0);
     let badq = c.get(k.admin_url("/v1/events?sinse=1h")).bearer_auth(&t).send().await.unwrap();
     assert_eq!(badq.status(), 400);
@@ -78,6 +101,9 @@ async fn events_are_reported_and_queried_through_the_api() {
 
 #[test]
 fn the_admin_api_is_not_served_off_loopback_without_tls() {
-    let err = Kevlar::cmd(&["guard", "--upstream", "http://127.0.0.1:1", "--admin", "0.0.0.0:0"]).try_start().err().expect("must refuse");
+    let err = Kevlar::cmd(&["guard", "--upstream", "http://127.0.0.1:1", "--admin", "0.0.0.0:0"])
+        .try_start()
+        .err()
+        .expect("must refuse");
     assert!(err.contains("is not a loopback address") && err.contains("TLS"), "{err}");
 }

@@ -14,7 +14,11 @@ use serde_json::{json, Value};
 
 fn kevlar(args: &[&str], db: &Path) -> (i32, String, String) {
     let out = Command::new(KEVLAR).args(args).env("KEVLAR_DB", db).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn write_fixture(dir: &Path) {
@@ -88,7 +92,12 @@ fn findings_with_paths_fixes_and_ci_exit_codes() {
     let run = &sarif["runs"][0];
     assert_eq!(run["tool"]["driver"]["name"], "kevlar");
     assert_eq!(run["results"].as_array().unwrap().len(), 2);
-    let qs = run["results"].as_array().unwrap().iter().find(|r| r["message"]["text"].as_str().unwrap().starts_with("qs 6.7.0")).unwrap();
+    let qs = run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["message"]["text"].as_str().unwrap().starts_with("qs 6.7.0"))
+        .unwrap();
     assert_eq!(qs["level"], "error");
     let line = qs["locations"][0]["physicalLocation"]["region"]["startLine"].as_u64().unwrap() as usize;
     let lock_text = std::fs::read_to_string(tmp.path().join("package-lock.json")).unwrap();
@@ -109,7 +118,11 @@ fn findings_with_paths_fixes_and_ci_exit_codes() {
 fn bad_input_is_an_error_naming_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db");
-    std::fs::write(tmp.path().join("package-lock.json"), "{\n  \"lockfileVersion\": 3,\n  \"packages\": {\n    \"\": {").unwrap();
+    std::fs::write(
+        tmp.path().join("package-lock.json"),
+        "{\n  \"lockfileVersion\": 3,\n  \"packages\": {\n    \"\": {",
+    )
+    .unwrap();
     let (code, _, err) = kevlar(&["audit", tmp.path().to_str().unwrap()], &db);
     assert_eq!(code, 2);
     assert!(err.contains("package-lock.json:4:"), "{err}");
@@ -128,7 +141,10 @@ fn bad_input_is_an_error_naming_file_and_line() {
 #[test]
 fn real_lockfiles_and_advisories_from_the_shared_corpus() {
     let data = repo().join("../shared/data");
-    assert!(data.join("lockfiles").is_dir() && data.join("advisories/npm").is_dir(), "../shared/data is missing: this test reads it in place");
+    assert!(
+        data.join("lockfiles").is_dir() && data.join("advisories/npm").is_dir(),
+        "../shared/data is missing: this test reads it in place"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db");
     let (code, out, err) = kevlar(&["db", "update", "--from", data.join("advisories/npm").to_str().unwrap()], &db);
@@ -144,7 +160,10 @@ fn real_lockfiles_and_advisories_from_the_shared_corpus() {
         let lock: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         // Count independently: install locations (v2/v3), or distinct name@version in the tree (v1).
         let expected = match lock.get("packages").and_then(Value::as_object) {
-            Some(pkgs) => pkgs.iter().filter(|(k, v)| k.contains("node_modules/") && v.get("link").is_none() && v.get("version").is_some()).count(),
+            Some(pkgs) => pkgs
+                .iter()
+                .filter(|(k, v)| k.contains("node_modules/") && v.get("link").is_none() && v.get("version").is_some())
+                .count(),
             None => {
                 let mut set = std::collections::HashSet::new();
                 let mut stack = vec![lock["dependencies"].clone()];
@@ -220,7 +239,9 @@ fn real_lockfiles_and_advisories_from_the_shared_corpus() {
     let text = std::fs::read_to_string(&bun).unwrap();
     let idents: std::collections::HashSet<&str> = text
         .lines()
-        .filter_map(|l| l.strip_prefix("    \"")?.split_once("\": [\"").map(|(_, rest)| rest.split('"').next().unwrap_or("")))
+        .filter_map(|l| {
+            l.strip_prefix("    \"")?.split_once("\": [\"").map(|(_, rest)| rest.split('"').next().unwrap_or(""))
+        })
         .filter(|i| !i[1..].rsplit_once('@').map(|(_, v)| v.contains(':')).unwrap_or(true))
         .collect();
     let (code, out, err) = kevlar(&["audit", bun.to_str().unwrap(), "--format", "json"], &db);
@@ -235,7 +256,9 @@ fn real_lockfiles_and_advisories_from_the_shared_corpus() {
         if !block.contains("linkType: hard") {
             continue;
         }
-        let field = |k: &str| block.lines().find_map(|l| l.trim().strip_prefix(k)).map(|v| v.trim().trim_matches('"').to_owned());
+        let field = |k: &str| {
+            block.lines().find_map(|l| l.trim().strip_prefix(k)).map(|v| v.trim().trim_matches('"').to_owned())
+        };
         let (Some(res), Some(ver)) = (field("resolution:"), field("version:")) else { continue };
         let at = res[1..].find('@').unwrap() + 1;
         set.insert(format!("{}@{ver}", &res[..at]));

@@ -12,7 +12,10 @@ use common::{client, repo, DemoApp, Kevlar, KEVLAR};
 
 fn validate(file: &std::path::Path) -> (i32, String) {
     let out = Command::new(KEVLAR).arg("validate").arg(file).output().unwrap();
-    (out.status.code().unwrap(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.code().unwrap(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
 }
 
 fn fixture(name: &str) -> std::path::PathBuf {
@@ -54,7 +57,10 @@ fn syntax_and_cross_key_errors_name_the_line() {
     assert!(out.contains("syntax_error.toml:3: (syntax):"), "{out}");
     let (code, out) = validate(&fixture("tls_incomplete.toml"));
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("tls_incomplete.toml:1: tls: TLS needs listen, cert and key together; missing key (--tls-key)"), "{out}");
+    assert!(
+        out.contains("tls_incomplete.toml:1: tls: TLS needs listen, cert and key together; missing key (--tls-key)"),
+        "{out}"
+    );
     let (code, out) = validate(&fixture("does_not_exist.toml"));
     assert_eq!(code, 2, "{out}");
     let (code, out) = validate(&fixture("valid.toml"));
@@ -81,10 +87,16 @@ fn a_bad_config_stops_kevlar_with_every_problem() {
         .try_start()
         .err()
         .expect("must refuse to start");
-    assert!(err.contains("proxy.lisen: unknown key") && err.contains("limits.max_headers: -4 is out of range"), "{err}");
+    assert!(
+        err.contains("proxy.lisen: unknown key") && err.contains("limits.max_headers: -4 is out of range"),
+        "{err}"
+    );
     let err = Kevlar::cmd(&["guard"]).try_start().err().expect("no upstream");
     assert!(err.contains("no upstream"), "{err}");
-    let err = Kevlar::cmd(&["guard", "--upstream", "http://127.0.0.1:1", "--trusted-proxy", "nonsense"]).try_start().err().expect("bad flag");
+    let err = Kevlar::cmd(&["guard", "--upstream", "http://127.0.0.1:1", "--trusted-proxy", "nonsense"])
+        .try_start()
+        .err()
+        .expect("bad flag");
     assert!(err.contains("--trusted-proxy: `nonsense`"), "{err}");
 }
 
@@ -109,7 +121,17 @@ fn help_lists_every_command_and_flag() {
     }
     let out = Command::new(KEVLAR).args(["guard", "--help"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for f in ["--upstream", "--listen", "--tls-listen", "--tls-cert", "--tls-key", "--admin", "--data-dir", "--trusted-proxy", "--config"] {
+    for f in [
+        "--upstream",
+        "--listen",
+        "--tls-listen",
+        "--tls-cert",
+        "--tls-key",
+        "--admin",
+        "--data-dir",
+        "--trusted-proxy",
+        "--config",
+    ] {
         assert!(text.contains(f), "{f} missing from guard --help");
     }
 }

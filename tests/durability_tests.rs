@@ -23,7 +23,13 @@ async fn acknowledged_events_survive_kill_9() {
         let url = k.admin_url("/v1/events");
         let t = t.clone();
         tasks.push(tokio::spawn(async move {
-            c.post(url).bearer_auth(t).json(&json!({"event": {"action": "app_test_event"}, "message": format!("n{i}")})).send().await.unwrap().status()
+            c.post(url)
+                .bearer_auth(t)
+                .json(&json!({"event": {"action": "app_test_event"}, "message": format!("n{i}")}))
+                .send()
+                .await
+                .unwrap()
+                .status()
         }));
     }
     for task in tasks {

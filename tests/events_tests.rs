@@ -23,7 +23,11 @@ async fn the_access_log_has_one_ecs_line_per_request() {
     let path = k.data_dir.join("logs/access.log");
     let mut lines: Vec<Value> = Vec::new();
     for _ in 0..200 {
-        lines = std::fs::read_to_string(&path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        lines = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         if lines.len() >= 2 {
             break;
         }
@@ -81,10 +85,19 @@ fn events_refuses_bad_filters_and_a_missing_store() {
     let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(KEVLAR).args(["events", "--data-dir"]).arg(tmp.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no event store"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(KEVLAR).args(["events", "--since", "yesterday-ish", "--data-dir"]).arg(tmp.path()).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no event store"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(KEVLAR)
+        .args(["events", "--since", "yesterday-ish", "--data-dir"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--since"));
-    let out = Command::new(KEVLAR).args(["events", "--ip", "not-an-ip", "--data-dir"]).arg(tmp.path()).output().unwrap();
+    let out =
+        Command::new(KEVLAR).args(["events", "--ip", "not-an-ip", "--data-dir"]).arg(tmp.path()).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ip"));
 }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::{client, raw, DemoApp, Kevlar};
 
-const FAST_TIMEOUTS: &str = "[limits]\nheader_timeout = \"1s\"\nbody_timeout = \"1s\"\nidle_timeout = \"2s\"\nmax_body_bytes = \"1MiB\"\n";
+const FAST_TIMEOUTS: &str =
+    "[limits]\nheader_timeout = \"1s\"\nbody_timeout = \"1s\"\nidle_timeout = \"2s\"\nmax_body_bytes = \"1MiB\"\n";
 
 #[tokio::test]
 async fn oversized_heads_get_431() {
@@ -117,7 +118,10 @@ fn idle_keep_alive_connections_are_closed() {
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(1500) && waited < Duration::from_secs(8), "closed after ~2s idle, took {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(8),
+        "closed after ~2s idle, took {waited:?}"
+    );
 }
 
 #[test]
@@ -141,10 +145,15 @@ fn malformed_requests_get_400_never_a_crash() {
         let got = raw(k.http, case, Duration::from_secs(5));
         assert!(got.starts_with("HTTP/1.1 400"), "{:?} -> {got:?}", String::from_utf8_lossy(case));
     }
-    let connect = raw(k.http, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", Duration::from_secs(5));
+    let connect =
+        raw(k.http, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", Duration::from_secs(5));
     assert!(connect.starts_with("HTTP/1.1 405"), "{connect}");
     // An absolute-form target never sends the request anywhere but the app.
-    let abs = raw(k.http, b"GET http://evil.example/echo-headers HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n", Duration::from_secs(5));
+    let abs = raw(
+        k.http,
+        b"GET http://evil.example/echo-headers HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
     assert!(abs.starts_with("HTTP/1.1 200") && abs.contains("\"url\":\"/echo-headers\""), "{abs}");
     let ok = raw(k.http, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", Duration::from_secs(5));
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");

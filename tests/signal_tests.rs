@@ -43,7 +43,10 @@ async fn sigterm_stops_kevlar_and_the_whole_app_group() {
     let pid_file = tmp.path().join("pids");
     let app = repo().join("tests/fixtures/apps/stubborn.js");
     let mut k = Kevlar::cmd(&["run", "--", "node", app.to_str().unwrap()])
-        .config(&format!("[app]\nstop_grace = \"1s\"\n[app.env]\nPID_FILE = \"{}\"\nIGNORE_TERM = \"1\"\n", pid_file.display()))
+        .config(&format!(
+            "[app]\nstop_grace = \"1s\"\n[app.env]\nPID_FILE = \"{}\"\nIGNORE_TERM = \"1\"\n",
+            pid_file.display()
+        ))
         .start();
     wait_up(&k, "/").await;
     let (app_pid, grandchild) = pids(&pid_file);
@@ -53,7 +56,8 @@ async fn sigterm_stops_kevlar_and_the_whole_app_group() {
     assert!(!alive(app_pid), "an app that ignores SIGTERM is killed after the grace");
     assert!(!alive(grandchild), "no orphans: the grandchild dies with the group");
     assert!(k.stderr().contains("ignored SIGTERM"), "{}", k.stderr());
-    let actions: Vec<String> = k.events(&[]).iter().map(|e| e["event"]["action"].as_str().unwrap().to_owned()).collect();
+    let actions: Vec<String> =
+        k.events(&[]).iter().map(|e| e["event"]["action"].as_str().unwrap().to_owned()).collect();
     assert!(actions.contains(&"sys_startup".into()) && actions.contains(&"sys_shutdown".into()), "{actions:?}");
 }
 

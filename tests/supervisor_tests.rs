@@ -36,7 +36,10 @@ async fn wait_ok(k: &Kevlar) -> String {
 
 fn ctl(k: &Kevlar, what: &str) -> (i32, String) {
     let out = Command::new(KEVLAR).args([what, "--data-dir"]).arg(&k.data_dir).output().unwrap();
-    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.code().unwrap_or(-1),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
 }
 
 fn status(k: &Kevlar) -> Value {
@@ -134,7 +137,8 @@ async fn reload_under_load_fails_no_request() {
     let k = run_app("[app]\ninstances = 2\n");
     wait_ok(&k).await;
     let before = status(&k);
-    let pids_before: Vec<u64> = before["app"]["instances"].as_array().unwrap().iter().map(|i| i["pid"].as_u64().unwrap()).collect();
+    let pids_before: Vec<u64> =
+        before["app"]["instances"].as_array().unwrap().iter().map(|i| i["pid"].as_u64().unwrap()).collect();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut loops = Vec::new();
     for _ in 0..4 {
@@ -163,7 +167,12 @@ async fn reload_under_load_fails_no_request() {
     assert_eq!(code, 0, "{out}");
     // And once more with SIGHUP.
     let _ = Command::new("kill").args(["-HUP", &k.child.id().to_string()]).status();
-    k.wait_event(|e| e["event"]["action"] == "sys_restart" && e["kevlar"]["reason"] == "reload" && e["kevlar"]["instance"] == 1 && e["@timestamp"].is_string());
+    k.wait_event(|e| {
+        e["event"]["action"] == "sys_restart"
+            && e["kevlar"]["reason"] == "reload"
+            && e["kevlar"]["instance"] == 1
+            && e["@timestamp"].is_string()
+    });
     for _ in 0..400 {
         if count(&k, "sys_restart") >= 4 {
             break;
@@ -283,7 +292,8 @@ async fn the_command_can_come_from_the_config_and_logs_follow() {
     };
     assert!(first.starts_with("line 0 "), "{first}");
     client().get(k.url("/spam?n=3")).send().await.unwrap();
-    let followed: Vec<String> = (0..3).map(|_| rx.recv_timeout(Duration::from_secs(10)).expect("followed lines")).collect();
+    let followed: Vec<String> =
+        (0..3).map(|_| rx.recv_timeout(Duration::from_secs(10)).expect("followed lines")).collect();
     assert!(followed[2].starts_with("line 2 "), "{followed:?}");
     let _ = follow.kill();
     let _ = follow.wait();

@@ -58,7 +58,8 @@ async fn https_is_served_with_h2_and_plain_http_redirects() {
     assert_eq!(body["headers"]["x-forwarded-proto"], "https");
     assert_eq!(body["headers"]["host"], format!("localhost:{}", https.port()), "the h2 authority becomes Host");
 
-    let r = c.get(format!("https://localhost:{}/", https.port())).version(reqwest::Version::HTTP_11).send().await.unwrap();
+    let r =
+        c.get(format!("https://localhost:{}/", https.port())).version(reqwest::Version::HTTP_11).send().await.unwrap();
     assert_eq!(r.status(), 200);
 
     // Plain HTTP: 301 to the same host on the TLS port, path and query kept.

@@ -18,7 +18,10 @@ async fn a_refusing_upstream_gets_a_502_page_that_leaks_nothing() {
     assert!(r.headers().get("content-security-policy").is_some());
     let body = r.text().await.unwrap();
     assert!(body.contains(&rid), "the page names the request id");
-    assert!(!body.contains(&port.to_string()) && !body.contains("127.0.0.1") && !body.to_lowercase().contains("refused"), "{body}");
+    assert!(
+        !body.contains(&port.to_string()) && !body.contains("127.0.0.1") && !body.to_lowercase().contains("refused"),
+        "{body}"
+    );
     let e = k.wait_event(|e| e["event"]["action"] == "sys_upstream_unavailable");
     assert_eq!(e["http"]["request"]["id"], rid.as_str());
     assert!(!k.stderr().contains("panicked"));
@@ -51,14 +54,7 @@ async fn keep_alive_is_reused_and_many_requests_flow() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200);
     }
-    let status: serde_json::Value = c
-        .get(k.admin_url("/v1/status"))
-        .bearer_auth(k.token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: serde_json::Value =
+        c.get(k.admin_url("/v1/status")).bearer_auth(k.token()).send().await.unwrap().json().await.unwrap();
     assert!(status["proxy"]["requests"].as_u64().unwrap() >= 200, "{status}");
 }

@@ -13,7 +13,9 @@ fuzz_target!(|data: &[u8]| {
             let mut headers = http::HeaderMap::new();
             for line in rest.split(|&b| b == b'\n') {
                 let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
-                let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(&line[..colon]), http::HeaderValue::from_bytes(&line[colon + 1..])) else {
+                let (Ok(name), Ok(value)) =
+                    (http::HeaderName::from_bytes(&line[..colon]), http::HeaderValue::from_bytes(&line[colon + 1..]))
+                else {
                     continue;
                 };
                 headers.append(name, value);

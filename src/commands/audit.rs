@@ -63,13 +63,20 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
         "json" => println!("{}", report::to_json(&project, &findings)),
         "sarif" => {
             let text = std::fs::read_to_string(&project.lockfile).unwrap_or_default();
-            let uri = project.lockfile.strip_prefix(std::env::current_dir().unwrap_or_default()).unwrap_or(&project.lockfile).display().to_string();
+            let uri = project
+                .lockfile
+                .strip_prefix(std::env::current_dir().unwrap_or_default())
+                .unwrap_or(&project.lockfile)
+                .display()
+                .to_string();
             println!("{}", report::to_sarif(&project, &findings, &text, &uri));
         }
         "markdown" => print!("{}", report::to_markdown(&project, &findings)),
         _ => print!("{}", report::to_table(&project, &findings)),
     }
     let threshold = Severity::parse(&a.fail_on).unwrap_or(Severity::Low);
-    let failing = findings.iter().any(|f| f.severity >= threshold || (f.severity == Severity::Unknown && threshold == Severity::Low));
+    let failing = findings
+        .iter()
+        .any(|f| f.severity >= threshold || (f.severity == Severity::Unknown && threshold == Severity::Low));
     Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

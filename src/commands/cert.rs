@@ -37,7 +37,13 @@ pub fn run(out: &Path, hosts: &[String]) -> anyhow::Result<ExitCode> {
 
     let write = |name: &str, body: &str, mode: u32| -> anyhow::Result<()> {
         let p = out.join(name);
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&p).with_context(|| format!("cannot write {}", p.display()))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&p)
+            .with_context(|| format!("cannot write {}", p.display()))?;
         f.write_all(body.as_bytes())?;
         Ok(())
     };

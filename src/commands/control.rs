@@ -15,8 +15,9 @@ fn admin_url(a: &ControlArgs) -> anyhow::Result<String> {
         return Ok(if u.contains("://") { u.trim_end_matches('/').to_owned() } else { format!("http://{u}") });
     }
     let file = a.data_dir.join(ADMIN_ADDR_FILE);
-    let url = std::fs::read_to_string(&file)
-        .with_context(|| format!("cannot read {} (is Kevlar running with --data-dir {}?)", file.display(), a.data_dir.display()))?;
+    let url = std::fs::read_to_string(&file).with_context(|| {
+        format!("cannot read {} (is Kevlar running with --data-dir {}?)", file.display(), a.data_dir.display())
+    })?;
     Ok(url.trim().to_owned())
 }
 
@@ -26,10 +27,12 @@ fn call(a: &ControlArgs, method: http::Method, path: &str) -> anyhow::Result<(u1
         bail!("the admin API is served over TLS; call {base}{path} with a TLS client (curl --cacert …)");
     }
     let token_file = a.data_dir.join(kevlar_admin::TOKEN_FILE);
-    let token = std::fs::read_to_string(&token_file).with_context(|| format!("cannot read the admin token {}", token_file.display()))?;
+    let token = std::fs::read_to_string(&token_file)
+        .with_context(|| format!("cannot read the admin token {}", token_file.display()))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http::<Full<Bytes>>();
         let req = http::Request::builder()
             .method(method)
             .uri(format!("{base}{path}"))
@@ -41,7 +44,8 @@ fn call(a: &ControlArgs, method: http::Method, path: &str) -> anyhow::Result<(u1
             .with_context(|| format!("cannot reach the admin API at {base}"))?;
         let status = resp.status().as_u16();
         let body = resp.into_body().collect().await?.to_bytes();
-        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::String(String::from_utf8_lossy(&body).into_owned()));
+        let v: Value =
+            serde_json::from_slice(&body).unwrap_or(Value::String(String::from_utf8_lossy(&body).into_owned()));
         Ok((status, v))
     })
 }
@@ -62,15 +66,27 @@ pub fn status(a: ControlArgs) -> anyhow::Result<ExitCode> {
         println!("{v}");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("kevlar {}  up {}", v["version"].as_str().unwrap_or("?"), ms(&(v["uptime_seconds"].as_i64().map(|s| s * 1000).into())));
+    println!(
+        "kevlar {}  up {}",
+        v["version"].as_str().unwrap_or("?"),
+        ms(&(v["uptime_seconds"].as_i64().map(|s| s * 1000).into()))
+    );
     let p = &v["proxy"];
     println!(
         "proxy: {} requests, {} open connections, {} 4xx, {} 5xx, {} upstream errors, {} requests waiting",
-        p["requests"], p["connections_open"], p["responses_4xx"], p["responses_5xx"], p["upstream_errors"], v["held_requests"]
+        p["requests"],
+        p["connections_open"],
+        p["responses_4xx"],
+        p["responses_5xx"],
+        p["upstream_errors"],
+        v["held_requests"]
     );
     if let Some(app) = v.get("app") {
         println!("app: {}", app["state"].as_str().unwrap_or("?"));
-        println!("  {:<4} {:<11} {:<8} {:<6} {:<10} {:<9} {:<8} LAST EXIT", "#", "STATE", "PID", "PORT", "UPTIME", "RESTARTS", "HEALTH");
+        println!(
+            "  {:<4} {:<11} {:<8} {:<6} {:<10} {:<9} {:<8} LAST EXIT",
+            "#", "STATE", "PID", "PORT", "UPTIME", "RESTARTS", "HEALTH"
+        );
         for i in app["instances"].as_array().into_iter().flatten() {
             println!(
                 "  {:<4} {:<11} {:<8} {:<6} {:<10} {:<9} {:<8} {}",

@@ -57,7 +57,13 @@ pub fn run(a: EventsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let reader = Reader::open(&a.data_dir).context("cannot open the event store")?;
-    let mut q = EventQuery { since_ms: since, action: a.action.clone(), ip: a.ip.clone(), after_id: None, limit: Some(a.limit) };
+    let mut q = EventQuery {
+        since_ms: since,
+        action: a.action.clone(),
+        ip: a.ip.clone(),
+        after_id: None,
+        limit: Some(a.limit),
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if !a.json {

@@ -11,7 +11,8 @@ use crate::cli::LogsArgs;
 pub fn run(a: LogsArgs) -> anyhow::Result<ExitCode> {
     let name = if a.stderr { "app.err.log" } else { "app.out.log" };
     let path = a.data_dir.join("logs").join(name);
-    let text = std::fs::read(&path).with_context(|| format!("cannot read {} (has `kevlar run` run with this --data-dir?)", path.display()))?;
+    let text = std::fs::read(&path)
+        .with_context(|| format!("cannot read {} (has `kevlar run` run with this --data-dir?)", path.display()))?;
     let text = String::from_utf8_lossy(&text);
     let lines: Vec<&str> = text.lines().collect();
     let stdout = std::io::stdout();

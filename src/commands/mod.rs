@@ -3,9 +3,9 @@
 mod audit;
 mod cert;
 mod control;
-mod logs;
 mod events;
 mod init;
+mod logs;
 pub mod serve;
 mod validate;
 

@@ -47,8 +47,10 @@ fn load_config(common: &CommonArgs, upstream: Option<String>) -> anyhow::Result<
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KEVLAR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEVLAR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
 pub fn guard(common: CommonArgs, upstream: Option<String>) -> anyhow::Result<ExitCode> {
@@ -122,7 +124,8 @@ fn app_logs(config: &Config, data_dir: &std::path::Path) -> anyhow::Result<AppLo
     use kevlar_sinks::util::rotate::RotatingFile;
     let open = |name: &str| -> anyhow::Result<Arc<std::sync::Mutex<RotatingFile>>> {
         let p = data_dir.join("logs").join(name);
-        let f = RotatingFile::open(&p, config.app.logs.max_bytes, config.app.logs.keep).with_context(|| format!("cannot open {}", p.display()))?;
+        let f = RotatingFile::open(&p, config.app.logs.max_bytes, config.app.logs.keep)
+            .with_context(|| format!("cannot open {}", p.display()))?;
         Ok(Arc::new(std::sync::Mutex::new(f)))
     };
     Ok(AppLogs { out: Some(open("app.out.log")?), err: Some(open("app.err.log")?), echo: config.app.logs.echo })
@@ -138,7 +141,11 @@ fn raise_fd_limit(max_connections: usize) {
             tracing::warn!(soft, hard, "cannot raise the open-file limit");
         }
         if want < (max_connections as u64) * 2 {
-            tracing::warn!(limit = want, max_connections, "the open-file limit is below what limits.max_connections needs");
+            tracing::warn!(
+                limit = want,
+                max_connections,
+                "the open-file limit is below what limits.max_connections needs"
+            );
         }
     }
 }
@@ -146,7 +153,8 @@ fn raise_fd_limit(max_connections: usize) {
 fn serve(config: Config, command: Option<Vec<String>>) -> anyhow::Result<ExitCode> {
     init_logging();
     raise_fd_limit(config.limits.max_connections);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     rt.block_on(serve_async(config, command))
 }
 
@@ -158,22 +166,32 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     let mut bus_builder = BusBuilder::new();
     let store_rx = bus_builder.subscribe("store", STORE_QUEUE, true);
     let bus = bus_builder.build();
-    let store = StoreWriter::start(&data_dir, Retention { max_age: config.store.retention, max_size_bytes: config.store.max_size_bytes }, store_rx)
-        .context("cannot open the event store")?;
+    let store = StoreWriter::start(
+        &data_dir,
+        Retention { max_age: config.store.retention, max_size_bytes: config.store.max_size_bytes },
+        store_rx,
+    )
+    .context("cannot open the event store")?;
 
     let access = match &config.access_log {
         AccessLog::Off => None,
-        AccessLog::Stdout => Some(AccessLogger::start(AccessTarget::Stdout, 65_536).context("cannot start the access log")?),
+        AccessLog::Stdout => {
+            Some(AccessLogger::start(AccessTarget::Stdout, 65_536).context("cannot start the access log")?)
+        }
         AccessLog::File { path, max_bytes, keep } => {
             let path = if path.is_relative() { data_dir.join(path) } else { path.clone() };
             Some(
-                AccessLogger::start(AccessTarget::File { path: path.clone(), max_bytes: *max_bytes, keep: *keep }, 65_536)
-                    .with_context(|| format!("cannot open the access log {}", path.display()))?,
+                AccessLogger::start(
+                    AccessTarget::File { path: path.clone(), max_bytes: *max_bytes, keep: *keep },
+                    65_536,
+                )
+                .with_context(|| format!("cannot open the access log {}", path.display()))?,
             )
         }
     };
 
-    let token = kevlar_admin::ensure_token(&data_dir).with_context(|| format!("cannot create {}", data_dir.join(kevlar_admin::TOKEN_FILE).display()))?;
+    let token = kevlar_admin::ensure_token(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.join(kevlar_admin::TOKEN_FILE).display()))?;
     let admin_listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| format!("cannot listen on {} for the admin API", config.admin.listen))?;
@@ -184,7 +202,11 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
 
     let stats = Arc::new(Stats::default());
     let initial = config.proxy.upstream.as_ref().and_then(|u| u.authority().cloned());
-    let upstream = Arc::new(Upstream::new(if command.is_some() { None } else { initial }).with_hold(config.app.hold_timeout, config.app.max_held).supervised(command.is_some()));
+    let upstream = Arc::new(
+        Upstream::new(if command.is_some() { None } else { initial })
+            .with_hold(config.app.hold_timeout, config.app.max_held)
+            .supervised(command.is_some()),
+    );
     let guard = Guard::new(&config, upstream.clone(), bus.clone(), access, stats.clone());
     let listeners = guard.bind(&config).await?;
 
@@ -202,7 +224,12 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
             instances: a.instances,
             ready_timeout: a.ready_timeout,
             stop_grace: a.stop_grace,
-            health: Health { path: a.health.path.clone(), interval: a.health.interval, timeout: a.health.timeout, failures: a.health.failures },
+            health: Health {
+                path: a.health.path.clone(),
+                interval: a.health.interval,
+                timeout: a.health.timeout,
+                failures: a.health.failures,
+            },
             backoff: Backoff {
                 first: a.backoff_first,
                 factor: a.backoff_factor,
@@ -212,7 +239,12 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
                 window: a.crash_window,
             },
         };
-        let sup = Supervisor::new(spec, bus.clone(), Arc::new(UpstreamRouter(upstream.clone())), app_logs(&config, &data_dir)?)?;
+        let sup = Supervisor::new(
+            spec,
+            bus.clone(),
+            Arc::new(UpstreamRouter(upstream.clone())),
+            app_logs(&config, &data_dir)?,
+        )?;
         app_status = Some(sup.status.clone());
         let (handle, task) = sup.start(stop_rx.clone());
         app_handle = Some(handle);
@@ -267,9 +299,14 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     let https_addr = listeners.https_addr().map(|a| format!(" https={a}")).unwrap_or_default();
     let admin_addr = admin_listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     bus.publish(
-        SecurityEvent::new("sys_startup", Category::Process, Severity::Info, format!("Kevlar {} started", env!("CARGO_PKG_VERSION")))
-            .with_outcome(Outcome::Success)
-            .with_kevlar("listen", http_addr.clone()),
+        SecurityEvent::new(
+            "sys_startup",
+            Category::Process,
+            Severity::Info,
+            format!("Kevlar {} started", env!("CARGO_PKG_VERSION")),
+        )
+        .with_outcome(Outcome::Success)
+        .with_kevlar("listen", http_addr.clone()),
     );
     let overflow = bus.spawn_overflow_reporter(Duration::from_secs(5));
 
@@ -303,7 +340,12 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     }
     let _ = std::fs::remove_file(data_dir.join(ADMIN_ADDR_FILE));
     overflow.abort();
-    let _ = bus.publish_acked(SecurityEvent::new("sys_shutdown", Category::Process, Severity::Info, "Kevlar stopped").with_outcome(Outcome::Success)).await;
+    let _ = bus
+        .publish_acked(
+            SecurityEvent::new("sys_shutdown", Category::Process, Severity::Info, "Kevlar stopped")
+                .with_outcome(Outcome::Success),
+        )
+        .await;
     drop(bus);
     // Every batch is committed as it arrives; this only waits for the last one, briefly.
     let _ = tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || store.join())).await;

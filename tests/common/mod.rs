@@ -16,7 +16,11 @@ pub fn repo() -> PathBuf {
 }
 
 /// Waits for a line that starts with `prefix` on a child's stream; keeps draining afterwards.
-fn watch_lines<R: Read + Send + 'static>(r: R, prefix: &'static str, log: Arc<Mutex<String>>) -> mpsc::Receiver<String> {
+fn watch_lines<R: Read + Send + 'static>(
+    r: R,
+    prefix: &'static str,
+    log: Arc<Mutex<String>>,
+) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut sent = false;
@@ -138,7 +142,10 @@ impl KevlarBuilder {
             args.insert(pos + i, e);
         }
         let mut cmd = Command::new(KEVLAR);
-        cmd.args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).current_dir(self.cwd.as_deref().unwrap_or(tmp.path()));
+        cmd.args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .current_dir(self.cwd.as_deref().unwrap_or(tmp.path()));
         cmd.env("KEVLAR_LOG", "info");
         let mut child = cmd.spawn().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
@@ -168,7 +175,12 @@ impl KevlarBuilder {
 
 impl Kevlar {
     pub fn guard(upstream: &str) -> KevlarBuilder {
-        KevlarBuilder { args: vec!["guard".into(), "--upstream".into(), upstream.into()], data_dir: None, config: None, cwd: None }
+        KevlarBuilder {
+            args: vec!["guard".into(), "--upstream".into(), upstream.into()],
+            data_dir: None,
+            config: None,
+            cwd: None,
+        }
     }
 
     pub fn cmd(args: &[&str]) -> KevlarBuilder {

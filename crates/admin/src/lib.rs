@@ -35,7 +35,12 @@ pub struct AdminState {
 }
 
 /// Serves the admin API on `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, state: AdminState, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: AdminState,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let app = routes::router(state);
     let http = Arc::new(auto::Builder::new(TokioExecutor::new()));
     let accept = async {
@@ -54,10 +59,12 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, state: Admin
             tokio::spawn(async move {
                 let res = match tls {
                     None => http.serve_connection(TokioIo::new(stream), svc).await,
-                    Some(acc) => match tokio::time::timeout(std::time::Duration::from_secs(10), acc.accept(stream)).await {
-                        Ok(Ok(s)) => http.serve_connection(TokioIo::new(s), svc).await,
-                        _ => return,
-                    },
+                    Some(acc) => {
+                        match tokio::time::timeout(std::time::Duration::from_secs(10), acc.accept(stream)).await {
+                            Ok(Ok(s)) => http.serve_connection(TokioIo::new(s), svc).await,
+                            _ => return,
+                        }
+                    }
                 };
                 if let Err(e) = res {
                     tracing::debug!(%peer, error = %e, "admin connection error");

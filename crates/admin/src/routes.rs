@@ -109,12 +109,20 @@ pub fn parse_since(s: &str) -> Option<i64> {
     kevlar_core::time::parse_rfc3339_ms(s)
 }
 
-async fn list_events(State(state): State<AdminState>, params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>) -> Response {
+async fn list_events(
+    State(state): State<AdminState>,
+    params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let Ok(Query(p)) = params else {
-        return error(StatusCode::BAD_REQUEST, "unknown or malformed query parameter; known: since, action, ip, after, limit");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "unknown or malformed query parameter; known: since, action, ip, after, limit",
+        );
     };
     let since_ms = match p.since.as_deref().map(parse_since) {
-        Some(None) => return error(StatusCode::BAD_REQUEST, "`since` must be a duration (1h, 30m) or an RFC 3339 time"),
+        Some(None) => {
+            return error(StatusCode::BAD_REQUEST, "`since` must be a duration (1h, 30m) or an RFC 3339 time")
+        }
         Some(Some(ms)) => Some(ms),
         None => None,
     };
@@ -142,7 +150,10 @@ async fn list_events(State(state): State<AdminState>, params: Result<Query<Event
 }
 
 /// Accepts one event (ECS JSON) and answers 201 only after it is committed to the store.
-async fn post_event(State(state): State<AdminState>, body: Result<Json<Value>, axum::extract::rejection::JsonRejection>) -> Response {
+async fn post_event(
+    State(state): State<AdminState>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> Response {
     let Ok(Json(v)) = body else {
         return error(StatusCode::BAD_REQUEST, "the body must be a JSON event (Content-Type: application/json)");
     };

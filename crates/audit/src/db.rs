@@ -60,7 +60,8 @@ impl AdvisoryDb {
         if !path.exists() {
             return Err(DbError::Missing(dir.to_path_buf()));
         }
-        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| DbError::Sql { path: path.clone(), source })?;
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|source| DbError::Sql { path: path.clone(), source })?;
         Ok(AdvisoryDb { conn, path })
     }
 
@@ -82,7 +83,8 @@ impl AdvisoryDb {
         {
             let mut put = tx.prepare("INSERT OR REPLACE INTO advisories (id, doc) VALUES (?1, ?2)").map_err(sql)?;
             let mut del = tx.prepare("DELETE FROM affected WHERE id = ?1").map_err(sql)?;
-            let mut aff = tx.prepare("INSERT OR IGNORE INTO affected (ecosystem, name, id) VALUES (?1, ?2, ?3)").map_err(sql)?;
+            let mut aff =
+                tx.prepare("INSERT OR IGNORE INTO affected (ecosystem, name, id) VALUES (?1, ?2, ?3)").map_err(sql)?;
             for f in &files {
                 let text = match std::fs::read_to_string(f) {
                     Ok(t) => t,
@@ -116,7 +118,8 @@ impl AdvisoryDb {
                 stats.records += 1;
             }
         }
-        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('updated_ms', ?1)", params![now_ms().to_string()]).map_err(sql)?;
+        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('updated_ms', ?1)", params![now_ms().to_string()])
+            .map_err(sql)?;
         tx.commit().map_err(sql)?;
         stats.seconds = started.elapsed().as_secs_f64();
         Ok(stats)
@@ -126,11 +129,21 @@ impl AdvisoryDb {
     pub fn lookup(&self, ecosystem: &str, name: &str) -> Result<Vec<Advisory>, DbError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT a.doc FROM affected f JOIN advisories a ON a.id = f.id WHERE f.ecosystem = ?1 AND f.name = ?2")
+            .prepare_cached(
+                "SELECT a.doc FROM affected f JOIN advisories a ON a.id = f.id WHERE f.ecosystem = ?1 AND f.name = ?2",
+            )
             .map_err(self.sql())?;
-        let docs: Vec<String> = stmt.query_map(params![ecosystem, name], |r| r.get(0)).map_err(self.sql())?.collect::<Result<_, _>>().map_err(self.sql())?;
+        let docs: Vec<String> = stmt
+            .query_map(params![ecosystem, name], |r| r.get(0))
+            .map_err(self.sql())?
+            .collect::<Result<_, _>>()
+            .map_err(self.sql())?;
         let mut ignored = Vec::new();
-        Ok(docs.iter().filter_map(|d| serde_json::from_str(d).ok()).filter_map(|v: Value| Advisory::from_json(&v, &mut ignored).ok()).collect())
+        Ok(docs
+            .iter()
+            .filter_map(|d| serde_json::from_str(d).ok())
+            .filter_map(|v: Value| Advisory::from_json(&v, &mut ignored).ok())
+            .collect())
     }
 
     pub fn count(&self) -> Result<i64, DbError> {
@@ -139,7 +152,11 @@ impl AdvisoryDb {
 
     /// When the last import finished, in milliseconds since the epoch.
     pub fn updated_ms(&self) -> Result<Option<i64>, DbError> {
-        let v: Option<String> = self.conn.query_row("SELECT value FROM meta WHERE key = 'updated_ms'", [], |r| r.get(0)).optional().map_err(self.sql())?;
+        let v: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'updated_ms'", [], |r| r.get(0))
+            .optional()
+            .map_err(self.sql())?;
         Ok(v.and_then(|s| s.parse().ok()))
     }
 }

@@ -122,16 +122,37 @@ impl Advisory {
     pub fn from_json(v: &Value, warnings: &mut Vec<String>) -> Result<Advisory, String> {
         let id = v.get("id").and_then(Value::as_str).ok_or("missing `id`")?.to_owned();
         let strs = |key: &str| -> Vec<String> {
-            v.get(key).and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+            v.get(key)
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default()
         };
-        let summary = v.get("summary").or_else(|| v.get("details")).and_then(Value::as_str).unwrap_or("").lines().next().unwrap_or("").to_owned();
+        let summary = v
+            .get("summary")
+            .or_else(|| v.get("details"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned();
         let malicious = id.starts_with("MAL-") || summary.to_ascii_lowercase().starts_with("malicious");
-        let label = v.pointer("/database_specific/severity").and_then(Value::as_str).and_then(Severity::parse).unwrap_or(Severity::Unknown);
+        let label = v
+            .pointer("/database_specific/severity")
+            .and_then(Value::as_str)
+            .and_then(Severity::parse)
+            .unwrap_or(Severity::Unknown);
         let severity = if malicious { Severity::Critical } else { label };
         let cvss = v
             .get("severity")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|s| s.get("score").and_then(Value::as_str)).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.get("score").and_then(Value::as_str))
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         let mut affected = Vec::new();
         for a in v.get("affected").and_then(Value::as_array).into_iter().flatten() {
@@ -144,7 +165,8 @@ impl Advisory {
                 if kind == "GIT" {
                     continue;
                 }
-                let parsed: Result<Vec<Option<Event>>, String> = r.get("events").and_then(Value::as_array).into_iter().flatten().map(parse_event).collect();
+                let parsed: Result<Vec<Option<Event>>, String> =
+                    r.get("events").and_then(Value::as_array).into_iter().flatten().map(parse_event).collect();
                 let parsed = parsed.map(|evs| {
                     let empty = evs.iter().filter(|e| e.is_none()).count();
                     if empty > 0 {
@@ -161,10 +183,23 @@ impl Advisory {
                     Err(e) => warnings.push(format!("{id}: {name}: a range was skipped: {e}")),
                 }
             }
-            let versions = a.get("versions").and_then(Value::as_array).map(|x| x.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+            let versions = a
+                .get("versions")
+                .and_then(Value::as_array)
+                .map(|x| x.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
             affected.push(Affected { ecosystem, name, ranges, versions });
         }
-        Ok(Advisory { id, aliases: strs("aliases"), summary, severity, cvss, withdrawn: v.get("withdrawn").is_some_and(|w| !w.is_null()), malicious, affected })
+        Ok(Advisory {
+            id,
+            aliases: strs("aliases"),
+            summary,
+            severity,
+            cvss,
+            withdrawn: v.get("withdrawn").is_some_and(|w| !w.is_null()),
+            malicious,
+            affected,
+        })
     }
 
     /// Whether `version` of `name` (in `ecosystem`) is affected.
@@ -174,7 +209,8 @@ impl Advisory {
         }
         let parsed = version::parse(version);
         self.affected.iter().filter(|a| a.ecosystem == ecosystem && a.name == name).any(|a| {
-            a.versions.iter().any(|v| v == version) || parsed.as_ref().is_some_and(|ver| a.ranges.iter().any(|r| r.contains(ver)))
+            a.versions.iter().any(|v| v == version)
+                || parsed.as_ref().is_some_and(|ver| a.ranges.iter().any(|r| r.contains(ver)))
         })
     }
 
@@ -297,7 +333,8 @@ mod tests {
         let mut w = Vec::new();
         let gone = Advisory::from_json(&json!({"id": "X", "withdrawn": "2024-01-01T00:00:00Z", "affected": [{"package": {"ecosystem": "npm", "name": "p"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}]}]}]}), &mut w).unwrap();
         assert!(!gone.affects("npm", "p", "1.0.0"));
-        let mal = Advisory::from_json(&json!({"id": "MAL-2024-1", "summary": "Malicious code in p (npm)"}), &mut w).unwrap();
+        let mal =
+            Advisory::from_json(&json!({"id": "MAL-2024-1", "summary": "Malicious code in p (npm)"}), &mut w).unwrap();
         assert!(mal.malicious);
         assert_eq!(mal.severity, Severity::Critical);
     }

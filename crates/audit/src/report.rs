@@ -34,7 +34,9 @@ pub fn audit(project: &Project, db: &AdvisoryDb, production: bool) -> Result<Vec
                 continue;
             }
             let duplicate = out.iter_mut().find(|f| {
-                f.package == p.name && f.version == p.version && (f.id == adv.id || f.aliases.contains(&adv.id) || adv.aliases.contains(&f.id))
+                f.package == p.name
+                    && f.version == p.version
+                    && (f.id == adv.id || f.aliases.contains(&adv.id) || adv.aliases.contains(&f.id))
             });
             if let Some(f) = duplicate {
                 for a in adv.aliases.iter().chain(std::iter::once(&adv.id)) {
@@ -88,10 +90,17 @@ pub fn to_json(project: &Project, findings: &[Finding]) -> Value {
 pub fn to_table(project: &Project, findings: &[Finding]) -> String {
     let mut s = String::new();
     if findings.is_empty() {
-        s.push_str(&format!("{}: {} packages, no known vulnerabilities\n", project.lockfile.display(), project.packages.len()));
+        s.push_str(&format!(
+            "{}: {} packages, no known vulnerabilities\n",
+            project.lockfile.display(),
+            project.packages.len()
+        ));
         return s;
     }
-    s.push_str(&format!("{:<9} {:<28} {:<12} {:<20} {:<10} {:<5} PATH\n", "SEVERITY", "PACKAGE", "VERSION", "ADVISORY", "FIX", "DEV"));
+    s.push_str(&format!(
+        "{:<9} {:<28} {:<12} {:<20} {:<10} {:<5} PATH\n",
+        "SEVERITY", "PACKAGE", "VERSION", "ADVISORY", "FIX", "DEV"
+    ));
     for f in findings {
         let label = if f.malicious { "MALWARE".to_owned() } else { f.severity.as_str().to_uppercase() };
         let path = f.paths.first().map(|p| p.join(" > ")).unwrap_or_default();
@@ -107,7 +116,13 @@ pub fn to_table(project: &Project, findings: &[Finding]) -> String {
         ));
         s.push_str(&format!("{:<9} {}\n", "", f.summary));
     }
-    s.push_str(&format!("{} finding{} in {} packages ({})\n", findings.len(), if findings.len() == 1 { "" } else { "s" }, project.packages.len(), project.lockfile.display()));
+    s.push_str(&format!(
+        "{} finding{} in {} packages ({})\n",
+        findings.len(),
+        if findings.len() == 1 { "" } else { "s" },
+        project.packages.len(),
+        project.lockfile.display()
+    ));
     s
 }
 
@@ -208,6 +223,11 @@ pub fn to_markdown(project: &Project, findings: &[Finding]) -> String {
             if f.dev { " (dev)" } else { "" }
         ));
     }
-    s.push_str(&format!("\n{} finding{} in {} packages.\n", findings.len(), if findings.len() == 1 { "" } else { "s" }, project.packages.len()));
+    s.push_str(&format!(
+        "\n{} finding{} in {} packages.\n",
+        findings.len(),
+        if findings.len() == 1 { "" } else { "s" },
+        project.packages.len()
+    ));
     s
 }

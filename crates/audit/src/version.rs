@@ -18,7 +18,10 @@ pub fn parse(s: &str) -> Option<Version> {
     let split = t.find(['-', '+']).unwrap_or(t.len());
     let (core, rest) = t.split_at(split);
     let parts: Vec<&str> = core.split('.').collect();
-    if parts.is_empty() || parts.len() > 3 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.is_empty()
+        || parts.len() > 3
+        || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return None;
     }
     let mut padded = parts.join(".");

@@ -196,7 +196,11 @@ pub enum AccessLog {
     Off,
     Stdout,
     /// JSON lines in a file (relative paths are under the data dir), rotated by size.
-    File { path: PathBuf, max_bytes: u64, keep: usize },
+    File {
+        path: PathBuf,
+        max_bytes: u64,
+        keep: usize,
+    },
 }
 
 impl Default for AccessLog {
@@ -269,7 +273,12 @@ pub struct HealthConfig {
 
 impl Default for HealthConfig {
     fn default() -> Self {
-        HealthConfig { path: Some("/".into()), interval: Duration::from_secs(5), timeout: Duration::from_secs(2), failures: 3 }
+        HealthConfig {
+            path: Some("/".into()),
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            failures: 3,
+        }
     }
 }
 

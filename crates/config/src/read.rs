@@ -30,7 +30,12 @@ pub struct Overrides {
 pub fn load_file(path: &Path, overrides: &Overrides) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
     let src = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError { file: file.clone(), line: None, key: "(file)".into(), message: format!("cannot read: {e}") }])
+        ConfigErrors(vec![ConfigError {
+            file: file.clone(),
+            line: None,
+            key: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        }])
     })?;
     let mut partial = parse_partial(&src, &file);
     partial.config.source = Some(path.to_path_buf());
@@ -47,7 +52,11 @@ pub fn parse_str(src: &str, file: &str) -> Result<Config, ConfigErrors> {
 
 /// The defaults with the command-line overrides, for runs without a file.
 pub fn defaults_with(overrides: &Overrides) -> Result<Config, ConfigErrors> {
-    finish(Partial { config: Config::default(), tls: TlsPartial::default(), errors: Vec::new(), spans: Spans::default() }, overrides, "(flags)")
+    finish(
+        Partial { config: Config::default(), tls: TlsPartial::default(), errors: Vec::new(), spans: Spans::default() },
+        overrides,
+        "(flags)",
+    )
 }
 
 #[derive(Default)]
@@ -154,7 +163,9 @@ fn header_name(s: &str) -> Result<(), String> {
 }
 
 fn header_value(s: &str) -> Result<(), String> {
-    http::HeaderValue::from_str(s).map(|_| ()).map_err(|_| "the value holds characters a header cannot carry".to_owned())
+    http::HeaderValue::from_str(s)
+        .map(|_| ())
+        .map_err(|_| "the value holds characters a header cannot carry".to_owned())
 }
 
 fn read_root(doc: &mut Doc, root: &mut Table, c: &mut Config, tls: &mut TlsPartial, spans: &mut Spans) {
@@ -349,7 +360,9 @@ fn read_app(doc: &mut Doc, t: &mut Table, a: &mut AppConfig) {
     if let Some(mut h) = t.table(doc, "health") {
         if let Some((item, span)) = h.item("path") {
             match (item.as_str(), item.as_bool()) {
-                (Some(p), _) if p.starts_with('/') && !p.contains(char::is_whitespace) => a.health.path = Some(p.to_owned()),
+                (Some(p), _) if p.starts_with('/') && !p.contains(char::is_whitespace) => {
+                    a.health.path = Some(p.to_owned())
+                }
                 (_, Some(false)) => a.health.path = None,
                 _ => doc.error(span, "app.health.path", "must be a path starting with `/`, or false (TCP check only)"),
             }
@@ -409,42 +422,52 @@ fn read_header_rules(doc: &mut Doc, t: &Table) -> Vec<HeaderRule> {
                 }
                 HeaderRule { name: name.to_owned(), value: Some(v.clone()), app_values: None }
             }
-            Item::Value(Value::Boolean(b)) if !*b.value() => HeaderRule { name: name.to_owned(), value: None, app_values: None },
-            other => match other.as_table_like() {
-                Some(inner) => {
-                    let mut value = None;
-                    let mut av = None;
-                    let mut known = true;
-                    for (k, v) in inner.iter() {
-                        match (k, v.as_str()) {
-                            ("value", Some(s)) => value = Some(s.to_owned()),
-                            ("app_values", Some(s)) => match app_values(s) {
-                                Ok(a) => av = Some(a),
-                                Err(m) => doc.error(span.clone(), &format!("{path}.app_values"), m),
-                            },
-                            ("value", None) | ("app_values", None) => doc.error(span.clone(), &format!("{path}.{k}"), "expected a string"),
-                            (k, _) => {
-                                known = false;
-                                doc.error(span.clone(), &format!("{path}.{k}"), "unknown key; known keys here: value, app_values");
+            Item::Value(Value::Boolean(b)) if !*b.value() => {
+                HeaderRule { name: name.to_owned(), value: None, app_values: None }
+            }
+            other => {
+                match other.as_table_like() {
+                    Some(inner) => {
+                        let mut value = None;
+                        let mut av = None;
+                        let mut known = true;
+                        for (k, v) in inner.iter() {
+                            match (k, v.as_str()) {
+                                ("value", Some(s)) => value = Some(s.to_owned()),
+                                ("app_values", Some(s)) => match app_values(s) {
+                                    Ok(a) => av = Some(a),
+                                    Err(m) => doc.error(span.clone(), &format!("{path}.app_values"), m),
+                                },
+                                ("value", None) | ("app_values", None) => {
+                                    doc.error(span.clone(), &format!("{path}.{k}"), "expected a string")
+                                }
+                                (k, _) => {
+                                    known = false;
+                                    doc.error(
+                                        span.clone(),
+                                        &format!("{path}.{k}"),
+                                        "unknown key; known keys here: value, app_values",
+                                    );
+                                }
                             }
                         }
-                    }
-                    if let Some(v) = &value {
-                        if let Err(m) = header_value(v) {
-                            doc.error(span, &path, m);
+                        if let Some(v) = &value {
+                            if let Err(m) = header_value(v) {
+                                doc.error(span, &path, m);
+                                continue;
+                            }
+                        }
+                        if !known {
                             continue;
                         }
+                        HeaderRule { name: name.to_owned(), value, app_values: av }
                     }
-                    if !known {
+                    None => {
+                        doc.error(span, &path, "expected a string, false (remove), or { value = \"…\", app_values = \"keep\"|\"override\" }");
                         continue;
                     }
-                    HeaderRule { name: name.to_owned(), value, app_values: av }
                 }
-                None => {
-                    doc.error(span, &path, "expected a string, false (remove), or { value = \"…\", app_values = \"keep\"|\"override\" }");
-                    continue;
-                }
-            },
+            }
         };
         out.push(rule);
     }
@@ -541,7 +564,8 @@ fn read_headers(doc: &mut Doc, t: &mut Table, h: &mut HeadersConfig) {
 
 fn finish(p: Partial, o: &Overrides, file: &str) -> Result<Config, ConfigErrors> {
     let Partial { mut config, tls, mut errors, spans } = p;
-    let flag_err = |key: &str, message: String| ConfigError { file: file.to_owned(), line: None, key: key.to_owned(), message };
+    let flag_err =
+        |key: &str, message: String| ConfigError { file: file.to_owned(), line: None, key: key.to_owned(), message };
     if let Some(a) = o.listen {
         config.proxy.listen = a;
     }
@@ -595,11 +619,21 @@ fn finish(p: Partial, o: &Overrides, file: &str) -> Result<Config, ConfigErrors>
     }
     if let Some(t) = &config.tls {
         if t.listen == config.proxy.listen && t.listen.port() != 0 {
-            errors.push(ConfigError { file: file.to_owned(), line: tls.line, key: "tls.listen".into(), message: "must differ from proxy.listen".into() });
+            errors.push(ConfigError {
+                file: file.to_owned(),
+                line: tls.line,
+                key: "tls.listen".into(),
+                message: "must differ from proxy.listen".into(),
+            });
         }
     }
     if config.admin.tls_cert.is_some() != config.admin.tls_key.is_some() {
-        errors.push(ConfigError { file: file.to_owned(), line: spans.admin_tls, key: "admin".into(), message: "tls_cert and tls_key go together".into() });
+        errors.push(ConfigError {
+            file: file.to_owned(),
+            line: spans.admin_tls,
+            key: "admin".into(),
+            message: "tls_cert and tls_key go together".into(),
+        });
     }
     if !config.admin.listen.ip().is_loopback() && config.admin.tls_cert.is_none() {
         errors.push(ConfigError {
@@ -613,7 +647,12 @@ fn finish(p: Partial, o: &Overrides, file: &str) -> Result<Config, ConfigErrors>
         });
     }
     if config.admin.listen == config.proxy.listen && config.admin.listen.port() != 0 {
-        errors.push(ConfigError { file: file.to_owned(), line: spans.admin_listen, key: "admin.listen".into(), message: "must differ from proxy.listen".into() });
+        errors.push(ConfigError {
+            file: file.to_owned(),
+            line: spans.admin_listen,
+            key: "admin.listen".into(),
+            message: "must differ from proxy.listen".into(),
+        });
     }
     if errors.is_empty() {
         Ok(config)
@@ -659,7 +698,8 @@ mod tests {
         let e = parse_str("[tls]\nlisten = \"127.0.0.1:8443\"\n", "k.toml").unwrap_err();
         assert!(e.to_string().contains("missing cert (--tls-cert), key (--tls-key)"), "{e}");
         let p = parse_partial("[proxy]\nlisten = \"127.0.0.1:1\"\n", "k.toml");
-        let c = finish(p, &Overrides { listen: Some("127.0.0.1:2".parse().unwrap()), ..Default::default() }, "k.toml").unwrap();
+        let c = finish(p, &Overrides { listen: Some("127.0.0.1:2".parse().unwrap()), ..Default::default() }, "k.toml")
+            .unwrap();
         assert_eq!(c.proxy.listen.port(), 2);
     }
 
@@ -702,7 +742,16 @@ path = "/docs/"
 
     #[test]
     fn hostile_inputs_do_not_panic() {
-        for src in ["[[", "a = [1, \"x\"]", "[tls]\ncert = 5", "[headers]\nroute = 3", "[headers]\nroute = [1]", "data_dir = { x = 1 }", "\u{0}", "[app.env]\nA = 1"] {
+        for src in [
+            "[[",
+            "a = [1, \"x\"]",
+            "[tls]\ncert = 5",
+            "[headers]\nroute = 3",
+            "[headers]\nroute = [1]",
+            "data_dir = { x = 1 }",
+            "\u{0}",
+            "[app.env]\nA = 1",
+        ] {
             let _ = parse_str(src, "k.toml");
         }
     }

@@ -95,7 +95,11 @@ impl<'t> Table<'t> {
         match v.as_str() {
             Some(s) => Some((s.to_owned(), span)),
             None => {
-                doc.error(span, &self.key_path(key), format!("expected a string, found {}", describe(&Item::Value(v.clone()))));
+                doc.error(
+                    span,
+                    &self.key_path(key),
+                    format!("expected a string, found {}", describe(&Item::Value(v.clone()))),
+                );
                 None
             }
         }
@@ -138,7 +142,11 @@ impl<'t> Table<'t> {
                     match el.as_str() {
                         Some(s) => out.push(s.to_owned()),
                         None => {
-                            doc.error(el.span().or(span.clone()), &format!("{}[{i}]", self.key_path(key)), "expected a string");
+                            doc.error(
+                                el.span().or(span.clone()),
+                                &format!("{}[{i}]", self.key_path(key)),
+                                "expected a string",
+                            );
                             return None;
                         }
                     }
@@ -195,13 +203,31 @@ impl<'t> Table<'t> {
             Item::ArrayOfTables(a) => a
                 .iter()
                 .enumerate()
-                .map(|(i, t)| (Table { path: format!("{base}[{i}]"), table: t as &dyn TableLike, known: Vec::new(), key_span: t.span() }, t.span()))
+                .map(|(i, t)| {
+                    (
+                        Table {
+                            path: format!("{base}[{i}]"),
+                            table: t as &dyn TableLike,
+                            known: Vec::new(),
+                            key_span: t.span(),
+                        },
+                        t.span(),
+                    )
+                })
                 .collect(),
             Item::Value(Value::Array(a)) => {
                 let mut out = Vec::new();
                 for (i, v) in a.iter().enumerate() {
                     match v.as_inline_table() {
-                        Some(t) => out.push((Table { path: format!("{base}[{i}]"), table: t as &dyn TableLike, known: Vec::new(), key_span: t.span() }, t.span())),
+                        Some(t) => out.push((
+                            Table {
+                                path: format!("{base}[{i}]"),
+                                table: t as &dyn TableLike,
+                                known: Vec::new(),
+                                key_span: t.span(),
+                            },
+                            t.span(),
+                        )),
                         None => doc.error(v.span().or(span.clone()), &format!("{base}[{i}]"), "expected a table"),
                     }
                 }

@@ -295,19 +295,15 @@ impl SecurityEvent {
         let err = |m: &str| EventJsonError(m.to_owned());
         let obj = v.as_object().ok_or_else(|| err("an event must be a JSON object"))?;
         let ev = obj.get("event").and_then(Value::as_object).ok_or_else(|| err("missing object `event`"))?;
-        let action = ev
-            .get("action")
-            .and_then(Value::as_str)
-            .ok_or_else(|| err("missing string `event.action`"))?;
+        let action = ev.get("action").and_then(Value::as_str).ok_or_else(|| err("missing string `event.action`"))?;
         if !is_valid_action(action) {
             return Err(err("`event.action` must be 1-64 characters of a-z, 0-9, `_` and `:`"));
         }
         let severity = match ev.get("severity") {
             None => Severity::Info,
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .and_then(Severity::from_number)
-                .ok_or_else(|| err("`event.severity` must be 1 to 5"))?,
+            Some(Value::Number(n)) => {
+                n.as_i64().and_then(Severity::from_number).ok_or_else(|| err("`event.severity` must be 1 to 5"))?
+            }
             Some(Value::String(s)) => Severity::parse(s).ok_or_else(|| err("unknown `event.severity`"))?,
             Some(_) => return Err(err("`event.severity` must be a number or a name")),
         };

@@ -45,12 +45,26 @@ pub struct RequestBody {
 
 impl RequestBody {
     pub fn new(inner: Incoming, max: u64, timeout: Duration) -> Self {
-        RequestBody { inner: Some(inner), read: 0, max, timeout, sleep: None, failed: Arc::new(AtomicU8::new(FAIL_NONE)) }
+        RequestBody {
+            inner: Some(inner),
+            read: 0,
+            max,
+            timeout,
+            sleep: None,
+            failed: Arc::new(AtomicU8::new(FAIL_NONE)),
+        }
     }
 
     /// No body (a request sent again).
     pub fn empty() -> Self {
-        RequestBody { inner: None, read: 0, max: 0, timeout: Duration::from_secs(1), sleep: None, failed: Arc::new(AtomicU8::new(FAIL_NONE)) }
+        RequestBody {
+            inner: None,
+            read: 0,
+            max: 0,
+            timeout: Duration::from_secs(1),
+            sleep: None,
+            failed: Arc::new(AtomicU8::new(FAIL_NONE)),
+        }
     }
 }
 

@@ -28,7 +28,16 @@ fn remove_hop_by_hop(h: &mut HeaderMap) {
     for n in named {
         h.remove(n);
     }
-    for n in [header::CONNECTION, KEEP_ALIVE, PROXY_CONNECTION, header::TE, header::TRAILER, header::TRANSFER_ENCODING, header::UPGRADE, header::PROXY_AUTHORIZATION] {
+    for n in [
+        header::CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+    ] {
         h.remove(n);
     }
 }
@@ -53,7 +62,12 @@ pub struct ForwardInfo {
 }
 
 /// Rewrites the request head in place for the application at `authority`.
-pub fn prepare<B>(parts: request::Parts, body: B, authority: &uri::Authority, info: &ForwardInfo) -> Result<Request<B>, http::Error> {
+pub fn prepare<B>(
+    parts: request::Parts,
+    body: B,
+    authority: &uri::Authority,
+    info: &ForwardInfo,
+) -> Result<Request<B>, http::Error> {
     let mut parts = parts;
     let upgrade_value = if info.upgrade { parts.headers.get(header::UPGRADE).cloned() } else { None };
     remove_hop_by_hop(&mut parts.headers);
@@ -73,12 +87,7 @@ pub fn prepare<B>(parts: request::Parts, body: B, authority: &uri::Authority, in
     let client = info.client_value.clone();
     if info.peer_trusted {
         let peer = info.peer_ip.to_string();
-        let chain = h
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let chain = h.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(", ");
         let v = if chain.is_empty() { peer } else { format!("{chain}, {peer}") };
         match HeaderValue::from_str(&v) {
             Ok(v) => {
@@ -154,7 +163,15 @@ mod tests {
 
     #[test]
     fn untrusted_peer_headers_are_replaced_and_hop_by_hop_removed() {
-        let p = req(&[("host", "shop.example"), ("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "gopher"), ("connection", "close, x-secret"), ("x-secret", "s"), ("te", "trailers"), ("x-request-id", "mine")]);
+        let p = req(&[
+            ("host", "shop.example"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "gopher"),
+            ("connection", "close, x-secret"),
+            ("x-secret", "s"),
+            ("te", "trailers"),
+            ("x-request-id", "mine"),
+        ]);
         let a: uri::Authority = "127.0.0.1:3000".parse().unwrap();
         let r = prepare(p, (), &a, &info(false, false)).unwrap();
         let h = r.headers();
@@ -168,7 +185,12 @@ mod tests {
 
     #[test]
     fn trusted_peer_chain_is_extended_and_upgrade_kept() {
-        let p = req(&[("host", "h"), ("x-forwarded-for", "198.51.100.7"), ("connection", "Upgrade"), ("upgrade", "websocket")]);
+        let p = req(&[
+            ("host", "h"),
+            ("x-forwarded-for", "198.51.100.7"),
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+        ]);
         let a: uri::Authority = "127.0.0.1:3000".parse().unwrap();
         let r = prepare(p, (), &a, &info(true, true)).unwrap();
         assert_eq!(r.headers()["x-forwarded-for"], "198.51.100.7, 10.0.0.1");

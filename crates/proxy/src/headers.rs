@@ -66,7 +66,10 @@ impl Draft {
     fn helmet(app_values: AppValues) -> Self {
         Draft {
             headers: HELMET_HEADERS.iter().map(|(n, v)| ((*n).to_owned(), Some((*v).to_owned()), app_values)).collect(),
-            csp: HELMET_CSP.iter().map(|(n, s)| ((*n).to_owned(), s.iter().map(|x| (*x).to_owned()).collect())).collect(),
+            csp: HELMET_CSP
+                .iter()
+                .map(|(n, s)| ((*n).to_owned(), s.iter().map(|x| (*x).to_owned()).collect()))
+                .collect(),
             csp_report_only: false,
             remove: Vec::new(),
         }
@@ -121,7 +124,8 @@ impl Draft {
             }
         }
         let csp_names = ["content-security-policy", "content-security-policy-report-only"];
-        let (csp_on, csp_off) = if self.csp_report_only { (csp_names[1], csp_names[0]) } else { (csp_names[0], csp_names[1]) };
+        let (csp_on, csp_off) =
+            if self.csp_report_only { (csp_names[1], csp_names[0]) } else { (csp_names[0], csp_names[1]) };
         let _ = csp_off;
         if self.csp.is_empty() {
             ops.push(Op::Remove(HeaderName::from_static(csp_on)));
@@ -195,7 +199,8 @@ impl HeaderPolicy {
     fn for_path(&self, path: &str) -> &Compiled {
         for (prefix, c) in &self.routes {
             let matches = prefix.is_empty()
-                || (path.starts_with(prefix.as_str()) && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/') | Some(b'?')));
+                || (path.starts_with(prefix.as_str())
+                    && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/') | Some(b'?')));
             if matches {
                 return c;
             }
@@ -232,7 +237,7 @@ impl HeaderPolicy {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use kevlar_config::{RouteHeaders, HeadersConfig};
+    use kevlar_config::{HeadersConfig, RouteHeaders};
 
     const HELMET_CSP_STRING: &str = "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' https: 'unsafe-inline';upgrade-insecure-requests";
 
@@ -255,12 +260,20 @@ mod tests {
     #[test]
     fn keep_and_override_and_routes() {
         let mut c = HeadersConfig::default();
-        c.set.push(HeaderRule { name: "X-Frame-Options".into(), value: Some("DENY".into()), app_values: Some(AppValues::Override) });
+        c.set.push(HeaderRule {
+            name: "X-Frame-Options".into(),
+            value: Some("DENY".into()),
+            app_values: Some(AppValues::Override),
+        });
         c.set.push(HeaderRule { name: "X-XSS-Protection".into(), value: None, app_values: None });
         c.routes.push(RouteHeaders {
             path: "/docs".into(),
             set: vec![],
-            csp: Some(CspConfig { use_defaults: true, directives: vec![("script-src".into(), Some(vec!["'self'".into(), "'unsafe-inline'".into()]))], report_only: true }),
+            csp: Some(CspConfig {
+                use_defaults: true,
+                directives: vec![("script-src".into(), Some(vec!["'self'".into(), "'unsafe-inline'".into()]))],
+                report_only: true,
+            }),
         });
         let p = HeaderPolicy::from_config(&c);
         let mut h = HeaderMap::new();
@@ -273,7 +286,10 @@ mod tests {
         let mut d = HeaderMap::new();
         p.apply("/docs/intro", &mut d, true);
         assert!(d.get("content-security-policy").is_none());
-        assert!(d["content-security-policy-report-only"].to_str().unwrap().contains("script-src 'self' 'unsafe-inline';"));
+        assert!(d["content-security-policy-report-only"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self' 'unsafe-inline';"));
         let mut other = HeaderMap::new();
         p.apply("/docsx", &mut other, true);
         assert_eq!(other["content-security-policy"], HELMET_CSP_STRING);

@@ -105,7 +105,8 @@ async fn bind_many(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpLi
     let mut out = Vec::with_capacity(count);
     let mut at = addr;
     for _ in 0..count.max(1) {
-        let socket = if at.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }.map_err(err)?;
+        let socket = if at.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
+            .map_err(err)?;
         socket.set_reuseaddr(true).map_err(err)?;
         socket.set_reuseport(true).map_err(err)?;
         socket.bind(at).map_err(err)?;
@@ -197,7 +198,11 @@ fn ip_value(ip: IpAddr) -> HeaderValue {
 }
 
 /// Drives a connection; when Kevlar stops, asks it to finish its current requests and close.
-async fn until_stopped<C>(conn: C, mut stop: tokio::sync::watch::Receiver<bool>, shutdown: fn(std::pin::Pin<&mut C>)) -> Result<(), hyper::Error>
+async fn until_stopped<C>(
+    conn: C,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    shutdown: fn(std::pin::Pin<&mut C>),
+) -> Result<(), hyper::Error>
 where
     C: std::future::Future<Output = Result<(), hyper::Error>>,
 {
@@ -246,7 +251,13 @@ fn version_str(v: http::Version) -> &'static str {
 }
 
 impl Guard {
-    pub fn new(config: &Config, upstream: Arc<Upstream>, bus: Bus, access: Option<AccessLogger>, stats: Arc<Stats>) -> Self {
+    pub fn new(
+        config: &Config,
+        upstream: Arc<Upstream>,
+        bus: Bus,
+        access: Option<AccessLogger>,
+        stats: Arc<Stats>,
+    ) -> Self {
         let limits = config.limits.clone();
         let workers = match config.proxy.workers {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -296,7 +307,12 @@ impl Guard {
 
     /// Serves until `shutdown` resolves, then stops accepting and lets open connections finish
     /// their current request (up to `grace`). Each worker runs on its own thread.
-    pub async fn serve(self, listeners: Listeners, shutdown: impl std::future::Future<Output = ()>, grace: std::time::Duration) {
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: impl std::future::Future<Output = ()>,
+        grace: std::time::Duration,
+    ) {
         if let Some(a) = listeners.https_addr() {
             self.shared.tls_port.store(a.port(), Ordering::Relaxed);
         }
@@ -330,7 +346,13 @@ impl Guard {
                     for (l, acc, redir) in [(plain_l, None, redirect), (tls_l, acceptor, false)] {
                         let Some(l) = l else { continue };
                         match TcpListener::from_std(l) {
-                            Ok(l) => loops.push(tokio::spawn(worker.clone().accept_loop(l, acc, redir, stop.clone(), open.clone()))),
+                            Ok(l) => loops.push(tokio::spawn(worker.clone().accept_loop(
+                                l,
+                                acc,
+                                redir,
+                                stop.clone(),
+                                open.clone(),
+                            ))),
                             Err(e) => tracing::error!(error = %e, "cannot use a listener"),
                         }
                     }
@@ -414,7 +436,13 @@ impl Worker {
         let limits = &self.shared.limits;
         let state = Arc::new(ConnState::default());
         let peer_ip = client_ip::canonical(peer.ip());
-        let ctx = Arc::new(ConnCtx { peer_ip, peer_value: ip_value(peer_ip), tls: tls.is_some(), redirect, state: state.clone() });
+        let ctx = Arc::new(ConnCtx {
+            peer_ip,
+            peer_value: ip_value(peer_ip),
+            tls: tls.is_some(),
+            redirect,
+            state: state.clone(),
+        });
         let this = self.clone();
         // The request future is boxed: hyper keeps its slot for the connection's whole life, and an
         // idle keep-alive connection should not hold a request's worth of state.
@@ -422,7 +450,9 @@ impl Worker {
             let this = this.clone();
             let ctx = ctx.clone();
             Box::pin(async move { Ok::<_, Infallible>(this.handle(ctx, req).await) })
-                as std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>
+                as std::pin::Pin<
+                    Box<dyn std::future::Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>,
+                >
         });
         // Plain HTTP/1 is the common case and keeps its future small: the TLS and HTTP/2 paths are
         // boxed, so an idle HTTP/1 connection does not carry their state.
@@ -437,7 +467,8 @@ impl Worker {
                         false
                     }
                 };
-                let io = TokioIo::new(GuardedIo::new(stream, state.clone(), limits.header_timeout, limits.idle_timeout, h2));
+                let io =
+                    TokioIo::new(GuardedIo::new(stream, state.clone(), limits.header_timeout, limits.idle_timeout, h2));
                 if h2 {
                     Box::pin(self.serve_h2(io, svc, stop)).await
                 } else {
@@ -459,9 +490,14 @@ impl Worker {
             if let Some((status, why)) = reason {
                 self.count_status(status);
                 let ip = client_ip::canonical(peer.ip());
-                let mut ev = SecurityEvent::new("input_validation_fail", Category::Web, Severity::Notice, format!("{status}: {why}"))
-                    .with_outcome(Outcome::Failure)
-                    .with_kevlar("reason", why);
+                let mut ev = SecurityEvent::new(
+                    "input_validation_fail",
+                    Category::Web,
+                    Severity::Notice,
+                    format!("{status}: {why}"),
+                )
+                .with_outcome(Outcome::Failure)
+                .with_kevlar("reason", why);
                 ev.source_ip = Some(ip);
                 ev.status_code = Some(status);
                 self.shared.bus.publish(ev);
@@ -535,7 +571,9 @@ impl Worker {
 
     fn event(&self, info: &ReqInfo, action: &str, severity: Severity, status: u16, message: String, reason: &str) {
         let category = if action.starts_with("sys_") { Category::Process } else { Category::Web };
-        let mut ev = SecurityEvent::new(action, category, severity, message).with_outcome(Outcome::Failure).with_kevlar("reason", reason);
+        let mut ev = SecurityEvent::new(action, category, severity, message)
+            .with_outcome(Outcome::Failure)
+            .with_kevlar("reason", reason);
         ev.source_ip = Some(info.client_ip);
         ev.http_method = Some(info.method.as_str().to_owned());
         ev.url_path = Some(info.path_text());
@@ -608,12 +646,30 @@ impl Worker {
             return self.redirect(&ctx, &info, &req, in_flight);
         }
         if let Err(inv) = validate::check(req.method(), req.uri(), req.headers()) {
-            self.event(&info, "input_validation_fail", Severity::Notice, inv.status(), format!("request refused: {}", inv.reason()), inv.reason());
+            self.event(
+                &info,
+                "input_validation_fail",
+                Severity::Notice,
+                inv.status(),
+                format!("request refused: {}", inv.reason()),
+                inv.reason(),
+            );
             return self.own_page(&ctx, &info, inv.status(), in_flight);
         }
-        let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse::<u64>().ok());
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.trim().parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.shared.limits.max_body_bytes) {
-            self.event(&info, "input_validation_fail", Severity::Notice, 413, "request body larger than the limit".into(), "body_too_large");
+            self.event(
+                &info,
+                "input_validation_fail",
+                Severity::Notice,
+                413,
+                "request body larger than the limit".into(),
+                "body_too_large",
+            );
             return self.own_page(&ctx, &info, 413, in_flight);
         }
         let upgrade = forward::wants_upgrade(req.headers());
@@ -621,7 +677,9 @@ impl Worker {
         // the instance it went to died under it (a crash, a restart): the client never sees the
         // failure. A fixed upstream needs no copy: the pool itself retries a stale connection.
         let retryable = self.shared.upstream.is_supervised()
-            && !upgrade && http_body::Body::is_end_stream(req.body()) && matches!(*req.method(), http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
+            && !upgrade
+            && http_body::Body::is_end_stream(req.body())
+            && matches!(*req.method(), http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
         let saved = retryable.then(|| (parts.method.clone(), parts.uri.clone(), parts.version, parts.headers.clone()));
@@ -652,7 +710,14 @@ impl Worker {
             let upstream_req = match forward::prepare(parts, body, &lease.backend().authority, &finfo) {
                 Ok(r) => r,
                 Err(_) => {
-                    self.event(&info, "input_validation_fail", Severity::Notice, 400, "request target cannot be forwarded".into(), "bad_target");
+                    self.event(
+                        &info,
+                        "input_validation_fail",
+                        Severity::Notice,
+                        400,
+                        "request target cannot be forwarded".into(),
+                        "bad_target",
+                    );
                     return self.own_page(&ctx, &info, 400, in_flight);
                 }
             };
@@ -661,15 +726,36 @@ impl Worker {
                 Ok(Err(e)) => {
                     let status = match failed.load(Ordering::Relaxed) {
                         FAIL_TOO_LARGE => {
-                            self.event(&info, "input_validation_fail", Severity::Notice, 413, "request body larger than the limit".into(), "body_too_large");
+                            self.event(
+                                &info,
+                                "input_validation_fail",
+                                Severity::Notice,
+                                413,
+                                "request body larger than the limit".into(),
+                                "body_too_large",
+                            );
                             413
                         }
                         FAIL_MALFORMED => {
-                            self.event(&info, "input_validation_fail", Severity::Notice, 400, "malformed request body".into(), "malformed_body");
+                            self.event(
+                                &info,
+                                "input_validation_fail",
+                                Severity::Notice,
+                                400,
+                                "malformed request body".into(),
+                                "malformed_body",
+                            );
                             400
                         }
                         FAIL_TIMEOUT => {
-                            self.event(&info, "input_validation_fail", Severity::Notice, 408, "request body stalled".into(), "slow_body");
+                            self.event(
+                                &info,
+                                "input_validation_fail",
+                                Severity::Notice,
+                                408,
+                                "request body stalled".into(),
+                                "slow_body",
+                            );
                             408
                         }
                         _ => {
@@ -690,7 +776,14 @@ impl Worker {
                             }
                             self.shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
                             tracing::warn!(request_id = %info.request_id, error = %e, "upstream request failed");
-                            self.event(&info, "sys_upstream_unavailable", Severity::Warning, 502, "the application did not accept the request".into(), "upstream_error");
+                            self.event(
+                                &info,
+                                "sys_upstream_unavailable",
+                                Severity::Warning,
+                                502,
+                                "the application did not accept the request".into(),
+                                "upstream_error",
+                            );
                             502
                         }
                     };
@@ -698,7 +791,14 @@ impl Worker {
                 }
                 Err(_) => {
                     self.shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
-                    self.event(&info, "sys_upstream_timeout", Severity::Warning, 504, "the application did not answer in time".into(), "upstream_timeout");
+                    self.event(
+                        &info,
+                        "sys_upstream_timeout",
+                        Severity::Warning,
+                        504,
+                        "the application did not answer in time".into(),
+                        "upstream_timeout",
+                    );
                     return self.own_page(&ctx, &info, 504, in_flight);
                 }
             }
@@ -723,7 +823,14 @@ impl Worker {
                 }
                 None => {
                     // A 101 nobody asked for cannot be relayed.
-                    self.event(&info, "sys_upstream_unavailable", Severity::Warning, 502, "the application switched protocols unasked".into(), "unexpected_101");
+                    self.event(
+                        &info,
+                        "sys_upstream_unavailable",
+                        Severity::Warning,
+                        502,
+                        "the application switched protocols unasked".into(),
+                        "unexpected_101",
+                    );
                     return self.own_page(&ctx, &info, 502, in_flight);
                 }
             }
@@ -735,7 +842,13 @@ impl Worker {
         Response::from_parts(parts, ResponseBody::upstream(body, Some(in_flight), Some(lease)))
     }
 
-    fn redirect(&self, ctx: &ConnCtx, info: &ReqInfo, req: &Request<Incoming>, in_flight: InFlight) -> Response<ResponseBody> {
+    fn redirect(
+        &self,
+        ctx: &ConnCtx,
+        info: &ReqInfo,
+        req: &Request<Incoming>,
+        in_flight: InFlight,
+    ) -> Response<ResponseBody> {
         let port = self.shared.tls_port.load(Ordering::Relaxed);
         let host = info.host_text().and_then(|h| h.parse::<http::uri::Authority>().ok()).map(|a| a.host().to_owned());
         let Some(host) = host else {
@@ -757,4 +870,3 @@ impl Worker {
         resp
     }
 }
-

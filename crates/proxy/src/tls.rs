@@ -26,7 +26,8 @@ pub fn server_config(cert: &Path, key: &Path, alpn_h2: bool) -> Result<Arc<Serve
     if certs.is_empty() {
         return Err(TlsError::Cert { path: cert.display().to_string(), reason: "no CERTIFICATE block found".into() });
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key { path: key.display().to_string(), reason: e.to_string() })?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| TlsError::Key { path: key.display().to_string(), reason: e.to_string() })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -58,7 +58,8 @@ pub fn check_component(s: &str, out: &mut Vec<u8>) -> Result<(), Invalid> {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'%' {
-            let (Some(h), Some(l)) = (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) else {
+            let (Some(h), Some(l)) = (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex))
+            else {
                 return Err(Invalid::BadPercentEncoding);
             };
             out.push(h << 4 | l);
@@ -92,7 +93,11 @@ pub fn check(method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), Inva
         if hosts.next().is_some() {
             return Err(Invalid::DuplicateHost);
         }
-        let ok = h.to_str().ok().and_then(|s| s.parse::<http::uri::Authority>().ok()).is_some_and(|a| !a.as_str().contains('@'));
+        let ok = h
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse::<http::uri::Authority>().ok())
+            .is_some_and(|a| !a.as_str().contains('@'));
         if !ok {
             return Err(Invalid::BadHost);
         }
@@ -143,6 +148,9 @@ mod tests {
         h.append("content-length", "5".parse().unwrap());
         h.append("content-length", "6".parse().unwrap());
         assert_eq!(check(&Method::POST, &"/".parse().unwrap(), &h), Err(Invalid::BadContentLength));
-        assert_eq!(check(&Method::CONNECT, &"example.com:443".parse().unwrap(), &HeaderMap::new()), Err(Invalid::Connect));
+        assert_eq!(
+            check(&Method::CONNECT, &"example.com:443".parse().unwrap(), &HeaderMap::new()),
+            Err(Invalid::Connect)
+        );
     }
 }

@@ -24,7 +24,9 @@ pub enum StoreError {
     Open { path: PathBuf, source: rusqlite::Error },
     #[error("cannot migrate the event store at {path}: {source}")]
     Migrate { path: PathBuf, source: rusqlite::Error },
-    #[error("the event store at {path} has schema version {found}, newer than this Kevlar knows ({known}); upgrade Kevlar")]
+    #[error(
+        "the event store at {path} has schema version {found}, newer than this Kevlar knows ({known}); upgrade Kevlar"
+    )]
     TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("no event store at {0} (has Kevlar run with this --data-dir?)")]
     Missing(PathBuf),

@@ -35,8 +35,11 @@ impl Reader {
         if !path.exists() {
             return Err(StoreError::Missing(path));
         }
-        let conn = rusqlite::Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(|source| StoreError::Open { path: path.clone(), source })?;
+        let conn = rusqlite::Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open { path: path.clone(), source })?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|source| StoreError::Open { path, source })?;
         Ok(Reader { conn })
     }

@@ -78,20 +78,21 @@ fn run(mut conn: rusqlite::Connection, retention: Retention, mut rx: mpsc::Recei
 
 fn insert(tx: &rusqlite::Transaction, e: &SecurityEvent) -> rusqlite::Result<i64> {
     let doc = e.to_json().to_string();
-    let changed = tx.prepare_cached(
-        "INSERT OR IGNORE INTO events (ts_ms, event_id, action, severity, ip, user_name, request_id, doc)
+    let changed = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO events (ts_ms, event_id, action, severity, ip, user_name, request_id, doc)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(rusqlite::params![
-        e.timestamp_ms,
-        e.id,
-        e.action,
-        e.severity as i64,
-        e.source_ip.map(|ip| ip.to_string()),
-        e.user_name,
-        e.request_id,
-        doc
-    ])?;
+        )?
+        .execute(rusqlite::params![
+            e.timestamp_ms,
+            e.id,
+            e.action,
+            e.severity as i64,
+            e.source_ip.map(|ip| ip.to_string()),
+            e.user_name,
+            e.request_id,
+            doc
+        ])?;
     if changed == 0 {
         // Already stored (same event.id): idempotent.
         return tx.query_row("SELECT id FROM events WHERE event_id = ?1", [&e.id], |r| r.get(0));
@@ -108,7 +109,8 @@ fn write_batch(conn: &mut rusqlite::Connection, batch: &[Envelope]) -> Vec<Resul
             return batch.iter().map(|_| Err(format!("event store: {e}"))).collect();
         }
     };
-    let results: Vec<Result<i64, String>> = batch.iter().map(|env| insert(&tx, &env.event).map_err(|e| e.to_string())).collect();
+    let results: Vec<Result<i64, String>> =
+        batch.iter().map(|env| insert(&tx, &env.event).map_err(|e| e.to_string())).collect();
     match tx.commit() {
         Ok(()) => results,
         Err(e) => {
@@ -163,7 +165,12 @@ mod tests {
         let mut b = BusBuilder::new();
         let rx = b.subscribe("store", 64, true);
         let bus = b.build();
-        let w = StoreWriter::start(dir.path(), Retention { max_age: Duration::from_secs(3600), max_size_bytes: 1 << 30 }, rx).unwrap();
+        let w = StoreWriter::start(
+            dir.path(),
+            Retention { max_age: Duration::from_secs(3600), max_size_bytes: 1 << 30 },
+            rx,
+        )
+        .unwrap();
         let e = ev("sys_startup");
         let id1 = bus.publish_acked(e.clone()).await.unwrap();
         let id2 = bus.publish_acked(e).await.unwrap();

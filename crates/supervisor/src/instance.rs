@@ -107,7 +107,8 @@ pub(crate) async fn probe(addr: SocketAddr, path: Option<&str>, timeout: Duratio
     let attempt = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
         let Some(path) = path else { return Some(()) };
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: kevlar-health\r\nConnection: close\r\n\r\n");
+        let req =
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: kevlar-health\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes()).await.ok()?;
         let mut buf = [0u8; 12];
         s.read_exact(&mut buf).await.ok()?;
@@ -147,7 +148,11 @@ pub(crate) async fn wait_ready(inst: &mut Instance, spec: &AppSpec) -> Result<()
             return Err(NotReady::Timeout(format!("not ready within {:?}", spec.ready_timeout)));
         }
         // Probe often while a quick app is booting (readiness is recovery time), then calmly.
-        let wait = if started.elapsed() < Duration::from_secs(2) { Duration::from_millis(5) } else { Duration::from_millis(100) };
+        let wait = if started.elapsed() < Duration::from_secs(2) {
+            Duration::from_millis(5)
+        } else {
+            Duration::from_millis(100)
+        };
         tokio::time::sleep(wait).await;
     }
 }

@@ -159,7 +159,11 @@ impl Supervisor {
             return Err(SupervisorError::NoCommand);
         }
         let n = spec.instances.max(1);
-        let status = Arc::new(Mutex::new((0..n).map(|slot| InstanceStatus { slot, state: "starting", health: "unknown", ..Default::default() }).collect()));
+        let status = Arc::new(Mutex::new(
+            (0..n)
+                .map(|slot| InstanceStatus { slot, state: "starting", health: "unknown", ..Default::default() })
+                .collect(),
+        ));
         Ok(Supervisor { spec: Arc::new(spec), bus, router, logs, status })
     }
 

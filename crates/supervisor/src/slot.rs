@@ -64,7 +64,11 @@ impl Slot {
 
     async fn stop_instance(&self, inst: &mut Instance) {
         if inst.stop(self.spec.stop_grace).await {
-            tracing::warn!(instance = self.index, "the application ignored SIGTERM for {:?}; sent SIGKILL", self.spec.stop_grace);
+            tracing::warn!(
+                instance = self.index,
+                "the application ignored SIGTERM for {:?}; sent SIGKILL",
+                self.spec.stop_grace
+            );
         }
     }
 
@@ -113,8 +117,13 @@ impl Slot {
                     });
                     self.update_holding();
                     self.publish(
-                        SecurityEvent::new("sys_errored", Category::Process, Severity::Alert, format!("the application cannot be started: {e}"))
-                            .with_outcome(Outcome::Failure),
+                        SecurityEvent::new(
+                            "sys_errored",
+                            Category::Process,
+                            Severity::Alert,
+                            format!("the application cannot be started: {e}"),
+                        )
+                        .with_outcome(Outcome::Failure),
                     );
                     if !self.wait_for_restart(&mut cmds, &mut stop).await {
                         break;
@@ -148,9 +157,14 @@ impl Slot {
                     });
                     if let Some(reason) = restart_reason.take() {
                         self.publish(
-                            SecurityEvent::new("sys_restart", Category::Process, Severity::Notice, format!("the application is running again ({reason})"))
-                                .with_outcome(Outcome::Success)
-                                .with_kevlar("reason", reason),
+                            SecurityEvent::new(
+                                "sys_restart",
+                                Category::Process,
+                                Severity::Notice,
+                                format!("the application is running again ({reason})"),
+                            )
+                            .with_outcome(Outcome::Success)
+                            .with_kevlar("reason", reason),
                         );
                     }
                     self.watch(&mut inst, &mut backend, &mut cmds, &mut stop).await
@@ -175,11 +189,16 @@ impl Slot {
                     inst.kill_group();
                     let _ = inst.child.wait().await;
                     self.publish(
-                        SecurityEvent::new("sys_crash", Category::Process, Severity::Alert, format!("the application hung: {why}"))
-                            .with_outcome(Outcome::Failure)
-                            .with_kevlar("reason", "hang")
-                            .with_kevlar("uptime_ms", inst.started.elapsed().as_millis() as u64)
-                            .with_kevlar("stderr_tail", inst.stderr_tail()),
+                        SecurityEvent::new(
+                            "sys_crash",
+                            Category::Process,
+                            Severity::Alert,
+                            format!("the application hung: {why}"),
+                        )
+                        .with_outcome(Outcome::Failure)
+                        .with_kevlar("reason", "hang")
+                        .with_kevlar("uptime_ms", inst.started.elapsed().as_millis() as u64)
+                        .with_kevlar("stderr_tail", inst.stderr_tail()),
                     );
                     self.set(|s| {
                         s.restarts += 1;
@@ -215,10 +234,15 @@ impl Slot {
                 _ => (String::new(), serde_json::json!({})),
             };
             inst.kill_group();
-            let mut ev = SecurityEvent::new("sys_crash", Category::Process, Severity::Alert, format!("the application stopped: {what}"))
-                .with_outcome(Outcome::Failure)
-                .with_kevlar("uptime_ms", uptime.as_millis() as u64)
-                .with_kevlar("stderr_tail", inst.stderr_tail());
+            let mut ev = SecurityEvent::new(
+                "sys_crash",
+                Category::Process,
+                Severity::Alert,
+                format!("the application stopped: {what}"),
+            )
+            .with_outcome(Outcome::Failure)
+            .with_kevlar("uptime_ms", uptime.as_millis() as u64)
+            .with_kevlar("stderr_tail", inst.stderr_tail());
             if let serde_json::Value::Object(m) = detail {
                 for (k, v) in m {
                     ev.kevlar.insert(k, v);
@@ -251,7 +275,11 @@ impl Slot {
                     tracing::error!(instance = self.index, "{msg}");
                     self.set(|s| s.state = "errored");
                     self.update_holding();
-                    self.publish(SecurityEvent::new("sys_errored", Category::Process, Severity::Alert, msg).with_outcome(Outcome::Failure).with_kevlar("last_exit", what));
+                    self.publish(
+                        SecurityEvent::new("sys_errored", Category::Process, Severity::Alert, msg)
+                            .with_outcome(Outcome::Failure)
+                            .with_kevlar("last_exit", what),
+                    );
                     if !self.wait_for_restart(&mut cmds, &mut stop).await {
                         break;
                     }
@@ -267,7 +295,10 @@ impl Slot {
                 d
             };
             self.publish(ev.with_kevlar("restart_in_ms", delay.as_millis() as u64));
-            tracing::warn!(instance = self.index, "application stopped ({what}) after {uptime:?}; restarting in {delay:?}");
+            tracing::warn!(
+                instance = self.index,
+                "application stopped ({what}) after {uptime:?}; restarting in {delay:?}"
+            );
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = stop.changed() => break,
@@ -299,7 +330,13 @@ impl Slot {
     }
 
     /// Watches a running instance until it exits, hangs, is restarted, or Kevlar stops.
-    async fn watch(&mut self, inst: &mut Instance, backend: &mut Option<u64>, cmds: &mut mpsc::Receiver<SlotCmd>, stop: &mut watch::Receiver<bool>) -> Exit {
+    async fn watch(
+        &mut self,
+        inst: &mut Instance,
+        backend: &mut Option<u64>,
+        cmds: &mut mpsc::Receiver<SlotCmd>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Exit {
         let spec = self.spec.clone();
         let mut tick = tokio::time::interval(spec.health.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

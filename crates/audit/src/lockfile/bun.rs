@@ -67,9 +67,14 @@ fn resolve<'a>(pkgs: &'a serde_json::Map<String, Value>, from: &str, dep: &str) 
 
 pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
     let cleaned = strip_trailing_commas(src);
-    let v: Value = serde_json::from_str(&cleaned).map_err(|e| LockfileError::Syntax { path: path.to_owned(), line: e.line(), message: e.to_string() })?;
+    let v: Value = serde_json::from_str(&cleaned).map_err(|e| LockfileError::Syntax {
+        path: path.to_owned(),
+        line: e.line(),
+        message: e.to_string(),
+    })?;
     let format = |m: &str| LockfileError::Format { path: path.to_owned(), message: m.to_owned() };
-    let pkgs = v.get("packages").and_then(Value::as_object).ok_or_else(|| format("no `packages` object: not a bun.lock"))?;
+    let pkgs =
+        v.get("packages").and_then(Value::as_object).ok_or_else(|| format("no `packages` object: not a bun.lock"))?;
     let mut roots: Vec<(String, bool)> = Vec::new();
     for ws in v.get("workspaces").and_then(Value::as_object).into_iter().flat_map(|m| m.values()) {
         for (section, dev) in [("dependencies", false), ("optionalDependencies", false), ("devDependencies", true)] {
@@ -82,8 +87,10 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
     let mut paths: HashMap<&str, Vec<Vec<String>>> = HashMap::new();
     let mut prod: HashMap<&str, bool> = HashMap::new();
     let mut expanded: HashMap<(&str, bool), ()> = HashMap::new();
-    let mut queue: VecDeque<(&str, Vec<String>, bool)> =
-        roots.iter().filter_map(|(n, dev)| pkgs.get_key_value(n.as_str()).map(|(k, _)| (k.as_str(), vec![n.clone()], *dev))).collect();
+    let mut queue: VecDeque<(&str, Vec<String>, bool)> = roots
+        .iter()
+        .filter_map(|(n, dev)| pkgs.get_key_value(n.as_str()).map(|(k, _)| (k.as_str(), vec![n.clone()], *dev)))
+        .collect();
     while let Some((key, trail, dev)) = queue.pop_front() {
         let p = paths.entry(key).or_default();
         if p.len() < MAX_PATHS && !p.contains(&trail) {

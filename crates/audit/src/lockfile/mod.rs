@@ -117,7 +117,8 @@ pub fn load(path: &Path) -> Result<Project, LockfileError> {
     } else {
         path.to_path_buf()
     };
-    let text = std::fs::read_to_string(&file).map_err(|source| LockfileError::Read { path: file.display().to_string(), source })?;
+    let text = std::fs::read_to_string(&file)
+        .map_err(|source| LockfileError::Read { path: file.display().to_string(), source })?;
     let shown = file.display().to_string();
     // By content, not name: a JSON document is npm's, a `lockfileVersion:` line pnpm's, anything
     // else is read as yarn's.

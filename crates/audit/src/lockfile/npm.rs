@@ -46,7 +46,8 @@ fn dep_names(entry: &Map<String, Value>, keys: &[&str]) -> Vec<String> {
 fn resolve<'a>(pkgs: &'a Map<String, Value>, from: &str, name: &str) -> Option<&'a str> {
     let mut base = from.to_owned();
     loop {
-        let candidate = if base.is_empty() { format!("node_modules/{name}") } else { format!("{base}/node_modules/{name}") };
+        let candidate =
+            if base.is_empty() { format!("node_modules/{name}") } else { format!("{base}/node_modules/{name}") };
         if let Some((k, _)) = pkgs.get_key_value(&candidate) {
             return Some(k.as_str());
         }
@@ -82,10 +83,13 @@ fn parse_packages(pkgs: &Map<String, Value>) -> Vec<Package> {
         let Some(entry) = pkgs.get(at).and_then(Value::as_object) else { continue };
         let entry = match entry.get("link").and_then(Value::as_bool) {
             // A workspace link: follow it to the member's own entry.
-            Some(true) => match entry.get("resolved").and_then(Value::as_str).and_then(|r| pkgs.get(r)).and_then(Value::as_object) {
-                Some(e) => e,
-                None => continue,
-            },
+            Some(true) => {
+                match entry.get("resolved").and_then(Value::as_str).and_then(|r| pkgs.get(r)).and_then(Value::as_object)
+                {
+                    Some(e) => e,
+                    None => continue,
+                }
+            }
             _ => entry,
         };
         for dep in dep_names(entry, &["dependencies", "devDependencies", "optionalDependencies", "peerDependencies"]) {
@@ -113,7 +117,8 @@ fn parse_packages(pkgs: &Map<String, Value>) -> Vec<Package> {
             continue;
         }
         let (Some(name), Some(version)) = (name_of(key, e), e.get("version").and_then(Value::as_str)) else { continue };
-        let dev = e.get("dev").and_then(Value::as_bool).unwrap_or(false) || e.get("devOptional").and_then(Value::as_bool).unwrap_or(false);
+        let dev = e.get("dev").and_then(Value::as_bool).unwrap_or(false)
+            || e.get("devOptional").and_then(Value::as_bool).unwrap_or(false);
         let mut p = paths.remove(key.as_str()).unwrap_or_default();
         if p.is_empty() {
             p.push(vec![name.clone()]);
@@ -195,7 +200,8 @@ mod tests {
 
     #[test]
     fn bad_input_names_file_and_line() {
-        let e = parse("{\n  \"lockfileVersion\": 3,\n  \"packages\": {\n", "x/package-lock.json").unwrap_err().to_string();
+        let e =
+            parse("{\n  \"lockfileVersion\": 3,\n  \"packages\": {\n", "x/package-lock.json").unwrap_err().to_string();
         assert!(e.starts_with("x/package-lock.json:4:"), "{e}");
         let e = parse("{\"lockfileVersion\": 9, \"packages\": {}}", "p.json").unwrap_err().to_string();
         assert!(e.contains("lockfileVersion 9 is not supported"), "{e}");

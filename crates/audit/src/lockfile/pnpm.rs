@@ -62,7 +62,11 @@ fn dep_version(v: &Yaml) -> Option<String> {
 }
 
 pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
-    let docs = YamlLoader::load_from_str(src).map_err(|e| LockfileError::Syntax { path: path.to_owned(), line: e.marker().line(), message: e.to_string() })?;
+    let docs = YamlLoader::load_from_str(src).map_err(|e| LockfileError::Syntax {
+        path: path.to_owned(),
+        line: e.marker().line(),
+        message: e.to_string(),
+    })?;
     let mut nodes: HashMap<String, Node> = HashMap::new();
     let mut roots: Vec<(String, String, bool)> = Vec::new();
     let mut seen_doc = false;
@@ -71,7 +75,10 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
         seen_doc = true;
         let major: u32 = lv.split('.').next().and_then(|m| m.trim_start_matches('\'').parse().ok()).unwrap_or(0);
         if !(5..=9).contains(&major) {
-            return Err(LockfileError::Format { path: path.to_owned(), message: format!("pnpm lockfileVersion {lv} is not supported (known: 5.x, 6.x, 9.x)") });
+            return Err(LockfileError::Format {
+                path: path.to_owned(),
+                message: format!("pnpm lockfileVersion {lv} is not supported (known: 5.x, 6.x, 9.x)"),
+            });
         }
         // Packages (v5/v6: with dependencies; v9: metadata here, dependencies under snapshots).
         for section in ["packages", "snapshots"] {
@@ -99,7 +106,8 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
             None => vec![doc],
         };
         for imp in importers {
-            for (section, dev) in [("dependencies", false), ("optionalDependencies", false), ("devDependencies", true)] {
+            for (section, dev) in [("dependencies", false), ("optionalDependencies", false), ("devDependencies", true)]
+            {
                 let Some(h) = imp[section].as_hash() else { continue };
                 for (n, v) in h {
                     let (Some(name), Some(version)) = (text(n), dep_version(v)) else { continue };
@@ -111,13 +119,17 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
         }
     }
     if !seen_doc {
-        return Err(LockfileError::Format { path: path.to_owned(), message: "no `lockfileVersion`: not a pnpm lockfile".into() });
+        return Err(LockfileError::Format {
+            path: path.to_owned(),
+            message: "no `lockfileVersion`: not a pnpm lockfile".into(),
+        });
     }
     // Breadth-first from the importers; prod roots first so that `dev` is only what prod never reaches.
     roots.sort_by_key(|r| r.2);
     let mut paths: HashMap<&str, Vec<Vec<String>>> = HashMap::new();
     let mut prod_reached: HashMap<&str, bool> = HashMap::new();
-    let mut queue: VecDeque<(&str, Vec<String>, bool)> = roots.iter().filter(|r| nodes.contains_key(&r.0)).map(|r| (r.0.as_str(), vec![r.1.clone()], r.2)).collect();
+    let mut queue: VecDeque<(&str, Vec<String>, bool)> =
+        roots.iter().filter(|r| nodes.contains_key(&r.0)).map(|r| (r.0.as_str(), vec![r.1.clone()], r.2)).collect();
     let mut expanded: HashMap<(&str, bool), ()> = HashMap::new();
     while let Some((key, trail, dev)) = queue.pop_front() {
         let Some((k, node)) = nodes.get_key_value(key) else { continue };
@@ -161,7 +173,10 @@ mod tests {
     fn v5_v6_v9_keys() {
         assert_eq!(split_key("/@babel/parser/7.21.3", 5).unwrap(), ("@babel/parser".into(), "7.21.3".into()));
         assert_eq!(split_key("/rollup-plugin-x/1.0.0_rollup@3.0.0", 5).unwrap().1, "1.0.0_rollup@3.0.0");
-        assert_eq!(split_key("/@scope/a@1.0.0(react@18.0.0)", 6).unwrap(), ("@scope/a".into(), "1.0.0(react@18.0.0)".into()));
+        assert_eq!(
+            split_key("/@scope/a@1.0.0(react@18.0.0)", 6).unwrap(),
+            ("@scope/a".into(), "1.0.0(react@18.0.0)".into())
+        );
         assert_eq!(split_key("qs@6.7.0", 9).unwrap(), ("qs".into(), "6.7.0".into()));
         assert_eq!(bare_version("1.0.0(react@18.0.0)"), "1.0.0");
         assert_eq!(bare_version("1.0.0_react@18.0.0"), "1.0.0");

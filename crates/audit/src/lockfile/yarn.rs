@@ -45,9 +45,11 @@ pub fn parse(text: &str, path: &str, package_json: Option<&Value>) -> Result<Vec
         let indent = raw.len() - raw.trim_start().len();
         let line = raw.trim();
         if indent == 0 {
-            let header = line.strip_suffix(':').ok_or_else(|| err(line_no, "expected an entry header ending with `:`"))?;
+            let header =
+                line.strip_suffix(':').ok_or_else(|| err(line_no, "expected an entry header ending with `:`"))?;
             let specs: Vec<&str> = header.split(", ").collect();
-            let (name, _) = split_spec(specs[0]).ok_or_else(|| err(line_no, "an entry header must name `package@range`"))?;
+            let (name, _) =
+                split_spec(specs[0]).ok_or_else(|| err(line_no, "an entry header must name `package@range`"))?;
             let idx = entries.len();
             entries.push(Entry { name: name.to_owned(), version: String::new(), deps: Vec::new() });
             for s in specs {
@@ -68,7 +70,10 @@ pub fn parse(text: &str, path: &str, package_json: Option<&Value>) -> Result<Vec
         }
     }
     if let Some((i, _)) = entries.iter().enumerate().find(|(_, e)| e.version.is_empty()) {
-        return Err(LockfileError::Format { path: path.to_owned(), message: format!("the entry for `{}` has no version", entries[i].name) });
+        return Err(LockfileError::Format {
+            path: path.to_owned(),
+            message: format!("the entry for `{}` has no version", entries[i].name),
+        });
     }
     // Paths: breadth-first from package.json's dependencies.
     let mut paths: Vec<Vec<Vec<String>>> = vec![Vec::new(); entries.len()];
@@ -128,7 +133,11 @@ fn descriptor_name(d: &str) -> Option<&str> {
 
 fn parse_berry(text: &str, path: &str, package_json: Option<&Value>) -> Result<Vec<Package>, LockfileError> {
     use yaml_rust2::{Yaml, YamlLoader};
-    let docs = YamlLoader::load_from_str(text).map_err(|e| LockfileError::Syntax { path: path.to_owned(), line: e.marker().line(), message: e.to_string() })?;
+    let docs = YamlLoader::load_from_str(text).map_err(|e| LockfileError::Syntax {
+        path: path.to_owned(),
+        line: e.marker().line(),
+        message: e.to_string(),
+    })?;
     let Some(root) = docs.first().and_then(Yaml::as_hash) else {
         return Err(LockfileError::Format { path: path.to_owned(), message: "an empty yarn lockfile".into() });
     };
