@@ -24,4 +24,6 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
+# Formatting is part of the contract (rustfmt.toml); skipped only where rustfmt is not installed.
+if cargo fmt --version >/dev/null 2>&1; then cargo fmt --all --check; fi
 cargo nextest run --workspace --no-fail-fast "$@"
