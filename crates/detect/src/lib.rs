@@ -1,0 +1,467 @@
+//! Kevlar's built-in detectors. Pure: a [`RequestView`] goes in, [`Finding`]s come out; no I/O,
+//! no state between requests (counting and remembering happen downstream, in the shield).
+//!
+//! The request is taken apart into named values (`extract`), each value decoded (`normalize`),
+//! and each family that applies to where the value came from looks at it, one module per family.
+//! Anything that inspects requests — these detectors, a rule-set engine later — implements
+//! [`Detector`], so the proxy calls them all the same way.
+#![forbid(unsafe_code)]
+
+pub mod cmdi;
+pub mod crlf;
+pub mod extract;
+pub mod jndi;
+pub mod normalize;
+pub mod nosql;
+pub mod probe;
+pub mod proto;
+pub mod protocol;
+pub mod sqli;
+pub mod ssrf;
+pub mod ssti;
+pub mod tool;
+pub mod traversal;
+pub mod xss;
+pub mod xxe;
+
+use extract::{Part, Source};
+use http::HeaderMap;
+
+/// An attack family. The names are the `kevlar.family` of events and the keys of per-family
+/// settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    Sqli,
+    Xss,
+    Traversal,
+    Cmdi,
+    Ssrf,
+    Nosql,
+    PrototypePollution,
+    Ssti,
+    Jndi,
+    Xxe,
+    Crlf,
+    Probe,
+    Tool,
+    Protocol,
+}
+
+impl Family {
+    pub const ALL: [Family; 14] = [
+        Family::Sqli,
+        Family::Xss,
+        Family::Traversal,
+        Family::Cmdi,
+        Family::Ssrf,
+        Family::Nosql,
+        Family::PrototypePollution,
+        Family::Ssti,
+        Family::Jndi,
+        Family::Xxe,
+        Family::Crlf,
+        Family::Probe,
+        Family::Tool,
+        Family::Protocol,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Sqli => "sqli",
+            Family::Xss => "xss",
+            Family::Traversal => "traversal",
+            Family::Cmdi => "cmdi",
+            Family::Ssrf => "ssrf",
+            Family::Nosql => "nosql",
+            Family::PrototypePollution => "prototype_pollution",
+            Family::Ssti => "ssti",
+            Family::Jndi => "jndi",
+            Family::Xxe => "xxe",
+            Family::Crlf => "crlf",
+            Family::Probe => "probe",
+            Family::Tool => "tool",
+            Family::Protocol => "protocol",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// The event action a finding of this family becomes.
+    pub fn action(self) -> &'static str {
+        match self {
+            Family::Probe => "malicious_probe",
+            Family::Tool => "malicious_attack_tool",
+            _ => "malicious_attack",
+        }
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// A set of families, as a bit mask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Families(u32);
+
+impl Families {
+    pub const ALL: Families = Families((1 << 14) - 1);
+    pub const NONE: Families = Families(0);
+
+    pub fn contains(self, f: Family) -> bool {
+        self.0 & f.bit() != 0
+    }
+    pub fn with(self, f: Family) -> Families {
+        Families(self.0 | f.bit())
+    }
+    pub fn without(self, f: Family) -> Families {
+        Families(self.0 & !f.bit())
+    }
+}
+
+impl FromIterator<Family> for Families {
+    fn from_iter<I: IntoIterator<Item = Family>>(iter: I) -> Self {
+        iter.into_iter().fold(Families::NONE, Families::with)
+    }
+}
+
+/// One thing a detector found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub family: Family,
+    /// The detector's rule, e.g. `union_select`, `event_handler`, `dotenv`.
+    pub rule: &'static str,
+    /// Where: `path`, `args.q`, `body.items[0].name`, `cookie.sid`, `header.user-agent`.
+    pub location: String,
+    /// The parameter's own name (what exclusions by argument name match).
+    pub name: String,
+    /// A short, printable excerpt of the decoded value; `[redacted]` for secrets' fields.
+    pub excerpt: String,
+    /// 1 (a hint) to 10 (certain).
+    pub score: u32,
+}
+
+/// What detectors see of a request. The body is the inspected prefix only.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    pub method: &'a str,
+    /// As received: percent-encoded.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    /// False when `body` is a prefix of a longer body.
+    pub body_complete: bool,
+}
+
+/// Anything that inspects requests: the built-in detectors now, a rule-set engine later.
+pub trait Detector: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Appends what it finds to `out`.
+    fn inspect(&self, req: &RequestView<'_>, out: &mut Vec<Finding>);
+}
+
+#[derive(Debug, Clone)]
+pub struct InspectConfig {
+    pub families: Families,
+    /// Headers inspected with every family besides User-Agent, Referer and X-Forwarded-Host.
+    pub headers: Vec<http::HeaderName>,
+    /// The app is PHP: requests for `wp-login.php` and friends are not probes.
+    pub php_app: bool,
+}
+
+impl Default for InspectConfig {
+    fn default() -> Self {
+        InspectConfig { families: Families::ALL, headers: Vec::new(), php_app: false }
+    }
+}
+
+/// The built-in detectors.
+pub struct Inspector {
+    cfg: InspectConfig,
+    tools: tool::ToolMatcher,
+}
+
+pub const MAX_FINDINGS: usize = 16;
+
+fn sensitive(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token", "auth", "session", "sid", "key", "credential", "otp", "pin", "cvv", "card"]
+        .iter()
+        .any(|k| n.contains(k))
+}
+
+/// A printable excerpt of at most 96 characters; control characters shown as `\xNN`.
+pub fn excerpt(value: &str, name: &str) -> String {
+    if sensitive(name) {
+        return "[redacted]".into();
+    }
+    let mut out = String::new();
+    for c in value.chars() {
+        if out.len() >= 96 {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02x}", c as u32 & 0xff));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+struct Sink<'o> {
+    out: &'o mut Vec<Finding>,
+    families: Families,
+}
+
+impl Sink<'_> {
+    fn add(&mut self, family: Family, hit: Option<(&'static str, u32)>, location: &str, name: &str, value: &str) {
+        let Some((rule, score)) = hit else { return };
+        if !self.families.contains(family) || self.out.len() >= MAX_FINDINGS {
+            return;
+        }
+        if self.out.iter().any(|f| f.family == family && f.location == location) {
+            return;
+        }
+        self.out.push(Finding {
+            family,
+            rule,
+            location: location.to_owned(),
+            name: name.to_owned(),
+            excerpt: excerpt(value, name),
+            score,
+        });
+    }
+}
+
+impl Inspector {
+    pub fn new(cfg: InspectConfig) -> Self {
+        Inspector { cfg, tools: tool::ToolMatcher::new() }
+    }
+
+    /// Checks one decoded value with every injection family (what an argument gets).
+    fn value(&self, sink: &mut Sink<'_>, source: Source, location: &str, name: &str, raw: &str) {
+        let v = normalize::decode(raw);
+        let v = v.as_ref();
+        let f = self.cfg.families;
+        if f.contains(Family::Sqli) {
+            sink.add(Family::Sqli, sqli::check(v), location, name, v);
+        }
+        if f.contains(Family::Xss) {
+            sink.add(Family::Xss, xss::check(v), location, name, v);
+        }
+        if f.contains(Family::Traversal) {
+            sink.add(Family::Traversal, traversal::check(v, false), location, name, v);
+        }
+        if f.contains(Family::Cmdi) {
+            sink.add(Family::Cmdi, cmdi::check(v), location, name, v);
+        }
+        if f.contains(Family::Ssrf) && source != Source::Cookie {
+            sink.add(Family::Ssrf, ssrf::check(v), location, name, v);
+        }
+        if f.contains(Family::Nosql) {
+            sink.add(Family::Nosql, nosql::check(v), location, name, v);
+        }
+        if f.contains(Family::PrototypePollution) {
+            sink.add(Family::PrototypePollution, proto::check(v), location, name, v);
+        }
+        if f.contains(Family::Ssti) {
+            sink.add(Family::Ssti, ssti::check(v), location, name, v);
+        }
+        if f.contains(Family::Jndi) {
+            sink.add(Family::Jndi, jndi::check(v), location, name, v);
+        }
+        if f.contains(Family::Xxe) && v.contains('<') {
+            sink.add(Family::Xxe, xxe::check(v), location, name, v);
+        }
+        if f.contains(Family::Crlf) && source == Source::Arg {
+            sink.add(Family::Crlf, crlf::check(v), location, name, v);
+        }
+        if f.contains(Family::Tool) && v.contains('.') {
+            sink.add(Family::Tool, tool::oob_domain(v), location, name, v);
+        }
+    }
+
+    fn key(&self, sink: &mut Sink<'_>, location: &str, name: &str) {
+        if name.contains('$') {
+            sink.add(Family::Nosql, nosql::check_key(location), location, name, name);
+        }
+        if name.contains("proto") || location.contains("__proto__") || location.contains("prototype") {
+            sink.add(Family::PrototypePollution, proto::check_key(location), location, name, name);
+        }
+    }
+
+    fn path(&self, sink: &mut Sink<'_>, raw: &str) {
+        let norm = normalize::path(raw);
+        sink.add(Family::Traversal, traversal::check(&norm, true), "path", "", &norm);
+        sink.add(Family::Probe, probe::check(&norm, self.cfg.php_app), "path", "", &norm);
+        if norm.bytes().any(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'/' | b'-' | b'_' | b'.' | b'~'))) {
+            sink.add(Family::Xss, xss::check(&norm), "path", "", &norm);
+            sink.add(Family::Cmdi, cmdi::check(&norm), "path", "", &norm);
+            sink.add(Family::Ssti, ssti::check(&norm), "path", "", &norm);
+            sink.add(Family::Jndi, jndi::check(&norm), "path", "", &norm);
+            sink.add(Family::Crlf, crlf::check(&norm), "path", "", &norm);
+            for seg in norm.split('/') {
+                if seg.bytes().any(|c| matches!(c, b'\'' | b'"' | b' ' | b'(' | b'=' | b'-' | b'#' | b';')) {
+                    sink.add(Family::Sqli, sqli::check(seg), "path", "", seg);
+                }
+            }
+        }
+    }
+
+    fn headers(&self, sink: &mut Sink<'_>, headers: &HeaderMap) {
+        for (name, value) in headers {
+            let v = String::from_utf8_lossy(value.as_bytes());
+            let n = name.as_str();
+            let location = format!("header.{n}");
+            match n {
+                "user-agent" => {
+                    if let Some(tool) = self.tools.check(&v) {
+                        let tool = tool.trim_matches(['.', '/']);
+                        sink.add(Family::Tool, Some((tool, 8)), &location, n, &v);
+                    }
+                    sink.add(Family::Cmdi, cmdi::check(&v).filter(|(r, _)| *r == "shellshock"), &location, n, &v);
+                    let d = normalize::decode(&v);
+                    sink.add(Family::Sqli, sqli::check(&d), &location, n, &d);
+                    sink.add(Family::Xss, xss::check(&d), &location, n, &d);
+                    sink.add(Family::Jndi, jndi::check(&d), &location, n, &d);
+                }
+                "referer" | "x-forwarded-host" => {
+                    let d = normalize::decode(&v);
+                    sink.add(Family::Xss, xss::check(&d), &location, n, &d);
+                    sink.add(Family::Sqli, sqli::check(&d), &location, n, &d);
+                    sink.add(Family::Jndi, jndi::check(&d), &location, n, &d);
+                    sink.add(Family::Traversal, traversal::check(&d, false), &location, n, &d);
+                    sink.add(Family::Crlf, crlf::check(&d), &location, n, &d);
+                    sink.add(Family::Cmdi, cmdi::check(&v).filter(|(r, _)| *r == "shellshock"), &location, n, &v);
+                }
+                "cookie" => {}
+                _ if self.cfg.headers.iter().any(|h| h == name) => {
+                    self.value(sink, Source::Arg, &location, n, &v);
+                }
+                _ => {
+                    // Every header is a Log4Shell carrier; `${` is rare enough to check cheaply.
+                    if memchr::memmem::find(value.as_bytes(), b"${").is_some() {
+                        sink.add(Family::Jndi, jndi::check(&v), &location, n, &v);
+                    }
+                    if memchr::memmem::find(value.as_bytes(), b"() {").is_some() {
+                        sink.add(Family::Cmdi, cmdi::check(&v).filter(|(r, _)| *r == "shellshock"), &location, n, &v);
+                    }
+                }
+            }
+        }
+    }
+
+    fn parts(&self, sink: &mut Sink<'_>, parts: &[Part<'_>]) {
+        for p in parts {
+            self.key(sink, &p.location, &p.name);
+            if !p.value.is_empty() {
+                self.value(sink, p.source, &p.location, &p.name, &p.value);
+            }
+        }
+    }
+
+    fn body(&self, sink: &mut Sink<'_>, req: &RequestView<'_>) {
+        if req.body.is_empty() {
+            return;
+        }
+        let ct = req
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase())
+            .unwrap_or_default();
+        let mime = ct.split(';').next().unwrap_or("").trim().to_owned();
+        if mime == "application/x-www-form-urlencoded" {
+            let mut parts = Vec::new();
+            // A cut-off form loses at most its last value's tail.
+            extract::form(req.body, "body", Source::Body, &mut parts);
+            self.parts(sink, &parts);
+        } else if mime == "application/json" || mime.ends_with("+json") {
+            let mut parts = Vec::new();
+            if extract::json(req.body, &mut parts) {
+                self.parts(sink, &parts);
+            } else {
+                let text = String::from_utf8_lossy(req.body);
+                self.value(sink, Source::Body, "body", "", &text);
+            }
+        } else if mime == "multipart/form-data" {
+            if let Some(b) = extract::boundary(&ct) {
+                let mut parts = Vec::new();
+                extract::multipart(req.body, b, &mut parts);
+                for p in &parts {
+                    self.key(sink, &p.location, &p.name);
+                    if p.location.ends_with(".filename") {
+                        let v = normalize::decode(&p.value);
+                        sink.add(Family::Traversal, traversal::check(&v, false), &p.location, &p.name, &v);
+                        sink.add(Family::Xss, xss::check(&v), &p.location, &p.name, &v);
+                    } else if !p.value.is_empty() {
+                        self.value(sink, p.source, &p.location, &p.name, &p.value);
+                    }
+                }
+            }
+        } else {
+            let text = String::from_utf8_lossy(req.body);
+            if mime.contains("xml") || text.trim_start().starts_with('<') {
+                sink.add(Family::Xxe, xxe::check(&text), "body", "", &text);
+            }
+            sink.add(Family::Jndi, jndi::check(&text), "body", "", &text);
+        }
+    }
+}
+
+impl Detector for Inspector {
+    fn name(&self) -> &'static str {
+        "builtin"
+    }
+
+    fn inspect(&self, req: &RequestView<'_>, out: &mut Vec<Finding>) {
+        let mut sink = Sink { out, families: self.cfg.families };
+        if let Some((rule, location, score)) = protocol::check(req.method, req.headers) {
+            sink.add(Family::Protocol, Some((rule, score)), &location, "", req.method);
+        }
+        self.path(&mut sink, req.path);
+        if let Some(q) = req.query {
+            let mut parts = Vec::new();
+            extract::form(q.as_bytes(), "args", Source::Arg, &mut parts);
+            self.parts(&mut sink, &parts);
+        }
+        let mut cookie_parts = Vec::new();
+        for c in req.headers.get_all(http::header::COOKIE) {
+            if let Ok(s) = c.to_str() {
+                extract::cookies(s, &mut cookie_parts);
+            }
+        }
+        for p in &cookie_parts {
+            self.key(&mut sink, &p.location, &p.name);
+            let v = normalize::decode(&p.value);
+            for (fam, hit) in [
+                (Family::Sqli, sqli::check(&v)),
+                (Family::Xss, xss::check(&v)),
+                (Family::Traversal, traversal::check(&v, false)),
+                (Family::Cmdi, cmdi::check(&v)),
+                (Family::Jndi, jndi::check(&v)),
+                (Family::PrototypePollution, proto::check(&v)),
+                (Family::Ssti, ssti::check(&v)),
+            ] {
+                sink.add(fam, hit, &p.location, &p.name, &v);
+            }
+        }
+        self.headers(&mut sink, req.headers);
+        self.body(&mut sink, req);
+    }
+}
+
+/// Checks one bare value with every injection family, as if it were a query argument named
+/// `name`. For tests, benchmarks and the corpus runner.
+pub fn check_value(inspector: &Inspector, name: &str, value: &str) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut sink = Sink { out: &mut out, families: inspector.cfg.families };
+    let location = format!("args.{name}");
+    inspector.key(&mut sink, &location, name);
+    inspector.value(&mut sink, Source::Arg, &location, name, value);
+    out
+}
