@@ -67,6 +67,15 @@ pub enum Command {
     Reload(ControlArgs),
     /// Restart the app now (also leaves the `errored` state after too many crashes).
     Restart(ControlArgs),
+    /// The black book: every offending address with its events, score, samples and bans.
+    /// Talks to the running Kevlar; reads (and writes) <data-dir>/shield.db when it is not running.
+    Blackbook {
+        #[command(subcommand)]
+        command: BlackbookCommand,
+    },
+    /// The route inventory learned from traffic: method and path template, hits, statuses, first
+    /// and last seen; flags routes not hit for a long time and paths only probes asked for.
+    Routes(ControlArgs),
     /// Print the app's captured output (<data-dir>/logs/app.out.log, or app.err.log).
     Logs(LogsArgs),
     /// Known vulnerabilities in the app's dependencies, from the local advisory database.
@@ -88,6 +97,46 @@ pub enum Command {
         /// Host names and addresses the certificate covers (repeatable).
         #[arg(long = "host", value_name = "NAME", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])]
         hosts: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BlackbookCommand {
+    /// Addresses in the black book, most recently seen first.
+    List {
+        /// Only addresses banned now.
+        #[arg(long)]
+        banned: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// One address in full: counts by event and family, samples, ban history.
+    Show {
+        /// An IPv4 address, an IPv6 address (grouped by blackbook.ipv6_prefix) or `2001:db8::/64`.
+        addr: String,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Refuse every request from an address, now (allow-listed ranges cannot be banned).
+    Ban {
+        addr: String,
+        /// How long, e.g. 1h, 30m, 7d (default: until `unban`).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+        /// Why; shown in the black book and in the `malicious_ban` event.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Lift a ban. Exit code 1 when the address was not banned.
+    Unban {
+        addr: String,
+        #[command(flatten)]
+        control: ControlArgs,
     },
 }
 

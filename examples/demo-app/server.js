@@ -108,8 +108,9 @@ function route(req, res) {
   }
   if (req.method === 'POST' && p === '/upload') {
     let n = 0;
-    req.on('data', (c) => { n += c.length; });
-    req.on('end', () => json(res, 200, { bytes: n }));
+    const h = crypto.createHash('sha256');
+    req.on('data', (c) => { n += c.length; h.update(c); });
+    req.on('end', () => json(res, 200, { bytes: n, sha256: h.digest('hex') }));
     return;
   }
   if (req.method === 'POST' && p === '/login') {

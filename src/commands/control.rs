@@ -22,6 +22,21 @@ fn admin_url(a: &ControlArgs) -> anyhow::Result<String> {
 }
 
 fn call(a: &ControlArgs, method: http::Method, path: &str) -> anyhow::Result<(u16, Value)> {
+    call_with(a, method, path, None)
+}
+
+/// Whether a Kevlar is running with this data dir (or an explicit --admin was given).
+pub(crate) fn running(a: &ControlArgs) -> bool {
+    a.admin.is_some() || a.data_dir.join(ADMIN_ADDR_FILE).exists()
+}
+
+/// Calls the admin API with an optional JSON body; answers (status, JSON).
+pub(crate) fn call_with(
+    a: &ControlArgs,
+    method: http::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
     let base = admin_url(a)?;
     if base.starts_with("https://") {
         bail!("the admin API is served over TLS; call {base}{path} with a TLS client (curl --cacert …)");
@@ -37,7 +52,8 @@ fn call(a: &ControlArgs, method: http::Method, path: &str) -> anyhow::Result<(u1
             .method(method)
             .uri(format!("{base}{path}"))
             .header(http::header::AUTHORIZATION, format!("Bearer {}", token.trim()))
-            .body(Full::new(Bytes::new()))?;
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body.map(|b| Bytes::from(b.to_string())).unwrap_or_default()))?;
         let resp = tokio::time::timeout(std::time::Duration::from_secs(600), client.request(req))
             .await
             .context("the admin API did not answer")?

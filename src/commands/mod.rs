@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` dispatches.
 
 mod audit;
+mod blackbook;
 mod cert;
 mod control;
 mod events;
@@ -26,6 +27,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reload(a) => control::reload(a),
         Command::Restart(a) => control::restart(a),
         Command::Logs(a) => logs::run(a),
+        Command::Blackbook { command } => blackbook::run(command),
+        Command::Routes(a) => blackbook::routes(a),
         Command::Cert { self_signed: _, out, hosts } => cert::run(&out, &hosts),
     }
 }

@@ -20,6 +20,8 @@ use tokio::sync::watch;
 use crate::cli::CommonArgs;
 
 const STORE_QUEUE: usize = 65_536;
+/// The correlator's queue; beyond it events are dropped for the correlator only (and counted).
+const SHIELD_QUEUE: usize = 65_536;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Written at start: the admin API's URL, for the CLI's control commands.
 pub const ADMIN_ADDR_FILE: &str = "admin.addr";
@@ -165,7 +167,10 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     // Consumers first, then the bus that feeds them.
     let mut bus_builder = BusBuilder::new();
     let store_rx = bus_builder.subscribe("store", STORE_QUEUE, true);
+    let shield_rx = bus_builder.subscribe("shield", SHIELD_QUEUE, false);
     let bus = bus_builder.build();
+    let shield = kevlar_shield::Shield::new(&config, bus.clone()).context("cannot open the black book")?;
+    shield.start_correlator(shield_rx).context("cannot start the correlator")?;
     let store = StoreWriter::start(
         &data_dir,
         Retention { max_age: config.store.retention, max_size_bytes: config.store.max_size_bytes },
@@ -207,7 +212,8 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
             .with_hold(config.app.hold_timeout, config.app.max_held)
             .supervised(command.is_some()),
     );
-    let guard = Guard::new(&config, upstream.clone(), bus.clone(), access, stats.clone());
+    let gate: Arc<dyn kevlar_core::Gate> = Arc::new(shield.clone());
+    let guard = Guard::new(&config, upstream.clone(), bus.clone(), access, stats.clone(), Some(gate));
     let listeners = guard.bind(&config).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -253,9 +259,11 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
 
     let status_upstream = upstream.clone();
     let status_stats = stats.clone();
+    let status_shield = shield.clone();
     let status_fn: kevlar_admin::StatusFn = Arc::new(move || {
         let mut v = serde_json::json!({
             "proxy": status_stats.to_json(),
+            "detection": status_shield.status(),
             "upstream": status_upstream.authorities(),
             "held_requests": status_upstream.held(),
         });
@@ -293,6 +301,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
         status: status_fn,
         started: std::time::Instant::now(),
         app: app_handle.clone(),
+        shield: Some(shield.clone()),
     };
 
     let http_addr = listeners.http_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -340,6 +349,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     }
     let _ = std::fs::remove_file(data_dir.join(ADMIN_ADDR_FILE));
     overflow.abort();
+    shield.close();
     let _ = bus
         .publish_acked(
             SecurityEvent::new("sys_shutdown", Category::Process, Severity::Info, "Kevlar stopped")

@@ -32,6 +32,8 @@ pub struct AdminState {
     pub started: std::time::Instant,
     /// Present under `kevlar run`: reload and restart the app.
     pub app: Option<kevlar_supervisor::SupervisorHandle>,
+    /// The black book, bans and route inventory.
+    pub shield: Option<kevlar_shield::Shield>,
 }
 
 /// Serves the admin API on `listener` until `shutdown` resolves.

@@ -20,6 +20,10 @@ pub(crate) fn router(state: AdminState) -> Router {
         .route("/v1/events", get(list_events).post(post_event))
         .route("/v1/app/reload", axum::routing::post(reload))
         .route("/v1/app/restart", axum::routing::post(restart))
+        .route("/v1/blackbook", get(blackbook_list))
+        .route("/v1/blackbook/{addr}", get(blackbook_show))
+        .route("/v1/blackbook/{addr}/ban", axum::routing::post(blackbook_ban).delete(blackbook_unban))
+        .route("/v1/routes", get(routes))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -165,5 +169,94 @@ async fn post_event(
     match state.bus.publish_acked(ev).await {
         Ok(id) => (StatusCode::CREATED, Json(json!({ "id": id, "event_id": event_id }))).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
+    }
+}
+
+fn shield(state: &AdminState) -> Result<&kevlar_shield::Shield, Response> {
+    state.shield.as_ref().ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "detection is not running"))
+}
+
+#[derive(Deserialize)]
+struct BlackbookParams {
+    limit: Option<usize>,
+    banned: Option<bool>,
+}
+
+async fn blackbook_list(State(state): State<AdminState>, Query(p): Query<BlackbookParams>) -> Response {
+    let s = match shield(&state) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match s.list(p.limit.unwrap_or(100).min(10_000), p.banned.unwrap_or(false)) {
+        Ok(v) => Json(json!({ "records": v })).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+async fn blackbook_show(
+    State(state): State<AdminState>,
+    axum::extract::Path(addr): axum::extract::Path<String>,
+) -> Response {
+    let s = match shield(&state) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match s.show(&addr) {
+        Ok(Some(v)) => Json(v).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no record for this address"),
+        Err(e) => error(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct BanBody {
+    #[serde(rename = "for")]
+    duration: Option<String>,
+    reason: Option<String>,
+}
+
+async fn blackbook_ban(
+    State(state): State<AdminState>,
+    axum::extract::Path(addr): axum::extract::Path<String>,
+    body: Option<Json<BanBody>>,
+) -> Response {
+    let s = match shield(&state) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let dur = match body.duration.as_deref().map(humantime::parse_duration) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(_)) => {
+            return error(StatusCode::BAD_REQUEST, "`for` is not a duration (examples: \"1h\", \"30m\", \"7d\")")
+        }
+    };
+    let reason = body.reason.map(|r| r.chars().take(200).collect());
+    match s.manual_ban(&addr, dur, reason) {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+async fn blackbook_unban(
+    State(state): State<AdminState>,
+    axum::extract::Path(addr): axum::extract::Path<String>,
+) -> Response {
+    let s = match shield(&state) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match s.unban(&addr) {
+        Ok(true) => Json(json!({ "unbanned": addr })).into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, "this address is not banned"),
+        Err(e) => error(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+async fn routes(State(state): State<AdminState>) -> Response {
+    match shield(&state) {
+        Ok(s) => Json(json!({ "routes": s.routes() })).into_response(),
+        Err(r) => r,
     }
 }

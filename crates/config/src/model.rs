@@ -19,6 +19,11 @@ pub struct Config {
     pub store: StoreConfig,
     pub access_log: AccessLog,
     pub app: AppConfig,
+    pub detect: DetectConfig,
+    pub blackbook: BlackbookConfig,
+    pub bans: BansConfig,
+    pub ratelimit: RateLimitConfig,
+    pub routes: RoutesConfig,
 }
 
 impl Default for Config {
@@ -34,6 +39,11 @@ impl Default for Config {
             store: StoreConfig::default(),
             access_log: AccessLog::default(),
             app: AppConfig::default(),
+            detect: DetectConfig::default(),
+            blackbook: BlackbookConfig::default(),
+            bans: BansConfig::default(),
+            ratelimit: RateLimitConfig::default(),
+            routes: RoutesConfig::default(),
         }
     }
 }
@@ -294,5 +304,197 @@ pub struct AppLogsConfig {
 impl Default for AppLogsConfig {
     fn default() -> Self {
         AppLogsConfig { max_bytes: 10 << 20, keep: 5, echo: true }
+    }
+}
+
+/// What detection does with a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Not inspected.
+    Off,
+    /// Forward, record, count, remember.
+    Monitor,
+    /// Refuse with 403.
+    Block,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Result<Mode, String> {
+        match s {
+            "off" => Ok(Mode::Off),
+            "monitor" => Ok(Mode::Monitor),
+            "block" => Ok(Mode::Block),
+            _ => Err(format!("`{s}` is not a mode: use `off`, `monitor` or `block`")),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::Monitor => "monitor",
+            Mode::Block => "block",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathMode {
+    /// A path prefix (`/api/upload`); the longest matching prefix wins.
+    pub prefix: String,
+    pub mode: Mode,
+}
+
+/// Findings to ignore (false positives): every condition given must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Exclusion {
+    pub path: Option<String>,
+    /// Family names; empty: all.
+    pub families: Vec<String>,
+    /// Argument names (`q`, `body.comment`, `comment`); empty: all.
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectConfig {
+    pub mode: Mode,
+    /// Per-family mode, by family name.
+    pub families: Vec<(String, Mode)>,
+    pub paths: Vec<PathMode>,
+    pub exclude: Vec<Exclusion>,
+    /// How much of a body is read and inspected before it is forwarded.
+    pub body_limit: u64,
+    /// Headers inspected with every family, besides User-Agent, Referer and X-Forwarded-Host.
+    pub headers: Vec<String>,
+    /// The app is PHP: `wp-login.php` and friends are not probes.
+    pub php_app: bool,
+    /// `malicious_excess_404`: this many 404s from one address within `excess_404_window`.
+    pub excess_404: u32,
+    pub excess_404_window: Duration,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            mode: Mode::Monitor,
+            families: Vec::new(),
+            paths: Vec::new(),
+            exclude: Vec::new(),
+            body_limit: 64 * 1024,
+            headers: Vec::new(),
+            php_app: false,
+            excess_404: 20,
+            excess_404_window: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlackbookConfig {
+    /// Records kept in memory; the least recently seen leave first (they stay in the store).
+    pub max_records: usize,
+    /// IPv6 addresses are grouped by this prefix length.
+    pub ipv6_prefix: u8,
+    /// Never banned, never rate limited.
+    pub allow: Vec<IpNet>,
+}
+
+impl Default for BlackbookConfig {
+    fn default() -> Self {
+        BlackbookConfig { max_records: 100_000, ipv6_prefix: 64, allow: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JailConfig {
+    pub name: String,
+    /// Event actions counted (`malicious_probe`); a trailing `*` matches a prefix (`malicious_*`).
+    pub actions: Vec<String>,
+    pub maxretry: u32,
+    pub findtime: Duration,
+    pub bantime: Duration,
+    /// Each repeat ban doubles, up to this.
+    pub max_bantime: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BansConfig {
+    /// Whether automatic bans refuse requests; `None` follows `detect.mode` (enforced in
+    /// `block`, recorded only in `monitor`). Manual bans are always enforced.
+    pub enforce: Option<bool>,
+    /// 403 or 429.
+    pub status: u16,
+    pub jails: Vec<JailConfig>,
+    /// The long jail for repeat offenders: `recidive_bans` bans within `recidive_findtime`.
+    pub recidive_bans: u32,
+    pub recidive_findtime: Duration,
+    pub recidive_bantime: Duration,
+}
+
+impl Default for BansConfig {
+    fn default() -> Self {
+        let min = |m: u64| Duration::from_secs(m * 60);
+        BansConfig {
+            enforce: None,
+            status: 403,
+            jails: vec![
+                JailConfig {
+                    name: "attacks".into(),
+                    actions: vec!["malicious_attack".into(), "malicious_attack_tool".into()],
+                    maxretry: 5,
+                    findtime: min(10),
+                    bantime: min(10),
+                    max_bantime: min(24 * 60),
+                },
+                JailConfig {
+                    name: "probes".into(),
+                    actions: vec!["malicious_probe".into(), "malicious_excess_404".into()],
+                    maxretry: 10,
+                    findtime: min(10),
+                    bantime: min(10),
+                    max_bantime: min(24 * 60),
+                },
+            ],
+            recidive_bans: 3,
+            recidive_findtime: min(24 * 60),
+            recidive_bantime: min(7 * 24 * 60),
+        }
+    }
+}
+
+/// A GCRA rate: `count` requests per `per`, with bursts up to `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathRate {
+    pub prefix: String,
+    /// Per address, on this path prefix.
+    pub rate: Rate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RateLimitConfig {
+    pub global: Option<Rate>,
+    pub per_ip: Option<Rate>,
+    pub paths: Vec<PathRate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutesConfig {
+    pub enabled: bool,
+    /// Distinct routes remembered; beyond it new ones are counted as `(other)`.
+    pub max_routes: usize,
+    /// `kevlar routes` flags routes not hit for this long.
+    pub stale_after: Duration,
+    /// Refuse (404) requests whose route is not in the learned inventory.
+    pub positive: bool,
+}
+
+impl Default for RoutesConfig {
+    fn default() -> Self {
+        RoutesConfig { enabled: true, max_routes: 2000, stale_after: Duration::from_secs(30 * 86400), positive: false }
     }
 }

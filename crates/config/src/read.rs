@@ -144,7 +144,7 @@ fn upstream(s: &str) -> Result<http::Uri, String> {
     Ok(uri)
 }
 
-fn cidr(s: &str) -> Result<IpNet, String> {
+pub(crate) fn cidr(s: &str) -> Result<IpNet, String> {
     s.parse::<IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
         .map_err(|_| format!("`{s}` is not an address or CIDR range (example: \"10.0.0.0/8\")"))
@@ -300,6 +300,26 @@ fn read_root(doc: &mut Doc, root: &mut Table, c: &mut Config, tls: &mut TlsParti
     }
     if let Some(mut t) = root.table(doc, "app") {
         read_app(doc, &mut t, &mut c.app);
+        t.finish(doc);
+    }
+    if let Some(mut t) = root.table(doc, "detect") {
+        crate::read_shield::read_detect(doc, &mut t, &mut c.detect);
+        t.finish(doc);
+    }
+    if let Some(mut t) = root.table(doc, "blackbook") {
+        crate::read_shield::read_blackbook(doc, &mut t, &mut c.blackbook);
+        t.finish(doc);
+    }
+    if let Some(mut t) = root.table(doc, "bans") {
+        crate::read_shield::read_bans(doc, &mut t, &mut c.bans);
+        t.finish(doc);
+    }
+    if let Some(mut t) = root.table(doc, "ratelimit") {
+        crate::read_shield::read_ratelimit(doc, &mut t, &mut c.ratelimit);
+        t.finish(doc);
+    }
+    if let Some(mut t) = root.table(doc, "routes") {
+        crate::read_shield::read_routes(doc, &mut t, &mut c.routes);
         t.finish(doc);
     }
 }

@@ -3,10 +3,12 @@
 #![forbid(unsafe_code)]
 
 pub mod event;
+pub mod gate;
 pub mod id;
 pub mod time;
 
 pub use event::{Category, EventKind, Outcome, SecurityEvent, Severity};
+pub use gate::{Gate, Refusal, RequestMeta, RequestView, Verdict};
 pub use id::RequestId;
 
 /// What the guard does with a request after the detection stages looked at it.

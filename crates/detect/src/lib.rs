@@ -143,18 +143,7 @@ pub struct Finding {
     pub score: u32,
 }
 
-/// What detectors see of a request. The body is the inspected prefix only.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestView<'a> {
-    pub method: &'a str,
-    /// As received: percent-encoded.
-    pub path: &'a str,
-    pub query: Option<&'a str>,
-    pub headers: &'a HeaderMap,
-    pub body: &'a [u8],
-    /// False when `body` is a prefix of a longer body.
-    pub body_complete: bool,
-}
+pub use kevlar_core::RequestView;
 
 /// Anything that inspects requests: the built-in detectors now, a rule-set engine later.
 pub trait Detector: Send + Sync {

@@ -39,6 +39,10 @@ pub struct RequestBody {
     max: u64,
     timeout: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
+    /// Read ahead for inspection, sent before the rest.
+    prefix: Option<Bytes>,
+    /// A trailers frame met while reading ahead.
+    trailers: Option<http::HeaderMap>,
     /// Set when the body is cut off, so the proxy can answer 413 or 408 instead of 502.
     pub failed: Arc<AtomicU8>,
 }
@@ -51,8 +55,42 @@ impl RequestBody {
             max,
             timeout,
             sleep: None,
+            prefix: None,
+            trailers: None,
             failed: Arc::new(AtomicU8::new(FAIL_NONE)),
         }
+    }
+
+    /// Reads at least `n` bytes ahead (or the whole body when shorter), keeps them to send
+    /// first, and returns them with whether they are the whole body. The size cap and the
+    /// stall timeout apply as when streaming.
+    pub async fn read_ahead(&mut self, n: usize) -> Result<(Bytes, bool), BodyError> {
+        use http_body_util::BodyExt;
+        let mut buf = bytes::BytesMut::new();
+        let mut complete = false;
+        while buf.len() < n {
+            match self.frame().await {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(d) => buf.extend_from_slice(&d),
+                    Err(frame) => {
+                        self.trailers = frame.into_trailers().ok();
+                        complete = true;
+                        break;
+                    }
+                },
+                Some(Err(e)) => return Err(e),
+                None => {
+                    complete = true;
+                    break;
+                }
+            }
+        }
+        let bytes = buf.freeze();
+        if complete {
+            self.inner = None;
+        }
+        self.prefix = Some(bytes.clone());
+        Ok((bytes, complete))
     }
 
     /// No body (a request sent again).
@@ -63,6 +101,8 @@ impl RequestBody {
             max: 0,
             timeout: Duration::from_secs(1),
             sleep: None,
+            prefix: None,
+            trailers: None,
             failed: Arc::new(AtomicU8::new(FAIL_NONE)),
         }
     }
@@ -74,7 +114,14 @@ impl Body for RequestBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
+        if let Some(p) = this.prefix.take() {
+            if !p.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(p))));
+            }
+        }
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
+        };
         match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(d) = frame.data_ref() {
@@ -106,11 +153,20 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+        self.prefix.as_ref().is_none_or(|p| p.is_empty())
+            && self.trailers.is_none()
+            && self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.as_ref().map(|b| b.size_hint()).unwrap_or_else(|| SizeHint::with_exact(0))
+        let ahead = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        let h = self.inner.as_ref().map(|b| b.size_hint()).unwrap_or_else(|| SizeHint::with_exact(0));
+        let mut out = SizeHint::new();
+        out.set_lower(h.lower() + ahead);
+        if let Some(u) = h.upper() {
+            out.set_upper(u + ahead);
+        }
+        out
     }
 }
 

@@ -15,7 +15,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ipnet::IpNet;
 use kevlar_config::{Config, Limits};
-use kevlar_core::{Category, Outcome, RequestId, SecurityEvent, Severity};
+use kevlar_core::{Category, Decision, Gate, Outcome, RequestId, RequestMeta, RequestView, SecurityEvent, Severity};
 use kevlar_engine::Bus;
 use kevlar_sinks::{AccessLogger, AccessRecord};
 use tokio::net::{TcpListener, TcpStream};
@@ -79,6 +79,8 @@ struct Shared {
     h1: hyper::server::conn::http1::Builder,
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
     conns: Semaphore,
+    /// Bans, rate limits, detection, route inventory.
+    gate: Option<Arc<dyn Gate>>,
 }
 
 /// The bound sockets, one per worker and address (SO_REUSEPORT), so callers learn the ports
@@ -163,6 +165,10 @@ struct ReqInfo {
     host: Option<HeaderValue>,
     user_agent: Option<HeaderValue>,
     version: &'static str,
+    /// Detectors flagged the request (for the route inventory).
+    flagged: std::sync::atomic::AtomicBool,
+    /// Refused at the edge (banned, rate limited): not a fact about the app's routes.
+    edge_refused: std::sync::atomic::AtomicBool,
 }
 
 use kevlar_core::event::capped;
@@ -188,6 +194,16 @@ impl ReqInfo {
     }
     fn rid(&self) -> &str {
         self.request_id_value.to_str().unwrap_or("")
+    }
+    fn meta(&self) -> RequestMeta<'_> {
+        RequestMeta {
+            ip: self.client_ip,
+            request_id: self.rid(),
+            method: self.method.as_str(),
+            path: self.uri.path(),
+            query: self.uri.query(),
+            user_agent: self.user_agent.as_ref().and_then(|v| v.to_str().ok()),
+        }
     }
 }
 
@@ -257,6 +273,7 @@ impl Guard {
         bus: Bus,
         access: Option<AccessLogger>,
         stats: Arc<Stats>,
+        gate: Option<Arc<dyn Gate>>,
     ) -> Self {
         let limits = config.limits.clone();
         let workers = match config.proxy.workers {
@@ -287,6 +304,7 @@ impl Guard {
                 tls_port,
                 h1,
                 h2,
+                gate,
             }),
         }
     }
@@ -586,6 +604,9 @@ impl Worker {
 
     fn log_access(&self, info: &ReqInfo, status: u16, tls: bool) {
         self.count_status(status);
+        if let Some(g) = self.shared.gate.as_ref().filter(|_| !info.edge_refused.load(Ordering::Relaxed)) {
+            g.observe(&info.meta(), status, info.flagged.load(Ordering::Relaxed));
+        }
         if let Some(a) = &self.shared.access {
             a.log(AccessRecord {
                 timestamp_ms: kevlar_core::time::now_ms(),
@@ -606,6 +627,17 @@ impl Worker {
 
     /// Kevlar's own answer, with the security headers and the request id.
     fn own_page(&self, ctx: &ConnCtx, info: &ReqInfo, status: u16, in_flight: InFlight) -> Response<ResponseBody> {
+        self.own_page_retry(ctx, info, status, None, in_flight)
+    }
+
+    fn own_page_retry(
+        &self,
+        ctx: &ConnCtx,
+        info: &ReqInfo,
+        status: u16,
+        retry_after: Option<u64>,
+        in_flight: InFlight,
+    ) -> Response<ResponseBody> {
         let mut resp = Response::new(ResponseBody::full(pages::page(status, info.rid()), Some(in_flight)));
         *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let h = resp.headers_mut();
@@ -614,6 +646,9 @@ impl Worker {
         h.insert(X_REQUEST_ID, info.request_id_value.clone());
         if status == 503 {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        }
+        if let Some(secs) = retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if matches!(status, 400 | 408 | 413 | 431) {
             ctx.state.linger_on_close();
@@ -640,8 +675,17 @@ impl Worker {
             host: req.headers().get(header::HOST).cloned(),
             user_agent: req.headers().get(header::USER_AGENT).cloned(),
             version: version_str(req.version()),
+            flagged: std::sync::atomic::AtomicBool::new(false),
+            edge_refused: std::sync::atomic::AtomicBool::new(false),
         };
 
+        // Banned and rate-limited clients are refused before any other work.
+        if let Some(g) = &self.shared.gate {
+            if let Err(r) = g.admit(&info.meta()) {
+                info.edge_refused.store(true, Ordering::Relaxed);
+                return self.own_page_retry(&ctx, &info, r.status, r.retry_after, in_flight);
+            }
+        }
         if ctx.redirect {
             return self.redirect(&ctx, &info, &req, in_flight);
         }
@@ -682,6 +726,49 @@ impl Worker {
             && matches!(*req.method(), http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
+        let limits = &self.shared.limits;
+        let mut body = RequestBody::new(body, limits.max_body_bytes, limits.body_timeout);
+        if let Some(g) = &self.shared.gate {
+            let meta = info.meta();
+            let ct = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            let want = if http_body::Body::is_end_stream(&body) { 0 } else { g.body_prefix(&meta, ct) };
+            let (ahead, complete) = if want > 0 {
+                match body.read_ahead(want).await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let (status, reason) = match e {
+                            crate::body::BodyError::TooLarge => (413, "body_too_large"),
+                            crate::body::BodyError::Timeout => (408, "slow_body"),
+                            crate::body::BodyError::Read => (400, "malformed_body"),
+                        };
+                        self.event(
+                            &info,
+                            "input_validation_fail",
+                            Severity::Notice,
+                            status,
+                            format!("request refused: {reason}"),
+                            reason,
+                        );
+                        return self.own_page(&ctx, &info, status, in_flight);
+                    }
+                }
+            } else {
+                (Bytes::new(), true)
+            };
+            let view = RequestView {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query(),
+                headers: &parts.headers,
+                body: &ahead,
+                body_complete: complete,
+            };
+            let verdict = g.inspect(&meta, &view);
+            info.flagged.store(verdict.flagged, Ordering::Relaxed);
+            if let Decision::Refuse { status, .. } = verdict.decision {
+                return self.own_page(&ctx, &info, status, in_flight);
+            }
+        }
         let saved = retryable.then(|| (parts.method.clone(), parts.uri.clone(), parts.version, parts.headers.clone()));
         let client_value = if client_ip == ctx.peer_ip { ctx.peer_value.clone() } else { ip_value(client_ip) };
         let finfo = ForwardInfo {
@@ -692,8 +779,7 @@ impl Worker {
             request_id: info.request_id_value.clone(),
             upgrade,
         };
-        let limits = &self.shared.limits;
-        let mut next = Some((parts, RequestBody::new(body, limits.max_body_bytes, limits.body_timeout)));
+        let mut next = Some((parts, body));
         let mut attempt = 0;
         let mut failed_backends: Vec<u64> = Vec::new();
         const MAX_ATTEMPTS: u32 = 5;

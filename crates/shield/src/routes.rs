@@ -1,0 +1,179 @@
+//! The surface area, learned from traffic: method plus path template (ids collapsed: `/users/{n}`,
+//! `/files/{uuid}`, `/t/{token}`), hits, status classes, first and last seen, and whether only
+//! requests that detectors flagged ever asked for it (a probe-only path). Bounded.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RouteStats {
+    pub hits: u64,
+    /// Requests that detectors flagged.
+    pub flagged: u64,
+    /// By status code.
+    pub statuses: BTreeMap<u16, u64>,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+}
+
+impl RouteStats {
+    /// Only flagged requests asked for it, and none of them found anything (404s only).
+    pub fn probe_only(&self) -> bool {
+        self.hits > 0 && self.flagged == self.hits
+    }
+}
+
+/// `(method, template)`
+pub type RouteKey = (String, String);
+
+pub struct Inventory {
+    routes: HashMap<RouteKey, RouteStats>,
+    max: usize,
+    pub dirty: bool,
+}
+
+const OTHER: &str = "(other)";
+
+fn is_hex(s: &str) -> bool {
+    s.bytes().all(|c| c.is_ascii_hexdigit())
+}
+
+/// One path segment as a template part.
+fn segment(s: &str) -> &str {
+    if s.is_empty() {
+        return s;
+    }
+    if s.bytes().all(|c| c.is_ascii_digit()) {
+        return "{n}";
+    }
+    if s.len() == 36 && s.bytes().filter(|c| *c == b'-').count() == 4 && is_hex(&s.replace('-', "")) {
+        return "{uuid}";
+    }
+    if s.len() >= 16 && is_hex(s) {
+        return "{hex}";
+    }
+    let digits = s.bytes().filter(u8::is_ascii_digit).count();
+    let alnum = s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
+    if alnum && s.len() >= 20 && digits >= 2 {
+        return "{token}";
+    }
+    if alnum && digits * 2 >= s.len() && digits >= 3 {
+        return "{id}";
+    }
+    if s.contains('@') && s.contains('.') {
+        return "{email}";
+    }
+    s
+}
+
+/// The template of a request path (raw, percent-encoded): `/users/42/orders/9f1c…` →
+/// `/users/{n}/orders/{hex}`. Long paths keep their first 8 segments.
+pub fn template(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for (i, seg) in path.split('/').enumerate() {
+        if i == 0 {
+            continue;
+        }
+        if i > 8 {
+            out.push_str("/…");
+            break;
+        }
+        out.push('/');
+        let seg = if seg.len() > 64 { "{long}" } else { segment(seg) };
+        out.push_str(seg);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+impl Inventory {
+    pub fn new(max: usize) -> Self {
+        Inventory { routes: HashMap::new(), max: max.max(1), dirty: false }
+    }
+
+    pub fn observe(&mut self, method: &str, path: &str, status: u16, flagged: bool, now_ms: i64) {
+        let mut key = (method.to_owned(), template(path));
+        if !self.routes.contains_key(&key) && self.routes.len() >= self.max {
+            key = (method.to_owned(), OTHER.to_owned());
+        }
+        let r = self.routes.entry(key).or_insert_with(|| RouteStats { first_seen_ms: now_ms, ..Default::default() });
+        r.hits += 1;
+        if flagged {
+            r.flagged += 1;
+        }
+        *r.statuses.entry(status).or_default() += 1;
+        r.last_seen_ms = now_ms;
+        self.dirty = true;
+    }
+
+    pub fn knows(&self, method: &str, path: &str) -> bool {
+        let t = template(path);
+        self.routes.get(&(method.to_owned(), t)).is_some_and(|r| !r.probe_only() && r.statuses.keys().any(|s| *s < 400))
+    }
+
+    pub fn insert(&mut self, key: RouteKey, stats: RouteStats) {
+        self.routes.insert(key, stats);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&RouteKey, &RouteStats)> {
+        self.routes.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
+
+/// The inventory as `kevlar routes` shows it: busiest first, with flags.
+pub fn report<'a>(routes: impl Iterator<Item = (&'a RouteKey, &'a RouteStats)>, now_ms: i64, stale_ms: i64) -> Value {
+    let mut rows: Vec<(&RouteKey, &RouteStats)> = routes.collect();
+    rows.sort_by(|a, b| b.1.hits.cmp(&a.1.hits).then(a.0.cmp(b.0)));
+    Value::Array(
+        rows.into_iter()
+            .map(|((method, template), r)| {
+                json!({
+                    "method": method,
+                    "route": template,
+                    "hits": r.hits,
+                    "flagged": r.flagged,
+                    "statuses": r.statuses.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<serde_json::Map<_, _>>(),
+                    "first_seen": kevlar_core::time::rfc3339_ms(r.first_seen_ms),
+                    "last_seen": kevlar_core::time::rfc3339_ms(r.last_seen_ms),
+                    "stale": now_ms - r.last_seen_ms > stale_ms,
+                    "probe_only": r.probe_only(),
+                })
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_collapse_ids() {
+        assert_eq!(template("/users/42/orders"), "/users/{n}/orders");
+        assert_eq!(template("/files/123e4567-e89b-12d3-a456-426614174000"), "/files/{uuid}");
+        assert_eq!(template("/c/9f1c2a7b3d4e5f60"), "/c/{hex}");
+        assert_eq!(template("/reset/aZ3kP9qLmN2xR7tY5vB1"), "/reset/{token}");
+        assert_eq!(template("/"), "/");
+        assert_eq!(template("/account/email"), "/account/email");
+    }
+
+    #[test]
+    fn bounded() {
+        let mut inv = Inventory::new(10);
+        for i in 0..1000 {
+            inv.observe("GET", &format!("/p{i}x"), 404, true, 0);
+        }
+        assert!(inv.len() <= 11);
+    }
+}
