@@ -708,6 +708,24 @@ mod tests {
     }
 
     #[test]
+    fn detection_sections_are_checked() {
+        let src = "[detect]\nmode = \"blok\"\n[detect.families]\nsqlii = \"block\"\nxss = \"loud\"\n[ratelimit]\nper_ip = \"10 per second\"\n[bans]\nstatus = 418\n[[bans.jail]]\nname = \"x\"\nactions = [\"Bad Action\"]\n[blackbook]\nallow = [\"10.0.0.0/33\"]\n";
+        let e = parse_str(src, "k.toml").unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("k.toml:2: detect.mode: `blok` is not a mode"), "{text}");
+        assert!(text.contains("detect.families.sqlii: `sqlii` is not a detector family"), "{text}");
+        assert!(text.contains("detect.families.xss: `loud` is not a mode"), "{text}");
+        assert!(text.contains("ratelimit.per_ip: `10 per second` is not a rate"), "{text}");
+        assert!(text.contains("bans.status"), "{text}");
+        assert!(text.contains("`Bad Action` is not an event action"), "{text}");
+        assert!(text.contains("blackbook.allow"), "{text}");
+        let ok = parse_str("[detect]\nmode = \"block\"\n[ratelimit]\nper_ip = { rate = \"20/s\", burst = 100 }\n[[ratelimit.path]]\nprefix = \"/login\"\nrate = \"10/min\"\n", "k.toml").unwrap();
+        assert_eq!(ok.detect.mode, Mode::Block);
+        assert_eq!(ok.ratelimit.per_ip.unwrap().burst, 100);
+        assert_eq!(ok.ratelimit.paths[0].rate.count, 10);
+    }
+
+    #[test]
     fn syntax_errors_name_the_line() {
         let e = parse_str("[proxy]\nlisten = \n", "k.toml").unwrap_err();
         assert_eq!(e.0[0].line, Some(2), "{e}");

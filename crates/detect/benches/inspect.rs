@@ -74,5 +74,62 @@ fn json_sizes(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, typical, json_sizes);
+/// Hostile inputs built to find super-linear paths: each is 64 KB of one repeated pattern, sent as
+/// a query value and as a form body. Throughput should stay in the same range as benign input.
+fn worst_case(c: &mut Criterion) {
+    let inspector = Inspector::new(InspectConfig::default());
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/x-www-form-urlencoded"));
+    let patterns = [
+        "'",
+        "\"",
+        "${",
+        "{{",
+        "<a",
+        "../",
+        "%25",
+        "/*",
+        ";id",
+        "a://",
+        "&#",
+        "\\x",
+        "(",
+        "or 1=",
+        "<!--",
+        "__proto__[",
+        "$ne",
+        "select ",
+        "` ",
+        "%u00",
+    ];
+    let mut g = c.benchmark_group("worst_case_64KB");
+    g.sample_size(10);
+    for p in patterns {
+        let mut v = String::new();
+        while v.len() < 64 * 1024 {
+            v.push_str(p);
+        }
+        v.push_str("}}");
+        let body = format!("v={v}");
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(p.trim()), &body, |b, body| {
+            let view = RequestView {
+                method: "POST",
+                path: "/",
+                query: None,
+                headers: &headers,
+                body: body.as_bytes(),
+                body_complete: true,
+            };
+            b.iter(|| {
+                let mut out = Vec::new();
+                inspector.inspect(std::hint::black_box(&view), &mut out);
+                out
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, typical, json_sizes, worst_case);
 criterion_main!(benches);

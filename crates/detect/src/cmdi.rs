@@ -245,6 +245,7 @@ pub fn check(value: &str) -> Option<(&'static str, u32)> {
         return Some(("ifs_padding", 8));
     }
     let lb = lower.as_bytes();
+    let first_visible = lb.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(lb.len());
     for (i, c) in lb.iter().enumerate() {
         let start = match c {
             b';' | b'|' | b'&' | b'\n' | b'\r' | b'`' => i + 1,
@@ -305,7 +306,7 @@ pub fn check(value: &str) -> Option<(&'static str, u32)> {
                         | "java"
                         | "lua"
                 );
-                let strong_sep = matches!(c, b'`' | b'|' | b'\n' | b'\r' | b'$') || lower[..i].trim().is_empty();
+                let strong_sep = matches!(c, b'`' | b'|' | b'\n' | b'\r' | b'$') || i <= first_visible;
                 let arg = after.trim_start();
                 let drive = arg.len() >= 2 && arg.as_bytes()[1] == b':' && arg.as_bytes()[0].is_ascii_alphabetic();
                 if !weak

@@ -19,8 +19,10 @@ pub enum Source {
 #[derive(Debug)]
 pub struct Part<'a> {
     pub source: Source,
-    /// `args.q`, `body.items[0].name`, `cookie.sid`
+    /// `args.q`, `body.items[0].name`, `cookie.sid`; empty when it is `{prefix}.{name}`, built
+    /// only when something is found (see [`Part::location`]).
     pub location: String,
+    pub prefix: &'static str,
     /// The parameter's own name (for exclusions and key checks).
     pub name: Cow<'a, str>,
     pub value: Cow<'a, str>,
@@ -37,13 +39,23 @@ fn cut(s: Cow<'_, str>) -> Cow<'_, str> {
     Cow::Owned(s[..end].to_owned())
 }
 
+impl Part<'_> {
+    pub fn location(&self) -> Cow<'_, str> {
+        if self.location.is_empty() {
+            Cow::Owned(format!("{}.{}", self.prefix, self.name))
+        } else {
+            Cow::Borrowed(&self.location)
+        }
+    }
+}
+
 /// `a=1&b=2` (form decoding: `+` is a space, one layer of percent-encoding undone).
-pub fn form<'a>(raw: &'a [u8], prefix: &str, source: Source, out: &mut Vec<Part<'a>>) {
+pub fn form<'a>(raw: &'a [u8], prefix: &'static str, source: Source, out: &mut Vec<Part<'a>>) {
     for (k, v) in form_urlencoded::parse(raw) {
         if out.len() >= MAX_PARTS {
             return;
         }
-        out.push(Part { source, location: format!("{prefix}.{k}"), name: k, value: cut(v) });
+        out.push(Part { source, location: String::new(), prefix, name: k, value: cut(v) });
     }
 }
 
@@ -61,7 +73,8 @@ pub fn cookies<'a>(header: &'a str, out: &mut Vec<Part<'a>>) {
         let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
         out.push(Part {
             source: Source::Cookie,
-            location: format!("cookie.{k}"),
+            location: String::new(),
+            prefix: "cookie",
             name: Cow::Borrowed(k),
             value: cut(v),
         });
@@ -94,6 +107,7 @@ fn walk(v: &serde_json::Value, path: &mut String, depth: usize, out: &mut Vec<Pa
                     // (`{"password": {"$ne": null}}`).
                     out.push(Part {
                         source: Source::Body,
+                        prefix: "body",
                         location: path.clone(),
                         name: Cow::Owned(k.clone()),
                         value: Cow::Borrowed(""),
@@ -115,6 +129,7 @@ fn walk(v: &serde_json::Value, path: &mut String, depth: usize, out: &mut Vec<Pa
             let name = path.rsplit(['.', '[']).next().unwrap_or("").trim_end_matches(']').to_owned();
             out.push(Part {
                 source: Source::Body,
+                prefix: "body",
                 location: path.clone(),
                 name: Cow::Owned(name),
                 value: cut(Cow::Owned(s.clone())),
@@ -175,6 +190,7 @@ pub fn multipart<'a>(raw: &'a [u8], boundary: &str, out: &mut Vec<Part<'a>>) {
         if let Some(f) = filename {
             out.push(Part {
                 source: Source::Body,
+                prefix: "body",
                 location: format!("body.{name}.filename"),
                 name: Cow::Owned(name.clone()),
                 value: Cow::Owned(f),
@@ -182,7 +198,7 @@ pub fn multipart<'a>(raw: &'a [u8], boundary: &str, out: &mut Vec<Part<'a>>) {
             continue;
         }
         let value = cut(String::from_utf8_lossy(content));
-        out.push(Part { source: Source::Body, location: format!("body.{name}"), name: Cow::Owned(name), value });
+        out.push(Part { source: Source::Body, prefix: "body", location: String::new(), name: Cow::Owned(name), value });
     }
 }
 
@@ -194,7 +210,8 @@ mod tests {
     fn json_flattens_with_paths() {
         let mut out = Vec::new();
         assert!(json(br#"{"items":[{"name":"a"}],"user":{"$ne":null},"n":1}"#, &mut out));
-        let locs: Vec<_> = out.iter().map(|p| p.location.as_str()).collect();
+        let locs: Vec<String> = out.iter().map(|p| p.location().into_owned()).collect();
+        let locs: Vec<&str> = locs.iter().map(String::as_str).collect();
         assert!(locs.contains(&"body.items[0].name"), "{locs:?}");
         assert!(locs.contains(&"body.user.$ne"), "{locs:?}");
         assert!(!json(b"{\"cut", &mut out));
@@ -205,7 +222,7 @@ mod tests {
         let body = b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nhello\r\n--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"../../x.sh\"\r\n\r\n#!/bin/sh\r\n--XX--\r\n";
         let mut out = Vec::new();
         multipart(body, "XX", &mut out);
-        assert_eq!(out[0].location, "body.a");
+        assert_eq!(out[0].location(), "body.a");
         assert_eq!(out[0].value, "hello");
         assert_eq!(out[1].location, "body.f.filename");
         assert_eq!(out[1].value, "../../x.sh");

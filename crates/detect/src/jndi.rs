@@ -25,20 +25,20 @@ fn collapse(s: &str) -> String {
     cur
 }
 
-/// The start of the last `${` whose body contains no other `${`.
+/// The innermost lookup that closes first: the last `${` before the first `}`. Linear.
 fn innermost(s: &str) -> Option<usize> {
-    let mut best = None;
     let mut from = 0;
-    while let Some(p) = s[from..].find("${") {
-        let at = from + p;
-        let body_end = s[at..].find('}').map(|e| at + e);
-        let nested = body_end.is_some_and(|e| s[at + 2..e].contains("${"));
-        if body_end.is_some() && !nested && !s[at..].starts_with("${jndi:") {
-            best = Some(at);
+    loop {
+        let close = from + s[from..].find('}')?;
+        match s[..close].rfind("${") {
+            Some(at) if at >= from && !s[at..].starts_with("${jndi:") => return Some(at),
+            Some(at) if at >= from => from = close + 1,
+            _ => from = close + 1,
         }
-        from = at + 2;
+        if from >= s.len() {
+            return None;
+        }
     }
-    best
 }
 
 pub fn check(value: &str) -> Option<(&'static str, u32)> {

@@ -175,6 +175,104 @@ pub struct Inspector {
 
 pub const MAX_FINDINGS: usize = 16;
 
+/// Whether any family could match the (decoded) value. Letters, digits, blanks, `,._@`: no family
+/// can match without one of the few words `plain_suspects` knows. Most real values leave here.
+fn needs_look(v: &str) -> bool {
+    !v.is_empty() && (!is_plain(v) || plain_suspects().is_none_or(|m| m.is_match(v)))
+}
+
+/// Letters (any script), digits, blanks and `,._@-` only.
+fn is_plain(v: &str) -> bool {
+    const PLAIN: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let b = i as u8;
+            t[i] = b.is_ascii_alphanumeric() || matches!(b, b' ' | b',' | b'.' | b'_' | b'@' | b'\t') || b >= 0x80;
+            i += 1;
+        }
+        t
+    };
+    v.bytes().all(|b| PLAIN[b as usize])
+}
+
+/// What can still make a plain value interesting: SQL keywords that need no punctuation, the
+/// metadata address, dunder names, callback domains, Windows system files.
+fn plain_suspects() -> Option<&'static aho_corasick::AhoCorasick> {
+    static M: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> = std::sync::OnceLock::new();
+    M.get_or_init(|| {
+        // Without punctuation an injection needs one of these: `1 union select 1,2`,
+        // `1 order by 5`, `1 having 1 like 1`, `waitfor delay`, `xp_cmdshell` …
+        let mut p: Vec<&str> = vec![
+            "union",
+            "select",
+            "order by",
+            "group by",
+            "having",
+            "waitfor",
+            "between",
+            "sounds like",
+            "exec",
+            "declare",
+            "shutdown",
+            "procedure",
+            "sleep",
+            "benchmark",
+            "outfile",
+            "xp_",
+            "sp_",
+            "where",
+            "169.254",
+            "__",
+            "win.ini",
+            "boot.ini",
+            "system.ini",
+            "web.config",
+            "global.asa",
+            "ntuser.dat",
+            "prototype",
+        ];
+        p.extend_from_slice(tool::OOB);
+        matcher(&p)
+    })
+    .as_ref()
+}
+
+thread_local! {
+    /// Header values seen clean recently on this thread (User-Agent and Referer repeat across
+    /// requests), keyed by SipHash with a random key so an attacker cannot aim a collision.
+    static SEEN: std::cell::RefCell<(std::hash::RandomState, std::collections::HashSet<u64>)> =
+        std::cell::RefCell::new((std::hash::RandomState::new(), std::collections::HashSet::new()));
+}
+
+const SEEN_MAX: usize = 4096;
+
+/// Whether `v` was seen clean recently, and its key.
+fn seen_clean(v: &str) -> (bool, u64) {
+    use std::hash::BuildHasher;
+    SEEN.with(|s| {
+        let s = s.borrow();
+        let h = s.0.hash_one(v);
+        (s.1.contains(&h), h)
+    })
+}
+
+fn mark_clean(h: u64) {
+    SEEN.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.1.len() >= SEEN_MAX {
+            s.1.clear();
+        }
+        s.1.insert(h);
+    });
+}
+
+/// A case-insensitive multi-pattern matcher for a fixed list. `None` only if building failed,
+/// which callers treat as "may match" (the slow, exact check then decides).
+pub(crate) fn matcher(patterns: &[&str]) -> Option<aho_corasick::AhoCorasick> {
+    aho_corasick::AhoCorasickBuilder::new().ascii_case_insensitive(true).build(patterns).ok()
+}
+
 fn sensitive(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     ["pass", "pwd", "secret", "token", "auth", "session", "sid", "key", "credential", "otp", "pin", "cvv", "card"]
@@ -188,16 +286,16 @@ pub fn excerpt(value: &str, name: &str) -> String {
         return "[redacted]".into();
     }
     let mut out = String::new();
+    let mut n = 0;
     for c in value.chars() {
-        if out.len() >= 96 {
+        let piece = if c.is_control() { format!("\\x{:02x}", c as u32 & 0xff) } else { c.to_string() };
+        let len = piece.chars().count();
+        if n + len > 96 {
             out.push('…');
             break;
         }
-        if c.is_control() {
-            out.push_str(&format!("\\x{:02x}", c as u32 & 0xff));
-        } else {
-            out.push(c);
-        }
+        out.push_str(&piece);
+        n += len;
     }
     out
 }
@@ -236,6 +334,9 @@ impl Inspector {
     fn value(&self, sink: &mut Sink<'_>, source: Source, location: &str, name: &str, raw: &str) {
         let v = normalize::decode(raw);
         let v = v.as_ref();
+        if !needs_look(v) {
+            return;
+        }
         let f = self.cfg.families;
         if f.contains(Family::Sqli) {
             sink.add(Family::Sqli, sqli::check(v), location, name, v);
@@ -304,52 +405,68 @@ impl Inspector {
 
     fn headers(&self, sink: &mut Sink<'_>, headers: &HeaderMap) {
         for (name, value) in headers {
-            let v = String::from_utf8_lossy(value.as_bytes());
             let n = name.as_str();
+            let bytes = value.as_bytes();
+            let configured = self.cfg.headers.iter().any(|h| h == name);
+            let known = matches!(n, "user-agent" | "referer" | "x-forwarded-host");
+            if !known && !configured {
+                // Every header is a Log4Shell and shellshock carrier; both need rare bytes.
+                let jndi = memchr::memmem::find(bytes, b"${").is_some();
+                let shock = memchr::memmem::find(bytes, b"() {").is_some();
+                if jndi || shock {
+                    let v = String::from_utf8_lossy(bytes);
+                    let location = format!("header.{n}");
+                    sink.add(Family::Jndi, jndi.then(|| jndi::check(&v)).flatten(), &location, n, &v);
+                    let hit = shock.then(|| cmdi::check(&v).filter(|(r, _)| *r == "shellshock")).flatten();
+                    sink.add(Family::Cmdi, hit, &location, n, &v);
+                }
+                continue;
+            }
+            if n == "cookie" {
+                continue;
+            }
+            let v = String::from_utf8_lossy(bytes);
             let location = format!("header.{n}");
-            match n {
-                "user-agent" => {
-                    if let Some(tool) = self.tools.check(&v) {
-                        let tool = tool.trim_matches(['.', '/']);
-                        sink.add(Family::Tool, Some((tool, 8)), &location, n, &v);
-                    }
-                    sink.add(Family::Cmdi, cmdi::check(&v).filter(|(r, _)| *r == "shellshock"), &location, n, &v);
-                    let d = normalize::decode(&v);
-                    sink.add(Family::Sqli, sqli::check(&d), &location, n, &d);
-                    sink.add(Family::Xss, xss::check(&d), &location, n, &d);
-                    sink.add(Family::Jndi, jndi::check(&d), &location, n, &d);
+            if configured {
+                self.value(sink, Source::Arg, &location, n, &v);
+                continue;
+            }
+            let (clean, key) = seen_clean(&v);
+            if clean {
+                continue;
+            }
+            let before = sink.out.len();
+            if n == "user-agent" {
+                if let Some(tool) = self.tools.check(&v) {
+                    let tool = tool.trim_matches(['.', '/']);
+                    sink.add(Family::Tool, Some((tool, 8)), &location, n, &v);
                 }
-                "referer" | "x-forwarded-host" => {
-                    let d = normalize::decode(&v);
-                    sink.add(Family::Xss, xss::check(&d), &location, n, &d);
-                    sink.add(Family::Sqli, sqli::check(&d), &location, n, &d);
-                    sink.add(Family::Jndi, jndi::check(&d), &location, n, &d);
-                    sink.add(Family::Traversal, traversal::check(&d, false), &location, n, &d);
-                    sink.add(Family::Crlf, crlf::check(&d), &location, n, &d);
-                    sink.add(Family::Cmdi, cmdi::check(&v).filter(|(r, _)| *r == "shellshock"), &location, n, &v);
-                }
-                "cookie" => {}
-                _ if self.cfg.headers.iter().any(|h| h == name) => {
-                    self.value(sink, Source::Arg, &location, n, &v);
-                }
-                _ => {
-                    // Every header is a Log4Shell carrier; `${` is rare enough to check cheaply.
-                    if memchr::memmem::find(value.as_bytes(), b"${").is_some() {
-                        sink.add(Family::Jndi, jndi::check(&v), &location, n, &v);
-                    }
-                    if memchr::memmem::find(value.as_bytes(), b"() {").is_some() {
-                        sink.add(Family::Cmdi, cmdi::check(&v).filter(|(r, _)| *r == "shellshock"), &location, n, &v);
-                    }
-                }
+            }
+            sink.add(Family::Cmdi, cmdi::check(&v).filter(|(r, _)| *r == "shellshock"), &location, n, &v);
+            let d = normalize::decode(&v);
+            sink.add(Family::Sqli, sqli::check(&d), &location, n, &d);
+            sink.add(Family::Xss, xss::check(&d), &location, n, &d);
+            sink.add(Family::Jndi, jndi::check(&d), &location, n, &d);
+            if n != "user-agent" {
+                sink.add(Family::Traversal, traversal::check(&d, false), &location, n, &d);
+                sink.add(Family::Crlf, crlf::check(&d), &location, n, &d);
+            }
+            if sink.out.len() == before && sink.families == Families::ALL {
+                mark_clean(key);
             }
         }
     }
 
     fn parts(&self, sink: &mut Sink<'_>, parts: &[Part<'_>]) {
         for p in parts {
-            self.key(sink, &p.location, &p.name);
+            let key_clean = !p.name.contains('$') && !p.name.contains("proto") && !p.location.contains("__proto__");
+            if key_clean && !needs_look(&p.value) {
+                continue;
+            }
+            let location = p.location();
+            self.key(sink, &location, &p.name);
             if !p.value.is_empty() {
-                self.value(sink, p.source, &p.location, &p.name, &p.value);
+                self.value(sink, p.source, &location, &p.name, &p.value);
             }
         }
     }
@@ -382,13 +499,14 @@ impl Inspector {
                 let mut parts = Vec::new();
                 extract::multipart(req.body, b, &mut parts);
                 for p in &parts {
-                    self.key(sink, &p.location, &p.name);
-                    if p.location.ends_with(".filename") {
+                    let location = p.location();
+                    self.key(sink, &location, &p.name);
+                    if location.ends_with(".filename") {
                         let v = normalize::decode(&p.value);
-                        sink.add(Family::Traversal, traversal::check(&v, false), &p.location, &p.name, &v);
-                        sink.add(Family::Xss, xss::check(&v), &p.location, &p.name, &v);
+                        sink.add(Family::Traversal, traversal::check(&v, false), &location, &p.name, &v);
+                        sink.add(Family::Xss, xss::check(&v), &location, &p.name, &v);
                     } else if !p.value.is_empty() {
-                        self.value(sink, p.source, &p.location, &p.name, &p.value);
+                        self.value(sink, p.source, &location, &p.name, &p.value);
                     }
                 }
             }
@@ -425,8 +543,12 @@ impl Detector for Inspector {
             }
         }
         for p in &cookie_parts {
-            self.key(&mut sink, &p.location, &p.name);
             let v = normalize::decode(&p.value);
+            if !needs_look(&v) && !p.name.contains("proto") {
+                continue;
+            }
+            let location = p.location();
+            self.key(&mut sink, &location, &p.name);
             for (fam, hit) in [
                 (Family::Sqli, sqli::check(&v)),
                 (Family::Xss, xss::check(&v)),
@@ -436,7 +558,7 @@ impl Detector for Inspector {
                 (Family::PrototypePollution, proto::check(&v)),
                 (Family::Ssti, ssti::check(&v)),
             ] {
-                sink.add(fam, hit, &p.location, &p.name, &v);
+                sink.add(fam, hit, &location, &p.name, &v);
             }
         }
         self.headers(&mut sink, req.headers);

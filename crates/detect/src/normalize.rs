@@ -27,7 +27,8 @@ pub fn decode(input: &str) -> Cow<'_, str> {
 }
 
 fn needs_decoding(s: &str) -> bool {
-    s.bytes().any(|b| matches!(b, b'%' | b'&' | b'\\' | 0 | 0x80..=0xff))
+    let b = s.as_bytes();
+    memchr::memchr3(b'%', b'&', b'\\', b).is_some() || memchr::memchr(0, b).is_some() || !s.is_ascii()
 }
 
 fn decode_once(s: &str) -> String {

@@ -97,6 +97,8 @@ fn classify_word(w: &[u8]) -> T {
         b"like" | b"rlike" | b"regexp" | b"between" | b"is" | b"in" | b"sounds" | b"div" | b"mod" | b"glob"
         | b"match" | b"against" | b"escape" | b"binary" | b"ilike" | b"similar" => T::OpWord,
         b"null" | b"true" | b"false" | b"unknown" => T::Literal,
+        // Stored procedures attacks call: xp_cmdshell, sp_addlogin, sp_add_job …
+        w if w.len() > 3 && (w.starts_with(b"xp_") || w.starts_with(b"sp_")) => T::Stmt,
         _ => T::Word,
     }
 }
@@ -435,14 +437,21 @@ fn scan_word(s: &[u8], start: usize, out: &mut Vec<T>) -> usize {
     while i < s.len() && (is_word_byte(s[i]) || (s[i] == b'.' && s.get(i + 1).is_some_and(|c| is_word_byte(*c)))) {
         i += 1;
     }
-    let word = &s[start..i];
+    let mut word = &s[start..i];
+    // `SELECT.2alias`: a keyword right before a dot stands alone.
+    if let Some(dot) = word.iter().position(|c| *c == b'.') {
+        if !matches!(classify_word(&word[..dot]), T::Word) {
+            word = &word[..dot];
+            i = start + dot;
+        }
+    }
     // A function call: a word, optional blanks or comments, `(`.
     let mut j = i;
     while j < s.len() && matches!(s[j], b' ' | b'\t' | b'\n' | b'\r') {
         j += 1;
     }
     if j + 1 < s.len() && s[j] == b'/' && s[j + 1] == b'*' {
-        if let Some(n) = memchr::memmem::find(&s[j + 2..], b"*/") {
+        if let Some(n) = memchr::memmem::find(&s[j + 2..(j + 2 + 256).min(s.len())], b"*/") {
             j = j + 2 + n + 2;
         }
     }
@@ -468,6 +477,10 @@ fn scan_word(s: &[u8], start: usize, out: &mut Vec<T>) -> usize {
 }
 
 fn is_schema(w: &[u8]) -> bool {
+    // Every name below starts with one of these letters and is at least 4 long: most words leave here.
+    if w.len() < 4 || !matches!(w[0].to_ascii_lowercase(), b'i' | b's' | b'p' | b'a' | b'u' | b'm' | b'd') {
+        return false;
+    }
     let lower: Vec<u8> = w.iter().map(u8::to_ascii_lowercase).collect();
     const NAMES: &[&[u8]] = &[
         b"information_schema",
@@ -487,7 +500,7 @@ fn is_schema(w: &[u8]) -> bool {
         b"sys.objects",
         b"sys.tables",
     ];
-    NAMES.iter().any(|n| memchr::memmem::find(&lower, n).is_some())
+    NAMES.iter().any(|n| lower.starts_with(n) || (lower.len() > n.len() && memchr::memmem::find(&lower, n).is_some()))
 }
 
 fn is_operand(t: T) -> bool {
@@ -495,7 +508,8 @@ fn is_operand(t: T) -> bool {
 }
 
 /// The rule that fired and its score (1–10), for one reading.
-fn judge(t: &[T], quoted: bool) -> Option<(&'static str, u32)> {
+fn judge(t: &[T], quote: Option<u8>) -> Option<(&'static str, u32)> {
+    let quoted = quote.is_some();
     if t.is_empty() {
         return None;
     }
@@ -633,7 +647,7 @@ fn judge(t: &[T], quoted: bool) -> Option<(&'static str, u32)> {
                 bump("break_statement", 8)
             }
             T::Union
-                if rest.get(1).is_some_and(|x| matches!(x, T::Select | T::Comment | T::LParen | T::Word))
+                if rest.get(1).is_some_and(|x| matches!(x, T::Select | T::Comment | T::LParen | T::Word | T::Stmt))
                     && rest.len() >= 3 =>
             {
                 bump("break_union", 7)
@@ -660,6 +674,7 @@ fn judge(t: &[T], quoted: bool) -> Option<(&'static str, u32)> {
             T::Op if quoted && rest.len() >= 2 && matches!(rest[1], T::Func { .. } | T::Select | T::LParen) => {
                 bump("break_arith", 8)
             }
+            T::Logic if quoted && rest.get(1) == Some(&T::Comment) => bump("break_logic_comment", 7),
             T::Logic if quoted => bump("break_logic", 7),
             T::Clause
                 if rest.len() >= 3
@@ -685,8 +700,29 @@ fn judge(t: &[T], quoted: bool) -> Option<(&'static str, u32)> {
             j += 1;
         }
         let mut op = j + 1;
+        if j < n && matches!(t[j], T::Func { .. }) && op < n && t[op] == T::LParen {
+            // Skip the call's arguments: `COS(3)=SIN(4)`.
+            let mut depth = 0usize;
+            while op < n {
+                match t[op] {
+                    T::LParen => depth += 1,
+                    T::RParen => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            op += 1;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+                op += 1;
+            }
+        }
         while op < n && t[op] == T::RParen {
             op += 1;
+        }
+        if op + 1 < n && t[op] == T::Logic && t[op + 1] == T::OpWord {
+            op += 1; // `1 NOT LIKE 0`
         }
         if op < n && j < n && is_operand(t[j]) && matches!(t[op], T::Cmp | T::OpWord) {
             let lhs = t[j];
@@ -728,6 +764,7 @@ fn judge(t: &[T], quoted: bool) -> Option<(&'static str, u32)> {
                     | T::Comma
                     | T::Select
                     | T::Union
+                    | T::Clause
             )
         };
         let strong =
@@ -748,7 +785,11 @@ fn judge(t: &[T], quoted: bool) -> Option<(&'static str, u32)> {
             _ => {}
         }
     }
-    if t.len() >= 2 && t[0] == T::Stmt && matches!(t[1], T::Var { .. }) {
+    if t.len() >= 3
+        && t[0] == T::Stmt
+        && matches!(t[1], T::Var { .. })
+        && matches!(t[2], T::Word | T::Func { .. } | T::Cmp)
+    {
         bump("declare_variable", 8);
     }
     if t.first() == Some(&T::Select)
@@ -767,6 +808,57 @@ fn judge(t: &[T], quoted: bool) -> Option<(&'static str, u32)> {
             bump("case_when", 7);
         }
     }
+    // Breaking out of the literal and back into it around an operator: `aa'like-'aa`,
+    // `A' + 'B`, `asd'|column&&'1` (the app's own closing quote ends the last string).
+    // Single quotes only: double quotes are inch marks in product names (`16" or 18"`).
+    if quote == Some(b'\'')
+        && n >= 3
+        && matches!(t[0], T::Str { closed: true })
+        && t[n - 1] == (T::Str { closed: false })
+    {
+        let mid = &t[1..n - 1];
+        let opish = |x: &T| matches!(x, T::Op | T::Cmp | T::OpWord | T::Logic);
+        let allowed = |x: &T| {
+            matches!(
+                x,
+                T::Op
+                    | T::Cmp
+                    | T::OpWord
+                    | T::Logic
+                    | T::Num
+                    | T::Var { .. }
+                    | T::Literal
+                    | T::LParen
+                    | T::RParen
+                    | T::Word
+                    | T::Func { .. }
+                    | T::Str { closed: true }
+            )
+        };
+        let no_prose = !mid.windows(2).any(|w| w[0] == T::Word && w[1] == T::Word);
+        let logic = mid.iter().any(|x| matches!(x, T::Cmp | T::OpWord | T::Logic));
+        if mid.first().is_some_and(opish) && mid.iter().all(allowed) && no_prose && logic {
+            bump("string_break_operator", 7);
+        }
+    }
+    // A system variable used in code: `MID(@@hostname, 1, 1)`, `@@version=1`.
+    if t.iter().any(|x| *x == T::Var { system: true })
+        && t.iter().any(|x| matches!(x, T::Func { .. } | T::Cmp | T::Union))
+    {
+        bump("system_variable", 7);
+    }
+    // A comparison of literals inside a SQL function's arguments: `IIF(2510=9436,FOO,1/0)`.
+    for (i, x) in t.iter().enumerate() {
+        if matches!(x, T::Func { common: true, .. }) && t.get(i + 1) == Some(&T::LParen) {
+            let args = &t[(i + 2).min(n)..(i + 8).min(n)];
+            if args.windows(3).any(|w| matches!(w, [T::Num | T::Str { .. }, T::Cmp, T::Num | T::Str { .. }])) {
+                bump("function_comparison", 7);
+            }
+        }
+    }
+    if t.windows(2).any(|w| w == [T::Stmt, T::Stmt]) {
+        bump("stored_procedure", 8);
+    }
     // Dense SQL syntax with no single decisive shape: `1,2,3,concat(0x3a,user())`.
     if code >= 6 && t.iter().filter(|x| matches!(x, T::Func { .. })).count() >= 2 {
         bump("dense_sql", 7);
@@ -775,9 +867,55 @@ fn judge(t: &[T], quoted: bool) -> Option<(&'static str, u32)> {
 }
 
 /// Scores a decoded value. Returns the rule that fired, or `None`.
+/// Keywords that can carry an injection without any punctuation (`1 union select null`).
+fn keywords() -> Option<&'static aho_corasick::AhoCorasick> {
+    static K: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> = std::sync::OnceLock::new();
+    K.get_or_init(|| {
+        crate::matcher(&[
+            "union",
+            "select",
+            "order",
+            "group",
+            "having",
+            "waitfor",
+            "like",
+            "between",
+            "sounds",
+            "exec",
+            "drop",
+            "insert",
+            "delete",
+            "update",
+            "declare",
+            "shutdown",
+            "into",
+            "procedure",
+            "sleep",
+            "benchmark",
+            "null",
+            "true",
+            "false",
+            "xor",
+            "where",
+            "limit",
+            "case",
+            "rlike",
+            "regexp",
+            "div",
+            "mod",
+        ])
+    })
+    .as_ref()
+}
+
 pub fn check(value: &str) -> Option<(&'static str, u32)> {
     let s = value.as_bytes();
     if s.len() < 2 || !s.iter().any(|b| !b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    // Words, digits, blanks, commas and full stops form SQL only through a keyword.
+    let punct = s.iter().any(|b| !(b.is_ascii_alphanumeric() || matches!(b, b' ' | b',' | b'.' | b'_' | b'\t')));
+    if !punct && !keywords().is_none_or(|k| k.is_match(value)) {
         return None;
     }
     let mut toks = Vec::with_capacity(32);
@@ -789,7 +927,7 @@ pub fn check(value: &str) -> Option<(&'static str, u32)> {
             }
         }
         tokenize(prefix, s, &mut toks);
-        if let Some((rule, score)) = judge(&toks, prefix.is_some()) {
+        if let Some((rule, score)) = judge(&toks, prefix) {
             if best.is_none_or(|(_, b)| score > b) {
                 best = Some((rule, score));
             }

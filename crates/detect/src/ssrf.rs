@@ -116,8 +116,10 @@ pub fn check(value: &str) -> Option<(&'static str, u32)> {
     while let Some(p) = lower[from..].find("://") {
         let at = from + p;
         let scheme_start = lower[..at]
-            .rfind(|c: char| !c.is_ascii_alphanumeric() && c != '+' && c != '.' && c != '-')
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let scheme = &lower[scheme_start..at];
         if !scheme.is_empty() && host_internal(host_of(&lower[at..])) {
             return Some(("internal_address", 8));

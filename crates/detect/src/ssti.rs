@@ -41,7 +41,16 @@ fn expr_inside(s: &str, open: &str, close: &str) -> bool {
     let mut from = 0;
     while let Some(p) = s[from..].find(open) {
         let start = from + p + open.len();
-        let Some(len) = s[start..].find(close) else { return false };
+        // Expressions are short: look for the close within a bounded window (keeps this linear).
+        let window = &s.as_bytes()[start..(start + 402).min(s.len())];
+        let Some(len) = memchr::memmem::find(window, close.as_bytes()) else {
+            from = start;
+            continue;
+        };
+        if !s.is_char_boundary(start + len) {
+            from = start;
+            continue;
+        }
         let inner = s[start..start + len].trim();
         if !inner.is_empty() && inner.len() <= 400 {
             let arith = inner
@@ -53,7 +62,8 @@ fn expr_inside(s: &str, open: &str, close: &str) -> bool {
                 return true;
             }
         }
-        from = start;
+        // Expressions do not overlap: go on after this one's close.
+        from = start + len + close.len();
     }
     false
 }

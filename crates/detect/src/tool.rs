@@ -77,7 +77,7 @@ pub const TOOLS: &[&str] = &[
 ];
 
 /// Out-of-band callback domains scanners plant in parameters to detect blind injections.
-const OOB: &[&str] = &[
+pub(crate) const OOB: &[&str] = &[
     "burpcollaborator.net",
     "oastify.com",
     "interact.sh",
@@ -98,8 +98,9 @@ const OOB: &[&str] = &[
 ];
 
 pub fn oob_domain(value: &str) -> Option<(&'static str, u32)> {
-    let lower = value.to_ascii_lowercase();
-    OOB.iter().any(|d| lower.contains(d)).then_some(("oob_callback_domain", 8))
+    static M: std::sync::OnceLock<Option<AhoCorasick>> = std::sync::OnceLock::new();
+    let m = M.get_or_init(|| crate::matcher(OOB)).as_ref()?;
+    m.is_match(value).then_some(("oob_callback_domain", 8))
 }
 
 pub struct ToolMatcher(Option<AhoCorasick>);

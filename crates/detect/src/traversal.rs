@@ -58,8 +58,12 @@ const WRAPPERS: &[&str] =
 /// Checks a decoded value (or a normalised path when `is_path`).
 pub fn check(value: &str, is_path: bool) -> Option<(&'static str, u32)> {
     let b = value.as_bytes();
-    if !b.iter().any(|c| matches!(c, b'.' | b'/' | b'\\' | b':')) {
-        return None;
+    if !b.iter().any(|c| matches!(c, b'/' | b'\\' | b':')) && memchr::memmem::find(b, b"..").is_none() {
+        // No separator and no `..`: only a bare Windows file name could still matter.
+        let bare = ["win.ini", "boot.ini", "system.ini", "web.config", "global.asa", "ntuser.dat"];
+        if !b.contains(&b'.') || !bare.iter().any(|f| value.to_ascii_lowercase().contains(f)) {
+            return None;
+        }
     }
     let lower = value.to_ascii_lowercase().replace('\\', "/");
     let dots = count_dotdot(&lower);
