@@ -67,6 +67,7 @@ start_kevlar() { # CONFIG_TEXT
     --data-dir "$WORK/data" --config "$WORK/k.toml" 2> "$WORK/kevlar.log" &
   KPID=$!
   for _ in $(seq 100); do grep -q "kevlar: ready" "$WORK/kevlar.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q "kevlar: ready" "$WORK/kevlar.log" || { echo "kevlar did not start:"; cat "$WORK/kevlar.log"; exit 1; }
   KPORT=$port
 }
 stop_kevlar() { kill "$KPID"; wait "$KPID" 2>/dev/null || true; KPID=""; }
@@ -79,12 +80,12 @@ run() { # SCRIPT PATH -> sets RPS, CPU_US
   RPS=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   CPU_US=$(python3 -c "print(round(($t1-$t0)/$(getconf CLK_TCK)*1e6/$reqs, 1))")
 }
-BASE='[access_log]\ntarget = "off"\n[proxy]\nworkers = 1\n[routes]\nenabled = true\n'
+BASE='[access_log]\ntarget = "off"\n[proxy]\nworkers = 1\n'
 echo "loopback; wrk -t2 -c50 -d${DUR}s; one Kevlar worker; 1 KB static upstream (nginx); $(nproc) cores"
 printf '%-34s %12s %12s %12s %12s\n' "request" "off req/s" "on req/s" "on/off" "CPU µs/req off→on"
 for kind in get post; do
   if [ $kind = get ]; then script=get.lua; path="$GET_PATH"; label="GET, 10 args, cookies, referer"; else script=post.lua; path=/shop/checkout; label="POST, 1 KB form"; fi
-  start_kevlar "$BASE[detect]\nmode = \"off\"\n[routes]\n"; run $script "$path"; OFF=$RPS; OFFC=$CPU_US; stop_kevlar
+  start_kevlar "$BASE[detect]\nmode = \"off\"\n[routes]\nenabled = false\n"; run $script "$path"; OFF=$RPS; OFFC=$CPU_US; stop_kevlar
   start_kevlar "$BASE"; run $script "$path"; ON=$RPS; ONC=$CPU_US; stop_kevlar
   printf '%-34s %12s %12s %12s %12s\n' "$label" "$OFF" "$ON" "$(python3 -c "print(f'{$ON/$OFF:.3f}')")" "$OFFC → $ONC"
 done
@@ -121,10 +122,14 @@ done
 wait $WPID 2>/dev/null || true
 r=$(awk '/VmRSS/ {print $2}' "/proc/$KPID/status"); [ "$r" -gt "$PEAK" ] && PEAK=$r
 STATUS=$(curl -s -H "Authorization: Bearer $(cat "$WORK/data/admin.token")" "http://$(sed 's#http://##' "$WORK/data/admin.addr" | tr -d '\n')/v1/status")
-echo "$STATUS" | python3 -c '
-import json,sys
-s=json.load(sys.stdin); d=s["detection"]
-print(f"requests: {s[\"proxy\"][\"requests\"]}, flagged: {d[\"flagged\"]}, black book in memory: {d[\"blackbook_in_memory\"]}, events published: {s[\"events\"][\"published\"]}, dropped per consumer: {s[\"events\"][\"dropped\"]}")'
+echo "$STATUS" > "$WORK/status.json"
+python3 - "$WORK/status.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+d = s["detection"]
+print("requests: %s, flagged: %s, black book in memory: %s, events published: %s, dropped per consumer: %s"
+      % (s["proxy"]["requests"], d["flagged"], d["blackbook_in_memory"], s["events"]["published"], s["events"]["dropped"]))
+PY
 echo "RSS: $((RSS0/1024)) MB before, peak $((PEAK/1024)) MB   (cap $CAP_MB MB)"
 stop_kevlar
 if [ $((PEAK/1024)) -gt $CAP_MB ]; then echo "FAIL: RSS above the cap"; exit 1; fi

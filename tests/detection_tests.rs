@@ -3,6 +3,7 @@
 //! detection points for the events): every family is seen on a real request; `monitor` forwards
 //! and `block` answers 403; the black book, jails and bans; allow lists; `X-Forwarded-For` from
 //! untrusted peers; rate limits; the route inventory.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -454,4 +455,53 @@ async fn positive_mode_refuses_routes_outside_the_inventory() {
     assert_eq!(c.get(k.url("/health")).send().await.unwrap().status(), 200);
     assert_eq!(c.get(k.url("/never-seen")).send().await.unwrap().status(), 404);
     k.wait_event(|e| e["kevlar"]["rule"] == "unknown_route");
+}
+
+#[tokio::test]
+async fn the_admin_api_serves_the_black_book_and_routes() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).start();
+    let c = client();
+    let auth = format!("Bearer {}", k.token());
+    assert_eq!(c.get(k.admin_url("/v1/blackbook")).send().await.unwrap().status(), 401);
+    let v: Value =
+        c.get(k.admin_url("/v1/blackbook")).header("authorization", &auth).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["records"], serde_json::json!([]));
+    let ban = |addr: &str, body: Value| {
+        c.post(k.admin_url(&format!("/v1/blackbook/{addr}/ban"))).header("authorization", &auth).json(&body).send()
+    };
+    assert_eq!(ban("203.0.113.9", serde_json::json!({"for": "soon"})).await.unwrap().status(), 400);
+    assert_eq!(ban("not-an-address", serde_json::json!({})).await.unwrap().status(), 400);
+    let r = ban("203.0.113.9", serde_json::json!({"for": "1h", "reason": "api"})).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["banned"], true);
+    assert_eq!(v["ban"]["reason"], "api");
+    // IPv6 addresses are grouped by /64.
+    let v: Value = ban("2001:db8:0:1::77", serde_json::json!({})).await.unwrap().json().await.unwrap();
+    assert_eq!(v["address"], "2001:db8:0:1::/64");
+    let r =
+        c.get(k.admin_url("/v1/blackbook/2001:db8:0:1::%2F64")).header("authorization", &auth).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let del = || c.delete(k.admin_url("/v1/blackbook/203.0.113.9/ban")).header("authorization", &auth).send();
+    assert_eq!(del().await.unwrap().status(), 200);
+    assert_eq!(del().await.unwrap().status(), 404);
+    let unban = k.wait_event(|e| e["event"]["action"] == "malicious_unban");
+    assert_eq!(unban["kevlar"]["address"], "203.0.113.9");
+    let r = c.get(k.admin_url("/v1/routes")).header("authorization", &auth).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value =
+        c.get(k.admin_url("/v1/status")).header("authorization", &auth).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["detection"]["mode"], "monitor");
+    assert_eq!(v["detection"]["active_bans"], 1);
+}
+
+#[test]
+fn help_names_the_new_commands() {
+    let out = Command::new(KEVLAR).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("blackbook") && text.contains("routes"), "{text}");
+    let out = Command::new(KEVLAR).args(["blackbook", "ban", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--for") && text.contains("--reason"), "{text}");
 }

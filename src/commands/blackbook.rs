@@ -27,7 +27,7 @@ fn counts(v: &Value) -> String {
                 .collect()
         })
         .unwrap_or_default();
-    c.sort_by(|a, b| b.1.cmp(&a.1));
+    c.sort_by_key(|x| std::cmp::Reverse(x.1));
     c.iter().take(3).map(|(k, n)| format!("{k}×{n}")).collect::<Vec<_>>().join(" ")
 }
 

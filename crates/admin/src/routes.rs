@@ -172,8 +172,8 @@ async fn post_event(
     }
 }
 
-fn shield(state: &AdminState) -> Result<&kevlar_shield::Shield, Response> {
-    state.shield.as_ref().ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "detection is not running"))
+fn shield(state: &AdminState) -> Result<&kevlar_shield::Shield, Box<Response>> {
+    state.shield.as_ref().ok_or_else(|| Box::new(error(StatusCode::SERVICE_UNAVAILABLE, "detection is not running")))
 }
 
 #[derive(Deserialize)]
@@ -185,7 +185,7 @@ struct BlackbookParams {
 async fn blackbook_list(State(state): State<AdminState>, Query(p): Query<BlackbookParams>) -> Response {
     let s = match shield(&state) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match s.list(p.limit.unwrap_or(100).min(10_000), p.banned.unwrap_or(false)) {
         Ok(v) => Json(json!({ "records": v })).into_response(),
@@ -199,7 +199,7 @@ async fn blackbook_show(
 ) -> Response {
     let s = match shield(&state) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match s.show(&addr) {
         Ok(Some(v)) => Json(v).into_response(),
@@ -222,7 +222,7 @@ async fn blackbook_ban(
 ) -> Response {
     let s = match shield(&state) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let body = body.map(|Json(b)| b).unwrap_or_default();
     let dur = match body.duration.as_deref().map(humantime::parse_duration) {
@@ -245,7 +245,7 @@ async fn blackbook_unban(
 ) -> Response {
     let s = match shield(&state) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match s.unban(&addr) {
         Ok(true) => Json(json!({ "unbanned": addr })).into_response(),
@@ -257,6 +257,6 @@ async fn blackbook_unban(
 async fn routes(State(state): State<AdminState>) -> Response {
     match shield(&state) {
         Ok(s) => Json(json!({ "routes": s.routes() })).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }

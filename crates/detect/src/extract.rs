@@ -49,13 +49,62 @@ impl Part<'_> {
     }
 }
 
+/// One form-encoded component: `+` is a space, `%XX` a byte; borrowed when there is nothing to
+/// undo. Bytes that do not form UTF-8 are replaced.
+fn form_decode(raw: &[u8]) -> Cow<'_, str> {
+    if memchr::memchr2(b'%', b'+', raw).is_none() {
+        return String::from_utf8_lossy(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match memchr::memchr2(b'%', b'+', &raw[i..]) {
+            None => {
+                out.extend_from_slice(&raw[i..]);
+                break;
+            }
+            Some(n) => {
+                out.extend_from_slice(&raw[i..i + n]);
+                i += n;
+                if raw[i] == b'+' {
+                    out.push(b' ');
+                    i += 1;
+                } else {
+                    let hex = |b: u8| (b as char).to_digit(16);
+                    match (raw.get(i + 1).and_then(|b| hex(*b)), raw.get(i + 2).and_then(|b| hex(*b))) {
+                        (Some(h), Some(l)) => {
+                            out.push((h * 16 + l) as u8);
+                            i += 3;
+                        }
+                        _ => {
+                            out.push(b'%');
+                            i += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    match String::from_utf8(out) {
+        Ok(s) => Cow::Owned(s),
+        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
+}
+
 /// `a=1&b=2` (form decoding: `+` is a space, one layer of percent-encoding undone).
 pub fn form<'a>(raw: &'a [u8], prefix: &'static str, source: Source, out: &mut Vec<Part<'a>>) {
-    for (k, v) in form_urlencoded::parse(raw) {
+    for pair in raw.split(|b| *b == b'&') {
         if out.len() >= MAX_PARTS {
             return;
         }
-        out.push(Part { source, location: String::new(), prefix, name: k, value: cut(v) });
+        if pair.is_empty() {
+            continue;
+        }
+        let (k, v) = match memchr::memchr(b'=', pair) {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        out.push(Part { source, location: String::new(), prefix, name: form_decode(k), value: cut(form_decode(v)) });
     }
 }
 
@@ -205,6 +254,18 @@ pub fn multipart<'a>(raw: &'a [u8], boundary: &str, out: &mut Vec<Part<'a>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_decoding() {
+        let mut out = Vec::new();
+        form(b"a=1+2&b=%41%zz%&c&=x&d=%C3%A9%FF", "args", Source::Arg, &mut out);
+        let got: Vec<(String, String)> = out.iter().map(|p| (p.name.to_string(), p.value.to_string())).collect();
+        assert_eq!(got[0], ("a".into(), "1 2".into()));
+        assert_eq!(got[1], ("b".into(), "A%zz%".into()));
+        assert_eq!(got[2], ("c".into(), "".into()));
+        assert_eq!(got[3], ("".into(), "x".into()));
+        assert_eq!(got[4], ("d".into(), "é\u{fffd}".into()));
+    }
 
     #[test]
     fn json_flattens_with_paths() {

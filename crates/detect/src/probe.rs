@@ -137,26 +137,24 @@ pub fn check(path: &str, php_app: bool) -> Option<(&'static str, u32)> {
                 | "geoserver"
                 | "druid"
                 | "nacos"
+        ) && matches!(
+            *s,
+            "cgi-bin"
+                | "actuator"
+                | "jolokia"
+                | "boaform"
+                | "hnap1"
+                | "_profiler"
+                | "telescope"
+                | "hudson"
+                | "autodiscover"
+                | "ecp"
+                | "mifs"
+                | "stalker_portal"
+                | "druid"
+                | "nacos"
         ) {
-            if matches!(
-                *s,
-                "cgi-bin"
-                    | "actuator"
-                    | "jolokia"
-                    | "boaform"
-                    | "hnap1"
-                    | "_profiler"
-                    | "telescope"
-                    | "hudson"
-                    | "autodiscover"
-                    | "ecp"
-                    | "mifs"
-                    | "stalker_portal"
-                    | "druid"
-                    | "nacos"
-            ) {
-                return Some(("scanner_path", 5));
-            }
+            return Some(("scanner_path", 5));
         }
     }
     let exts = [".asp", ".aspx", ".jsp", ".cgi", ".pl", ".action", ".do", ".cfm"];

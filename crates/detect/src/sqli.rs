@@ -799,12 +799,12 @@ fn judge(t: &[T], quote: Option<u8>) -> Option<(&'static str, u32)> {
     {
         bump("select_statement", 7);
     }
-    if t.iter().any(|x| *x == T::Outfile) {
+    if t.contains(&T::Outfile) {
         bump("into_outfile", 9);
     }
     if let Some(c) = t.iter().position(|x| *x == T::Case) {
         let rest = &t[c..];
-        if rest.iter().any(|x| *x == T::When) && rest.iter().any(|x| *x == T::Then) {
+        if rest.contains(&T::When) && rest.contains(&T::Then) {
             bump("case_when", 7);
         }
     }
@@ -842,9 +842,7 @@ fn judge(t: &[T], quote: Option<u8>) -> Option<(&'static str, u32)> {
         }
     }
     // A system variable used in code: `MID(@@hostname, 1, 1)`, `@@version=1`.
-    if t.iter().any(|x| *x == T::Var { system: true })
-        && t.iter().any(|x| matches!(x, T::Func { .. } | T::Cmp | T::Union))
-    {
+    if t.contains(&T::Var { system: true }) && t.iter().any(|x| matches!(x, T::Func { .. } | T::Cmp | T::Union)) {
         bump("system_variable", 7);
     }
     // A comparison of literals inside a SQL function's arguments: `IIF(2510=9436,FOO,1/0)`.
