@@ -226,6 +226,10 @@ pub struct AuditArgs {
     /// The project directory or the lockfile (package-lock.json, npm-shrinkwrap.json).
     #[arg(default_value = ".")]
     pub path: PathBuf,
+    /// Configuration with `[[audit.ignore]]` entries (default: kevlar.toml in the project
+    /// directory, else in the current directory, when present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// The advisory database directory (default: $KEVLAR_DB, else ~/.cache/kevlar/advisories).
     #[arg(long, value_name = "DIR")]
     pub db: Option<PathBuf>,

@@ -268,3 +268,64 @@ fn real_lockfiles_and_advisories_from_the_shared_corpus() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["packages"].as_u64().unwrap() as usize, set.len());
 }
+
+#[test]
+fn cvss_scores_and_ignores_with_reason_and_expiry() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_fixture(tmp.path());
+    // A vector on the qs advisory: the score is computed from it (9.8 for this one).
+    let p = tmp.path().join("osv/GHSA-aaaa-0001.json");
+    let mut rec: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    rec["severity"] = json!([{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]);
+    std::fs::write(&p, rec.to_string()).unwrap();
+    let db = tmp.path().join("db");
+    let (code, _, err) = kevlar(&["db", "update", "--from", tmp.path().join("osv").to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+    let dir = tmp.path().to_str().unwrap();
+    let (_, out, _) = kevlar(&["audit", dir, "--format", "json"], &db);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["findings"][0]["cvss_score"], 9.8);
+    let (_, table, _) = kevlar(&["audit", dir], &db);
+    assert!(table.contains("CVSS") && table.contains("9.8"), "{table}");
+    let (_, sarif, _) = kevlar(&["audit", dir, "--format", "sarif"], &db);
+    assert!(sarif.contains("\"security-severity\":\"9.8\""), "{sarif}");
+
+    // An ignore by alias, one still running, one expired, one that matches nothing.
+    std::fs::write(
+        tmp.path().join("kevlar.toml"),
+        r#"
+[[audit.ignore]]
+id = "CVE-2022-0001"
+reason = "qs is only used on trusted input here"
+until = "2999-12-31"
+
+[[audit.ignore]]
+id = "GHSA-bbbb-0002"
+reason = "waiting for mocha"
+until = "2020-01-01"
+
+[[audit.ignore]]
+id = "GHSA-zzzz-9999"
+reason = "old"
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = kevlar(&["audit", dir, "--format", "json"], &db);
+    assert_eq!(code, 1, "the expired ignore's finding still fails the run");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let f = v["findings"].as_array().unwrap();
+    assert_eq!(f.len(), 1, "{v:#}");
+    assert_eq!(f[0]["package"], "minimist");
+    assert_eq!(v["ignored"][0]["package"], "qs");
+    assert_eq!(v["ignored"][0]["reason"], "qs is only used on trusted input here");
+    assert!(err.contains("kevlar.toml:7: the ignore of GHSA-bbbb-0002 expired on 2020-01-01"), "{err}");
+    assert!(err.contains("GHSA-zzzz-9999 matches no finding"), "{err}");
+    let (code, _, _) = kevlar(&["audit", dir, "--production"], &db);
+    assert_eq!(code, 0, "with qs ignored and minimist dev-only, production is clean");
+
+    // An ignore without a reason, or with a bad date, is a configuration error.
+    std::fs::write(tmp.path().join("kevlar.toml"), "[[audit.ignore]]\nid = \"X\"\nuntil = \"next week\"\n").unwrap();
+    let (code, _, err) = kevlar(&["audit", dir], &db);
+    assert_eq!(code, 2);
+    assert!(err.contains("`next week` is not a date") && err.contains("needs `id` and a `reason`"), "{err}");
+}

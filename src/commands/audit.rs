@@ -48,7 +48,66 @@ pub fn db(cmd: DbCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The `[[audit.ignore]]` entries of the configuration that applies, with the file's name.
+fn ignores(a: &AuditArgs) -> anyhow::Result<(Vec<kevlar_config::AuditIgnore>, String)> {
+    let project_dir =
+        if a.path.is_dir() { a.path.clone() } else { a.path.parent().map(PathBuf::from).unwrap_or_default() };
+    let file = match &a.config {
+        Some(f) => Some(f.clone()),
+        None => [project_dir.join("kevlar.toml"), PathBuf::from("kevlar.toml")].into_iter().find(|p| p.exists()),
+    };
+    let Some(file) = file else { return Ok((Vec::new(), String::new())) };
+    let config =
+        kevlar_config::load_file(&file, &kevlar_config::Overrides::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((config.audit.ignore, file.display().to_string()))
+}
+
+/// Drops findings an unexpired ignore covers; warns about expired and unused ignores.
+fn apply_ignores(
+    findings: Vec<report::Finding>,
+    ignores: &[kevlar_config::AuditIgnore],
+    file: &str,
+) -> (Vec<report::Finding>, Vec<serde_json::Value>) {
+    let today = kevlar_core::time::rfc3339_ms(kevlar_core::time::now_ms())[..10].to_owned();
+    let mut kept = Vec::new();
+    let mut ignored = Vec::new();
+    let mut used = vec![false; ignores.len()];
+    for f in findings {
+        let hit = ignores.iter().position(|i| i.id == f.id || f.aliases.contains(&i.id));
+        match hit {
+            Some(n) => {
+                used[n] = true;
+                let ig = &ignores[n];
+                let line = ig.line.map(|l| format!(":{l}")).unwrap_or_default();
+                if ig.until.as_ref().is_some_and(|u| *u <= today) {
+                    eprintln!(
+                        "kevlar: warning: {file}{line}: the ignore of {} expired on {} (reason: {}); it is reported again",
+                        ig.id,
+                        ig.until.as_deref().unwrap_or(""),
+                        ig.reason
+                    );
+                    kept.push(f);
+                } else {
+                    ignored.push(serde_json::json!({
+                        "id": f.id, "package": f.package, "version": f.version,
+                        "reason": ig.reason, "until": ig.until,
+                    }));
+                }
+            }
+            None => kept.push(f),
+        }
+    }
+    for (n, ig) in ignores.iter().enumerate() {
+        if !used[n] {
+            let line = ig.line.map(|l| format!(":{l}")).unwrap_or_default();
+            eprintln!("kevlar: warning: {file}{line}: the ignore of {} matches no finding; remove it?", ig.id);
+        }
+    }
+    (kept, ignored)
+}
+
 pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
+    let (ignores, config_file) = ignores(&a)?;
     let project = lockfile::load(&a.path)?;
     let dir = db_dir(a.db);
     let db = AdvisoryDb::open(&dir)?;
@@ -59,8 +118,20 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let findings = report::audit(&project, &db, a.production)?;
+    let (findings, ignored) = apply_ignores(findings, &ignores, &config_file);
+    if !ignored.is_empty() && a.format != "json" {
+        eprintln!(
+            "kevlar: {} finding{} ignored by {config_file}",
+            ignored.len(),
+            if ignored.len() == 1 { "" } else { "s" }
+        );
+    }
     match a.format.as_str() {
-        "json" => println!("{}", report::to_json(&project, &findings)),
+        "json" => {
+            let mut v = report::to_json(&project, &findings);
+            v["ignored"] = serde_json::Value::Array(ignored);
+            println!("{v}");
+        }
         "sarif" => {
             let text = std::fs::read_to_string(&project.lockfile).unwrap_or_default();
             let uri = project

@@ -5,6 +5,7 @@
 //! npm ecosystem (`SEMVER` and `ECOSYSTEM` ranges, `versions` lists, withdrawn records, aliases).
 #![forbid(unsafe_code)]
 
+pub mod cvss;
 pub mod db;
 pub mod lockfile;
 pub mod osv;

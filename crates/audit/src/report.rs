@@ -19,6 +19,19 @@ pub struct Finding {
     pub malicious: bool,
     pub summary: String,
     pub fixed: Option<String>,
+    /// The highest CVSS v3 base score computed from the advisory's vectors.
+    pub cvss_score: Option<f64>,
+    /// The vector that score came from.
+    pub cvss_vector: Option<String>,
+}
+
+/// The highest v3 base score among the vectors, with its vector.
+fn best_cvss(vectors: &[String]) -> (Option<f64>, Option<String>) {
+    vectors
+        .iter()
+        .filter_map(|v| crate::cvss::base_score(v).map(|s| (s, v.clone())))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map_or((None, None), |(s, v)| (Some(s), Some(v)))
 }
 
 /// Every (package, advisory) pair that matches; an advisory known under several ids (GHSA and
@@ -45,6 +58,11 @@ pub fn audit(project: &Project, db: &AdvisoryDb, production: bool) -> Result<Vec
                     }
                 }
                 f.severity = f.severity.max(adv.severity);
+                let (score, vector) = best_cvss(&adv.cvss);
+                if score > f.cvss_score {
+                    f.cvss_score = score;
+                    f.cvss_vector = vector;
+                }
                 continue;
             }
             out.push(Finding {
@@ -59,6 +77,8 @@ pub fn audit(project: &Project, db: &AdvisoryDb, production: bool) -> Result<Vec
                 severity: adv.severity,
                 malicious: adv.malicious,
                 summary: adv.summary.clone(),
+                cvss_score: best_cvss(&adv.cvss).0,
+                cvss_vector: best_cvss(&adv.cvss).1,
             });
         }
     }
@@ -77,6 +97,8 @@ pub fn to_json(project: &Project, findings: &[Finding]) -> Value {
             "id": f.id,
             "aliases": f.aliases,
             "severity": f.severity.as_str(),
+            "cvss_score": f.cvss_score,
+            "cvss_vector": f.cvss_vector,
             "malicious": f.malicious,
             "summary": f.summary,
             "fixed_version": f.fixed,
@@ -98,15 +120,16 @@ pub fn to_table(project: &Project, findings: &[Finding]) -> String {
         return s;
     }
     s.push_str(&format!(
-        "{:<9} {:<28} {:<12} {:<20} {:<10} {:<5} PATH\n",
-        "SEVERITY", "PACKAGE", "VERSION", "ADVISORY", "FIX", "DEV"
+        "{:<9} {:<5} {:<28} {:<12} {:<20} {:<10} {:<5} PATH\n",
+        "SEVERITY", "CVSS", "PACKAGE", "VERSION", "ADVISORY", "FIX", "DEV"
     ));
     for f in findings {
         let label = if f.malicious { "MALWARE".to_owned() } else { f.severity.as_str().to_uppercase() };
         let path = f.paths.first().map(|p| p.join(" > ")).unwrap_or_default();
         s.push_str(&format!(
-            "{:<9} {:<28} {:<12} {:<20} {:<10} {:<5} {}\n",
+            "{:<9} {:<5} {:<28} {:<12} {:<20} {:<10} {:<5} {}\n",
             label,
+            f.cvss_score.map(|c| format!("{c:.1}")).unwrap_or_else(|| "-".into()),
             f.package,
             f.version,
             f.id,
@@ -164,7 +187,7 @@ pub fn to_sarif(project: &Project, findings: &[Finding], lockfile_text: &str, ur
             "help": { "text": format!("{} {} is affected by {}{}. {}", f.package, f.version, f.id,
                 if f.aliases.is_empty() { String::new() } else { format!(" ({})", f.aliases.join(", ")) },
                 match &f.fixed { Some(v) => format!("Upgrade to {v} or later."), None => "No fixed version is known.".to_owned() }) },
-            "properties": { "security-severity": security_severity(f.severity), "tags": ["security", "dependency", project.ecosystem] },
+            "properties": { "security-severity": f.cvss_score.filter(|_| !f.malicious).map(|c| format!("{c:.1}")).unwrap_or_else(|| security_severity(f.severity).to_owned()), "tags": ["security", "dependency", project.ecosystem] },
         }));
     }
     let results: Vec<Value> = findings

@@ -24,6 +24,7 @@ pub struct Config {
     pub bans: BansConfig,
     pub ratelimit: RateLimitConfig,
     pub routes: RoutesConfig,
+    pub audit: AuditConfig,
 }
 
 impl Default for Config {
@@ -44,6 +45,7 @@ impl Default for Config {
             bans: BansConfig::default(),
             ratelimit: RateLimitConfig::default(),
             routes: RoutesConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -497,4 +499,21 @@ impl Default for RoutesConfig {
     fn default() -> Self {
         RoutesConfig { enabled: true, max_routes: 2000, stale_after: Duration::from_secs(30 * 86400), positive: false }
     }
+}
+
+/// An advisory `kevlar audit` does not report, for a reason, until a date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditIgnore {
+    /// The advisory id or one of its aliases (`GHSA-…`, `CVE-…`).
+    pub id: String,
+    pub reason: String,
+    /// `YYYY-MM-DD`: from this day on the finding is reported again, with a warning.
+    pub until: Option<String>,
+    /// The line in the file, for warnings.
+    pub line: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuditConfig {
+    pub ignore: Vec<AuditIgnore>,
 }

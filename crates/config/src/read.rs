@@ -144,6 +144,18 @@ fn upstream(s: &str) -> Result<http::Uri, String> {
     Ok(uri)
 }
 
+/// `YYYY-MM-DD` with a plausible month and day.
+fn is_date(s: &str) -> bool {
+    let p: Vec<&str> = s.split('-').collect();
+    p.len() == 3
+        && p[0].len() == 4
+        && p[1].len() == 2
+        && p[2].len() == 2
+        && p.iter().all(|x| x.bytes().all(|c| c.is_ascii_digit()))
+        && (1..=12).contains(&p[1].parse::<u32>().unwrap_or(0))
+        && (1..=31).contains(&p[2].parse::<u32>().unwrap_or(0))
+}
+
 pub(crate) fn cidr(s: &str) -> Result<IpNet, String> {
     s.parse::<IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
@@ -320,6 +332,32 @@ fn read_root(doc: &mut Doc, root: &mut Table, c: &mut Config, tls: &mut TlsParti
     }
     if let Some(mut t) = root.table(doc, "routes") {
         crate::read_shield::read_routes(doc, &mut t, &mut c.routes);
+        t.finish(doc);
+    }
+    if let Some(mut t) = root.table(doc, "audit") {
+        for (mut i, span) in t.tables(doc, "ignore") {
+            let line = i.line(doc);
+            let id = i.string(doc, "id").map(|(s, _)| s);
+            let reason = i.string(doc, "reason").map(|(s, _)| s);
+            let until = match i.string(doc, "until") {
+                Some((u, uspan)) => {
+                    if is_date(&u) {
+                        Some(u)
+                    } else {
+                        doc.error(uspan, &i.key_path("until"), format!("`{u}` is not a date (YYYY-MM-DD)"));
+                        None
+                    }
+                }
+                None => None,
+            };
+            match (id, reason) {
+                (Some(id), Some(reason)) if !reason.trim().is_empty() => {
+                    c.audit.ignore.push(AuditIgnore { id, reason, until, line })
+                }
+                _ => doc.error(span, &i.path, "an ignore needs `id` and a `reason` (and usually `until`)"),
+            }
+            i.finish(doc);
+        }
         t.finish(doc);
     }
 }
