@@ -329,3 +329,61 @@ reason = "old"
     assert_eq!(code, 2);
     assert!(err.contains("`next week` is not a date") && err.contains("needs `id` and a `reason`"), "{err}");
 }
+
+#[test]
+fn cargo_lock_against_the_real_rustsec_database() {
+    let rust = repo().join("../shared/data/advisories/rust");
+    assert!(rust.is_dir(), "the shared RustSec corpus is missing at {}", rust.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let (code, out, err) = kevlar(&["db", "update", "--from", rust.to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+    let imported: usize = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(imported > 700, "{out}");
+    assert!(out.contains("informational notices left out"), "{out}");
+    std::fs::write(
+        tmp.path().join("Cargo.lock"),
+        r#"version = 4
+
+[[package]]
+name = "app"
+version = "0.1.0"
+dependencies = ["hyper", "smallvec 1.13.2"]
+
+[[package]]
+name = "hyper"
+version = "0.12.0"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+dependencies = ["smallvec 0.6.9"]
+
+[[package]]
+name = "smallvec"
+version = "0.6.9"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+
+[[package]]
+name = "smallvec"
+version = "1.13.2"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = kevlar(&["audit", tmp.path().to_str().unwrap(), "--format", "json"], &db);
+    assert_eq!(code, 1, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ecosystem"], "crates.io");
+    let f = v["findings"].as_array().unwrap();
+    let sv = f.iter().find(|x| x["id"] == "RUSTSEC-2019-0009").unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(sv["version"], "0.6.9");
+    assert_eq!(sv["fixed_version"], "0.6.10");
+    assert_eq!(sv["cvss_score"], 9.8);
+    assert_eq!(sv["severity"], "critical");
+    assert_eq!(sv["paths"][0], json!(["hyper", "smallvec"]));
+    assert!(sv["aliases"].as_array().unwrap().contains(&json!("CVE-2019-15551")));
+    assert!(f.iter().all(|x| x["version"] != "1.13.2"), "the patched smallvec is clean: {v:#}");
+    // Kevlar's own lockfile reads too.
+    let (code, out, err) = kevlar(&["audit", repo().join("Cargo.lock").to_str().unwrap(), "--format", "json"], &db);
+    assert!(code == 0 || code == 1, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(v["packages"].as_u64().unwrap() > 100);
+}

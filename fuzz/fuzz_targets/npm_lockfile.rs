@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        use kevlar_audit::lockfile::{bun, npm, pnpm, yarn};
+        use kevlar_audit::lockfile::{bun, npm, pnpm, yarn, cargo};
         if let Err(e) = npm::parse(text, "fuzz/package-lock.json") {
             assert!(e.to_string().starts_with("fuzz/package-lock.json"));
         }
@@ -17,6 +17,9 @@ fuzz_target!(|data: &[u8]| {
         }
         if let Err(e) = bun::parse(text, "fuzz/bun.lock") {
             assert!(e.to_string().starts_with("fuzz/bun.lock"));
+        }
+        if let Err(e) = cargo::parse(text, "fuzz/Cargo.lock") {
+            assert!(e.to_string().starts_with("fuzz/Cargo.lock"));
         }
     }
 });

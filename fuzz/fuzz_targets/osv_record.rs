@@ -3,6 +3,16 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    // RustSec's Markdown + TOML form, converted to OSV, then the same checks.
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(Some(v)) = kevlar_audit::rustsec::to_osv(text) {
+            let mut warnings = Vec::new();
+            if let Ok(a) = kevlar_audit::Advisory::from_json(&v, &mut warnings) {
+                let _ = a.affects("crates.io", "p", "0.6.9");
+            }
+        }
+        let _ = kevlar_audit::cvss::base_score(text);
+    }
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
         let mut warnings = Vec::new();
         if let Ok(a) = kevlar_audit::Advisory::from_json(&v, &mut warnings) {

@@ -35,11 +35,12 @@ pub fn db(cmd: DbCommand) -> anyhow::Result<ExitCode> {
                 eprintln!("kevlar: warning: {w}");
             }
             println!(
-                "imported {} records into {} in {:.2}s ({} files skipped, {} warnings); {} records in all",
+                "imported {} records into {} in {:.2}s ({} files skipped, {} informational notices left out, {} warnings); {} records in all",
                 stats.records,
                 dir.display(),
                 stats.seconds,
                 stats.skipped_files,
+                stats.informational,
                 stats.warnings.len(),
                 store.count()?
             );

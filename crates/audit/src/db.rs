@@ -26,6 +26,8 @@ pub enum DbError {
 pub struct ImportStats {
     pub records: usize,
     pub skipped_files: usize,
+    /// RustSec notices that are not vulnerabilities (unmaintained, unsound): not imported.
+    pub informational: usize,
     /// Records or ranges that could not be read, each naming the record.
     pub warnings: Vec<String>,
     pub seconds: f64,
@@ -94,12 +96,34 @@ impl AdvisoryDb {
                         continue;
                     }
                 };
-                let v: Value = match serde_json::from_str(&text) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        stats.skipped_files += 1;
-                        stats.warnings.push(format!("{}:{}: {e}", f.display(), e.line()));
-                        continue;
+                let is_md = f.extension().is_some_and(|e| e == "md");
+                if is_md && !text.contains("```toml") {
+                    continue; // a README, not an advisory
+                }
+                let (v, text): (Value, String) = if is_md {
+                    match crate::rustsec::to_osv(&text) {
+                        Ok(Some(v)) => {
+                            let t = v.to_string();
+                            (v, t)
+                        }
+                        Ok(None) => {
+                            stats.informational += 1;
+                            continue;
+                        }
+                        Err(e) => {
+                            stats.skipped_files += 1;
+                            stats.warnings.push(format!("{}: {e}", f.display()));
+                            continue;
+                        }
+                    }
+                } else {
+                    match serde_json::from_str(&text) {
+                        Ok(v) => (v, text),
+                        Err(e) => {
+                            stats.skipped_files += 1;
+                            stats.warnings.push(format!("{}:{}: {e}", f.display(), e.line()));
+                            continue;
+                        }
                     }
                 };
                 let adv = match Advisory::from_json(&v, &mut stats.warnings) {
@@ -174,7 +198,7 @@ fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let p = entry?.path();
         if p.is_dir() {
             collect_json(&p, out)?;
-        } else if p.extension().is_some_and(|e| e == "json") {
+        } else if p.extension().is_some_and(|e| e == "json" || e == "md") {
             out.push(p);
         }
     }

@@ -10,6 +10,7 @@ pub mod db;
 pub mod lockfile;
 pub mod osv;
 pub mod report;
+pub mod rustsec;
 pub mod version;
 
 pub use db::{AdvisoryDb, ImportStats};

@@ -1,6 +1,7 @@
 //! Lockfile parsers: each turns a file into the installed packages with how they got there.
 
 pub mod bun;
+pub mod cargo;
 pub mod npm;
 pub mod pnpm;
 pub mod yarn;
@@ -88,7 +89,7 @@ pub enum LockfileError {
     Syntax { path: String, line: usize, message: String },
     #[error("{path}: {message}")]
     Format { path: String, message: String },
-    #[error("{0}: no lockfile found (looked for npm-shrinkwrap.json, package-lock.json, pnpm-lock.yaml, yarn.lock, bun.lock)")]
+    #[error("{0}: no lockfile found (looked for npm-shrinkwrap.json, package-lock.json, pnpm-lock.yaml, yarn.lock, bun.lock, Cargo.lock)")]
     NotFound(String),
 }
 
@@ -109,7 +110,7 @@ fn packages_are_arrays(text: &str) -> bool {
 /// Finds the lockfile in `path` (a directory or a file) and reads it.
 pub fn load(path: &Path) -> Result<Project, LockfileError> {
     let file = if path.is_dir() {
-        ["npm-shrinkwrap.json", "package-lock.json", "pnpm-lock.yaml", "yarn.lock", "bun.lock"]
+        ["npm-shrinkwrap.json", "package-lock.json", "pnpm-lock.yaml", "yarn.lock", "bun.lock", "Cargo.lock"]
             .iter()
             .map(|n| path.join(n))
             .find(|p| p.exists())
@@ -123,6 +124,11 @@ pub fn load(path: &Path) -> Result<Project, LockfileError> {
     // By content, not name: a JSON document is npm's, a `lockfileVersion:` line pnpm's, anything
     // else is read as yarn's.
     let is_json = text.trim_start().starts_with('{');
+    // Cargo.lock: TOML with `[[package]]` tables.
+    if !is_json && text.lines().any(|l| l.trim() == "[[package]]") {
+        let packages = cargo::parse(&text, &shown)?;
+        return Ok(Project { lockfile: file, ecosystem: "crates.io", packages });
+    }
     let is_pnpm = !is_json && text.lines().any(|l| l.starts_with("lockfileVersion:"));
     let is_bun = is_json && packages_are_arrays(&text);
     let packages = if is_bun {
