@@ -223,7 +223,8 @@ pub struct LogsArgs {
 
 #[derive(Args, Debug)]
 pub struct AuditArgs {
-    /// The project directory or the lockfile (package-lock.json, npm-shrinkwrap.json).
+    /// The project directory or its lockfile (package-lock.json, npm-shrinkwrap.json, pnpm-lock.yaml,
+    /// yarn.lock, bun.lock, Cargo.lock, poetry.lock, uv.lock, requirements.txt).
     #[arg(default_value = ".")]
     pub path: PathBuf,
     /// Configuration with `[[audit.ignore]]` entries (default: kevlar.toml in the project

@@ -387,3 +387,60 @@ source = "registry+https://github.com/rust-lang/crates.io-index"
     let v: Value = serde_json::from_str(&out).unwrap();
     assert!(v["packages"].as_u64().unwrap() > 100);
 }
+
+#[test]
+fn python_lockfiles_against_the_real_pypa_database() {
+    let pypi = repo().join("../shared/data/advisories/pypi");
+    assert!(pypi.is_dir(), "the shared PyPA corpus is missing at {}", pypi.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let (code, out, err) = kevlar(&["db", "update", "--from", pypi.to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("imported 2661 records"), "{out}");
+    // Real records with versions PEP 440 cannot read are skipped by range, named.
+    assert!(err.contains("PYSEC-2019-125: steam: a range was skipped"), "{err}");
+
+    // requirements.txt: names normalised (`Ansible`), PEP 440 ordering for the fix.
+    let req = tmp.path().join("req");
+    std::fs::create_dir_all(&req).unwrap();
+    std::fs::write(req.join("requirements.txt"), "Ansible==2.8.1 --hash=sha256:00\nrequests==2.31.0\n").unwrap();
+    let (code, out, err) = kevlar(&["audit", req.to_str().unwrap(), "--format", "json"], &db);
+    assert_eq!(code, 1, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ecosystem"], "PyPI");
+    let f = v["findings"].as_array().unwrap();
+    let one = f.iter().find(|x| x["id"] == "PYSEC-2019-145").unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(one["package"], "ansible");
+    assert_eq!(one["fixed_version"], "2.8.4");
+    assert!(f.iter().all(|x| x["package"] == "ansible"), "requests 2.31.0 is clean here: {v:#}");
+
+    // poetry.lock with its pyproject.toml: paths and dev from the groups.
+    let poetry = tmp.path().join("poetry");
+    std::fs::create_dir_all(&poetry).unwrap();
+    std::fs::write(
+        poetry.join("poetry.lock"),
+        "[[package]]\nname = \"molecule\"\nversion = \"3.0.0\"\ncategory = \"dev\"\n\n[package.dependencies]\nansible = \">=2.5\"\n\n[[package]]\nname = \"ansible\"\nversion = \"2.8.1\"\ncategory = \"dev\"\n\n[metadata]\nlock-version = \"1.1\"\ncontent-hash = \"0\"\n",
+    )
+    .unwrap();
+    std::fs::write(poetry.join("pyproject.toml"), "[tool.poetry.group.dev.dependencies]\nmolecule = \"^3\"\n").unwrap();
+    let (code, out, _) = kevlar(&["audit", poetry.to_str().unwrap(), "--format", "json"], &db);
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let f = &v["findings"][0];
+    assert_eq!(f["paths"][0], json!(["molecule", "ansible"]));
+    assert_eq!(f["dev"], true);
+    let (code, _, _) = kevlar(&["audit", poetry.to_str().unwrap(), "--production"], &db);
+    assert_eq!(code, 0, "dev-only findings leave --production clean");
+
+    // A broken uv.lock names the file and the line.
+    let uv = tmp.path().join("uv");
+    std::fs::create_dir_all(&uv).unwrap();
+    std::fs::write(
+        uv.join("uv.lock"),
+        "version = 1\nrequires-python = \">=3.12\"\n\n[[package]]\nname = \"x\"\nversion = 1.0.0\n",
+    )
+    .unwrap();
+    let (code, _, err) = kevlar(&["audit", uv.to_str().unwrap()], &db);
+    assert_eq!(code, 2);
+    assert!(err.contains("uv.lock:6:"), "{err}");
+}

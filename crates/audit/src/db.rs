@@ -97,6 +97,7 @@ impl AdvisoryDb {
                     }
                 };
                 let is_md = f.extension().is_some_and(|e| e == "md");
+                let is_yaml = f.extension().is_some_and(|e| e == "yaml" || e == "yml");
                 if is_md && !text.contains("```toml") {
                     continue; // a README, not an advisory
                 }
@@ -109,6 +110,19 @@ impl AdvisoryDb {
                         Ok(None) => {
                             stats.informational += 1;
                             continue;
+                        }
+                        Err(e) => {
+                            stats.skipped_files += 1;
+                            stats.warnings.push(format!("{}: {e}", f.display()));
+                            continue;
+                        }
+                    }
+                } else if is_yaml {
+                    // OSV written as YAML (pypa/advisory-database).
+                    match yaml_to_json(&text) {
+                        Ok(v) => {
+                            let t = v.to_string();
+                            (v, t)
                         }
                         Err(e) => {
                             stats.skipped_files += 1;
@@ -137,7 +151,7 @@ impl AdvisoryDb {
                 put.execute(params![adv.id, text]).map_err(sql)?;
                 del.execute(params![adv.id]).map_err(sql)?;
                 for a in &adv.affected {
-                    aff.execute(params![a.ecosystem, a.name, adv.id]).map_err(sql)?;
+                    aff.execute(params![a.ecosystem, index_name(&a.ecosystem, &a.name), adv.id]).map_err(sql)?;
                 }
                 stats.records += 1;
             }
@@ -158,7 +172,7 @@ impl AdvisoryDb {
             )
             .map_err(self.sql())?;
         let docs: Vec<String> = stmt
-            .query_map(params![ecosystem, name], |r| r.get(0))
+            .query_map(params![ecosystem, index_name(ecosystem, name)], |r| r.get(0))
             .map_err(self.sql())?
             .collect::<Result<_, _>>()
             .map_err(self.sql())?;
@@ -189,6 +203,47 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// The name a package is indexed under: PyPI's normalised (PEP 503), others as they are.
+fn index_name(ecosystem: &str, name: &str) -> String {
+    if crate::version::is_python(ecosystem) {
+        crate::pep440::normalize_name(name)
+    } else {
+        name.to_owned()
+    }
+}
+
+/// A YAML document as JSON; scalars stay text (`2.6` is a version, not a number).
+fn yaml_to_json(text: &str) -> Result<Value, String> {
+    use yaml_rust2::{Yaml, YamlLoader};
+    fn conv(y: &Yaml, depth: usize) -> Value {
+        if depth > 64 {
+            return Value::Null;
+        }
+        match y {
+            Yaml::String(s) | Yaml::Real(s) => Value::String(s.clone()),
+            Yaml::Integer(i) => Value::String(i.to_string()),
+            Yaml::Boolean(b) => Value::Bool(*b),
+            Yaml::Array(a) => Value::Array(a.iter().map(|x| conv(x, depth + 1)).collect()),
+            Yaml::Hash(h) => Value::Object(
+                h.iter()
+                    .filter_map(|(k, v)| {
+                        let key = match k {
+                            Yaml::String(s) | Yaml::Real(s) => s.clone(),
+                            Yaml::Integer(i) => i.to_string(),
+                            _ => return None,
+                        };
+                        Some((key, conv(v, depth + 1)))
+                    })
+                    .collect(),
+            ),
+            _ => Value::Null,
+        }
+    }
+    let docs = YamlLoader::load_from_str(text).map_err(|e| format!("line {}: {}", e.marker().line(), e.info()))?;
+    let doc = docs.first().ok_or("an empty YAML document")?;
+    Ok(conv(doc, 0))
+}
+
 fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if dir.is_file() {
         out.push(dir.to_path_buf());
@@ -198,7 +253,7 @@ fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let p = entry?.path();
         if p.is_dir() {
             collect_json(&p, out)?;
-        } else if p.extension().is_some_and(|e| e == "json" || e == "md") {
+        } else if p.extension().is_some_and(|e| e == "json" || e == "md" || e == "yaml" || e == "yml") {
             out.push(p);
         }
     }

@@ -9,6 +9,7 @@ pub mod cvss;
 pub mod db;
 pub mod lockfile;
 pub mod osv;
+pub mod pep440;
 pub mod report;
 pub mod rustsec;
 pub mod version;

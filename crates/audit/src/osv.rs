@@ -88,14 +88,14 @@ pub struct Advisory {
 }
 
 /// `Ok(None)`: an event that says nothing (`fixed: ""` in some migrated records: no fix).
-fn parse_event(e: &Value) -> Result<Option<Event>, String> {
+fn parse_event(ecosystem: &str, e: &Value) -> Result<Option<Event>, String> {
     let obj = e.as_object().ok_or("an event is not an object")?;
     let (kind, v) = obj.iter().next().ok_or("an empty event")?;
     let text = v.as_str().ok_or_else(|| format!("`{kind}` is not a string"))?;
     if text.is_empty() && matches!(kind.as_str(), "fixed" | "last_affected" | "limit") {
         return Ok(None);
     }
-    let ver = || version::parse(text).ok_or_else(|| format!("`{kind}: {text:?}` is not a version"));
+    let ver = || version::parse_in(ecosystem, text).ok_or_else(|| format!("`{kind}: {text:?}` is not a version"));
     Ok(Some(match kind.as_str() {
         "introduced" if text == "0" => Event::Introduced(None),
         "introduced" => Event::Introduced(Some(ver()?)),
@@ -115,6 +115,11 @@ fn event_order(a: &Event, b: &Event) -> Ordering {
         (Some(_), None) => Ordering::Greater,
         (Some(x), Some(y)) => version::cmp(x, y),
     }
+}
+
+/// Package names compare exactly, except PyPI's, which compare normalised (PEP 503).
+fn same_name(ecosystem: &str, a: &str, b: &str) -> bool {
+    a == b || (version::is_python(ecosystem) && crate::pep440::normalize_name(a) == crate::pep440::normalize_name(b))
 }
 
 impl Advisory {
@@ -165,8 +170,13 @@ impl Advisory {
                 if kind == "GIT" {
                     continue;
                 }
-                let parsed: Result<Vec<Option<Event>>, String> =
-                    r.get("events").and_then(Value::as_array).into_iter().flatten().map(parse_event).collect();
+                let parsed: Result<Vec<Option<Event>>, String> = r
+                    .get("events")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|e| parse_event(&ecosystem, e))
+                    .collect();
                 let parsed = parsed.map(|evs| {
                     let empty = evs.iter().filter(|e| e.is_none()).count();
                     if empty > 0 {
@@ -207,8 +217,8 @@ impl Advisory {
         if self.withdrawn {
             return false;
         }
-        let parsed = version::parse(version);
-        self.affected.iter().filter(|a| a.ecosystem == ecosystem && a.name == name).any(|a| {
+        let parsed = version::parse_in(ecosystem, version);
+        self.affected.iter().filter(|a| a.ecosystem == ecosystem && same_name(ecosystem, &a.name, name)).any(|a| {
             a.versions.iter().any(|v| v == version)
                 || parsed.as_ref().is_some_and(|ver| a.ranges.iter().any(|r| r.contains(ver)))
         })
@@ -216,10 +226,10 @@ impl Advisory {
 
     /// The smallest `fixed` version above `version` in the ranges that affect it.
     pub fn smallest_fix(&self, ecosystem: &str, name: &str, version: &str) -> Option<Version> {
-        let ver = version::parse(version)?;
+        let ver = version::parse_in(ecosystem, version)?;
         self.affected
             .iter()
-            .filter(|a| a.ecosystem == ecosystem && a.name == name)
+            .filter(|a| a.ecosystem == ecosystem && same_name(ecosystem, &a.name, name))
             .flat_map(|a| a.ranges.iter())
             .filter(|r| r.contains(&ver))
             .flat_map(|r| r.events.iter())

@@ -4,6 +4,7 @@ pub mod bun;
 pub mod cargo;
 pub mod npm;
 pub mod pnpm;
+pub mod python;
 pub mod yarn;
 
 use std::path::{Path, PathBuf};
@@ -89,7 +90,7 @@ pub enum LockfileError {
     Syntax { path: String, line: usize, message: String },
     #[error("{path}: {message}")]
     Format { path: String, message: String },
-    #[error("{0}: no lockfile found (looked for npm-shrinkwrap.json, package-lock.json, pnpm-lock.yaml, yarn.lock, bun.lock, Cargo.lock)")]
+    #[error("{0}: no lockfile found (looked for npm-shrinkwrap.json, package-lock.json, pnpm-lock.yaml, yarn.lock, bun.lock, Cargo.lock, poetry.lock, uv.lock, requirements.txt)")]
     NotFound(String),
 }
 
@@ -110,11 +111,21 @@ fn packages_are_arrays(text: &str) -> bool {
 /// Finds the lockfile in `path` (a directory or a file) and reads it.
 pub fn load(path: &Path) -> Result<Project, LockfileError> {
     let file = if path.is_dir() {
-        ["npm-shrinkwrap.json", "package-lock.json", "pnpm-lock.yaml", "yarn.lock", "bun.lock", "Cargo.lock"]
-            .iter()
-            .map(|n| path.join(n))
-            .find(|p| p.exists())
-            .ok_or_else(|| LockfileError::NotFound(path.display().to_string()))?
+        [
+            "npm-shrinkwrap.json",
+            "package-lock.json",
+            "pnpm-lock.yaml",
+            "yarn.lock",
+            "bun.lock",
+            "Cargo.lock",
+            "poetry.lock",
+            "uv.lock",
+            "requirements.txt",
+        ]
+        .iter()
+        .map(|n| path.join(n))
+        .find(|p| p.exists())
+        .ok_or_else(|| LockfileError::NotFound(path.display().to_string()))?
     } else {
         path.to_path_buf()
     };
@@ -124,8 +135,25 @@ pub fn load(path: &Path) -> Result<Project, LockfileError> {
     // By content, not name: a JSON document is npm's, a `lockfileVersion:` line pnpm's, anything
     // else is read as yarn's.
     let is_json = text.trim_start().starts_with('{');
-    // Cargo.lock: TOML with `[[package]]` tables.
+    let file_name = file.file_name().and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
+    if file_name.starts_with("requirements") && file_name.ends_with(".txt") {
+        let packages = python::parse_requirements(&text, &shown)?;
+        return Ok(Project { lockfile: file, ecosystem: "PyPI", packages });
+    }
+    // TOML lockfiles with `[[package]]` tables: poetry's has `[metadata]` with a content hash,
+    // uv's a top-level `requires-python`, Cargo's neither.
     if !is_json && text.lines().any(|l| l.trim() == "[[package]]") {
+        let poetry = text.lines().any(|l| l.trim() == "[metadata]") && text.contains("content-hash");
+        let uv = text.lines().any(|l| l.starts_with("requires-python"));
+        if poetry {
+            let pyproject = file.parent().and_then(|d| std::fs::read_to_string(d.join("pyproject.toml")).ok());
+            let packages = python::parse_poetry(&text, &shown, pyproject.as_deref())?;
+            return Ok(Project { lockfile: file, ecosystem: "PyPI", packages });
+        }
+        if uv {
+            let packages = python::parse_uv(&text, &shown)?;
+            return Ok(Project { lockfile: file, ecosystem: "PyPI", packages });
+        }
         let packages = cargo::parse(&text, &shown)?;
         return Ok(Project { lockfile: file, ecosystem: "crates.io", packages });
     }
