@@ -21,6 +21,11 @@ if [ ! -d tests/observatory/node_modules/@mdn/mdn-http-observatory ]; then
   (cd tests/observatory && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
+# node-semver, the reference the npm range reading is checked against.
+if [ ! -d tests/semver/node_modules/semver ]; then
+  (cd tests/semver && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi

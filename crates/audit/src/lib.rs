@@ -8,6 +8,7 @@
 pub mod cvss;
 pub mod db;
 pub mod lockfile;
+pub mod npm_range;
 pub mod osv;
 pub mod pep440;
 pub mod report;

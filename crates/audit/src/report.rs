@@ -23,6 +23,22 @@ pub struct Finding {
     pub cvss_score: Option<f64>,
     /// The vector that score came from.
     pub cvss_vector: Option<String>,
+    /// Whether the fix is within every range the dependents declare (`npm update` suffices);
+    /// `None` when unknown (no fix, or no declared ranges in the lockfile).
+    pub fix_in_range: Option<bool>,
+}
+
+/// Whether `fixed` satisfies every declared range (npm range semantics).
+fn fix_in_range(ecosystem: &str, fixed: Option<&str>, ranges: &[String]) -> Option<bool> {
+    let fixed = fixed?;
+    if ecosystem != "npm" || ranges.is_empty() {
+        return None;
+    }
+    let mut all = true;
+    for r in ranges {
+        all &= crate::npm_range::satisfies(fixed, r)?;
+    }
+    Some(all)
 }
 
 /// The highest v3 base score among the vectors, with its vector.
@@ -79,8 +95,18 @@ pub fn audit(project: &Project, db: &AdvisoryDb, production: bool) -> Result<Vec
                 summary: adv.summary.clone(),
                 cvss_score: best_cvss(&adv.cvss).0,
                 cvss_vector: best_cvss(&adv.cvss).1,
+                fix_in_range: None,
             });
         }
+    }
+    for f in &mut out {
+        let ranges = project
+            .packages
+            .iter()
+            .find(|p| p.name == f.package && p.version == f.version)
+            .map(|p| p.ranges.as_slice())
+            .unwrap_or(&[]);
+        f.fix_in_range = fix_in_range(project.ecosystem, f.fixed.as_deref(), ranges);
     }
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.package.cmp(&b.package)).then(a.id.cmp(&b.id)));
     Ok(out)
@@ -102,6 +128,7 @@ pub fn to_json(project: &Project, findings: &[Finding]) -> Value {
             "malicious": f.malicious,
             "summary": f.summary,
             "fixed_version": f.fixed,
+            "fix_in_range": f.fix_in_range,
             "direct": f.direct,
             "dev": f.dev,
             "paths": f.paths,
@@ -133,7 +160,11 @@ pub fn to_table(project: &Project, findings: &[Finding]) -> String {
             f.package,
             f.version,
             f.id,
-            f.fixed.as_deref().unwrap_or("none"),
+            match (f.fixed.as_deref(), f.fix_in_range) {
+                (None, _) => "none".to_owned(),
+                (Some(v), Some(false)) => format!("{v}!"),
+                (Some(v), _) => v.to_owned(),
+            },
             if f.dev { "dev" } else { "prod" },
             path
         ));

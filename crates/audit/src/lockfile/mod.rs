@@ -18,6 +18,9 @@ pub struct Package {
     pub dev: bool,
     /// The shortest dependency paths from the project (names, the project itself excluded).
     pub paths: Vec<Vec<String>>,
+    /// The version ranges its dependents declare for it (`^6.7.0`), where the lockfile says
+    /// (npm v2/v3); empty when unknown.
+    pub ranges: Vec<String>,
 }
 
 impl Package {
@@ -48,7 +51,13 @@ impl Merger {
             }
             None => {
                 self.index.insert(key, self.out.len());
-                self.out.push(Package { name: name.to_owned(), version: version.to_owned(), dev, paths: Vec::new() });
+                self.out.push(Package {
+                    name: name.to_owned(),
+                    version: version.to_owned(),
+                    dev,
+                    paths: Vec::new(),
+                    ranges: Vec::new(),
+                });
                 self.out.len() - 1
             }
         };

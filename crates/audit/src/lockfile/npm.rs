@@ -65,6 +65,7 @@ fn resolve<'a>(pkgs: &'a Map<String, Value>, from: &str, name: &str) -> Option<&
 fn parse_packages(pkgs: &Map<String, Value>) -> Vec<Package> {
     // Breadth-first from the root (and workspace members) over resolved dependency edges.
     let mut paths: HashMap<&str, Vec<Vec<String>>> = HashMap::new();
+    let mut ranges: HashMap<&str, Vec<String>> = HashMap::new();
     let mut queue: VecDeque<(&str, Vec<String>)> = VecDeque::new();
     let roots: Vec<&str> = pkgs
         .iter()
@@ -94,6 +95,15 @@ fn parse_packages(pkgs: &Map<String, Value>) -> Vec<Package> {
         };
         for dep in dep_names(entry, &["dependencies", "devDependencies", "optionalDependencies", "peerDependencies"]) {
             let Some(target) = resolve(pkgs, at, &dep) else { continue };
+            let declared = ["dependencies", "devDependencies", "optionalDependencies", "peerDependencies"]
+                .iter()
+                .find_map(|k| entry.get(*k).and_then(|d| d.get(&dep)).and_then(Value::as_str));
+            if let Some(r) = declared {
+                let known = ranges.entry(target).or_default();
+                if known.len() < 8 && !known.iter().any(|k| k == r) {
+                    known.push(r.to_owned());
+                }
+            }
             let mut next = trail.clone();
             next.push(dep.clone());
             let known = paths.entry(target).or_default();
@@ -124,7 +134,8 @@ fn parse_packages(pkgs: &Map<String, Value>) -> Vec<Package> {
             p.push(vec![name.clone()]);
         }
         p.sort_by_key(Vec::len);
-        out.push(Package { name, version: version.to_owned(), dev, paths: p });
+        let r = ranges.remove(key.as_str()).unwrap_or_default();
+        out.push(Package { name, version: version.to_owned(), dev, paths: p, ranges: r });
     }
     out
 }

@@ -120,7 +120,13 @@ pub fn parse(text: &str, path: &str, package_json: Option<&Value>) -> Result<Vec
             if p.is_empty() {
                 p.push(vec![e.name.clone()]);
             }
-            Package { dev: known_roots && dev_only[i] && seen_any[i], name: e.name, version: e.version, paths: p }
+            Package {
+                dev: known_roots && dev_only[i] && seen_any[i],
+                name: e.name,
+                version: e.version,
+                paths: p,
+                ranges: Vec::new(),
+            }
         })
         .collect())
 }
