@@ -81,6 +81,10 @@ pub enum Command {
     /// Known vulnerabilities in the app's dependencies, from the local advisory database.
     /// Exit code 0 when nothing is at or above --fail-on, 1 when something is, 2 on an error.
     Audit(AuditArgs),
+    /// The runtime: whether the running Node.js's release line reached end of life, and the
+    /// known Node.js core vulnerabilities of its version, with the version to move to (from the
+    /// local advisory database). Exit code 0 when fine, 1 when end-of-life or vulnerable, 2 on an error.
+    Doctor(DoctorArgs),
     /// The local advisory database.
     Db {
         #[command(subcommand)]
@@ -222,6 +226,22 @@ pub struct LogsArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// The advisory database directory (default: $KEVLAR_DB, else ~/.cache/kevlar/advisories).
+    #[arg(long, value_name = "DIR")]
+    pub db: Option<PathBuf>,
+    /// The Node.js binary to ask (`node --version`).
+    #[arg(long, value_name = "PATH", default_value = "node")]
+    pub node: String,
+    /// Check this version instead of running Node.js (e.g. 20.11.0).
+    #[arg(long, value_name = "VERSION")]
+    pub node_version: Option<String>,
+    /// table or json.
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+}
+
+#[derive(Args, Debug)]
 pub struct AuditArgs {
     /// The project directory or its lockfile (package-lock.json, npm-shrinkwrap.json, pnpm-lock.yaml,
     /// yarn.lock, bun.lock, Cargo.lock, poetry.lock, uv.lock, requirements.txt).
@@ -231,6 +251,9 @@ pub struct AuditArgs {
     /// directory, else in the current directory, when present).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Also check the Node.js runtime (as `kevlar doctor` does).
+    #[arg(long)]
+    pub runtime: bool,
     /// The advisory database directory (default: $KEVLAR_DB, else ~/.cache/kevlar/advisories).
     #[arg(long, value_name = "DIR")]
     pub db: Option<PathBuf>,

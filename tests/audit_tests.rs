@@ -448,3 +448,67 @@ fn python_lockfiles_against_the_real_pypa_database() {
     assert_eq!(code, 2);
     assert!(err.contains("uv.lock:6:"), "{err}");
 }
+
+#[test]
+fn doctor_reports_end_of_life_and_node_core_vulnerabilities() {
+    let wg = repo().join("../shared/data/advisories/nodejs-security-wg");
+    assert!(wg.is_dir(), "the shared security-wg corpus is missing at {}", wg.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    // Without runtime data, doctor says what to import.
+    let (code, _, err) = kevlar(&["db", "update", "--from", tmp.path().to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = kevlar(&["doctor", "--node-version", "20.0.0"], &db);
+    assert_eq!(code, 2);
+    assert!(err.contains("no Node.js runtime data"), "{err}");
+
+    let (code, out, err) = kevlar(&["db", "update", "--from", wg.to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("171 Node.js runtime records"), "{out}");
+    // A release schedule in nodejs/Release's format (node-releases ships the same file).
+    let schedule = tmp.path().join("schedule.json");
+    std::fs::write(
+        &schedule,
+        r#"{
+  "v18": {"start": "2022-04-19", "lts": "2022-10-25", "maintenance": "2023-10-18", "end": "2025-04-30", "codename": "Hydrogen"},
+  "v22": {"start": "2024-04-24", "lts": "2024-10-29", "maintenance": "2025-10-21", "end": "2999-04-30", "codename": "Jod"},
+  "v23": {"start": "2024-10-16", "maintenance": "2025-04-01", "end": "2999-06-01"}
+}"#,
+    )
+    .unwrap();
+    let (code, _, err) = kevlar(&["db", "update", "--from", schedule.to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, err) = kevlar(&["doctor", "--node-version", "18.9.0", "--format", "json"], &db);
+    assert_eq!(code, 1, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"], "end-of-life");
+    assert_eq!(v["move_to"], "v22", "the newest supported LTS line");
+    let llhttp = v["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["cves"].as_array().unwrap().contains(&json!("CVE-2022-35256")))
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(llhttp["fixed_version"], "18.9.1");
+
+    let (code, out, _) = kevlar(&["doctor", "--node-version", "22.99.0"], &db);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("v22, maintenance") && out.contains("no known Node.js core vulnerabilities"), "{out}");
+    let (code, out, _) = kevlar(&["doctor", "--node-version", "22.1.0"], &db);
+    assert_eq!(code, 1);
+    assert!(out.contains("known Node.js core vulnerabilit"), "{out}");
+
+    // The real `node` of this machine.
+    let real = String::from_utf8(Command::new("node").arg("--version").output().unwrap().stdout).unwrap();
+    let (code, out, err) = kevlar(&["doctor", "--format", "json"], &db);
+    assert!(code == 0 || code == 1, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["version"], real.trim().trim_start_matches('v'));
+
+    // `audit --runtime` adds the runtime report to the dependency audit.
+    write_fixture(tmp.path());
+    let (code, out, err) = kevlar(&["audit", tmp.path().to_str().unwrap(), "--runtime"], &db);
+    assert!(code == 0 || code == 1, "{err}");
+    assert!(out.contains("Node.js"), "{out}");
+}

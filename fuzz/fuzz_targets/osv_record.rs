@@ -12,6 +12,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         let _ = kevlar_audit::cvss::base_score(text);
+        // npm ranges (declared ranges, the Node.js WG's runtime advisories).
+        let (range, version) = text.split_once('\n').unwrap_or((text, "1.2.3"));
+        let _ = kevlar_audit::npm_range::satisfies(version, range);
+        let _ = kevlar_audit::npm_range::satisfies("1.2.3-beta.1", range);
     }
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
         let mut warnings = Vec::new();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use kevlar_audit::{lockfile, report, AdvisoryDb, Severity};
 
-use crate::cli::{AuditArgs, DbCommand};
+use crate::cli::{AuditArgs, DbCommand, DoctorArgs};
 
 /// A database older than this gets a warning.
 const STALE_DAYS: i64 = 7;
@@ -35,12 +35,14 @@ pub fn db(cmd: DbCommand) -> anyhow::Result<ExitCode> {
                 eprintln!("kevlar: warning: {w}");
             }
             println!(
-                "imported {} records into {} in {:.2}s ({} files skipped, {} informational notices left out, {} warnings); {} records in all",
+                "imported {} records into {} in {:.2}s ({} files skipped, {} informational notices left out, {} Node.js runtime records, {} files in other formats, {} warnings); {} records in all",
                 stats.records,
                 dir.display(),
                 stats.seconds,
                 stats.skipped_files,
                 stats.informational,
+                stats.runtime_records,
+                stats.not_advisories,
                 stats.warnings.len(),
                 store.count()?
             );
@@ -147,8 +149,101 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
         _ => print!("{}", report::to_table(&project, &findings)),
     }
     let threshold = Severity::parse(&a.fail_on).unwrap_or(Severity::Low);
-    let failing = findings
+    let mut failing = findings
         .iter()
         .any(|f| f.severity >= threshold || (f.severity == Severity::Unknown && threshold == Severity::Low));
+    if a.runtime {
+        let version = node_version("node", None)?;
+        if a.format != "json" {
+            println!();
+        }
+        let (r, runtime_failing) = runtime_report(&db, &version, a.format == "json")?;
+        if a.format == "json" {
+            println!("{r}");
+        }
+        failing |= runtime_failing;
+    }
+    Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The running Node.js version (`node --version`), or the one given.
+fn node_version(node: &str, given: Option<&str>) -> anyhow::Result<semver::Version> {
+    let text = match given {
+        Some(v) => v.to_owned(),
+        None => {
+            let out = std::process::Command::new(node)
+                .arg("--version")
+                .output()
+                .with_context(|| format!("cannot run `{node} --version` (use --node PATH or --node-version X)"))?;
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        }
+    };
+    semver::Version::parse(text.trim().trim_start_matches('v'))
+        .with_context(|| format!("`{text}` is not a Node.js version"))
+}
+
+/// The runtime report; `true` when it should fail a CI run (end of life, or vulnerable).
+fn runtime_report(
+    db: &AdvisoryDb,
+    version: &semver::Version,
+    json_out: bool,
+) -> anyhow::Result<(serde_json::Value, bool)> {
+    let schedule = db.node_schedule()?;
+    let docs = db.runtime_vulns()?;
+    if schedule.is_none() && docs.is_empty() {
+        anyhow::bail!(
+            "the advisory database has no Node.js runtime data; import the security WG's vuln/core and a release schedule with `kevlar db update --from DIR`"
+        );
+    }
+    let today = kevlar_core::time::rfc3339_ms(kevlar_core::time::now_ms())[..10].to_owned();
+    let r = kevlar_audit::runtime::report(version, schedule.as_ref(), &docs, &today);
+    let failing = r["status"] == "end-of-life" || r["vulnerabilities"].as_array().is_some_and(|a| !a.is_empty());
+    if !json_out {
+        let line = r["line"].as_str().unwrap_or("?");
+        match r["status"].as_str().unwrap_or("unknown") {
+            "end-of-life" => println!(
+                "Node.js {} ({line}) reached end of life on {}: no more security fixes. Move to {}.",
+                r["version"].as_str().unwrap_or("?"),
+                r["end_of_life"].as_str().unwrap_or("?"),
+                r["move_to"].as_str().unwrap_or("a supported line")
+            ),
+            "unknown" => println!("Node.js {}: release line not in the schedule", r["version"].as_str().unwrap_or("?")),
+            s => println!(
+                "Node.js {} ({line}, {s}; end of life {})",
+                r["version"].as_str().unwrap_or("?"),
+                r["end_of_life"].as_str().unwrap_or("?")
+            ),
+        }
+        let vulns = r["vulnerabilities"].as_array().cloned().unwrap_or_default();
+        if vulns.is_empty() {
+            println!("no known Node.js core vulnerabilities for this version");
+        } else {
+            println!("{} known Node.js core vulnerabilit{}:", vulns.len(), if vulns.len() == 1 { "y" } else { "ies" });
+            for v in &vulns {
+                let cves = v["cves"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|c| c.as_str()).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default();
+                let overview: String = v["overview"].as_str().unwrap_or("").chars().take(110).collect();
+                println!(
+                    "  {:<8} {:<18} fixed in {:<10} {}",
+                    v["severity"].as_str().unwrap_or("?").to_uppercase(),
+                    cves,
+                    v["fixed_version"].as_str().unwrap_or("a newer line"),
+                    overview
+                );
+            }
+        }
+    }
+    Ok((r, failing))
+}
+
+pub fn doctor(a: DoctorArgs) -> anyhow::Result<ExitCode> {
+    let db = AdvisoryDb::open(&db_dir(a.db))?;
+    let version = node_version(&a.node, a.node_version.as_deref())?;
+    let (r, failing) = runtime_report(&db, &version, a.format == "json")?;
+    if a.format == "json" {
+        println!("{r}");
+    }
     Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -23,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(args) => events::run(args),
         Command::Audit(a) => audit::run(a),
         Command::Db { command } => audit::db(command),
+        Command::Doctor(a) => audit::doctor(a),
         Command::Status(a) => control::status(a),
         Command::Reload(a) => control::reload(a),
         Command::Restart(a) => control::restart(a),

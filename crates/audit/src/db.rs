@@ -28,6 +28,10 @@ pub struct ImportStats {
     pub skipped_files: usize,
     /// RustSec notices that are not vulnerabilities (unmaintained, unsound): not imported.
     pub informational: usize,
+    /// Node.js core advisories (security WG format) and release schedules imported.
+    pub runtime_records: usize,
+    /// Files in a format that is not an advisory Kevlar reads (the WG's legacy npm advisories).
+    pub not_advisories: usize,
     /// Records or ranges that could not be read, each naming the record.
     pub warnings: Vec<String>,
     pub seconds: f64,
@@ -43,6 +47,7 @@ CREATE TABLE IF NOT EXISTS advisories (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS affected (ecosystem TEXT NOT NULL, name TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (ecosystem, name, id));
 CREATE INDEX IF NOT EXISTS affected_by_id ON affected (id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runtime_vulns (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 ";
 
 impl AdvisoryDb {
@@ -131,7 +136,37 @@ impl AdvisoryDb {
                         }
                     }
                 } else {
-                    match serde_json::from_str(&text) {
+                    match serde_json::from_str::<Value>(&text) {
+                        Ok(v) if crate::runtime::is_core_advisory(&v) => {
+                            let id = f.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_owned();
+                            tx.execute(
+                                "INSERT OR REPLACE INTO runtime_vulns (id, doc) VALUES (?1, ?2)",
+                                params![format!("NODE-CORE-{id}"), text],
+                            )
+                            .map_err(sql)?;
+                            stats.runtime_records += 1;
+                            continue;
+                        }
+                        Ok(v) if crate::runtime::is_schedule(&v) => {
+                            tx.execute(
+                                "INSERT OR REPLACE INTO meta (key, value) VALUES ('node_schedule', ?1)",
+                                params![text],
+                            )
+                            .map_err(sql)?;
+                            stats.runtime_records += 1;
+                            continue;
+                        }
+                        // The security WG's legacy npm advisories (`module_name`) and its core
+                        // index (the same records as the per-file ones) are not OSV.
+                        // Its dependency assessments (`reason`: not affected) say what does not apply.
+                        Ok(v)
+                            if v.get("module_name").is_some()
+                                || (v.get("cve").is_some() && v.get("reason").is_some() && v.get("id").is_none())
+                                || f.file_name().is_some_and(|n| n == "index.json") =>
+                        {
+                            stats.not_advisories += 1;
+                            continue;
+                        }
                         Ok(v) => (v, text),
                         Err(e) => {
                             stats.skipped_files += 1;
@@ -182,6 +217,27 @@ impl AdvisoryDb {
             .filter_map(|d| serde_json::from_str(d).ok())
             .filter_map(|v: Value| Advisory::from_json(&v, &mut ignored).ok())
             .collect())
+    }
+
+    /// The stored Node.js core advisories, `(id, record)`.
+    pub fn runtime_vulns(&self) -> Result<Vec<(String, Value)>, DbError> {
+        let mut stmt = self.conn.prepare("SELECT id, doc FROM runtime_vulns").map_err(self.sql())?;
+        let rows: Vec<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.sql())?
+            .collect::<Result<_, _>>()
+            .map_err(self.sql())?;
+        Ok(rows.into_iter().filter_map(|(id, d)| serde_json::from_str(&d).ok().map(|v| (id, v))).collect())
+    }
+
+    /// The stored Node.js release schedule.
+    pub fn node_schedule(&self) -> Result<Option<Value>, DbError> {
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'node_schedule'", [], |r| r.get(0))
+            .optional()
+            .map_err(self.sql())?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     pub fn count(&self) -> Result<i64, DbError> {

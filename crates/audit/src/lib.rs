@@ -12,6 +12,7 @@ pub mod npm_range;
 pub mod osv;
 pub mod pep440;
 pub mod report;
+pub mod runtime;
 pub mod rustsec;
 pub mod version;
 
