@@ -270,11 +270,14 @@ pub struct AuditArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum DbCommand {
-    /// Import OSV records (a directory of .json files, or one file) into the local database.
+    /// Import advisories into the local database: OSV records (JSON or YAML), RustSec advisories,
+    /// the Node.js security WG's core advisories and a Node.js release schedule — from a
+    /// directory, a file, a zip archive (OSV's per-ecosystem all.zip) or a URL. Without --from,
+    /// OSV's public all.zip of each ecosystem the project in the current directory uses.
     Update {
-        /// Where the OSV records are.
-        #[arg(long, value_name = "PATH")]
-        from: PathBuf,
+        /// A directory, a file, a .zip, or an http(s) URL of one.
+        #[arg(long, value_name = "PATH|URL")]
+        from: Option<String>,
         /// The advisory database directory (default: $KEVLAR_DB, else ~/.cache/kevlar/advisories).
         #[arg(long, value_name = "DIR")]
         db: Option<PathBuf>,

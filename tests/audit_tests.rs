@@ -512,3 +512,63 @@ fn doctor_reports_end_of_life_and_node_core_vulnerabilities() {
     assert!(code == 0 || code == 1, "{err}");
     assert!(out.contains("Node.js"), "{out}");
 }
+
+/// Serves `body` once per connection on an ephemeral port, for `count` connections.
+fn serve_bytes(body: Vec<u8>, count: usize) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(count) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    format!("http://{addr}/npm/all.zip")
+}
+
+#[test]
+fn db_update_reads_zip_archives_and_urls() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    write_fixture(tmp.path());
+    // OSV's all.zip layout: one JSON record per entry, deflated.
+    let mut zip_bytes = Vec::new();
+    {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(&mut zip_bytes));
+        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for e in std::fs::read_dir(tmp.path().join("osv")).unwrap() {
+            let p = e.unwrap().path();
+            w.start_file(p.file_name().unwrap().to_str().unwrap(), opts).unwrap();
+            w.write_all(&std::fs::read(&p).unwrap()).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let zip_path = tmp.path().join("all.zip");
+    std::fs::write(&zip_path, &zip_bytes).unwrap();
+    let db = tmp.path().join("db1");
+    let (code, out, err) = kevlar(&["db", "update", "--from", zip_path.to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("imported 5 records"), "{out}");
+    let (code, _, _) = kevlar(&["audit", tmp.path().to_str().unwrap()], &db);
+    assert_eq!(code, 1, "the zip's records find the vulnerable qs");
+
+    // The same archive over HTTP.
+    let url = serve_bytes(zip_bytes.clone(), 1);
+    let db = tmp.path().join("db2");
+    let (code, out, err) = kevlar(&["db", "update", "--from", &url], &db);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("downloaded") && out.contains("imported 5 records"), "{out}{err}");
+    // A broken archive and an unreachable source are errors, not panics.
+    std::fs::write(tmp.path().join("broken.zip"), b"PK\x03\x04 not really").unwrap();
+    let (code, _, err) = kevlar(&["db", "update", "--from", tmp.path().join("broken.zip").to_str().unwrap()], &db);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) =
+        kevlar(&["db", "update", "--from", &format!("http://127.0.0.1:{}/x.zip", common::closed_port())], &db);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot download"), "{err}");
+}

@@ -30,7 +30,54 @@ pub fn db(cmd: DbCommand) -> anyhow::Result<ExitCode> {
         DbCommand::Update { from, db } => {
             let dir = db_dir(db);
             let mut store = AdvisoryDb::create(&dir)?;
-            let stats = store.import_dir(&from).with_context(|| format!("cannot import from {}", from.display()))?;
+            let sources: Vec<String> = match from {
+                Some(f) => vec![f],
+                None => default_sources(),
+            };
+            for source in sources {
+                let path = if source.starts_with("http://") || source.starts_with("https://") {
+                    download(&source, &dir)?
+                } else {
+                    PathBuf::from(&source)
+                };
+                import_one(&mut store, &path, &dir)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// OSV's public archive for each ecosystem of the project in the current directory (npm when
+/// there is none).
+fn default_sources() -> Vec<String> {
+    let eco = lockfile::load(std::path::Path::new(".")).map(|p| p.ecosystem).unwrap_or("npm");
+    vec![format!("https://osv-vulnerabilities.storage.googleapis.com/{eco}/all.zip")]
+}
+
+/// Downloads `url` into `<db>/downloads/`; at most 4 GiB, 10 minutes.
+fn download(url: &str, db: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let dir = db.join("downloads");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let name = url.rsplit('/').next().filter(|n| !n.is_empty() && !n.contains('?')).unwrap_or("download");
+    let dest = dir.join(name);
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(std::time::Duration::from_secs(20))
+        .timeout(std::time::Duration::from_secs(600))
+        .build();
+    let resp = agent.get(url).call().with_context(|| format!("cannot download {url}"))?;
+    let tmp = dest.with_extension("part");
+    let mut out = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let n = std::io::copy(&mut std::io::Read::take(resp.into_reader(), 4 << 30), &mut out)
+        .with_context(|| format!("download of {url} broke off"))?;
+    std::fs::rename(&tmp, &dest).with_context(|| format!("cannot write {}", dest.display()))?;
+    eprintln!("kevlar: downloaded {url} ({n} bytes)");
+    Ok(dest)
+}
+
+fn import_one(store: &mut AdvisoryDb, from: &std::path::Path, dir: &std::path::Path) -> anyhow::Result<()> {
+    {
+        {
+            let stats = store.import_dir(from).with_context(|| format!("cannot import from {}", from.display()))?;
             for w in &stats.warnings {
                 eprintln!("kevlar: warning: {w}");
             }
@@ -46,7 +93,7 @@ pub fn db(cmd: DbCommand) -> anyhow::Result<ExitCode> {
                 stats.warnings.len(),
                 store.count()?
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(())
         }
     }
 }

@@ -37,6 +37,9 @@ pub struct ImportStats {
     pub seconds: f64,
 }
 
+/// One record larger than this (inside an archive) is cut, and then fails to parse.
+const MAX_RECORD_BYTES: u64 = 16 << 20;
+
 pub struct AdvisoryDb {
     conn: Connection,
     path: PathBuf,
@@ -79,11 +82,61 @@ impl AdvisoryDb {
     /// Imports every `.json` OSV record under `dir` (recursively). Unreadable files and records
     /// are counted and warned about; they never stop the import.
     pub fn import_dir(&mut self, dir: &Path) -> Result<ImportStats, DbError> {
-        let started = Instant::now();
-        let mut stats = ImportStats::default();
+        let is_zip = dir.is_file()
+            && std::fs::File::open(dir)
+                .and_then(|mut f| {
+                    let mut magic = [0u8; 4];
+                    std::io::Read::read_exact(&mut f, &mut magic).map(|_| magic == *b"PK\x03\x04")
+                })
+                .unwrap_or(false);
+        if is_zip {
+            let file = std::fs::File::open(dir).map_err(|source| DbError::Read { path: dir.to_path_buf(), source })?;
+            let mut archive = zip::ZipArchive::new(file).map_err(|e| DbError::Read {
+                path: dir.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+            })?;
+            let base = dir.to_path_buf();
+            let n = archive.len();
+            let entries = (0..n).filter_map(move |i| {
+                use std::io::Read;
+                let mut e = archive.by_index(i).ok()?;
+                if !e.is_file() {
+                    return None;
+                }
+                let name = base.join(e.name());
+                let ok = name.extension().is_some_and(|x| x == "json" || x == "md" || x == "yaml" || x == "yml");
+                if !ok {
+                    return None;
+                }
+                let mut text = String::new();
+                let res = e
+                    .by_ref()
+                    .take(MAX_RECORD_BYTES)
+                    .read_to_string(&mut text)
+                    .map(|_| text)
+                    .map_err(|err| err.to_string());
+                Some((name, res))
+            });
+            return self.import_entries(Box::new(entries));
+        }
         let mut files = Vec::new();
         collect_json(dir, &mut files).map_err(|source| DbError::Read { path: dir.to_path_buf(), source })?;
         files.sort();
+        let entries = files.into_iter().map(|f| {
+            let text = std::fs::read_to_string(&f).map_err(|e| e.to_string());
+            (f, text)
+        });
+        self.import_entries(Box::new(entries))
+    }
+
+    /// Imports records one at a time from `entries` (a file's path, its text or why it could not
+    /// be read), in one transaction.
+    fn import_entries(
+        &mut self,
+        entries: Box<dyn Iterator<Item = (PathBuf, Result<String, String>)> + '_>,
+    ) -> Result<ImportStats, DbError> {
+        let started = Instant::now();
+        let mut stats = ImportStats::default();
         let path = self.path.clone();
         let sql = |source| DbError::Sql { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(sql)?;
@@ -92,8 +145,9 @@ impl AdvisoryDb {
             let mut del = tx.prepare("DELETE FROM affected WHERE id = ?1").map_err(sql)?;
             let mut aff =
                 tx.prepare("INSERT OR IGNORE INTO affected (ecosystem, name, id) VALUES (?1, ?2, ?3)").map_err(sql)?;
-            for f in &files {
-                let text = match std::fs::read_to_string(f) {
+            for (f, text) in entries {
+                let f = &f;
+                let text = match text {
                     Ok(t) => t,
                     Err(e) => {
                         stats.skipped_files += 1;
