@@ -94,7 +94,7 @@ fn roundup(x: f64) -> f64 {
 /// The qualitative rating of a score (v3.1 §5).
 pub fn rating(score: f64) -> &'static str {
     match score {
-        s if s == 0.0 => "none",
+        0.0 => "none",
         s if s < 4.0 => "low",
         s if s < 7.0 => "medium",
         s if s < 9.0 => "high",

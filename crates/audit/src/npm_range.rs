@@ -69,13 +69,7 @@ fn parse_partial(s: &str) -> Option<Partial> {
         return None;
     }
     // `1.x.3` reads as `1.x`.
-    let (minor, patch) = if major.is_none() {
-        (None, None)
-    } else if minor.is_none() {
-        (None, None)
-    } else {
-        (minor, patch)
-    };
+    let (minor, patch) = if major.is_none() || minor.is_none() { (None, None) } else { (minor, patch) };
     Some(Partial { major, minor, patch, pre })
 }
 

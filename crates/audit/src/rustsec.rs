@@ -150,10 +150,7 @@ fn affected_events(mut safe: Vec<(Version, Option<Version>)>) -> Vec<Value> {
             events.push(json!({ "introduced": intro }));
             events.push(json!({ "fixed": lo.to_string() }));
         }
-        cur = match hi {
-            None => None,
-            Some(h) => Some(if h > c { h } else { c }),
-        };
+        cur = hi.map(|h| if h > c { h } else { c });
     }
     if let Some(c) = cur {
         let intro = if c == Version::new(0, 0, 0) { "0".to_owned() } else { c.to_string() };
