@@ -572,3 +572,35 @@ fn db_update_reads_zip_archives_and_urls() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot download"), "{err}");
 }
+
+#[test]
+fn monorepo_findings_name_the_workspace_that_pulls_them_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_fixture(tmp.path());
+    let db = tmp.path().join("db");
+    let (code, _, err) = kevlar(&["db", "update", "--from", tmp.path().join("osv").to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+    let repo_dir = tmp.path().join("mono");
+    std::fs::create_dir_all(&repo_dir).unwrap();
+    let lock = json!({
+        "name": "mono", "lockfileVersion": 3, "requires": true,
+        "packages": {
+            "": {"name": "mono", "workspaces": ["packages/*"]},
+            "packages/api": {"name": "api", "version": "1.0.0", "dependencies": {"qs": "^6.7.0"}},
+            "packages/cli": {"name": "cli", "version": "1.0.0", "dependencies": {"minimist": "^1.2.0", "qs": "^6.7.0"}},
+            "node_modules/api": {"resolved": "packages/api", "link": true},
+            "node_modules/cli": {"resolved": "packages/cli", "link": true},
+            "node_modules/qs": {"version": "6.7.0"},
+            "node_modules/minimist": {"version": "1.2.5"}
+        }
+    });
+    std::fs::write(repo_dir.join("package-lock.json"), lock.to_string()).unwrap();
+    let (code, out, err) = kevlar(&["audit", repo_dir.to_str().unwrap(), "--format", "json"], &db);
+    assert_eq!(code, 1, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let by = |p: &str| v["findings"].as_array().unwrap().iter().find(|f| f["package"] == p).unwrap().clone();
+    assert_eq!(by("qs")["workspaces"], json!(["packages/api", "packages/cli"]));
+    assert_eq!(by("minimist")["workspaces"], json!(["packages/cli"]));
+    let (_, table, _) = kevlar(&["audit", repo_dir.to_str().unwrap()], &db);
+    assert!(table.contains("pulled in by workspace packages/cli"), "{table}");
+}

@@ -26,6 +26,8 @@ pub struct Finding {
     /// Whether the fix is within every range the dependents declare (`npm update` suffices);
     /// `None` when unknown (no fix, or no declared ranges in the lockfile).
     pub fix_in_range: Option<bool>,
+    /// The workspaces that pull the package in (monorepos; `.` is the root project).
+    pub workspaces: Vec<String>,
 }
 
 /// Whether `fixed` satisfies every declared range (npm range semantics).
@@ -96,6 +98,7 @@ pub fn audit(project: &Project, db: &AdvisoryDb, production: bool) -> Result<Vec
                 cvss_score: best_cvss(&adv.cvss).0,
                 cvss_vector: best_cvss(&adv.cvss).1,
                 fix_in_range: None,
+                workspaces: p.workspaces.clone(),
             });
         }
     }
@@ -129,6 +132,7 @@ pub fn to_json(project: &Project, findings: &[Finding]) -> Value {
             "summary": f.summary,
             "fixed_version": f.fixed,
             "fix_in_range": f.fix_in_range,
+            "workspaces": f.workspaces,
             "direct": f.direct,
             "dev": f.dev,
             "paths": f.paths,
@@ -169,6 +173,14 @@ pub fn to_table(project: &Project, findings: &[Finding]) -> String {
             path
         ));
         s.push_str(&format!("{:<9} {}\n", "", f.summary));
+        if !f.workspaces.is_empty() && f.workspaces != ["."] {
+            s.push_str(&format!(
+                "{:<9} pulled in by workspace{} {}\n",
+                "",
+                if f.workspaces.len() == 1 { "" } else { "s" },
+                f.workspaces.join(", ")
+            ));
+        }
     }
     s.push_str(&format!(
         "{} finding{} in {} packages ({})\n",

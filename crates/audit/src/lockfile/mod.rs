@@ -21,6 +21,9 @@ pub struct Package {
     /// The version ranges its dependents declare for it (`^6.7.0`), where the lockfile says
     /// (npm v2/v3); empty when unknown.
     pub ranges: Vec<String>,
+    /// The workspaces (monorepo members) that pull it in, by their path in the repository
+    /// (`.` for the root project); empty when the lockfile format does not say (npm v2/v3 does).
+    pub workspaces: Vec<String>,
 }
 
 impl Package {
@@ -43,6 +46,11 @@ pub(crate) struct Merger {
 
 impl Merger {
     pub fn add(&mut self, name: &str, version: &str, dev: bool, paths: Vec<Vec<String>>) {
+        self.add_in(name, version, dev, paths, &[]);
+    }
+
+    /// As [`Merger::add`], also recording the workspaces that reach the entry.
+    pub fn add_in(&mut self, name: &str, version: &str, dev: bool, paths: Vec<Vec<String>>, workspaces: &[String]) {
         let key = (name.to_owned(), version.to_owned());
         let i = match self.index.get(&key) {
             Some(&i) => {
@@ -57,11 +65,18 @@ impl Merger {
                     dev,
                     paths: Vec::new(),
                     ranges: Vec::new(),
+                    workspaces: Vec::new(),
                 });
                 self.out.len() - 1
             }
         };
         let pkg = &mut self.out[i];
+        for w in workspaces {
+            if !pkg.workspaces.contains(w) {
+                pkg.workspaces.push(w.clone());
+            }
+        }
+        pkg.workspaces.sort();
         for p in paths {
             if pkg.paths.len() < MAX_PATHS && !pkg.paths.contains(&p) {
                 pkg.paths.push(p);

@@ -66,6 +66,8 @@ fn parse_packages(pkgs: &Map<String, Value>) -> Vec<Package> {
     // Breadth-first from the root (and workspace members) over resolved dependency edges.
     let mut paths: HashMap<&str, Vec<Vec<String>>> = HashMap::new();
     let mut ranges: HashMap<&str, Vec<String>> = HashMap::new();
+    // Which workspace each package is reached from: a second breadth-first walk per root.
+    let mut workspaces: HashMap<&str, std::collections::BTreeSet<String>> = HashMap::new();
     let mut queue: VecDeque<(&str, Vec<String>)> = VecDeque::new();
     let roots: Vec<&str> = pkgs
         .iter()
@@ -117,6 +119,46 @@ fn parse_packages(pkgs: &Map<String, Value>) -> Vec<Package> {
             }
         }
     }
+    for r in &roots {
+        let label = if r.is_empty() { ".".to_owned() } else { (*r).to_owned() };
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut queue: VecDeque<&str> = VecDeque::from([*r]);
+        while let Some(at) = queue.pop_front() {
+            if seen.len() > 200_000 {
+                break;
+            }
+            let Some(entry) = pkgs.get(at).and_then(Value::as_object) else { continue };
+            let entry = match entry.get("link").and_then(Value::as_bool) {
+                Some(true) => {
+                    match entry
+                        .get("resolved")
+                        .and_then(Value::as_str)
+                        .and_then(|x| pkgs.get(x))
+                        .and_then(Value::as_object)
+                    {
+                        Some(e) => e,
+                        None => continue,
+                    }
+                }
+                _ => entry,
+            };
+            let kinds: &[&str] = if at == *r {
+                &["dependencies", "devDependencies", "optionalDependencies", "peerDependencies"]
+            } else {
+                &["dependencies", "optionalDependencies", "peerDependencies"]
+            };
+            for dep in dep_names(entry, kinds) {
+                let Some(target) = resolve(pkgs, at, &dep) else { continue };
+                if !target.contains("node_modules/") {
+                    continue; // another workspace member: counted as its own root
+                }
+                if seen.insert(target) {
+                    workspaces.entry(target).or_default().insert(label.clone());
+                    queue.push_back(target);
+                }
+            }
+        }
+    }
     let mut out = Vec::new();
     for (key, entry) in pkgs {
         if key.is_empty() || !key.contains("node_modules/") {
@@ -135,7 +177,8 @@ fn parse_packages(pkgs: &Map<String, Value>) -> Vec<Package> {
         }
         p.sort_by_key(Vec::len);
         let r = ranges.remove(key.as_str()).unwrap_or_default();
-        out.push(Package { name, version: version.to_owned(), dev, paths: p, ranges: r });
+        let ws = workspaces.remove(key.as_str()).map(|s| s.into_iter().collect()).unwrap_or_default();
+        out.push(Package { name, version: version.to_owned(), dev, paths: p, ranges: r, workspaces: ws });
     }
     out
 }

@@ -68,7 +68,7 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
         message: e.to_string(),
     })?;
     let mut nodes: HashMap<String, Node> = HashMap::new();
-    let mut roots: Vec<(String, String, bool)> = Vec::new();
+    let mut roots: Vec<(String, String, bool, String)> = Vec::new();
     let mut seen_doc = false;
     for doc in &docs {
         let Some(lv) = text(&doc["lockfileVersion"]) else { continue };
@@ -101,18 +101,18 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
             }
         }
         // Importers: the project (v5 without workspaces keeps them at the top level).
-        let importers: Vec<&Yaml> = match doc["importers"].as_hash() {
-            Some(h) => h.values().collect(),
-            None => vec![doc],
+        let importers: Vec<(String, &Yaml)> = match doc["importers"].as_hash() {
+            Some(h) => h.iter().map(|(k, v)| (text(k).unwrap_or_else(|| ".".into()), v)).collect(),
+            None => vec![(".".to_owned(), doc)],
         };
-        for imp in importers {
+        for (importer, imp) in importers {
             for (section, dev) in [("dependencies", false), ("optionalDependencies", false), ("devDependencies", true)]
             {
                 let Some(h) = imp[section].as_hash() else { continue };
                 for (n, v) in h {
                     let (Some(name), Some(version)) = (text(n), dep_version(v)) else { continue };
                     if let Some(k) = dep_key(&name, &version, major) {
-                        roots.push((k, name, dev));
+                        roots.push((k, name, dev, importer.clone()));
                     }
                 }
             }
@@ -128,11 +128,16 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
     roots.sort_by_key(|r| r.2);
     let mut paths: HashMap<&str, Vec<Vec<String>>> = HashMap::new();
     let mut prod_reached: HashMap<&str, bool> = HashMap::new();
-    let mut queue: VecDeque<(&str, Vec<String>, bool)> =
-        roots.iter().filter(|r| nodes.contains_key(&r.0)).map(|r| (r.0.as_str(), vec![r.1.clone()], r.2)).collect();
-    let mut expanded: HashMap<(&str, bool), ()> = HashMap::new();
-    while let Some((key, trail, dev)) = queue.pop_front() {
+    let mut queue: VecDeque<(&str, Vec<String>, bool, &str)> = roots
+        .iter()
+        .filter(|r| nodes.contains_key(&r.0))
+        .map(|r| (r.0.as_str(), vec![r.1.clone()], r.2, r.3.as_str()))
+        .collect();
+    let mut expanded: HashMap<(&str, bool, &str), ()> = HashMap::new();
+    let mut workspaces: HashMap<&str, std::collections::BTreeSet<String>> = HashMap::new();
+    while let Some((key, trail, dev, importer)) = queue.pop_front() {
         let Some((k, node)) = nodes.get_key_value(key) else { continue };
+        workspaces.entry(k.as_str()).or_default().insert(importer.to_owned());
         let p = paths.entry(k.as_str()).or_default();
         if p.len() < MAX_PATHS && !p.contains(&trail) {
             p.push(trail.clone());
@@ -140,14 +145,14 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
         if !dev {
             prod_reached.insert(k.as_str(), true);
         }
-        if expanded.insert((k.as_str(), dev), ()).is_some() || trail.len() >= 64 {
+        if expanded.insert((k.as_str(), dev, importer), ()).is_some() || trail.len() >= 64 {
             continue;
         }
         for d in &node.deps {
             if let Some((dk, dn)) = nodes.get_key_value(d.as_str()) {
                 let mut t = trail.clone();
                 t.push(dn.name.clone());
-                queue.push_back((dk.as_str(), t, dev));
+                queue.push_back((dk.as_str(), t, dev, importer));
             }
         }
     }
@@ -159,7 +164,14 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
         let node = &nodes[key];
         let reached = prod_reached.get(key.as_str()).copied().unwrap_or(false);
         let dev = node.dev.unwrap_or(!reached && paths.contains_key(key.as_str()));
-        merged.add(&node.name, bare_version(&node.version), dev, paths.remove(key.as_str()).unwrap_or_default());
+        let ws: Vec<String> = workspaces.remove(key.as_str()).map(|s| s.into_iter().collect()).unwrap_or_default();
+        merged.add_in(
+            &node.name,
+            bare_version(&node.version),
+            dev,
+            paths.remove(key.as_str()).unwrap_or_default(),
+            &ws,
+        );
     }
     Ok(merged.finish())
 }
@@ -190,6 +202,7 @@ mod tests {
         let qs = pkgs.iter().find(|p| p.name == "qs").unwrap();
         assert!(qs.direct() && !qs.dev);
         assert!(qs.paths.contains(&vec!["express".to_string(), "qs".to_string()]));
+        assert_eq!(qs.workspaces, vec![".".to_string(), "packages/web".to_string()]);
         assert!(pkgs.iter().find(|p| p.name == "minimist").unwrap().dev);
     }
 

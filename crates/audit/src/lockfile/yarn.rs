@@ -126,6 +126,7 @@ pub fn parse(text: &str, path: &str, package_json: Option<&Value>) -> Result<Vec
                 version: e.version,
                 paths: p,
                 ranges: Vec::new(),
+                workspaces: Vec::new(),
             }
         })
         .collect())
