@@ -75,6 +75,33 @@ def main():
                 peak = max(peak, r)
             print(f"{name:<38} {packages:>9} {min(times) * 1000:>9.1f} {peak:>12.1f}")
         print("(targets: <= 200 ms per lockfile warm, peak RSS <= 150 MB)")
+
+        # The other ecosystems and the runtime, from the real databases in ../shared/data.
+        print()
+        print(f"{'database':<38} {'records':>9} {'seconds':>9} {'records/s':>10} {'peak RSS MB':>12}")
+        for label, folder in (("RustSec (Markdown + TOML)", "advisories/rust"), ("PyPA (OSV as YAML)", "advisories/pypi"),
+                              ("Node.js security WG (runtime)", "advisories/nodejs-security-wg")):
+            path = os.path.join(DATA, folder)
+            if not os.path.isdir(path):
+                continue
+            d = os.path.join(work, "db-" + folder.replace("/", "-"))
+            t0 = time.perf_counter()
+            out = subprocess.run([KEVLAR, "db", "update", "--from", path, "--db", d], capture_output=True, text=True)
+            secs = time.perf_counter() - t0
+            words = out.stdout.split()
+            n = int(words[1]) if len(words) > 1 and words[1].isdigit() else 0
+            if "runtime" in label:
+                n = int(out.stdout.split(" Node.js runtime records")[0].split()[-1])
+            _, rss, _ = run([KEVLAR, "db", "update", "--from", path, "--db", d + "-again"])
+            print(f"{label:<38} {n:>9} {secs:>9.2f} {n / secs:>10,.0f} {rss:>12.1f}")
+        rust_db = os.path.join(work, "db-advisories-rust")
+        own_lock = os.path.join(os.path.dirname(KEVLAR), "..", "..", "Cargo.lock")
+        times, peak = [], 0.0
+        for _ in range(3):
+            s, r, _ = run([KEVLAR, "audit", own_lock, "--db", rust_db, "--format", "json"])
+            times.append(s)
+            peak = max(peak, r)
+        print(f"scan of Kevlar's own Cargo.lock against RustSec: {min(times) * 1000:.1f} ms warm, peak RSS {peak:.1f} MB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

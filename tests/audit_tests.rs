@@ -604,3 +604,38 @@ fn monorepo_findings_name_the_workspace_that_pulls_them_in() {
     let (_, table, _) = kevlar(&["audit", repo_dir.to_str().unwrap()], &db);
     assert!(table.contains("pulled in by workspace packages/cli"), "{table}");
 }
+
+#[test]
+fn a_lockfile_npm_itself_writes() {
+    // The test writes a package.json and lets npm resolve it against the real registry.
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("package.json"),
+        r#"{"name": "app", "version": "1.0.0", "private": true, "dependencies": {"minimist": "1.2.5"}, "devDependencies": {"mkdirp": "0.5.5"}}"#,
+    )
+    .unwrap();
+    let npm = Command::new("npm")
+        .args(["install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(&app)
+        .output()
+        .unwrap();
+    assert!(npm.status.success(), "npm install failed: {}", String::from_utf8_lossy(&npm.stderr));
+    let db = tmp.path().join("db");
+    let npm_advisories = repo().join("../shared/data/advisories/npm");
+    let (code, _, err) = kevlar(&["db", "update", "--from", npm_advisories.to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = kevlar(&["audit", app.to_str().unwrap(), "--format", "json"], &db);
+    assert_eq!(code, 1, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let f = v["findings"].as_array().unwrap();
+    // minimist 1.2.5 (GHSA-xvch-5gv4-984h, fixed in 1.2.6), direct, pinned exactly: the fix is
+    // outside the declared range; through mkdirp (dev) it is the same package.
+    let m = f.iter().find(|x| x["id"] == "GHSA-xvch-5gv4-984h").unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(m["version"], "1.2.5");
+    assert_eq!(m["fixed_version"], "1.2.6");
+    assert_eq!(m["direct"], true);
+    assert_eq!(m["dev"], false);
+    assert_eq!(m["fix_in_range"], false, "`1.2.5` pins it; mkdirp's ^1.2.5 would allow 1.2.6");
+}
