@@ -26,6 +26,11 @@ if [ ! -d tests/semver/node_modules/semver ]; then
   (cd tests/semver && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
+# The SARIF 2.1.0 schema and a validator, to check `kevlar audit --format sarif` against it.
+if [ ! -d tests/sarif/node_modules/ajv ]; then
+  (cd tests/sarif && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi

@@ -639,3 +639,45 @@ fn a_lockfile_npm_itself_writes() {
     assert_eq!(m["dev"], false);
     assert_eq!(m["fix_in_range"], false, "`1.2.5` pins it; mkdirp's ^1.2.5 would allow 1.2.6");
 }
+
+#[test]
+fn sarif_output_is_valid_against_the_sarif_2_1_0_schema() {
+    let oracle = repo().join("tests/sarif");
+    assert!(
+        oracle.join("node_modules/ajv/package.json").exists(),
+        "the SARIF schema and validator are not installed in {} (the test command runs `npm ci` there)",
+        oracle.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    write_fixture(tmp.path());
+    // A record with a CVSS vector and a malicious-package one, so every kind of rule appears.
+    let p = tmp.path().join("osv/GHSA-aaaa-0001.json");
+    let mut rec: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    rec["severity"] = json!([{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]);
+    std::fs::write(&p, rec.to_string()).unwrap();
+    let db = tmp.path().join("db");
+    let (code, _, err) = kevlar(&["db", "update", "--from", tmp.path().join("osv").to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = kevlar(&["audit", tmp.path().to_str().unwrap(), "--format", "sarif"], &db);
+    assert_eq!(code, 1);
+    let file = tmp.path().join("out.sarif");
+    std::fs::write(&file, &out).unwrap();
+    let check = |f: &Path| Command::new("node").arg(oracle.join("validate.js")).arg(f).output().unwrap();
+    let r = check(&file);
+    assert!(r.status.success(), "kevlar's SARIF is not valid:\n{}", String::from_utf8_lossy(&r.stdout));
+    // The check can fail: the same document without its version is rejected.
+    let mut broken: Value = serde_json::from_str(&out).unwrap();
+    broken.as_object_mut().unwrap().remove("version");
+    std::fs::write(&file, broken.to_string()).unwrap();
+    assert!(!check(&file).status.success(), "the validator accepts anything");
+    // An empty report (no findings) is valid too.
+    let clean = tmp.path().join("clean");
+    std::fs::create_dir_all(&clean).unwrap();
+    std::fs::write(clean.join("package-lock.json"), r#"{"name":"c","lockfileVersion":3,"packages":{"":{"name":"c"}}}"#)
+        .unwrap();
+    let (code, out, _) = kevlar(&["audit", clean.to_str().unwrap(), "--format", "sarif"], &db);
+    assert_eq!(code, 0);
+    std::fs::write(&file, &out).unwrap();
+    let r = check(&file);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stdout));
+}
