@@ -75,23 +75,28 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
     let format = |m: &str| LockfileError::Format { path: path.to_owned(), message: m.to_owned() };
     let pkgs =
         v.get("packages").and_then(Value::as_object).ok_or_else(|| format("no `packages` object: not a bun.lock"))?;
-    let mut roots: Vec<(String, bool)> = Vec::new();
-    for ws in v.get("workspaces").and_then(Value::as_object).into_iter().flat_map(|m| m.values()) {
+    let mut roots: Vec<(String, bool, String)> = Vec::new();
+    for (wpath, ws) in v.get("workspaces").and_then(Value::as_object).into_iter().flat_map(|m| m.iter()) {
+        let label = if wpath.is_empty() { ".".to_owned() } else { wpath.clone() };
         for (section, dev) in [("dependencies", false), ("optionalDependencies", false), ("devDependencies", true)] {
             for name in ws.get(section).and_then(Value::as_object).into_iter().flat_map(|m| m.keys()) {
-                roots.push((name.clone(), dev));
+                roots.push((name.clone(), dev, label.clone()));
             }
         }
     }
     roots.sort_by_key(|r| r.1);
     let mut paths: HashMap<&str, Vec<Vec<String>>> = HashMap::new();
     let mut prod: HashMap<&str, bool> = HashMap::new();
-    let mut expanded: HashMap<(&str, bool), ()> = HashMap::new();
-    let mut queue: VecDeque<(&str, Vec<String>, bool)> = roots
+    let mut expanded: HashMap<(&str, bool, &str), ()> = HashMap::new();
+    let mut workspaces: HashMap<&str, std::collections::BTreeSet<String>> = HashMap::new();
+    let mut queue: VecDeque<(&str, Vec<String>, bool, &str)> = roots
         .iter()
-        .filter_map(|(n, dev)| pkgs.get_key_value(n.as_str()).map(|(k, _)| (k.as_str(), vec![n.clone()], *dev)))
+        .filter_map(|(n, dev, ws)| {
+            pkgs.get_key_value(n.as_str()).map(|(k, _)| (k.as_str(), vec![n.clone()], *dev, ws.as_str()))
+        })
         .collect();
-    while let Some((key, trail, dev)) = queue.pop_front() {
+    while let Some((key, trail, dev, ws)) = queue.pop_front() {
+        workspaces.entry(key).or_default().insert(ws.to_owned());
         let p = paths.entry(key).or_default();
         if p.len() < MAX_PATHS && !p.contains(&trail) {
             p.push(trail.clone());
@@ -99,7 +104,7 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
         if !dev {
             prod.insert(key, true);
         }
-        if expanded.insert((key, dev), ()).is_some() || trail.len() >= 64 {
+        if expanded.insert((key, dev, ws), ()).is_some() || trail.len() >= 64 {
             continue;
         }
         let meta = pkgs.get(key).and_then(|e| e.get(2));
@@ -108,7 +113,7 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
                 if let Some(target) = resolve(pkgs, key, dep) {
                     let mut t = trail.clone();
                     t.push(dep.clone());
-                    queue.push_back((target, t, dev));
+                    queue.push_back((target, t, dev, ws));
                 }
             }
         }
@@ -121,7 +126,8 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
             continue; // workspace:, link:, file:, github: …
         }
         let dev = paths.contains_key(key.as_str()) && !prod.contains_key(key.as_str());
-        merged.add(name, version, dev, paths.remove(key.as_str()).unwrap_or_default());
+        let wsl: Vec<String> = workspaces.remove(key.as_str()).map(|s| s.into_iter().collect()).unwrap_or_default();
+        merged.add_in(name, version, dev, paths.remove(key.as_str()).unwrap_or_default(), &wsl);
     }
     Ok(merged.finish())
 }
@@ -156,6 +162,7 @@ mod tests {
         assert_eq!(pkgs.len(), 4);
         let nested = pkgs.iter().find(|p| p.name == "qs" && p.version == "6.7.0").unwrap();
         assert_eq!(nested.paths[0], vec!["express".to_string(), "qs".to_string()]);
+        assert_eq!(nested.workspaces, vec![".".to_string()]);
         assert!(!nested.dev);
         let hoisted = pkgs.iter().find(|p| p.name == "qs" && p.version == "6.11.0").unwrap();
         assert!(hoisted.dev);

@@ -157,6 +157,8 @@ fn parse_berry(text: &str, path: &str, package_json: Option<&Value>) -> Result<V
     };
     let mut entries: Vec<Entry> = Vec::new();
     let mut soft: Vec<bool> = Vec::new();
+    // A workspace's path (`packages/a`, `.`), from its `resolution: "name@workspace:packages/a"`.
+    let mut ws_label: Vec<String> = Vec::new();
     let mut by_spec: HashMap<String, usize> = HashMap::new();
     for (k, v) in root {
         let Some(key) = s(k) else { continue };
@@ -175,6 +177,11 @@ fn parse_berry(text: &str, path: &str, package_json: Option<&Value>) -> Result<V
         let idx = entries.len();
         entries.push(Entry { name: name.to_owned(), version, deps });
         soft.push(s(&v["linkType"]).as_deref() == Some("soft"));
+        ws_label.push(
+            s(&v["resolution"])
+                .and_then(|r| r.split_once("@workspace:").map(|(_, p)| p.to_owned()))
+                .unwrap_or_else(|| ".".to_owned()),
+        );
         for d in descriptors {
             by_spec.insert(d.to_owned(), idx);
         }
@@ -189,32 +196,34 @@ fn parse_berry(text: &str, path: &str, package_json: Option<&Value>) -> Result<V
         .unwrap_or_default();
     let mut paths: Vec<Vec<Vec<String>>> = vec![Vec::new(); entries.len()];
     let mut prod = vec![false; entries.len()];
-    let mut expanded: std::collections::HashSet<(usize, bool)> = std::collections::HashSet::new();
-    let mut queue: VecDeque<(usize, Vec<String>, bool)> = VecDeque::new();
+    let mut expanded: std::collections::HashSet<(usize, bool, usize)> = std::collections::HashSet::new();
+    let mut queue: VecDeque<(usize, Vec<String>, bool, usize)> = VecDeque::new();
+    let mut workspaces: Vec<std::collections::BTreeSet<String>> = vec![Default::default(); entries.len()];
     for (i, is_soft) in soft.iter().enumerate() {
         if *is_soft {
             for (n, r) in &entries[i].deps {
                 if let Some(t) = lookup(n, r) {
-                    queue.push_back((t, vec![n.clone()], dev_roots.contains(n)));
+                    queue.push_back((t, vec![n.clone()], dev_roots.contains(n), i));
                 }
             }
         }
     }
-    while let Some((idx, trail, dev)) = queue.pop_front() {
+    while let Some((idx, trail, dev, root)) = queue.pop_front() {
+        workspaces[idx].insert(ws_label[root].clone());
         if paths[idx].len() < MAX_PATHS && !paths[idx].contains(&trail) {
             paths[idx].push(trail.clone());
         }
         if !dev {
             prod[idx] = true;
         }
-        if !expanded.insert((idx, dev)) || trail.len() >= 64 {
+        if !expanded.insert((idx, dev, root)) || trail.len() >= 64 {
             continue;
         }
         for (n, r) in &entries[idx].deps {
             if let Some(t) = lookup(n, r) {
                 let mut next = trail.clone();
                 next.push(n.clone());
-                queue.push_back((t, next, dev));
+                queue.push_back((t, next, dev, root));
             }
         }
     }
@@ -226,7 +235,8 @@ fn parse_berry(text: &str, path: &str, package_json: Option<&Value>) -> Result<V
         }
         let found = std::mem::take(&mut paths[i]);
         let dev = !found.is_empty() && !prod[i];
-        merged.add(&e.name, &e.version, dev, found);
+        let ws: Vec<String> = std::mem::take(&mut workspaces[i]).into_iter().collect();
+        merged.add_in(&e.name, &e.version, dev, found, &ws);
     }
     Ok(merged.finish())
 }
@@ -278,6 +288,7 @@ minimist@^1.2.0:
         let pj = json!({"devDependencies": {"mocha": "^8.0.0"}});
         let pkgs = parse(lock, "yarn.lock", Some(&pj)).unwrap();
         assert_eq!(pkgs.len(), 3, "the workspace itself is not a package");
+        assert!(pkgs.iter().all(|p| p.workspaces == vec![".".to_string()]), "{pkgs:?}");
         let qs = pkgs.iter().find(|p| p.name == "qs").unwrap();
         assert_eq!(qs.paths[0], vec!["@s/a".to_string(), "qs".to_string()]);
         assert!(!qs.dev);
