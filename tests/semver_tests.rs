@@ -157,7 +157,7 @@ fn generated(n: usize) -> Vec<(String, String)> {
     let pre = ["alpha", "alpha.1", "beta.2", "rc.0", "rc.1", "0"];
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let mut part = |next: &mut dyn FnMut(u64) -> u64| -> String {
+        let part = |next: &mut dyn FnMut(u64) -> u64| -> String {
             let major = next(3).to_string();
             let minor = match next(5) {
                 0 => "x".to_owned(),
@@ -175,7 +175,7 @@ fn generated(n: usize) -> Vec<(String, String)> {
             p
         };
         let ops = ["", "^", "~", ">=", "<", ">", "<=", "="];
-        let mut one = |next: &mut dyn FnMut(u64) -> u64| -> String {
+        let one = |next: &mut dyn FnMut(u64) -> u64| -> String {
             match next(8) {
                 0 => format!("{} - {}", part(next), part(next)),
                 1 => format!("{}{} {}{}", ops[next(8) as usize], part(next), ops[next(8) as usize], part(next)),
