@@ -14,13 +14,7 @@ struct Entry {
 }
 
 pub fn parse(text: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
-    let doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| LockfileError::Syntax {
-        path: path.to_owned(),
-        line: e
-            .span()
-            .map_or(1, |s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1),
-        message: e.message().trim().to_owned(),
-    })?;
+    let doc: toml_edit::DocumentMut = text.parse().map_err(|e| super::toml_error(path, text, e))?;
     let fmt = |message: String| LockfileError::Format { path: path.to_owned(), message };
     let packages = doc
         .get("package")

@@ -118,6 +118,16 @@ pub enum LockfileError {
     NotFound(String),
 }
 
+/// A TOML lockfile's syntax error with its line (Cargo.lock, poetry.lock, uv.lock).
+pub(crate) fn toml_error(path: &str, text: &str, e: toml_edit::TomlError) -> LockfileError {
+    let at = e.span().map_or(0, |s| s.start.min(text.len()));
+    LockfileError::Syntax {
+        path: path.to_owned(),
+        line: text.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1,
+        message: e.message().trim().to_owned(),
+    }
+}
+
 /// bun.lock's `packages` values are arrays (`["name@1.0.0", …]`); npm's are objects.
 fn packages_are_arrays(text: &str) -> bool {
     let Some(i) = text.find("\"packages\"") else { return false };

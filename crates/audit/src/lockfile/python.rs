@@ -9,16 +9,6 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use super::{LockfileError, Merger, Package};
 use crate::pep440::normalize_name;
 
-fn syntax(path: &str, text: &str, e: toml_edit::TomlError) -> LockfileError {
-    LockfileError::Syntax {
-        path: path.to_owned(),
-        line: e
-            .span()
-            .map_or(1, |s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1),
-        message: e.message().trim().to_owned(),
-    }
-}
-
 /// Breadth-first dependency paths from `roots` (shortest first, at most `MAX_PATHS`).
 fn paths(roots: &[String], edges: &HashMap<String, Vec<String>>) -> HashMap<String, Vec<Vec<String>>> {
     let mut out: HashMap<String, Vec<Vec<String>>> = HashMap::new();
@@ -82,7 +72,7 @@ fn pyproject_direct(pyproject: Option<&str>) -> (Vec<String>, Vec<String>) {
 }
 
 pub fn parse_poetry(text: &str, path: &str, pyproject: Option<&str>) -> Result<Vec<Package>, LockfileError> {
-    let doc: toml_edit::DocumentMut = text.parse().map_err(|e| syntax(path, text, e))?;
+    let doc: toml_edit::DocumentMut = text.parse().map_err(|e| super::toml_error(path, text, e))?;
     let packages = doc.get("package").and_then(|p| p.as_array_of_tables()).ok_or_else(|| LockfileError::Format {
         path: path.to_owned(),
         message: "no [[package]] entries: not a poetry.lock".into(),
@@ -130,7 +120,7 @@ pub fn parse_poetry(text: &str, path: &str, pyproject: Option<&str>) -> Result<V
 }
 
 pub fn parse_uv(text: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
-    let doc: toml_edit::DocumentMut = text.parse().map_err(|e| syntax(path, text, e))?;
+    let doc: toml_edit::DocumentMut = text.parse().map_err(|e| super::toml_error(path, text, e))?;
     let packages = doc.get("package").and_then(|p| p.as_array_of_tables()).ok_or_else(|| LockfileError::Format {
         path: path.to_owned(),
         message: "no [[package]] entries: not a uv.lock".into(),
