@@ -73,7 +73,7 @@ pub fn check(value: &str, is_path: bool) -> Option<(&'static str, u32)> {
     if !is_path && STRONG.iter().any(|f| lower.contains(f)) {
         return Some(("system_file", 8));
     }
-    if WRAPPERS.iter().any(|w| lower.contains(w)) {
+    if lower.contains(':') && WRAPPERS.iter().any(|w| lower.contains(w)) {
         return Some(("file_wrapper", 8));
     }
     if !is_path || dots >= 1 {
