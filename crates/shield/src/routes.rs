@@ -28,7 +28,9 @@ impl RouteStats {
 pub type RouteKey = (String, String);
 
 pub struct Inventory {
-    routes: HashMap<RouteKey, RouteStats>,
+    /// By `"METHOD template"`, so a request looks its route up without allocating.
+    routes: HashMap<String, (RouteKey, RouteStats)>,
+    scratch: String,
     max: usize,
     pub dirty: bool,
 }
@@ -71,6 +73,11 @@ fn segment(s: &str) -> &str {
 /// `/users/{n}/orders/{hex}`. Long paths keep their first 8 segments.
 pub fn template(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
+    template_into(path, &mut out);
+    out
+}
+
+fn template_into(path: &str, out: &mut String) {
     for (i, seg) in path.split('/').enumerate() {
         if i == 0 {
             continue;
@@ -86,20 +93,30 @@ pub fn template(path: &str) -> String {
     if out.is_empty() {
         out.push('/');
     }
-    out
 }
 
 impl Inventory {
     pub fn new(max: usize) -> Self {
-        Inventory { routes: HashMap::new(), max: max.max(1), dirty: false }
+        Inventory { routes: HashMap::new(), max: max.max(1), dirty: false, scratch: String::new() }
     }
 
     pub fn observe(&mut self, method: &str, path: &str, status: u16, flagged: bool, now_ms: i64) {
-        let mut key = (method.to_owned(), template(path));
-        if !self.routes.contains_key(&key) && self.routes.len() >= self.max {
-            key = (method.to_owned(), OTHER.to_owned());
+        self.scratch.clear();
+        self.scratch.push_str(method);
+        self.scratch.push(' ');
+        template_into(path, &mut self.scratch);
+        if !self.routes.contains_key(self.scratch.as_str()) {
+            let mut tmpl = self.scratch[method.len() + 1..].to_owned();
+            if self.routes.len() >= self.max {
+                tmpl = OTHER.to_owned();
+                self.scratch.truncate(method.len() + 1);
+                self.scratch.push_str(OTHER);
+            }
+            self.routes.entry(self.scratch.clone()).or_insert_with(|| {
+                ((method.to_owned(), tmpl), RouteStats { first_seen_ms: now_ms, ..Default::default() })
+            });
         }
-        let r = self.routes.entry(key).or_insert_with(|| RouteStats { first_seen_ms: now_ms, ..Default::default() });
+        let Some((_, r)) = self.routes.get_mut(self.scratch.as_str()) else { return };
         r.hits += 1;
         if flagged {
             r.flagged += 1;
@@ -110,16 +127,16 @@ impl Inventory {
     }
 
     pub fn knows(&self, method: &str, path: &str) -> bool {
-        let t = template(path);
-        self.routes.get(&(method.to_owned(), t)).is_some_and(|r| !r.probe_only() && r.statuses.keys().any(|s| *s < 400))
+        let k = format!("{method} {}", template(path));
+        self.routes.get(&k).is_some_and(|(_, r)| !r.probe_only() && r.statuses.keys().any(|s| *s < 400))
     }
 
     pub fn insert(&mut self, key: RouteKey, stats: RouteStats) {
-        self.routes.insert(key, stats);
+        self.routes.insert(format!("{} {}", key.0, key.1), (key, stats));
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&RouteKey, &RouteStats)> {
-        self.routes.iter()
+        self.routes.values().map(|(k, v)| (k, v))
     }
 
     pub fn len(&self) -> usize {
