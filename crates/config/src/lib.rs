@@ -14,6 +14,7 @@ pub mod units;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use read::{defaults_with, load_file, parse_str, Overrides};
+pub use read_shield::FAMILIES;
 
 /// The commented example configuration; `kevlar init` writes it, and it documents every key.
 pub const EXAMPLE: &str = include_str!("../../../kevlar.example.toml");

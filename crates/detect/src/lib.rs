@@ -497,15 +497,15 @@ impl Inspector {
                 continue;
             }
             let v = String::from_utf8_lossy(bytes);
-            let location = format!("header.{n}");
             if configured {
-                self.value(sink, Source::Arg, &location, n, &v);
+                self.value(sink, Source::Arg, &format!("header.{n}"), n, &v);
                 continue;
             }
             let (clean, key) = seen_clean(&v);
             if clean {
                 continue;
             }
+            let location = format!("header.{n}");
             let before = sink.out.len();
             if n == "user-agent" {
                 if let Some(tool) = self.tools.check(&v) {

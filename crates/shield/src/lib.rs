@@ -777,3 +777,12 @@ pub fn offline_unban(data_dir: &Path, addr: &str) -> Result<bool, String> {
     }
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_config_knows_every_detector_family() {
+        let names: Vec<&str> = kevlar_detect::Family::ALL.iter().map(|f| f.as_str()).collect();
+        assert_eq!(names, kevlar_config::FAMILIES, "kevlar_config::FAMILIES must list kevlar_detect::Family::ALL");
+    }
+}

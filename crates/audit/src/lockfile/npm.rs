@@ -62,6 +62,15 @@ fn resolve<'a>(pkgs: &'a Map<String, Value>, from: &str, name: &str) -> Option<&
     }
 }
 
+/// The entry at `key`, following a workspace link (`"link": true`) to the member's own entry.
+fn entry_at<'a>(pkgs: &'a Map<String, Value>, key: &str) -> Option<&'a Map<String, Value>> {
+    let entry = pkgs.get(key)?.as_object()?;
+    if entry.get("link").and_then(Value::as_bool) == Some(true) {
+        return entry.get("resolved").and_then(Value::as_str).and_then(|r| pkgs.get(r)).and_then(Value::as_object);
+    }
+    Some(entry)
+}
+
 fn parse_packages(pkgs: &Map<String, Value>) -> Vec<Package> {
     // Breadth-first from the root (and workspace members) over resolved dependency edges.
     let mut paths: HashMap<&str, Vec<Vec<String>>> = HashMap::new();
@@ -83,18 +92,7 @@ fn parse_packages(pkgs: &Map<String, Value>) -> Vec<Package> {
         if steps > 2_000_000 {
             break;
         }
-        let Some(entry) = pkgs.get(at).and_then(Value::as_object) else { continue };
-        let entry = match entry.get("link").and_then(Value::as_bool) {
-            // A workspace link: follow it to the member's own entry.
-            Some(true) => {
-                match entry.get("resolved").and_then(Value::as_str).and_then(|r| pkgs.get(r)).and_then(Value::as_object)
-                {
-                    Some(e) => e,
-                    None => continue,
-                }
-            }
-            _ => entry,
-        };
+        let Some(entry) = entry_at(pkgs, at) else { continue };
         for dep in dep_names(entry, &["dependencies", "devDependencies", "optionalDependencies", "peerDependencies"]) {
             let Some(target) = resolve(pkgs, at, &dep) else { continue };
             let declared = ["dependencies", "devDependencies", "optionalDependencies", "peerDependencies"]
@@ -127,21 +125,7 @@ fn parse_packages(pkgs: &Map<String, Value>) -> Vec<Package> {
             if seen.len() > 200_000 {
                 break;
             }
-            let Some(entry) = pkgs.get(at).and_then(Value::as_object) else { continue };
-            let entry = match entry.get("link").and_then(Value::as_bool) {
-                Some(true) => {
-                    match entry
-                        .get("resolved")
-                        .and_then(Value::as_str)
-                        .and_then(|x| pkgs.get(x))
-                        .and_then(Value::as_object)
-                    {
-                        Some(e) => e,
-                        None => continue,
-                    }
-                }
-                _ => entry,
-            };
+            let Some(entry) = entry_at(pkgs, at) else { continue };
             let kinds: &[&str] = if at == *r {
                 &["dependencies", "devDependencies", "optionalDependencies", "peerDependencies"]
             } else {
