@@ -16,6 +16,12 @@ apt_install() {
 # The demo app and the header grader run on Node.js.
 command -v node >/dev/null || apt_install nodejs npm
 
+# Real peers for the alert sinks: rsyslog (UDP, TCP, TLS through gtls) and an SMTP server (aiosmtpd).
+command -v rsyslogd >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || apt_install rsyslog rsyslog-gnutls
+command -v python3 >/dev/null || apt_install python3 python3-pip
+python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd \
+  || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages aiosmtpd
+
 # The grader of the MDN HTTP Observatory (for the A+ test), installed beside the tests.
 if [ ! -d tests/observatory/node_modules/@mdn/mdn-http-observatory ]; then
   (cd tests/observatory && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)

@@ -80,6 +80,14 @@ pub enum Command {
     /// The route inventory learned from traffic: method and path template, hits, statuses, first
     /// and last seen; flags routes not hit for a long time and paths only probes asked for.
     Routes(ControlArgs),
+    /// The alert sinks: each one's health and queue (pending, held for a digest or the rate
+    /// budget, dead letters). Talks to the running Kevlar; reads <data-dir>/outbox.db otherwise.
+    Alerts {
+        #[command(subcommand)]
+        command: Option<AlertsCommand>,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
     /// Print the app's captured output (<data-dir>/logs/app.out.log, or app.err.log).
     Logs(LogsArgs),
     /// Known vulnerabilities in the app's dependencies, from the local advisory database.
@@ -143,6 +151,26 @@ pub enum BlackbookCommand {
     /// Lift a ban. Exit code 1 when the address was not banned.
     Unban {
         addr: String,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AlertsCommand {
+    /// Put dead letters back in the queue, with a fresh attempt count.
+    Retry {
+        /// Delivery ids (as `kevlar alerts` lists them).
+        ids: Vec<i64>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Send a test event (`sys_alert_test`, severity alert) through the routes, so that every sink
+    /// that would page someone does. Needs the running Kevlar.
+    Test {
         #[command(flatten)]
         control: ControlArgs,
     },

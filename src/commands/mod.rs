@@ -1,5 +1,6 @@
 //! One module per subcommand; `run` dispatches.
 
+mod alerts;
 mod audit;
 mod blackbook;
 mod cert;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(a) => logs::run(a),
         Command::Blackbook { command } => blackbook::run(command),
         Command::Routes(a) => blackbook::routes(a),
+        Command::Alerts { command, control } => alerts::run(command, control),
         Command::Cert { self_signed: _, out, hosts } => cert::run(&out, &hosts),
     }
 }

@@ -23,6 +23,8 @@ const STORE_QUEUE: usize = 65_536;
 /// The correlator's queue; beyond it events are dropped for the correlator only (and counted).
 const SHIELD_QUEUE: usize = 65_536;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long the alert sinks may take, at shutdown, to send what is still queued.
+const ALERTS_GRACE: Duration = Duration::from_secs(3);
 /// Written at start: the admin API's URL, for the CLI's control commands.
 pub const ADMIN_ADDR_FILE: &str = "admin.addr";
 
@@ -171,12 +173,23 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     let bus = bus_builder.build();
     let shield = kevlar_shield::Shield::new(&config, bus.clone()).context("cannot open the black book")?;
     shield.start_correlator(shield_rx).context("cannot start the correlator")?;
-    let store = StoreWriter::start(
+    let store_wake = kevlar_engine::Wake::new();
+    let store = StoreWriter::start_with_wake(
         &data_dir,
         Retention { max_age: config.store.retention, max_size_bytes: config.store.max_size_bytes },
         store_rx,
+        Some(store_wake.clone()),
     )
     .context("cannot open the event store")?;
+    // The alert sinks read what the store committed, through their durable outbox.
+    let alerts = if config.alerts.sinks.is_empty() {
+        None
+    } else {
+        Some(
+            kevlar_sinks::Alerts::start(&config.alerts, &data_dir, store.path(), store_wake, bus.clone())
+                .context("cannot start the alert sinks")?,
+        )
+    };
 
     let access = match &config.access_log {
         AccessLog::Off => None,
@@ -260,6 +273,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     let status_upstream = upstream.clone();
     let status_stats = stats.clone();
     let status_shield = shield.clone();
+    let status_alerts = alerts.clone();
     let status_fn: kevlar_admin::StatusFn = Arc::new(move || {
         let mut v = serde_json::json!({
             "proxy": status_stats.to_json(),
@@ -267,6 +281,9 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
             "upstream": status_upstream.authorities(),
             "held_requests": status_upstream.held(),
         });
+        if let Some(a) = &status_alerts {
+            v["alerts"] = a.status();
+        }
         if let Some(s) = &app_status {
             if let Ok(list) = s.lock() {
                 let now = kevlar_core::time::now_ms();
@@ -302,6 +319,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
         started: std::time::Instant::now(),
         app: app_handle.clone(),
         shield: Some(shield.clone()),
+        alerts: alerts.clone(),
     };
 
     let http_addr = listeners.http_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -359,5 +377,9 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     drop(bus);
     // Every batch is committed as it arrives; this only waits for the last one, briefly.
     let _ = tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || store.join())).await;
+    // The sinks get a moment to send the last events; what is left waits in the outbox.
+    if let Some(a) = alerts {
+        let _ = tokio::task::spawn_blocking(move || a.close(ALERTS_GRACE)).await;
+    }
     Ok(ExitCode::SUCCESS)
 }

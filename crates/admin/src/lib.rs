@@ -34,6 +34,8 @@ pub struct AdminState {
     pub app: Option<kevlar_supervisor::SupervisorHandle>,
     /// The black book, bans and route inventory.
     pub shield: Option<kevlar_shield::Shield>,
+    /// The alert sinks and their outbox, when any sink is configured.
+    pub alerts: Option<kevlar_sinks::Alerts>,
 }
 
 /// Serves the admin API on `listener` until `shutdown` resolves.

@@ -24,6 +24,8 @@ pub(crate) fn router(state: AdminState) -> Router {
         .route("/v1/blackbook/{addr}", get(blackbook_show))
         .route("/v1/blackbook/{addr}/ban", axum::routing::post(blackbook_ban).delete(blackbook_unban))
         .route("/v1/routes", get(routes))
+        .route("/v1/alerts", get(alerts_status))
+        .route("/v1/alerts/retry", axum::routing::post(alerts_retry))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -169,6 +171,68 @@ async fn post_event(
     match state.bus.publish_acked(ev).await {
         Ok(id) => (StatusCode::CREATED, Json(json!({ "id": id, "event_id": event_id }))).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
+    }
+}
+
+fn alerts(state: &AdminState) -> Result<&kevlar_sinks::Alerts, Box<Response>> {
+    state
+        .alerts
+        .as_ref()
+        .ok_or_else(|| Box::new(error(StatusCode::NOT_FOUND, "no alert sink is configured ([[alerts.sink]])")))
+}
+
+#[derive(Deserialize)]
+struct AlertsParams {
+    limit: Option<usize>,
+}
+
+async fn alerts_status(State(state): State<AdminState>, Query(p): Query<AlertsParams>) -> Response {
+    let a = match alerts(&state) {
+        Ok(a) => a.clone(),
+        Err(r) => return *r,
+    };
+    let limit = p.limit.unwrap_or(100).min(10_000);
+    let res = tokio::task::spawn_blocking(move || a.dead(limit).map(|dead| (a.status(), dead))).await;
+    match res {
+        Ok(Ok((mut status, dead))) => {
+            status["dead"] = serde_json::Value::Array(dead);
+            Json(status).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct RetryBody {
+    ids: Option<Vec<i64>>,
+    all: Option<bool>,
+}
+
+async fn alerts_retry(State(state): State<AdminState>, body: axum::body::Bytes) -> Response {
+    let a = match alerts(&state) {
+        Ok(a) => a.clone(),
+        Err(r) => return *r,
+    };
+    let req: RetryBody = if body.is_empty() {
+        RetryBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                return error(StatusCode::BAD_REQUEST, &format!("expected {{\"ids\": [..]}} or {{\"all\": true}}: {e}"))
+            }
+        }
+    };
+    let ids = match (req.ids, req.all.unwrap_or(false)) {
+        (Some(ids), false) if !ids.is_empty() => Some(ids),
+        (None, true) => None,
+        _ => return error(StatusCode::BAD_REQUEST, "give either `ids` (a non-empty list) or `all: true`"),
+    };
+    match tokio::task::spawn_blocking(move || a.retry(ids.as_deref())).await {
+        Ok(Ok(n)) => Json(json!({ "retried": n })).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
 

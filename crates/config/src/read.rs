@@ -102,6 +102,15 @@ fn resolve_relative(p: &mut Partial, base: &Path) {
     if let Some(d) = p.config.app.cwd.as_mut() {
         fix(d);
     }
+    for s in &mut p.config.alerts.sinks {
+        match &mut s.kind {
+            SinkKind::Syslog(x) => x.ca_file.iter_mut().for_each(fix),
+            SinkKind::Logstash(x) => x.ca_file.iter_mut().for_each(fix),
+            SinkKind::Webhook(x) => x.ca_file.iter_mut().for_each(fix),
+            SinkKind::Email(x) => x.ca_file.iter_mut().for_each(fix),
+            _ => {}
+        }
+    }
 }
 
 fn parse_partial(src: &str, file: &str) -> Partial {
@@ -332,6 +341,10 @@ fn read_root(doc: &mut Doc, root: &mut Table, c: &mut Config, tls: &mut TlsParti
     }
     if let Some(mut t) = root.table(doc, "routes") {
         crate::read_shield::read_routes(doc, &mut t, &mut c.routes);
+        t.finish(doc);
+    }
+    if let Some(mut t) = root.table(doc, "alerts") {
+        crate::read_alerts::read_alerts(doc, &mut t, &mut c.alerts);
         t.finish(doc);
     }
     if let Some(mut t) = root.table(doc, "audit") {

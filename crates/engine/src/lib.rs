@@ -3,5 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bus;
+pub mod wake;
 
 pub use bus::{Bus, BusBuilder, Envelope};
+pub use wake::Wake;

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kevlar_core::SecurityEvent;
-use kevlar_engine::Envelope;
+use kevlar_engine::{Envelope, Wake};
 use tokio::sync::mpsc;
 
 use crate::{db_path, migrate, open_conn, StoreError};
@@ -29,13 +29,24 @@ pub struct StoreWriter {
 impl StoreWriter {
     /// Opens (creating and migrating) `<data_dir>/events.db` and starts the writer on `rx`.
     pub fn start(data_dir: &Path, retention: Retention, rx: mpsc::Receiver<Envelope>) -> Result<Self, StoreError> {
+        Self::start_with_wake(data_dir, retention, rx, None)
+    }
+
+    /// As [`StoreWriter::start`], signalling `wake` after every committed batch (the alert sinks
+    /// read new events from the store).
+    pub fn start_with_wake(
+        data_dir: &Path,
+        retention: Retention,
+        rx: mpsc::Receiver<Envelope>,
+        wake: Option<Wake>,
+    ) -> Result<Self, StoreError> {
         let path = db_path(data_dir);
         let mut conn = open_conn(&path)?;
         migrate::migrate(&mut conn, &path)?;
         apply_retention(&conn, retention);
         let handle = std::thread::Builder::new()
             .name("kevlar-store".into())
-            .spawn(move || run(conn, retention, rx))
+            .spawn(move || run(conn, retention, rx, wake))
             .map_err(StoreError::Thread)?;
         Ok(StoreWriter { handle: Some(handle), path })
     }
@@ -52,7 +63,7 @@ impl StoreWriter {
     }
 }
 
-fn run(mut conn: rusqlite::Connection, retention: Retention, mut rx: mpsc::Receiver<Envelope>) {
+fn run(mut conn: rusqlite::Connection, retention: Retention, mut rx: mpsc::Receiver<Envelope>, wake: Option<Wake>) {
     let mut last_retention = Instant::now();
     let mut batch: Vec<Envelope> = Vec::with_capacity(BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -64,6 +75,9 @@ fn run(mut conn: rusqlite::Connection, retention: Retention, mut rx: mpsc::Recei
             }
         }
         let result = write_batch(&mut conn, &batch);
+        if let Some(w) = &wake {
+            w.notify();
+        }
         for (env, res) in batch.drain(..).zip(result) {
             if let Some(ack) = env.ack {
                 let _ = ack.send(res);

@@ -1,3 +1,7 @@
-//! Shared plumbing for sinks.
+//! Shared plumbing for sinks: the durable outbox, retry delays, rate limits, connections.
 
+pub mod net;
+pub mod outbox;
+pub mod rate;
+pub mod retry;
 pub mod rotate;

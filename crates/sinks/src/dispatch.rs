@@ -1,0 +1,556 @@
+//! The alert pipeline at run time: one feeder thread turns new events of the store into
+//! deliveries in the outbox; one worker thread per sink sends them.
+//!
+//! Guarantee: **at-least-once** for every event the store committed. The feeder writes a batch of
+//! deliveries and its cursor into the store in one transaction; a worker deletes a delivery only
+//! after the sink accepted it. A crash (even `kill -9`) between sending and deleting sends that
+//! batch again after the restart, so receivers may see a duplicate: every delivery carries the
+//! event id (`Idempotency-Key` on webhooks, `id=` in syslog structured data) to drop it by.
+//! A syslog-over-UDP sink has no acknowledgement at all; TCP and TLS count a write the kernel
+//! accepted (the connection is checked for a peer that went away before each batch).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use kevlar_config::{AlertsConfig, SinkConfig};
+use kevlar_core::{time::now_ms, Category, Outcome, SecurityEvent, Severity};
+use kevlar_engine::{Bus, Wake};
+use rusqlite::Connection;
+use serde_json::{json, Value};
+
+use crate::router::{Routed, Router};
+use crate::util::outbox::{Counts, Outbox, OutboxError, HELD, PENDING};
+use crate::util::rate::Budget;
+use crate::util::retry::Backoff;
+use crate::{build, render, Sink, SinkError};
+
+const FEED_BATCH: usize = 2000;
+const IDLE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AlertsError {
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error("cannot read the event store {path}: {source}")]
+    Store { path: PathBuf, source: rusqlite::Error },
+    #[error("alert sink `{name}`: {error}")]
+    Sink { name: String, error: SinkError },
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// What `kevlar status` shows for a sink.
+#[derive(Debug, Clone, Default)]
+struct Health {
+    state: &'static str,
+    since_ms: i64,
+    last_ok_ms: Option<i64>,
+    last_error: Option<String>,
+    last_error_ms: Option<i64>,
+    consecutive_failures: u32,
+    delivered: u64,
+    failed_attempts: u64,
+    digests: u64,
+}
+
+struct Slot {
+    cfg: SinkConfig,
+    wake: Wake,
+    health: Mutex<Health>,
+}
+
+struct Inner {
+    data_dir: PathBuf,
+    cfg: AlertsConfig,
+    bus: Bus,
+    store_wake: Wake,
+    slots: Vec<Slot>,
+    stop: AtomicBool,
+    deadline: Mutex<Option<Instant>>,
+    refused: AtomicU64,
+}
+
+/// Threads report here as they end; `close` waits for `usize` of them.
+type Done = (mpsc::Receiver<()>, usize);
+
+/// The outbox as `kevlar alerts` shows it when Kevlar is not running: counts per sink, dead letters.
+pub type OfflineStatus = (Vec<(String, Counts)>, Vec<Value>);
+
+/// The running alert pipeline; cheap to clone.
+#[derive(Clone)]
+pub struct Alerts {
+    inner: Arc<Inner>,
+    done: Arc<Mutex<Option<Done>>>,
+}
+
+fn store_max_id(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))
+}
+
+impl Alerts {
+    /// Opens the outbox, builds every sink (a sink that cannot be built is an error now, not a
+    /// surprise later) and starts the threads. `store_wake` is signalled by the store after each
+    /// commit; `store_db` is its file.
+    pub fn start(
+        cfg: &AlertsConfig,
+        data_dir: &Path,
+        store_db: &Path,
+        store_wake: Wake,
+        bus: Bus,
+    ) -> Result<Alerts, AlertsError> {
+        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        for s in &cfg.sinks {
+            sinks.push(build(s, data_dir).map_err(|error| AlertsError::Sink { name: s.name.clone(), error })?);
+        }
+        let serr = |source| AlertsError::Store { path: store_db.to_owned(), source };
+        let store = Connection::open(store_db).map_err(serr)?;
+        store.busy_timeout(Duration::from_secs(10)).map_err(serr)?;
+        let max = store_max_id(&store).map_err(serr)?;
+        let mut outbox = Outbox::open(data_dir)?;
+        // A fresh outbox starts at the present; a store that was reset (ids restart) too.
+        let cursor = match outbox.cursor()? {
+            Some(c) if c <= max => c,
+            _ => {
+                outbox.enqueue(&[], Some(max))?;
+                max
+            }
+        };
+        let inner = Arc::new(Inner {
+            data_dir: data_dir.to_owned(),
+            cfg: cfg.clone(),
+            bus,
+            store_wake,
+            slots: cfg
+                .sinks
+                .iter()
+                .map(|c| Slot {
+                    cfg: c.clone(),
+                    wake: Wake::new(),
+                    health: Mutex::new(Health { state: "unknown", since_ms: now_ms(), ..Default::default() }),
+                })
+                .collect(),
+            stop: AtomicBool::new(false),
+            deadline: Mutex::new(None),
+            refused: AtomicU64::new(0),
+        });
+        let (done_tx, done_rx) = mpsc::channel();
+        let mut threads: Vec<JoinHandle<()>> = Vec::new();
+        let router = Router::new(&cfg.sinks, &cfg.routes);
+        {
+            let inner = inner.clone();
+            let done = done_tx.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("kevlar-alerts-feed".into())
+                    .spawn(move || {
+                        feeder(&inner, outbox, store, cursor, router);
+                        let _ = done.send(());
+                    })
+                    .map_err(AlertsError::Thread)?,
+            );
+        }
+        for (i, sink) in sinks.into_iter().enumerate() {
+            let inner2 = inner.clone();
+            let done = done_tx.clone();
+            let outbox = Outbox::open(data_dir)?;
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("kevlar-sink-{}", cfg.sinks[i].name))
+                    .spawn(move || {
+                        worker(&inner2, i, sink, outbox);
+                        let _ = done.send(());
+                    })
+                    .map_err(AlertsError::Thread)?,
+            );
+        }
+        let n = threads.len();
+        drop(threads); // detached: `close` waits on the done channel with a deadline instead
+        Ok(Alerts { inner, done: Arc::new(Mutex::new(Some((done_rx, n)))) })
+    }
+
+    /// Stops the pipeline: the feeder takes what the store committed last, the workers send what
+    /// they can within `grace`; the rest stays in the outbox for the next start.
+    pub fn close(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        if let Ok(mut d) = self.inner.deadline.lock() {
+            *d = Some(deadline);
+        }
+        self.inner.stop.store(true, Ordering::SeqCst);
+        self.inner.store_wake.notify();
+        for s in &self.inner.slots {
+            s.wake.notify();
+        }
+        let Some((rx, n)) = self.done.lock().ok().and_then(|mut d| d.take()) else { return };
+        for _ in 0..n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if rx.recv_timeout(left).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Per-sink health and queue counts, for `/v1/status` and `kevlar alerts`.
+    pub fn status(&self) -> Value {
+        let counts: Vec<(String, Counts)> = Outbox::open_existing(&self.inner.data_dir)
+            .ok()
+            .flatten()
+            .and_then(|o| o.counts().ok())
+            .unwrap_or_default();
+        let sinks: Vec<Value> = self
+            .inner
+            .slots
+            .iter()
+            .map(|s| {
+                let h = s.health.lock().map(|h| h.clone()).unwrap_or_default();
+                let c = counts.iter().find(|(n, _)| *n == s.cfg.name).map(|(_, c)| *c).unwrap_or_default();
+                json!({
+                    "name": s.cfg.name,
+                    "type": s.cfg.kind.name(),
+                    "state": h.state,
+                    "since": kevlar_core::time::rfc3339_ms(h.since_ms),
+                    "last_ok": h.last_ok_ms.map(kevlar_core::time::rfc3339_ms),
+                    "last_error": h.last_error,
+                    "last_error_at": h.last_error_ms.map(kevlar_core::time::rfc3339_ms),
+                    "consecutive_failures": h.consecutive_failures,
+                    "delivered": h.delivered,
+                    "failed_attempts": h.failed_attempts,
+                    "digests": h.digests,
+                    "pending": c.pending,
+                    "held": c.held,
+                    "dead": c.dead,
+                })
+            })
+            .collect();
+        json!({ "sinks": sinks, "refused": self.inner.refused.load(Ordering::Relaxed) })
+    }
+
+    /// Dead letters, newest first.
+    pub fn dead(&self, limit: usize) -> Result<Vec<Value>, OutboxError> {
+        Outbox::open(&self.inner.data_dir)?.dead(limit)
+    }
+
+    /// Puts dead letters back in the queue (the given ids, or all) and wakes the sinks.
+    pub fn retry(&self, ids: Option<&[i64]>) -> Result<usize, OutboxError> {
+        let n = Outbox::open(&self.inner.data_dir)?.retry(ids)?;
+        for s in &self.inner.slots {
+            s.wake.notify();
+        }
+        Ok(n)
+    }
+}
+
+fn read_events(store: &Connection, after: i64) -> rusqlite::Result<Vec<(i64, SecurityEvent)>> {
+    let mut stmt = store.prepare_cached("SELECT id, doc FROM events WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+    let rows = stmt
+        .query_map(rusqlite::params![after, FEED_BATCH as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, doc)| {
+            let ev = serde_json::from_str::<Value>(&doc).ok().and_then(|v| SecurityEvent::from_json(&v).ok());
+            (id, ev)
+        })
+        .filter_map(|(id, ev)| match ev {
+            Some(e) => Some((id, e)),
+            None => {
+                tracing::warn!(id, "alerts: an event in the store does not read; skipped");
+                None
+            }
+        })
+        .collect())
+}
+
+fn feeder(inner: &Inner, mut outbox: Outbox, store: Connection, mut cursor: i64, mut router: Router) {
+    let mut seen = 0u64;
+    let mut routed: Vec<Routed> = Vec::new();
+    let mut waiting: Option<(u64, Instant)> = None;
+    loop {
+        let stopping = inner.stop.load(Ordering::SeqCst);
+        let rows = match read_events(&store, cursor) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "alerts: cannot read new events; retrying");
+                if stopping {
+                    return;
+                }
+                inner.store_wake.wait(&mut seen, IDLE);
+                continue;
+            }
+        };
+        let full = rows.len() == FEED_BATCH;
+        let now = now_ms();
+        routed.clear();
+        let new_cursor = rows.last().map(|(id, _)| *id);
+        for (_, e) in &rows {
+            router.route(e, now, &mut routed);
+        }
+        router.close_windows(now, &mut routed);
+        if new_cursor.is_some() || !routed.is_empty() {
+            let fresh = waiting.filter(|(_, at)| at.elapsed() < Duration::from_secs(5)).map(|(n, _)| n);
+            let total = match fresh {
+                Some(n) => n,
+                None => outbox.total_waiting().unwrap_or(0),
+            };
+            let over = total + routed.len() as u64 > inner.cfg.max_pending;
+            let items: Vec<(&str, i64, &SecurityEvent)> = if over {
+                inner.refused.fetch_add(routed.len() as u64, Ordering::Relaxed);
+                Vec::new()
+            } else {
+                routed
+                    .iter()
+                    .map(|r| (inner.slots[r.sink].cfg.name.as_str(), if r.held { HELD } else { PENDING }, &r.event))
+                    .collect()
+            };
+            match outbox.enqueue(&items, new_cursor) {
+                Ok(()) => {
+                    cursor = new_cursor.unwrap_or(cursor);
+                    // The count is re-read from disk every few seconds (workers shrink it).
+                    let at = match (fresh, waiting) {
+                        (Some(_), Some((_, at))) => at,
+                        _ => Instant::now(),
+                    };
+                    waiting = Some((total + items.len() as u64, at));
+                    let mut woken = vec![false; inner.slots.len()];
+                    for r in &routed {
+                        if !woken[r.sink] {
+                            woken[r.sink] = true;
+                            inner.slots[r.sink].wake.notify();
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "alerts: cannot write to the outbox; retrying");
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                }
+            }
+        }
+        if full {
+            continue;
+        }
+        if stopping {
+            return;
+        }
+        let timeout = router
+            .next_deadline()
+            .map(|d| Duration::from_millis((d - now).clamp(1, IDLE.as_millis() as i64) as u64))
+            .unwrap_or(IDLE);
+        inner.store_wake.wait(&mut seen, timeout);
+    }
+}
+
+fn event_about(slot: &Slot, action: &str, severity: Severity, outcome: Outcome, message: String) -> SecurityEvent {
+    SecurityEvent::new(action, Category::Process, severity, message)
+        .with_outcome(outcome)
+        .with_kevlar("sink", slot.cfg.name.clone())
+        .with_kevlar("sink_type", slot.cfg.kind.name())
+}
+
+fn record_ok(inner: &Inner, slot: &Slot, delivered: u64) {
+    let recovered = {
+        let Ok(mut h) = slot.health.lock() else { return };
+        let was = h.state;
+        h.delivered += delivered;
+        h.last_ok_ms = Some(now_ms());
+        h.consecutive_failures = 0;
+        if was != "ok" {
+            h.state = "ok";
+            h.since_ms = now_ms();
+        }
+        was == "failing"
+    };
+    if recovered {
+        tracing::info!(sink = %slot.cfg.name, "alert sink recovered");
+        inner.bus.publish(event_about(
+            slot,
+            "sys_sink_recovered",
+            Severity::Notice,
+            Outcome::Success,
+            format!("Alert sink `{}` ({}) works again", slot.cfg.name, slot.cfg.kind.name()),
+        ));
+    }
+}
+
+fn record_failure(inner: &Inner, slot: &Slot, err: &SinkError, attempted: bool) {
+    let newly = {
+        let Ok(mut h) = slot.health.lock() else { return };
+        let was = h.state;
+        h.consecutive_failures += 1;
+        if attempted {
+            h.failed_attempts += 1;
+        }
+        h.last_error = Some(err.message.clone());
+        h.last_error_ms = Some(now_ms());
+        if was != "failing" {
+            h.state = "failing";
+            h.since_ms = now_ms();
+        }
+        was != "failing"
+    };
+    if newly {
+        tracing::warn!(sink = %slot.cfg.name, error = %err, "alert sink failing; deliveries wait in the outbox");
+        inner.bus.publish(event_about(
+            slot,
+            "sys_sink_failed",
+            Severity::Alert,
+            Outcome::Failure,
+            format!(
+                "Alert sink `{}` ({}) is failing: {}. Its deliveries wait in the outbox.",
+                slot.cfg.name,
+                slot.cfg.kind.name(),
+                err.message
+            ),
+        ));
+    }
+}
+
+fn worker(inner: &Inner, idx: usize, mut sink: Box<dyn Sink>, mut outbox: Outbox) {
+    let slot = &inner.slots[idx];
+    let name = slot.cfg.name.as_str();
+    let backoff = Backoff { min: inner.cfg.backoff_min, max: inner.cfg.backoff_max };
+    let mut budget = slot.cfg.rate_limit.map(|(n, per)| Budget::new(n, per));
+    let mut failures = 0u32;
+    let mut retry_at: Option<Instant> = None;
+    let mut next_health = Instant::now();
+    let mut next_digest = slot.cfg.digest.map(|d| Instant::now() + d);
+    let mut seen = 0u64;
+    let batch = sink.batch_size().max(1);
+    loop {
+        let now = Instant::now();
+        if inner.stop.load(Ordering::SeqCst) {
+            let past = inner.deadline.lock().ok().and_then(|d| *d).is_none_or(|d| now >= d);
+            if past || retry_at.is_some() {
+                return;
+            }
+        }
+        if let Some(t) = retry_at {
+            if now < t {
+                slot.wake.wait(&mut seen, (t - now).min(IDLE));
+                continue;
+            }
+            retry_at = None;
+        }
+        let fail = |failures: &mut u32, retry_at: &mut Option<Instant>, e: &SinkError, attempted: bool| {
+            record_failure(inner, slot, e, attempted);
+            *failures += 1;
+            *retry_at = Some(Instant::now() + backoff.delay(*failures));
+        };
+
+        // Held deliveries leave as one digest: at the digest interval, or when the budget allows.
+        let digest_due = match (slot.cfg.digest, next_digest) {
+            (Some(_), Some(t)) => now >= t,
+            _ => budget.as_mut().is_some_and(|b| b.ready(now)),
+        };
+        if digest_due {
+            match outbox.held_summary(name) {
+                Ok(Some(h)) => {
+                    let ev = render::digest(name, &h);
+                    match sink.send(std::slice::from_ref(&ev)) {
+                        Ok(()) => {
+                            if let Err(e) = outbox.delete_held(name, h.max_id) {
+                                tracing::error!(error = %e, "alerts: cannot update the outbox");
+                            }
+                            if let Some(b) = budget.as_mut() {
+                                b.take(now);
+                            }
+                            if let Ok(mut hh) = slot.health.lock() {
+                                hh.digests += 1;
+                            }
+                            record_ok(inner, slot, h.count);
+                            failures = 0;
+                        }
+                        Err(e) => {
+                            fail(&mut failures, &mut retry_at, &e, true);
+                            continue;
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "alerts: cannot read the outbox"),
+            }
+            if let Some(d) = slot.cfg.digest {
+                next_digest = Some(now + d);
+            }
+        }
+
+        let rows = match outbox.take(name, PENDING, batch) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "alerts: cannot read the outbox");
+                slot.wake.wait(&mut seen, IDLE);
+                continue;
+            }
+        };
+        if rows.is_empty() {
+            if inner.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            if now >= next_health {
+                match sink.health() {
+                    Ok(()) => record_ok(inner, slot, 0),
+                    Err(e) => record_failure(inner, slot, &e, false),
+                }
+                next_health = Instant::now() + inner.cfg.health_interval;
+            }
+            let mut sleep = IDLE.min(next_health.saturating_duration_since(Instant::now()));
+            if let Some(t) = next_digest {
+                sleep = sleep.min(t.saturating_duration_since(Instant::now()));
+            }
+            slot.wake.wait(&mut seen, sleep.max(Duration::from_millis(5)));
+            continue;
+        }
+        let (send, hold): (Vec<_>, Vec<_>) = match budget.as_mut() {
+            Some(b) => rows.into_iter().partition(|_| b.take(now)),
+            None => (rows, Vec::new()),
+        };
+        if !hold.is_empty() {
+            let ids: Vec<i64> = hold.iter().map(|d| d.id).collect();
+            if let Err(e) = outbox.hold(&ids) {
+                tracing::error!(error = %e, "alerts: cannot update the outbox");
+            }
+        }
+        if send.is_empty() {
+            continue;
+        }
+        let ids: Vec<i64> = send.iter().map(|d| d.id).collect();
+        let events: Vec<SecurityEvent> = send.into_iter().map(|d| d.event).collect();
+        match sink.send(&events) {
+            Ok(()) => {
+                if let Err(e) = outbox.delete(&ids) {
+                    tracing::error!(error = %e, "alerts: cannot update the outbox");
+                }
+                record_ok(inner, slot, ids.len() as u64);
+                failures = 0;
+                next_health = Instant::now() + inner.cfg.health_interval;
+            }
+            Err(e) => {
+                match outbox.fail(&ids, &e.message, inner.cfg.max_attempts) {
+                    Ok(dead) if dead > 0 => {
+                        tracing::warn!(sink = name, dead, "alerts: deliveries moved to the dead letters")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "alerts: cannot update the outbox"),
+                }
+                fail(&mut failures, &mut retry_at, &e, true);
+            }
+        }
+    }
+}
+
+/// Reads the outbox without a running Kevlar (`kevlar alerts` offline).
+pub fn offline_status(data_dir: &Path) -> Result<Option<OfflineStatus>, OutboxError> {
+    let Some(o) = Outbox::open_existing(data_dir)? else { return Ok(None) };
+    Ok(Some((o.counts()?, o.dead(100)?)))
+}
+
+/// `kevlar alerts retry` without a running Kevlar.
+pub fn offline_retry(data_dir: &Path, ids: Option<&[i64]>) -> Result<usize, OutboxError> {
+    match Outbox::open_existing(data_dir)? {
+        Some(mut o) => o.retry(ids),
+        None => Ok(0),
+    }
+}

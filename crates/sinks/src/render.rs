@@ -1,0 +1,206 @@
+//! Words for people: the subject, body and short text of an event (email, SMS, Slack), and the
+//! events Kevlar makes up on the way (a repeat count after de-duplication, a digest).
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use kevlar_core::{Category, SecurityEvent, Severity};
+use serde_json::{json, Value};
+
+use crate::util::outbox::HeldSummary;
+
+fn one_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s.is_multiple_of(3600) && s >= 3600 {
+        format!("{} h", s / 3600)
+    } else if s.is_multiple_of(60) && s >= 60 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// The subject line: `[Kevlar] alert: Banned 203.0.113.7 …`.
+pub fn subject(e: &SecurityEvent) -> String {
+    kevlar_core::event::capped(&format!("[Kevlar] {}: {}", e.severity, one_line(&e.message)), 160)
+}
+
+/// A plain-text body: the message, then the fields a reader needs to act.
+pub fn body(e: &SecurityEvent) -> String {
+    let mut b = String::new();
+    let _ = writeln!(b, "{}\n", one_line(&e.message));
+    let mut field = |k: &str, v: &str| {
+        let _ = writeln!(b, "{k:<12} {v}");
+    };
+    field("When", &kevlar_core::time::rfc3339_ms(e.timestamp_ms));
+    field("Event", &e.action);
+    field("Severity", e.severity.as_str());
+    if let Some(ip) = e.source_ip {
+        field("Address", &ip.to_string());
+    }
+    if let Some(u) = &e.user_name {
+        field("User", u);
+    }
+    if let Some(p) = &e.url_path {
+        let m = e.http_method.as_deref().unwrap_or("");
+        field("Request", one_line(&format!("{m} {p}")).trim());
+    }
+    if let Some(s) = e.status_code {
+        field("Status", &s.to_string());
+    }
+    if let Some(ua) = &e.user_agent {
+        field("User agent", &one_line(ua));
+    }
+    if let Some(r) = &e.rule_name {
+        field("Rule", &one_line(r));
+    }
+    if let Some(r) = &e.request_id {
+        field("Request id", r);
+    }
+    if let Some(n) = e.kevlar.get("repeat_count").and_then(Value::as_u64) {
+        field("Repeats", &n.to_string());
+    }
+    if let Some(groups) = e.kevlar.get("digest").and_then(Value::as_array) {
+        let _ = writeln!(b);
+        for g in groups {
+            let _ = writeln!(
+                b,
+                "{:>6} × {} (from {} addresses: {})\n         e.g. {}",
+                g["count"].as_u64().unwrap_or(0),
+                g["action"].as_str().unwrap_or(""),
+                g["distinct_addresses"].as_u64().unwrap_or(0),
+                g["addresses"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default(),
+                g["example"].as_str().unwrap_or(""),
+            );
+        }
+    }
+    let _ = writeln!(b, "\nEvent id {}. `kevlar events` shows the full record.", e.id);
+    b
+}
+
+/// Text for an SMS: GSM-7 safe ASCII, at most `max` characters (306 = two concatenated segments).
+pub fn short(e: &SecurityEvent, max: usize) -> String {
+    let mut s = format!("Kevlar {}: {}", e.severity, one_line(&e.message));
+    if let Some(ip) = e.source_ip {
+        if !s.contains(&ip.to_string()) {
+            let _ = write!(s, " ({ip})");
+        }
+    }
+    // GSM-7's basic set without the characters that cost two septets or differ from ASCII.
+    let mut out: String = s
+        .chars()
+        .map(|c| match c {
+            '×' => 'x',
+            '—' | '–' => '-',
+            c if c.is_ascii()
+                && !matches!(c, '[' | ']' | '{' | '}' | '\\' | '^' | '~' | '|' | '`')
+                && !c.is_control() =>
+            {
+                c
+            }
+            _ => '?',
+        })
+        .collect();
+    if out.len() > max {
+        out.truncate(max.saturating_sub(3));
+        out.push_str("...");
+    }
+    out
+}
+
+/// Slack's `{"text": …}`, with the first line bold.
+pub fn slack(e: &SecurityEvent) -> Value {
+    let mut text = format!("*[Kevlar] {}: {}*", e.severity, one_line(&e.message).replace('*', "∗"));
+    let mut bits = Vec::new();
+    if let Some(ip) = e.source_ip {
+        bits.push(format!("address `{ip}`"));
+    }
+    if let Some(u) = &e.user_name {
+        bits.push(format!("user `{}`", one_line(u).replace('`', "'")));
+    }
+    if let Some(p) = &e.url_path {
+        bits.push(format!("`{} {}`", e.http_method.as_deref().unwrap_or(""), one_line(p).replace('`', "'")));
+    }
+    bits.push(format!("event `{}`", e.action));
+    let _ = write!(text, "\n{}", bits.join(" · "));
+    json!({ "text": text })
+}
+
+/// After de-duplication: the last event of a run, saying how many more came within `window`.
+pub fn repeat(last: &SecurityEvent, more: u64, window: Duration) -> SecurityEvent {
+    let mut e = last.clone();
+    e.id = format!("{}-x{more}", last.id);
+    e.message = format!("{} (and {more} more like it in {})", last.message, human(window));
+    e.kevlar.insert("repeat_count".into(), json!(more));
+    e.kevlar.insert("repeat_window_s".into(), json!(window.as_secs()));
+    e
+}
+
+/// A digest of held deliveries, as one event.
+pub fn digest(sink: &str, h: &HeldSummary) -> SecurityEvent {
+    let top: Vec<String> = h.groups.iter().take(3).map(|g| format!("{} × {}", g.count, g.action)).collect();
+    let mut e = SecurityEvent::new(
+        "sys_alert_digest",
+        Category::Process,
+        Severity::Warning,
+        format!("{} events since {}: {}", h.count, kevlar_core::time::rfc3339_ms(h.first_ms), top.join(", ")),
+    );
+    e.id = format!("digest-{sink}-{}", h.max_id);
+    let groups: Vec<Value> = h
+        .groups
+        .iter()
+        .map(|g| {
+            json!({
+                "action": g.action, "count": g.count, "distinct_addresses": g.distinct_addresses,
+                "addresses": g.addresses, "example": kevlar_core::event::capped(&g.example, 200),
+            })
+        })
+        .collect();
+    e.kevlar.insert("digest".into(), Value::Array(groups));
+    e.kevlar.insert("digest_count".into(), json!(h.count));
+    e
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ban() -> SecurityEvent {
+        let mut e = SecurityEvent::new(
+            "malicious_ban",
+            Category::IntrusionDetection,
+            Severity::Alert,
+            "Banned 203.0.113.7 for 10m: 5 × malicious_attack in 10m (jail attacks)",
+        );
+        e.source_ip = "203.0.113.7".parse().ok();
+        e
+    }
+
+    #[test]
+    fn texts_read_well_and_fit() {
+        let e = ban();
+        assert_eq!(
+            subject(&e),
+            "[Kevlar] alert: Banned 203.0.113.7 for 10m: 5 × malicious_attack in 10m (jail attacks)"
+        );
+        let b = body(&e);
+        assert!(b.contains("Address      203.0.113.7") && b.contains("Event        malicious_ban"), "{b}");
+        let s = short(&e, 306);
+        assert!(s.starts_with("Kevlar alert: Banned 203.0.113.7 for 10m: 5 x malicious_attack"), "{s}");
+        let mut long = e.clone();
+        long.message = "ü".repeat(1000);
+        let s = short(&long, 306);
+        assert!(s.len() <= 306 && s.is_ascii());
+        assert!(slack(&e)["text"].as_str().unwrap().contains("address `203.0.113.7`"));
+        let r = repeat(&e, 41, Duration::from_secs(600));
+        assert!(r.message.ends_with("(and 41 more like it in 10 min)") && r.id != e.id);
+    }
+}
