@@ -9,17 +9,19 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "kevlar",
     version,
-    about = "Guards a web application: hardening reverse proxy, helmet-grade security headers, attack detection and bans, security events, dependency audit.",
+    about = "Guards a web application: hardening reverse proxy, helmet-grade security headers, attack detection and bans, security events shipped to syslog, Logstash, webhooks, email and SMS, dependency audit.",
     long_about = "Kevlar stands in front of a web application (a Node.js app first, any HTTP app in general), \
 puts helmet's security headers on every response, enforces request limits, terminates TLS, detects attacks \
 (monitor or block) and keeps a black book of attackers with fail2ban-style bans, records security events in \
-an embedded store you can read with `kevlar events` or the admin API, and audits the app's dependencies and \
-runtime for known vulnerabilities.\n\n\
+an embedded store you can read with `kevlar events` or the admin API, ships them to syslog (Papertrail), \
+Logstash, webhooks (Slack), email and SMS through a durable outbox ([alerts] in kevlar.toml), and audits \
+the app's dependencies and runtime for known vulnerabilities.\n\n\
 Quick start:\n  kevlar run -- node server.js        supervise the app and guard it\n  \
 kevlar guard --upstream http://127.0.0.1:3000   guard an app that runs elsewhere\n  \
 kevlar init                          write a commented kevlar.toml\n  \
 kevlar events --follow               watch security events\n  \
 kevlar blackbook list                who attacked, and who is banned\n  \
+kevlar alerts                        alert sinks: health, queue, dead letters\n  \
 kevlar audit                         known vulnerabilities in the lockfile"
 )]
 pub struct Cli {

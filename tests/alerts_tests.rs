@@ -242,6 +242,11 @@ ca_file = "{ca}"
     assert!(raw.contains(&id), "the body names the event id: {raw}");
     assert!(!k.stderr().contains("smtp-pass-9f8e7d"));
     assert_eq!(sink(&alerts_json(&k), "ops")["state"], "ok");
+    // `kevlar alerts test` pages every sink that pages people.
+    let (code, out) = kevlar_alerts(&k, &["test"]);
+    assert_eq!(code, 0, "{out}");
+    wait_until(20, "the test email", || smtp.mails().len() == 2);
+    assert!(smtp.mails()[1].raw.contains("Subject: [Kevlar] alert: Test alert from `kevlar alerts test`"));
 }
 
 #[test]
@@ -467,6 +472,9 @@ url = "{url}"
     let (code, text) = kevlar_alerts(&k, &[]);
     assert_eq!(code, 0);
     assert!(text.contains("dead letters") && text.contains("HTTP 500") && text.contains("malicious_ban"), "{text}");
+    let status = std::process::Command::new(KEVLAR).arg("status").arg("--data-dir").arg(&k.data_dir).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("alert sinks:") && status.contains("hook") && status.contains("1 dead"), "{status}");
     hook.status.store(200, std::sync::atomic::Ordering::SeqCst);
     let (code, text) = kevlar_alerts(&k, &["retry", "--all"]);
     assert_eq!(code, 0, "{text}");

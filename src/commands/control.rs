@@ -119,6 +119,22 @@ pub fn status(a: ControlArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!("upstream: {}", v["upstream"]);
     }
+    if let Some(sinks) = v["alerts"]["sinks"].as_array() {
+        println!("alert sinks:");
+        for s in sinks {
+            let err = s["last_error"].as_str().map(|e| format!("  last error: {e}")).unwrap_or_default();
+            println!(
+                "  {:<16} {:<9} {:<8} {} delivered, {} pending, {} held, {} dead{err}",
+                s["name"].as_str().unwrap_or("?"),
+                s["type"].as_str().unwrap_or("?"),
+                s["state"].as_str().unwrap_or("?"),
+                s["delivered"],
+                s["pending"],
+                s["held"],
+                s["dead"]
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

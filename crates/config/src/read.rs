@@ -746,6 +746,32 @@ mod tests {
     }
 
     #[test]
+    fn the_commented_alert_examples_are_valid() {
+        // Uncomment every `# [[alerts.…]]` block of the example and read it.
+        let mut src = String::new();
+        let mut in_block = false;
+        for line in crate::EXAMPLE.lines() {
+            if line.starts_with("# [[alerts.") {
+                in_block = true;
+            } else if !line.starts_with("# ") {
+                in_block = false;
+            }
+            src.push_str(if in_block { &line[2..] } else { line });
+            src.push('\n');
+        }
+        std::env::set_var("SMTP_PASSWORD", "p");
+        std::env::set_var("TWILIO_AUTH_TOKEN", "t");
+        std::env::set_var("KEVLAR_HOOK_SECRET", "s");
+        let c = parse_str(&src, "example").unwrap_or_else(|e| panic!("{e}"));
+        let kinds: Vec<&str> = c.alerts.sinks.iter().map(|s| s.kind.name()).collect();
+        assert_eq!(kinds, ["syslog", "logstash", "webhook", "email", "sms", "file"]);
+        assert_eq!(c.alerts.routes.len(), 1);
+        let email = &c.alerts.sinks[3];
+        let secs = std::time::Duration::from_secs;
+        assert_eq!((email.dedup, email.rate_limit), (Some(secs(600)), Some((30, secs(3600)))));
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once_with_its_line() {
         let src = "[proxy]\nlisen = \"1.2.3.4:80\"\nupstream = \"ftp://x\"\n\n[limits]\nmax_headers = 0\nbody_timeout = \"soon\"\n[headers.set]\n\"Bad Header\" = \"x\"\n";
         let e = parse_str(src, "k.toml").unwrap_err();

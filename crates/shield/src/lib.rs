@@ -345,7 +345,8 @@ impl Shield {
         let mut ev = SecurityEvent::new(
             "malicious_ban",
             Category::IntrusionDetection,
-            Severity::Warning,
+            // Alert level: the sinks that page people get bans by default (monitor mode included).
+            Severity::Alert,
             format!(
                 "{key} {verb} for {}: {reason}",
                 if dur.is_zero() { "ever".into() } else { humantime::format_duration(dur).to_string() }
