@@ -374,12 +374,12 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
                 .with_outcome(Outcome::Success),
         )
         .await;
-    drop(bus);
-    // Every batch is committed as it arrives; this only waits for the last one, briefly.
-    let _ = tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || store.join())).await;
     // The sinks get a moment to send the last events; what is left waits in the outbox.
     if let Some(a) = alerts {
         let _ = tokio::task::spawn_blocking(move || a.close(ALERTS_GRACE)).await;
     }
+    drop(bus);
+    // Every batch is committed as it arrives; this only waits for the last one, briefly.
+    let _ = tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || store.join())).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -66,7 +66,8 @@ struct Slot {
 struct Inner {
     data_dir: PathBuf,
     cfg: AlertsConfig,
-    bus: Bus,
+    /// Taken away by `close`, so that the store's queue can close behind the last sender.
+    bus: Mutex<Option<Bus>>,
     store_wake: Wake,
     slots: Vec<Slot>,
     stop: AtomicBool,
@@ -122,7 +123,7 @@ impl Alerts {
         let inner = Arc::new(Inner {
             data_dir: data_dir.to_owned(),
             cfg: cfg.clone(),
-            bus,
+            bus: Mutex::new(Some(bus)),
             store_wake,
             slots: cfg
                 .sinks
@@ -184,12 +185,16 @@ impl Alerts {
         for s in &self.inner.slots {
             s.wake.notify();
         }
-        let Some((rx, n)) = self.done.lock().ok().and_then(|mut d| d.take()) else { return };
-        for _ in 0..n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if rx.recv_timeout(left).is_err() {
-                break;
+        if let Some((rx, n)) = self.done.lock().ok().and_then(|mut d| d.take()) {
+            for _ in 0..n {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if rx.recv_timeout(left).is_err() {
+                    break;
+                }
             }
+        }
+        if let Ok(mut b) = self.inner.bus.lock() {
+            b.take();
         }
     }
 
@@ -350,6 +355,12 @@ fn event_about(slot: &Slot, action: &str, severity: Severity, outcome: Outcome, 
         .with_kevlar("sink_type", slot.cfg.kind.name())
 }
 
+fn publish(inner: &Inner, e: SecurityEvent) {
+    if let Some(bus) = inner.bus.lock().ok().and_then(|b| b.clone()) {
+        bus.publish(e);
+    }
+}
+
 fn record_ok(inner: &Inner, slot: &Slot, delivered: u64) {
     let recovered = {
         let Ok(mut h) = slot.health.lock() else { return };
@@ -365,13 +376,16 @@ fn record_ok(inner: &Inner, slot: &Slot, delivered: u64) {
     };
     if recovered {
         tracing::info!(sink = %slot.cfg.name, "alert sink recovered");
-        inner.bus.publish(event_about(
-            slot,
-            "sys_sink_recovered",
-            Severity::Notice,
-            Outcome::Success,
-            format!("Alert sink `{}` ({}) works again", slot.cfg.name, slot.cfg.kind.name()),
-        ));
+        publish(
+            inner,
+            event_about(
+                slot,
+                "sys_sink_recovered",
+                Severity::Notice,
+                Outcome::Success,
+                format!("Alert sink `{}` ({}) works again", slot.cfg.name, slot.cfg.kind.name()),
+            ),
+        );
     }
 }
 
@@ -393,18 +407,21 @@ fn record_failure(inner: &Inner, slot: &Slot, err: &SinkError, attempted: bool) 
     };
     if newly {
         tracing::warn!(sink = %slot.cfg.name, error = %err, "alert sink failing; deliveries wait in the outbox");
-        inner.bus.publish(event_about(
-            slot,
-            "sys_sink_failed",
-            Severity::Alert,
-            Outcome::Failure,
-            format!(
-                "Alert sink `{}` ({}) is failing: {}. Its deliveries wait in the outbox.",
-                slot.cfg.name,
-                slot.cfg.kind.name(),
-                err.message
+        publish(
+            inner,
+            event_about(
+                slot,
+                "sys_sink_failed",
+                Severity::Alert,
+                Outcome::Failure,
+                format!(
+                    "Alert sink `{}` ({}) is failing: {}. Its deliveries wait in the outbox.",
+                    slot.cfg.name,
+                    slot.cfg.kind.name(),
+                    err.message
+                ),
             ),
-        ));
+        );
     }
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::{db_path, migrate, open_conn, StoreError};
 
-const BATCH: usize = 512;
+const BATCH: usize = 4096;
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy)]
