@@ -68,7 +68,7 @@ impl Sink for WebhookSink {
                 .post(&self.cfg.url)
                 .set("Content-Type", "application/json")
                 .set("Idempotency-Key", &e.id)
-                .set("Kevlar-Event", &e.action);
+                .set("Kevlar-Action", &e.action);
             for (k, v) in &self.cfg.headers {
                 req = req.set(k, v);
             }
