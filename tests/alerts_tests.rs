@@ -14,6 +14,11 @@ use common::peers::{wait_until, HttpReceiver, LineListener, Rsyslog, Smtp};
 use common::*;
 use serde_json::{json, Value};
 
+/// Kevlar with this config, in front of nothing (the events come through the admin API).
+fn kevlar_with(config: &str) -> Kevlar {
+    Kevlar::guard(&format!("http://127.0.0.1:{}", closed_port())).config(config).start()
+}
+
 fn post_event(k: &Kevlar, ev: Value) -> String {
     let resp = ureq::post(&k.admin_url("/v1/events"))
         .set("Authorization", &format!("Bearer {}", k.token()))
@@ -169,7 +174,7 @@ sinks = ["hook", "slack"]
         slack = slack.url("/services/T0/B0/secretpath")
     );
     std::env::set_var("KEVLAR_TEST_HOOK_SECRET", "s3cret-hook-key");
-    let k = Kevlar::guard(&format!("http://127.0.0.1:{}", closed_port())).config(&config).start();
+    let k = kevlar_with(&config);
     let id = post_event(&k, event("malicious_attack", 3, "203.0.113.5", "SQL injection in q"));
     post_event(&k, event("malicious_probe", 2, "203.0.113.5", "below the route's severity"));
     post_event(&k, event("authn_login_fail", 3, "203.0.113.5", "not malicious traffic"));
@@ -217,7 +222,7 @@ ca_file = "{ca}"
         port = smtp.port,
         ca = smtp.ca().display()
     );
-    let k = Kevlar::guard(&format!("http://127.0.0.1:{}", closed_port())).config(&config).start();
+    let k = kevlar_with(&config);
     post_event(&k, event("malicious_attack", 3, "198.51.100.4", "below alert level: not mailed by default"));
     let id = post_event(
         &k,
@@ -268,7 +273,7 @@ dedup = "off"
 "#,
         base = twilio.url("")
     );
-    let k = Kevlar::guard(&format!("http://127.0.0.1:{}", closed_port())).config(&config).start();
+    let k = kevlar_with(&config);
     let long = "x".repeat(600);
     post_event(&k, event("malicious_ban", 4, "192.0.2.50", &format!("Banned 192.0.2.50 {long}")));
     for i in 1..10 {
@@ -355,7 +360,7 @@ dedup = "off"
         hook = hook.url("/h"),
         digest = digest.url("/d")
     );
-    let k = Kevlar::guard(&format!("http://127.0.0.1:{}", closed_port())).config(&config).start();
+    let k = kevlar_with(&config);
     for _ in 0..6 {
         post_event(&k, event("malicious_ban", 4, "192.0.2.77", "Banned 192.0.2.77"));
     }
@@ -461,7 +466,7 @@ url = "{url}"
 "#,
         url = hook.url("/in")
     );
-    let k = Kevlar::guard(&format!("http://127.0.0.1:{}", closed_port())).config(&config).start();
+    let k = kevlar_with(&config);
     let id = post_event(&k, event("malicious_ban", 4, "192.0.2.200", "Banned 192.0.2.200"));
     wait_until(20, "a dead letter", || sink(&alerts_json(&k), "hook")["dead"] == 1);
     assert_eq!(hook.all().len(), 2, "two attempts, then it stopped");

@@ -10,18 +10,7 @@ use crate::units::{parse_duration, parse_size};
 
 const TYPES: &str = "syslog, logstash, webhook, email, sms, file, stdout";
 
-fn secs(n: i64) -> Result<Duration, String> {
-    u64::try_from(n).map(Duration::from_secs).map_err(|_| "a duration cannot be negative".to_owned())
-}
-
-fn duration(doc: &mut Doc, t: &mut Table, key: &'static str) -> Option<Duration> {
-    let d = t.parsed(doc, key, parse_duration, Some(&secs as &dyn Fn(i64) -> Result<Duration, String>))?;
-    if d.is_zero() {
-        doc.error(None, &t.key_path(key), "must be longer than zero");
-        return None;
-    }
-    Some(d)
-}
+use crate::read_shield::duration;
 
 /// Severity names as `kevlar_core::Severity` spells them, without depending on it.
 pub(crate) fn severity(s: &str) -> Result<u8, String> {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use kevlar_config::{AlertsConfig, Framing, SinkConfig, SinkKind, SyslogSink, Transport};
 use kevlar_core::{Category, SecurityEvent, Severity};
-use kevlar_engine::{BusBuilder, Envelope, Wake};
+use kevlar_engine::{Bus, BusBuilder, Envelope, Wake};
 use kevlar_sinks::syslog::encoder;
 use kevlar_sinks::Alerts;
 use kevlar_store::{Retention, StoreWriter};
@@ -109,6 +109,39 @@ fn syslog_sink(name: &str, port: u16) -> SinkConfig {
     }
 }
 
+/// A store writer and the alert pipeline with one sink, as `kevlar` wires them.
+fn pipeline(sink: SinkConfig) -> (tempfile::TempDir, Bus, StoreWriter, Alerts) {
+    let data = tempfile::tempdir().unwrap();
+    let mut bb = BusBuilder::new();
+    let store_rx = bb.subscribe("store", 65_536, true);
+    let bus = bb.build();
+    let wake = Wake::new();
+    let store = StoreWriter::start_with_wake(
+        data.path(),
+        Retention { max_age: Duration::from_secs(86400), max_size_bytes: u64::MAX },
+        store_rx,
+        Some(wake.clone()),
+    )
+    .unwrap();
+    let cfg = AlertsConfig { sinks: vec![sink], ..Default::default() };
+    let alerts = Alerts::start(&cfg, data.path(), store.path(), wake, bus.clone()).unwrap();
+    (data, bus, store, alerts)
+}
+
+/// Publishes every event (and one more, acknowledged); the bus drops when the store's queue is
+/// full, so every 8192nd waits for the store.
+fn publish_all(rt: &tokio::runtime::Runtime, bus: &Bus, events: &[Arc<SecurityEvent>], mut each: impl FnMut(usize)) {
+    for (i, e) in events.iter().enumerate() {
+        if i % 8192 == 8191 {
+            rt.block_on(bus.publish_acked((**e).clone())).unwrap();
+        } else {
+            bus.publish((**e).clone());
+        }
+        each(i);
+    }
+    rt.block_on(bus.publish_acked(event(events.len()))).unwrap();
+}
+
 fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let events: Vec<Arc<SecurityEvent>> = (0..n).map(|i| Arc::new(event(i))).collect();
@@ -172,34 +205,10 @@ fn main() {
     drop(s);
     received.store(0, Ordering::SeqCst);
 
-    let data = tempfile::tempdir().unwrap();
-    let mut bb = BusBuilder::new();
-    let store_rx = bb.subscribe("store", 65_536, true);
-    let bus = bb.build();
-    let wake = Wake::new();
-    let store = StoreWriter::start_with_wake(
-        data.path(),
-        Retention { max_age: Duration::from_secs(86400), max_size_bytes: u64::MAX },
-        store_rx,
-        Some(wake.clone()),
-    )
-    .unwrap();
-    let (ptx, prx) = tokio::sync::mpsc::channel::<Envelope>(65_536);
-    drop(prx);
-    drop(ptx);
-    let cfg = AlertsConfig { sinks: vec![syslog_sink("bench", port)], ..Default::default() };
-    let alerts = Alerts::start(&cfg, data.path(), store.path(), wake, bus.clone()).unwrap();
-    // The bus drops when the store's queue is full; pace publishing by the queue instead.
+    let (_data, bus, store, alerts) = pipeline(syslog_sink("bench", port));
     let t = Instant::now();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    for (i, e) in events.iter().enumerate() {
-        if i % 8192 == 8191 {
-            rt.block_on(bus.publish_acked((**e).clone())).unwrap();
-        } else {
-            bus.publish((**e).clone());
-        }
-    }
-    rt.block_on(bus.publish_acked(event(n))).unwrap();
+    publish_all(&rt, &bus, &events, |_| {});
     let dropped: u64 = bus.stats().dropped.iter().map(|d| d.1).sum();
     let target = (n as u64 + 1).saturating_sub(dropped);
     let ok = wait_for(&received, target, Duration::from_secs(300));
@@ -217,34 +226,15 @@ fn main() {
     store.join();
 
     // 3. The sink down: the backlog goes to disk, not memory.
-    let data = tempfile::tempdir().unwrap();
-    let mut bb = BusBuilder::new();
-    let store_rx = bb.subscribe("store", 65_536, true);
-    let bus = bb.build();
-    let wake = Wake::new();
-    let store = StoreWriter::start_with_wake(
-        data.path(),
-        Retention { max_age: Duration::from_secs(86400), max_size_bytes: u64::MAX },
-        store_rx,
-        Some(wake.clone()),
-    )
-    .unwrap();
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let cfg = AlertsConfig { sinks: vec![syslog_sink("down", closed)], ..Default::default() };
-    let alerts = Alerts::start(&cfg, data.path(), store.path(), wake, bus.clone()).unwrap();
+    let (data, bus, store, alerts) = pipeline(syslog_sink("down", closed));
     let mut samples = Vec::new();
     let before = rss_kb();
-    for (i, e) in events.iter().enumerate() {
-        if i % 8192 == 8191 {
-            rt.block_on(bus.publish_acked((**e).clone())).unwrap();
-        } else {
-            bus.publish((**e).clone());
-        }
+    publish_all(&rt, &bus, &events, |i| {
         if i % (n / 4).max(1) == 0 {
             samples.push(rss_kb());
         }
-    }
-    rt.block_on(bus.publish_acked(event(n))).unwrap();
+    });
     let pending = || -> u64 { alerts.status()["sinks"][0]["pending"].as_u64().unwrap_or(0) };
     let end = Instant::now() + Duration::from_secs(120);
     while pending() < n as u64 * 9 / 10 && Instant::now() < end {

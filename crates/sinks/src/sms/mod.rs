@@ -7,8 +7,8 @@ use base64::Engine;
 use kevlar_config::SmsSink as Config;
 use kevlar_core::SecurityEvent;
 
-use crate::util::net::resolve;
-use crate::webhook::{agent, authority, http_error};
+use crate::util::net::http_reachable;
+use crate::webhook::{agent, http_error};
 use crate::{Sink, SinkError};
 
 pub struct SmsSink {
@@ -45,10 +45,6 @@ impl Sink for SmsSink {
     }
 
     fn health(&mut self) -> Result<(), SinkError> {
-        let auth = authority(&self.cfg.base_url);
-        let addr = resolve(&auth)?;
-        std::net::TcpStream::connect_timeout(&addr[0], self.cfg.timeout)
-            .map(|_| ())
-            .map_err(|e| SinkError::connect(format!("cannot connect to {auth}: {e}")))
+        http_reachable(&self.cfg.base_url, self.cfg.timeout)
     }
 }

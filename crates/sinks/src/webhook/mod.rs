@@ -9,7 +9,7 @@ use std::time::Duration;
 use kevlar_config::WebhookSink as Config;
 use kevlar_core::SecurityEvent;
 
-use crate::util::net::{resolve, tls_config};
+use crate::util::net::{http_reachable, tls_config};
 use crate::{Sink, SinkError};
 
 pub struct WebhookSink {
@@ -82,11 +82,7 @@ impl Sink for WebhookSink {
     }
 
     fn health(&mut self) -> Result<(), SinkError> {
-        let auth = authority(&self.cfg.url);
-        let addr = resolve(&auth)?;
-        std::net::TcpStream::connect_timeout(&addr[0], self.cfg.timeout)
-            .map(|_| ())
-            .map_err(|e| SinkError::connect(format!("cannot connect to {auth}: {e}")))
+        http_reachable(&self.cfg.url, self.cfg.timeout)
     }
 }
 
