@@ -147,6 +147,21 @@ fn logstash_gets_json_lines() {
 }
 
 #[test]
+fn stdout_gets_json_lines() {
+    let k = Kevlar::guard(&format!("http://127.0.0.1:{}", closed_port()))
+        .config("[[alerts.sink]]\nname = \"out\"\ntype = \"stdout\"\n")
+        .capture_stdout()
+        .start();
+    let id = post_event(&k, event("malicious_probe", 2, "192.0.2.3", "probe for /.env"));
+    let out = k.stdout.clone().unwrap();
+    wait_until(20, "the event on stdout", || std::fs::read_to_string(&out).unwrap_or_default().contains(&id));
+    for line in std::fs::read_to_string(&out).unwrap().lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert!(v["event"]["action"].is_string(), "{line}");
+    }
+}
+
+#[test]
 fn webhooks_sign_and_speak_slack() {
     let hook = HttpReceiver::start(200);
     let slack = HttpReceiver::start(200);
@@ -252,6 +267,23 @@ ca_file = "{ca}"
     assert_eq!(code, 0, "{out}");
     wait_until(20, "the test email", || smtp.mails().len() == 2);
     assert!(smtp.mails()[1].raw.contains("Subject: [Kevlar] alert: Test alert from `kevlar alerts test`"));
+}
+
+#[test]
+fn email_over_implicit_tls() {
+    let smtp = Smtp::start_implicit_tls();
+    let config = format!(
+        "[[alerts.sink]]\nname = \"smtps\"\ntype = \"email\"\nserver = \"127.0.0.1\"\nport = {}\nsecurity = \"tls\"\n\
+         from = \"kevlar@example.com\"\nto = \"ops@example.com\"\nca_file = \"{}\"\n",
+        smtp.port,
+        smtp.ca().display()
+    );
+    let k = kevlar_with(&config);
+    post_event(&k, event("sys_crash", 4, "127.0.0.1", "app instance 0 exited with code 1"));
+    wait_until(20, "the email", || !smtp.mails().is_empty());
+    let m = &smtp.mails()[0];
+    assert_eq!(m.envelope["tls"], true);
+    assert!(m.raw.contains("Subject: [Kevlar] alert: app instance 0 exited with code 1"), "{}", m.raw);
 }
 
 #[test]

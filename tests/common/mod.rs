@@ -79,6 +79,8 @@ pub struct Kevlar {
     pub admin: SocketAddr,
     pub data_dir: PathBuf,
     pub stderr: Arc<Mutex<String>>,
+    /// Where Kevlar's standard output went, when the test asked for it.
+    pub stdout: Option<PathBuf>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -87,9 +89,16 @@ pub struct KevlarBuilder {
     data_dir: Option<PathBuf>,
     config: Option<String>,
     cwd: Option<PathBuf>,
+    capture_stdout: bool,
 }
 
 impl KevlarBuilder {
+    /// Keep Kevlar's standard output in a file (`Kevlar::stdout`).
+    pub fn capture_stdout(mut self) -> Self {
+        self.capture_stdout = true;
+        self
+    }
+
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(a.into());
         self
@@ -141,9 +150,13 @@ impl KevlarBuilder {
         for (i, e) in extra.into_iter().enumerate() {
             args.insert(pos + i, e);
         }
+        let stdout_path = self.capture_stdout.then(|| tmp.path().join("stdout"));
         let mut cmd = Command::new(KEVLAR);
         cmd.args(&args)
-            .stdout(Stdio::null())
+            .stdout(match &stdout_path {
+                Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+                None => Stdio::null(),
+            })
             .stderr(Stdio::piped())
             .current_dir(self.cwd.as_deref().unwrap_or(tmp.path()));
         cmd.env("KEVLAR_LOG", "info");
@@ -168,6 +181,7 @@ impl KevlarBuilder {
             admin: field("admin").unwrap(),
             data_dir,
             stderr: log,
+            stdout: stdout_path,
             _tmp: Some(tmp),
         })
     }
@@ -180,11 +194,18 @@ impl Kevlar {
             data_dir: None,
             config: None,
             cwd: None,
+            capture_stdout: false,
         }
     }
 
     pub fn cmd(args: &[&str]) -> KevlarBuilder {
-        KevlarBuilder { args: args.iter().map(|s| s.to_string()).collect(), data_dir: None, config: None, cwd: None }
+        KevlarBuilder {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            data_dir: None,
+            config: None,
+            cwd: None,
+            capture_stdout: false,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

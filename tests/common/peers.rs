@@ -120,6 +120,15 @@ impl Smtp {
     /// aiosmtpd (tests/peers/smtp_server.py); with `tls` it requires STARTTLS (certificate from
     /// `kevlar cert`), with `auth` it requires AUTH.
     pub fn start(tls: bool, auth: Option<(&str, &str)>) -> Smtp {
+        Self::launch(tls, false, auth)
+    }
+
+    /// TLS from the first byte (SMTPS, port 465's way).
+    pub fn start_implicit_tls() -> Smtp {
+        Self::launch(true, true, None)
+    }
+
+    fn launch(tls: bool, implicit: bool, auth: Option<(&str, &str)>) -> Smtp {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::create_dir_all(d.join("mail")).unwrap();
@@ -128,6 +137,9 @@ impl Smtp {
         if tls {
             certs(&d.join("tls"));
             cmd.arg("--cert").arg(d.join("tls/cert.pem")).arg("--key").arg(d.join("tls/key.pem"));
+        }
+        if implicit {
+            cmd.arg("--implicit-tls");
         }
         if let Some((u, p)) = auth {
             cmd.args(["--user", u, "--password", p]);

@@ -1,8 +1,9 @@
 """A real SMTP server for Kevlar's tests: aiosmtpd on 127.0.0.1, a port chosen by the system.
 
-Usage: smtp_server.py OUTDIR [--cert CERT --key KEY] [--user USER --password PASSWORD]
+Usage: smtp_server.py OUTDIR [--cert CERT --key KEY [--implicit-tls]] [--user USER --password PASSWORD]
 
-With --cert/--key the server offers STARTTLS and requires it; with --user/--password it requires
+With --cert/--key the server offers STARTTLS and requires it (with --implicit-tls it speaks TLS from
+the first byte instead, as on port 465); with --user/--password it requires
 AUTH (PLAIN or LOGIN, only after STARTTLS). Each message is written to OUTDIR as N.eml, with the
 envelope in N.json. Prints "PORT <n>" on stdout once listening; stops when stdin closes.
 """
@@ -28,7 +29,8 @@ class Saver:
             f.write(envelope.original_content or envelope.content)
         with open(base + ".json", "w") as f:
             json.dump({"from": envelope.mail_from, "to": envelope.rcpt_tos,
-                       "tls": session.ssl is not None,
+                       "tls": session.ssl is not None
+                       or server.transport.get_extra_info("sslcontext") is not None,
                        "auth": bool(session.authenticated)}, f)
         os.rename(base + ".eml.tmp", base + ".eml")
         return "250 OK"
@@ -41,6 +43,7 @@ def main():
     p.add_argument("--key")
     p.add_argument("--user")
     p.add_argument("--password")
+    p.add_argument("--implicit-tls", action="store_true")
     a = p.parse_args()
 
     tls = None
@@ -57,15 +60,17 @@ def main():
 
     def factory():
         kw = {}
-        if tls:
+        if tls and not a.implicit_tls:
             kw.update(tls_context=tls, require_starttls=True)
         if a.user:
-            kw.update(authenticator=authenticator, auth_required=True, auth_require_tls=bool(tls))
+            kw.update(authenticator=authenticator, auth_required=True,
+                      auth_require_tls=bool(tls) and not a.implicit_tls)
         return SMTP(handler, hostname="localhost", **kw)
 
     async def run():
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(factory, "127.0.0.1", 0)
+        server = await loop.create_server(factory, "127.0.0.1", 0,
+                                          ssl=tls if a.implicit_tls else None)
         print("PORT", server.sockets[0].getsockname()[1], flush=True)
         await loop.run_in_executor(None, sys.stdin.read)
         server.close()
