@@ -130,6 +130,24 @@ function route(req, res) {
       });
     });
   }
+  // An API login Kevlar cannot infer (200 either way): the app reports the outcome itself in a
+  // `Kevlar-Event` header, which Kevlar records and removes (docs/logins.md).
+  if (req.method === 'POST' && p === '/api/token') {
+    return readBody(req, 64 * 1024, (err, body) => {
+      if (err) return json(res, 400, { error: 'bad body' });
+      const f = parseFields(req, body);
+      if (!f) return json(res, 400, { error: 'bad JSON' });
+      const user = findUser(f.user);
+      const who = encodeURIComponent(String(f.user || ''));
+      if (!checkPassword(user, f.secret)) {
+        return json(res, 200, { ok: false }, { 'Kevlar-Event': `authn_login_fail; user=${who}` });
+      }
+      return json(res, 200, { ok: true, token: crypto.randomBytes(16).toString('hex') }, {
+        'Kevlar-Event': `authn_login_success; user=${who}`,
+        'Kevlar-User-Email': user.username.includes('@') ? user.username : `${user.username}@example.com`,
+      });
+    });
+  }
   if (p === '/account' && req.method === 'GET') {
     const u = sessionUser(req);
     if (!u) return send(res, 302, 'text/plain', 'log in first\n', { Location: '/' });

@@ -116,6 +116,29 @@ pub struct Mail {
     pub envelope: serde_json::Value,
 }
 
+impl Mail {
+    /// The message with line ends normalised and quoted-printable soft breaks and escapes undone.
+    pub fn text(&self) -> String {
+        let s = self.raw.replace("\r\n", "\n").replace("=\n", "");
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if b[i] == b'=' && i + 2 < b.len() {
+                if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(b[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
 impl Smtp {
     /// aiosmtpd (tests/peers/smtp_server.py); with `tls` it requires STARTTLS (certificate from
     /// `kevlar cert`), with `auth` it requires AUTH.

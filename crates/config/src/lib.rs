@@ -8,6 +8,7 @@ mod error;
 mod model;
 mod read;
 mod read_alerts;
+mod read_logins;
 mod read_shield;
 mod reader;
 pub mod units;

@@ -343,6 +343,10 @@ fn read_root(doc: &mut Doc, root: &mut Table, c: &mut Config, tls: &mut TlsParti
         crate::read_shield::read_routes(doc, &mut t, &mut c.routes);
         t.finish(doc);
     }
+    if let Some(mut t) = root.table(doc, "logins") {
+        crate::read_logins::read_logins(doc, &mut t, &mut c.logins);
+        t.finish(doc);
+    }
     if let Some(mut t) = root.table(doc, "alerts") {
         crate::read_alerts::read_alerts(doc, &mut t, &mut c.alerts);
         t.finish(doc);

@@ -3,8 +3,9 @@
 //! 404 bursts). The proxy knows this trait only; the binary plugs the shield in.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::Decision;
 
@@ -57,6 +58,10 @@ pub trait Gate: Send + Sync {
     /// Called with the status of the answer (the app's or Kevlar's own); `flagged` is what
     /// [`Gate::inspect`] said.
     fn observe(&self, meta: &RequestMeta<'_>, status: u16, flagged: bool);
+
+    /// Called with the head of the app's answer before the client sees it: login outcomes,
+    /// sessions, account changes, and the `Kevlar-*` headers the app sends Kevlar (removed here).
+    fn respond(&self, _meta: &RequestMeta<'_>, _ctx: Option<&RequestContext>, _status: u16, _headers: &mut HeaderMap) {}
 }
 
 /// What inspection concluded.
@@ -65,8 +70,47 @@ pub struct Verdict {
     pub decision: Decision,
     /// Detectors found something (whatever the mode did with it).
     pub flagged: bool,
+    /// Seconds for `Retry-After` when refusing.
+    pub retry_after: Option<u64>,
+    /// Hold the request this long before forwarding it (a slowed-down login).
+    pub delay: Option<Duration>,
+    /// Headers for the request to the app (e.g. `Kevlar-Breached-Password`).
+    pub add_headers: Vec<(HeaderName, HeaderValue)>,
+    /// What the answer's handling needs to know about this request.
+    pub context: Option<Box<RequestContext>>,
 }
 
 impl Verdict {
-    pub const ALLOW: Verdict = Verdict { decision: Decision::Allow, flagged: false };
+    pub const ALLOW: Verdict = Verdict {
+        decision: Decision::Allow,
+        flagged: false,
+        retry_after: None,
+        delay: None,
+        add_headers: Vec::new(),
+        context: None,
+    };
+
+    pub fn new(decision: Decision, flagged: bool) -> Verdict {
+        Verdict { decision, flagged, ..Verdict::ALLOW }
+    }
+}
+
+/// A login attempt found in a request, carried to its answer. Never the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginAttempt {
+    /// The endpoint that matched (index into the configured ones, or the automatic shape).
+    pub endpoint: usize,
+    pub user: String,
+    /// The password is in the breached-password index, seen this many times.
+    pub breached: Option<u64>,
+}
+
+/// Per-request facts from [`Gate::inspect`] for [`Gate::respond`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequestContext {
+    pub login: Option<LoginAttempt>,
+    /// The user a session cookie of the request belongs to.
+    pub session_user: Option<String>,
+    /// An account-change route matched (index into the configured ones).
+    pub change: Option<usize>,
 }

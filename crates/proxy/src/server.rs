@@ -725,9 +725,12 @@ impl Worker {
             && http_body::Body::is_end_stream(req.body())
             && matches!(*req.method(), http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        // Headers only Kevlar may tell the app.
+        parts.headers.remove("kevlar-breached-password");
         let limits = &self.shared.limits;
         let mut body = RequestBody::new(body, limits.max_body_bytes, limits.body_timeout);
+        let mut request_ctx = None;
         if let Some(g) = &self.shared.gate {
             let meta = info.meta();
             let ct = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
@@ -766,8 +769,18 @@ impl Worker {
             let verdict = g.inspect(&meta, &view);
             info.flagged.store(verdict.flagged, Ordering::Relaxed);
             if let Decision::Refuse { status, .. } = verdict.decision {
-                return self.own_page(&ctx, &info, status, in_flight);
+                return match verdict.retry_after {
+                    Some(secs) => self.own_page_retry(&ctx, &info, status, Some(secs), in_flight),
+                    None => self.own_page(&ctx, &info, status, in_flight),
+                };
             }
+            for (name, value) in verdict.add_headers {
+                parts.headers.insert(name, value);
+            }
+            if let Some(d) = verdict.delay {
+                tokio::time::sleep(d).await;
+            }
+            request_ctx = verdict.context;
         }
         let saved = retryable.then(|| (parts.method.clone(), parts.uri.clone(), parts.version, parts.headers.clone()));
         let client_value = if client_ip == ctx.peer_ip { ctx.peer_value.clone() } else { ip_value(client_ip) };
@@ -922,6 +935,9 @@ impl Worker {
             }
         }
         let (mut parts, body) = resp.into_parts();
+        if let (Some(g), false) = (&self.shared.gate, switching) {
+            g.respond(&info.meta(), request_ctx.as_deref(), parts.status.as_u16(), &mut parts.headers);
+        }
         forward::clean_response(&mut parts.headers, switching);
         self.shared.policy.apply(info.path(), &mut parts.headers, true);
         self.log_access(&info, parts.status.as_u16(), ctx.tls);

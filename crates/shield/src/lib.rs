@@ -15,6 +15,7 @@ pub mod bans;
 pub mod blackbook;
 pub mod db;
 pub mod key;
+pub mod login;
 pub mod ratelimit;
 pub mod routes;
 
@@ -28,7 +29,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use kevlar_config::{Config, Mode};
 use kevlar_core::{
-    Category, Decision, Gate, Outcome, Refusal, RequestMeta, RequestView, SecurityEvent, Severity, Verdict,
+    Category, Decision, Gate, Outcome, Refusal, RequestContext, RequestMeta, RequestView, SecurityEvent, Severity,
+    Verdict,
 };
 use kevlar_detect::{Detector, Families, Family, Finding, InspectConfig, Inspector};
 use kevlar_engine::{Bus, Envelope};
@@ -73,6 +75,7 @@ struct Inner {
     /// Automatic bans refuse requests (else they are recorded only).
     enforce_auto: bool,
     counters: Counters,
+    logins: login::Logins,
 }
 
 /// A cheap handle: the proxy's gate, the admin API's control, the correlator's state.
@@ -138,6 +141,7 @@ impl Shield {
             db: Mutex::new(Some(db)),
             enforce_auto: cfg.bans.enforce.unwrap_or(d.mode == Mode::Block),
             counters: Counters::default(),
+            logins: login::Logins::new(&cfg.logins, cfg.bans.enforce.unwrap_or(d.mode == Mode::Block)),
             cfg: cfg.clone(),
         };
         Ok(Shield { inner: Arc::new(inner) })
@@ -472,6 +476,8 @@ impl Shield {
         let c = &self.inner.counters;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let active = self.inner.bans.all().into_iter().filter(|(_, b)| b.until_ms > now_ms()).count();
+        let (pairs, users, addresses, sessions) = self.inner.logins.sizes();
+        let logins = json!({ "pairs": pairs, "users": users, "addresses": addresses, "sessions": sessions });
         json!({
             "mode": self.inner.cfg.detect.mode.as_str(),
             "bans_enforced": self.inner.enforce_auto,
@@ -483,6 +489,7 @@ impl Shield {
             "active_bans": active,
             "blackbook_in_memory": self.inner.book.lock().map(|b| b.len()).unwrap_or(0),
             "routes": self.inner.routes.lock().map(|r| r.len()).unwrap_or(0),
+            "logins": logins,
         })
     }
 
@@ -492,6 +499,97 @@ impl Shield {
         if let Ok(mut b) = self.inner.bus.write() {
             b.take();
         }
+    }
+
+    /// The detectors' part of [`Gate::inspect`]; events name the signed-in user when known.
+    fn detect(&self, meta: &RequestMeta<'_>, view: &RequestView<'_>, user: Option<&str>) -> Verdict {
+        let inner = &self.inner;
+        let path_mode = self.path_mode(meta.path);
+        let global = inner.cfg.detect.mode;
+        if path_mode.unwrap_or(global) == Mode::Off && inner.family_modes.values().all(|m| *m != Mode::Block) {
+            return Verdict::ALLOW;
+        }
+        inner.counters.inspected.fetch_add(1, Ordering::Relaxed);
+        if inner.cfg.routes.positive {
+            let unknown =
+                inner.routes.lock().map(|r| !r.is_empty() && !r.knows(meta.method, meta.path)).unwrap_or(false);
+            if unknown {
+                let ev = self
+                    .event(
+                        meta,
+                        "malicious_probe",
+                        Severity::Notice,
+                        "request outside the learned route inventory".into(),
+                    )
+                    .with_kevlar("family", "probe")
+                    .with_kevlar("rule", "unknown_route")
+                    .with_kevlar("blocked", true);
+                self.publish(ev);
+                return Verdict::new(Decision::Refuse { status: 404, reason: "unknown_route" }, true);
+            }
+        }
+        let mut findings = Vec::new();
+        inner.inspector.inspect(view, &mut findings);
+        findings.retain(|f| !self.excluded(meta.path, f));
+        if findings.is_empty() {
+            return Verdict::ALLOW;
+        }
+        inner.counters.flagged.fetch_add(1, Ordering::Relaxed);
+        let mode_of = |f: &Finding| match inner.family_modes.get(&f.family) {
+            Some(Mode::Off) => Mode::Off,
+            fm => path_mode.or(fm.copied()).unwrap_or(global),
+        };
+        findings.retain(|f| mode_of(f) != Mode::Off);
+        if findings.is_empty() {
+            return Verdict::ALLOW;
+        }
+        let block = findings.iter().any(|f| mode_of(f) == Mode::Block);
+        // One event per action, led by its strongest finding, listing the others.
+        for action in ["malicious_attack", "malicious_attack_tool", "malicious_probe"] {
+            let group: Vec<&Finding> = findings.iter().filter(|f| f.family.action() == action).collect();
+            let Some(top) = group.iter().max_by_key(|f| f.score) else { continue };
+            let severity = match action {
+                "malicious_attack" => Severity::Warning,
+                _ => Severity::Notice,
+            };
+            let what = match action {
+                "malicious_attack" => format!("{} attempt in {}", top.family.as_str(), top.location),
+                "malicious_attack_tool" => format!("attack tool {} in {}", top.rule, top.location),
+                _ => format!("probe for a sensitive resource ({})", top.rule),
+            };
+            let blocked = block && group.iter().any(|f| mode_of(f) == Mode::Block);
+            let mut ev = self
+                .event(meta, action, severity, if blocked { format!("{what}; blocked") } else { what })
+                .with_kevlar("family", top.family.as_str())
+                .with_kevlar("rule", top.rule)
+                .with_kevlar("location", top.location.as_str())
+                .with_kevlar("excerpt", top.excerpt.as_str())
+                .with_kevlar("score", top.score)
+                .with_kevlar("mode", mode_of(top).as_str())
+                .with_kevlar("blocked", blocked);
+            ev.rule_id = Some(format!("kevlar.{}.{}", top.family.as_str(), top.rule));
+            ev.rule_name = Some(top.rule.to_owned());
+            if group.len() > 1 {
+                ev = ev.with_kevlar(
+                    "findings",
+                    group
+                        .iter()
+                        .map(|f| json!({"family": f.family.as_str(), "rule": f.rule, "location": f.location, "score": f.score}))
+                        .collect::<Vec<_>>(),
+                );
+            }
+            ev.user_name = user.map(str::to_owned);
+            if blocked {
+                ev.status_code = Some(403);
+                ev.outcome = Outcome::Failure;
+            }
+            self.publish(ev);
+        }
+        if block {
+            inner.counters.blocked.fetch_add(1, Ordering::Relaxed);
+            return Verdict::new(Decision::Refuse { status: 403, reason: "attack_blocked" }, true);
+        }
+        Verdict::new(Decision::Allow, true)
     }
 
     fn publish(&self, ev: SecurityEvent) {
@@ -575,100 +673,47 @@ impl Gate for Shield {
     }
 
     fn body_prefix(&self, meta: &RequestMeta<'_>, content_type: Option<&str>) -> usize {
-        let mode = self.path_mode(meta.path).unwrap_or(self.inner.cfg.detect.mode);
-        if mode == Mode::Off || content_type.is_none() {
+        if content_type.is_none() {
             return 0;
         }
-        self.inner.cfg.detect.body_limit as usize
+        let limit = self.inner.cfg.detect.body_limit as usize;
+        if self.inner.logins.wants_body(meta.method, meta.path) {
+            return limit.max(16 << 10);
+        }
+        let mode = self.path_mode(meta.path).unwrap_or(self.inner.cfg.detect.mode);
+        if mode == Mode::Off {
+            return 0;
+        }
+        limit
     }
 
     fn inspect(&self, meta: &RequestMeta<'_>, view: &RequestView<'_>) -> Verdict {
-        let inner = &self.inner;
-        let path_mode = self.path_mode(meta.path);
-        let global = inner.cfg.detect.mode;
-        if path_mode.unwrap_or(global) == Mode::Off && inner.family_modes.values().all(|m| *m != Mode::Block) {
-            return Verdict::ALLOW;
-        }
-        inner.counters.inspected.fetch_add(1, Ordering::Relaxed);
-        if inner.cfg.routes.positive {
-            let unknown =
-                inner.routes.lock().map(|r| !r.is_empty() && !r.knows(meta.method, meta.path)).unwrap_or(false);
-            if unknown {
-                let ev = self
-                    .event(
-                        meta,
-                        "malicious_probe",
-                        Severity::Notice,
-                        "request outside the learned route inventory".into(),
-                    )
-                    .with_kevlar("family", "probe")
-                    .with_kevlar("rule", "unknown_route")
-                    .with_kevlar("blocked", true);
-                self.publish(ev);
-                return Verdict { decision: Decision::Refuse { status: 404, reason: "unknown_route" }, flagged: true };
-            }
-        }
-        let mut findings = Vec::new();
-        inner.inspector.inspect(view, &mut findings);
-        findings.retain(|f| !self.excluded(meta.path, f));
-        if findings.is_empty() {
-            return Verdict::ALLOW;
-        }
-        inner.counters.flagged.fetch_add(1, Ordering::Relaxed);
-        let mode_of = |f: &Finding| match inner.family_modes.get(&f.family) {
-            Some(Mode::Off) => Mode::Off,
-            fm => path_mode.or(fm.copied()).unwrap_or(global),
-        };
-        findings.retain(|f| mode_of(f) != Mode::Off);
-        if findings.is_empty() {
-            return Verdict::ALLOW;
-        }
-        let block = findings.iter().any(|f| mode_of(f) == Mode::Block);
-        // One event per action, led by its strongest finding, listing the others.
-        for action in ["malicious_attack", "malicious_attack_tool", "malicious_probe"] {
-            let group: Vec<&Finding> = findings.iter().filter(|f| f.family.action() == action).collect();
-            let Some(top) = group.iter().max_by_key(|f| f.score) else { continue };
-            let severity = match action {
-                "malicious_attack" => Severity::Warning,
-                _ => Severity::Notice,
-            };
-            let what = match action {
-                "malicious_attack" => format!("{} attempt in {}", top.family.as_str(), top.location),
-                "malicious_attack_tool" => format!("attack tool {} in {}", top.rule, top.location),
-                _ => format!("probe for a sensitive resource ({})", top.rule),
-            };
-            let blocked = block && group.iter().any(|f| mode_of(f) == Mode::Block);
-            let mut ev = self
-                .event(meta, action, severity, if blocked { format!("{what}; blocked") } else { what })
-                .with_kevlar("family", top.family.as_str())
-                .with_kevlar("rule", top.rule)
-                .with_kevlar("location", top.location.as_str())
-                .with_kevlar("excerpt", top.excerpt.as_str())
-                .with_kevlar("score", top.score)
-                .with_kevlar("mode", mode_of(top).as_str())
-                .with_kevlar("blocked", blocked);
-            ev.rule_id = Some(format!("kevlar.{}.{}", top.family.as_str(), top.rule));
-            ev.rule_name = Some(top.rule.to_owned());
-            if group.len() > 1 {
-                ev = ev.with_kevlar(
-                    "findings",
-                    group
-                        .iter()
-                        .map(|f| json!({"family": f.family.as_str(), "rule": f.rule, "location": f.location, "score": f.score}))
-                        .collect::<Vec<_>>(),
-                );
-            }
-            if blocked {
-                ev.status_code = Some(403);
-                ev.outcome = Outcome::Failure;
-            }
+        let seen = self.inner.logins.on_request(meta, view, now_ms());
+        for ev in seen.events {
             self.publish(ev);
         }
-        if block {
-            inner.counters.blocked.fetch_add(1, Ordering::Relaxed);
-            return Verdict { decision: Decision::Refuse { status: 403, reason: "attack_blocked" }, flagged: true };
+        let session_user = seen.context.as_ref().and_then(|c| c.session_user.clone());
+        if let Some(secs) = seen.refuse_for {
+            let mut v = Verdict::new(Decision::Refuse { status: 429, reason: "login_pair_locked" }, false);
+            v.retry_after = Some(secs);
+            return v;
         }
-        Verdict { decision: Decision::Allow, flagged: true }
+        let mut v = self.detect(meta, view, session_user.as_deref());
+        v.delay = seen.delay;
+        v.context = seen.context.map(Box::new);
+        v
+    }
+
+    fn respond(
+        &self,
+        meta: &RequestMeta<'_>,
+        ctx: Option<&RequestContext>,
+        status: u16,
+        headers: &mut http::HeaderMap,
+    ) {
+        for ev in self.inner.logins.on_response(meta, ctx, status, headers, now_ms()) {
+            self.publish(ev);
+        }
     }
 
     fn observe(&self, meta: &RequestMeta<'_>, status: u16, flagged: bool) {

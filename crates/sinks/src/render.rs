@@ -85,6 +85,45 @@ pub fn body(e: &SecurityEvent) -> String {
     b
 }
 
+/// The subject of a notice to the user themself (`kevlar.notify`).
+pub fn user_subject(e: &SecurityEvent) -> String {
+    match e.kevlar.get("notify").and_then(Value::as_str).unwrap_or("") {
+        "new_ip" => "New sign-in to your account".into(),
+        "email_changed" => "The email address of your account was changed".into(),
+        "password_changed" => "The password of your account was changed".into(),
+        "targeted" => "Many failed sign-ins on your account".into(),
+        "breached_password" => "Your password appears in data breaches".into(),
+        _ => "Security notice about your account".into(),
+    }
+}
+
+/// The body of a notice to the user: what happened, from where, when, and what to do.
+pub fn user_body(e: &SecurityEvent) -> String {
+    let user = e.user_name.as_deref().unwrap_or("your account");
+    let when = kevlar_core::time::rfc3339_ms(e.timestamp_ms);
+    let from = e.source_ip.map(|ip| ip.to_string()).unwrap_or_else(|| "an unknown address".into());
+    let agent = e.user_agent.as_deref().map(|a| format!("\nBrowser: {}", one_line(a))).unwrap_or_default();
+    let not_you = "If this was not you, change your password now and contact us.";
+    let what = match e.kevlar.get("notify").and_then(Value::as_str).unwrap_or("") {
+        "new_ip" => format!(
+            "Someone signed in to {user} from a network not seen before ({}).\n\nWhen: {when}\nAddress: {from}{agent}\n\nIf this was you, there is nothing to do. {not_you}",
+            e.kevlar.get("network").and_then(Value::as_str).unwrap_or("?")
+        ),
+        "email_changed" => format!(
+            "The email address of {user} was changed.\n\nWhen: {when}\nAddress: {from}{agent}\n\nThis message goes to the previous address. {not_you}"
+        ),
+        "password_changed" => format!("The password of {user} was changed.\n\nWhen: {when}\nAddress: {from}{agent}\n\n{not_you}"),
+        "targeted" => format!(
+            "There were many failed attempts to sign in to {user} within a day, from many addresses. Sign-ins to it are slowed down to protect it; your password was not accepted by any of them.\n\nChoose a long, unique password if you have not."
+        ),
+        "breached_password" => format!(
+            "You signed in to {user} with a password that appears in known data breaches, so attackers try it.\n\nWhen: {when}\nAddress: {from}\n\nPlease change it to one you use nowhere else."
+        ),
+        _ => one_line(&e.message),
+    };
+    format!("{what}\n\n(Reference {}.)\n", e.id)
+}
+
 /// Text for an SMS: GSM-7 safe ASCII, at most `max` characters (306 = two concatenated segments).
 pub fn short(e: &SecurityEvent, max: usize) -> String {
     let mut s = format!("Kevlar {}: {}", e.severity, one_line(&e.message));

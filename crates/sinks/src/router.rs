@@ -61,6 +61,7 @@ impl Rule {
 struct SinkRoute {
     name: String,
     pages_people: bool,
+    email: bool,
     named_by_rule: bool,
     dedup: Option<Duration>,
     digest: bool,
@@ -108,6 +109,7 @@ impl Router {
             .map(|(i, s)| SinkRoute {
                 name: s.name.clone(),
                 pages_people: s.pages_people(),
+                email: matches!(s.kind, kevlar_config::SinkKind::Email(_)),
                 named_by_rule: rules.iter().any(|r| r.sinks.contains(&i)),
                 dedup: s.dedup,
                 digest: s.digest.is_some(),
@@ -151,6 +153,16 @@ impl Router {
                 }
             }
             out.push(Routed { sink: i, held: s.digest, event: e.clone() });
+        }
+        // A notice for the user themself (a new sign-in, a changed email): one copy to the first
+        // email sink, addressed to them, whatever the routes say.
+        if let Some(to) = e.kevlar.get("notify_email").and_then(Value::as_str) {
+            if let Some(i) = self.sinks.iter().position(|s| s.email) {
+                let mut copy = e.clone();
+                copy.id = format!("{}-user", e.id);
+                copy.kevlar.insert("deliver_to".into(), Value::String(to.to_owned()));
+                out.push(Routed { sink: i, held: false, event: copy });
+            }
         }
     }
 

@@ -82,7 +82,10 @@ impl EmailSink {
 impl Sink for EmailSink {
     fn send(&mut self, events: &[SecurityEvent]) -> Result<(), SinkError> {
         for e in events {
-            self.deliver(&self.to, &render::subject(e), render::body(e))?;
+            match e.kevlar.get("deliver_to").and_then(serde_json::Value::as_str) {
+                Some(to) => self.deliver(&[mailbox(to)?], &render::user_subject(e), render::user_body(e))?,
+                None => self.deliver(&self.to, &render::subject(e), render::body(e))?,
+            }
         }
         Ok(())
     }

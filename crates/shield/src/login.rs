@@ -1,0 +1,936 @@
+//! Logins and account changes, seen in the traffic: which requests are login attempts (configured
+//! endpoints, or the common shapes), who they are for, how the app answered, and what follows —
+//! the per-(user, address) lockout, slowing down a targeted account, credential stuffing from one
+//! address, a site-wide spike, logins from a new network, changes right after one, sessions.
+//!
+//! Pure state behind one lock: requests and answers go in, events and decisions come out; the
+//! shield publishes. Only the username is ever kept; the password is read to find the attempt and
+//! dropped. Every table is bounded by `logins.max_tracked` and expires; a live lockout is never
+//! evicted to make room.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use base64::Engine;
+use http::HeaderMap;
+use ipnet::IpNet;
+use kevlar_config::{ChangeKind, LoginEndpoint, LoginsConfig};
+use kevlar_core::{Category, LoginAttempt, Outcome, RequestContext, RequestMeta, RequestView, SecurityEvent, Severity};
+use kevlar_detect::extract::{self, Part, Source};
+
+/// The endpoint index of the automatic shapes.
+pub const AUTO: usize = usize::MAX;
+
+const AUTO_PATHS: &[&str] = &[
+    "/login",
+    "/signin",
+    "/sign-in",
+    "/sign_in",
+    "/api/login",
+    "/api/signin",
+    "/auth/login",
+    "/api/auth/login",
+    "/session",
+    "/sessions",
+    "/api/session",
+    "/api/sessions",
+    "/users/sign_in",
+    "/user/login",
+    "/account/login",
+];
+const AUTO_USER: &[&str] = &["email", "username", "user", "login"];
+const AUTO_PASSWORD: &[&str] = &["password"];
+const MAX_USER: usize = 128;
+/// Networks remembered per user.
+const MAX_NETS: usize = 20;
+
+/// The response headers an app sends Kevlar; never forwarded to the client.
+pub const EVENT_HEADER: &str = "kevlar-event";
+pub const USER_EMAIL_HEADER: &str = "kevlar-user-email";
+
+#[derive(Default)]
+struct Pair {
+    fails: u32,
+    last_ms: i64,
+    blocked_until: i64,
+}
+
+#[derive(Default)]
+struct User {
+    fails: VecDeque<i64>,
+    nets: Vec<(IpNet, i64)>,
+    email: Option<String>,
+    /// (kind, when) of the last email about each kind of notice.
+    notified: Vec<(&'static str, i64)>,
+    /// The last login from a new network: when, from where.
+    new_ip: Option<(i64, IpAddr)>,
+    targeted_alerted_ms: i64,
+    last_ms: i64,
+}
+
+#[derive(Default)]
+struct Addr {
+    /// (hash of the username, when) of recent failures, distinct users only.
+    users: Vec<(u64, i64)>,
+    alerted_until: i64,
+    last_ms: i64,
+}
+
+#[derive(Default)]
+struct Spike {
+    minute: i64,
+    count: u32,
+    baseline: f64,
+    minutes_seen: u32,
+    alerted_until: i64,
+}
+
+#[derive(Default)]
+struct State {
+    pairs: HashMap<(String, IpAddr), Pair>,
+    users: HashMap<String, User>,
+    addrs: HashMap<IpAddr, Addr>,
+    sessions: HashMap<[u8; 16], (String, i64)>,
+    spike: Spike,
+}
+
+/// What a request told the login monitor.
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub context: Option<RequestContext>,
+    /// Refuse with 429 for this many seconds (a locked (user, address) pair).
+    pub refuse_for: Option<u64>,
+    pub delay: Option<std::time::Duration>,
+    pub events: Vec<SecurityEvent>,
+}
+
+pub struct Logins {
+    cfg: LoginsConfig,
+    enforce: bool,
+    secret: [u8; 32],
+    state: Mutex<State>,
+}
+
+fn lower_path(p: &str) -> String {
+    let p = p.trim_end_matches('/');
+    if p.is_empty() {
+        "/".into()
+    } else {
+        p.to_ascii_lowercase()
+    }
+}
+
+fn clean_user(s: &str) -> Option<String> {
+    let s: String = s.trim().chars().filter(|c| !c.is_control()).take(MAX_USER).collect();
+    (!s.is_empty()).then_some(s)
+}
+
+fn is_email(s: &str) -> bool {
+    s.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !s.contains(char::is_whitespace))
+}
+
+fn net_of(ip: IpAddr, v4: u8, v6: u8) -> IpNet {
+    let p = if ip.is_ipv4() { v4 } else { v6 };
+    IpNet::new(ip, p).map(|n| n.trunc()).unwrap_or_else(|_| IpNet::from(ip))
+}
+
+/// Percent-decoding for header parameters.
+fn unpercent(s: &str) -> String {
+    kevlar_detect::normalize::percent(s)
+}
+
+/// Keeps a table under `cap`: first drops what `weak` says may go, then what `strong` does not
+/// keep alive; never what `strong` keeps (a live lockout). Returns whether there is room.
+fn make_room<K: std::hash::Hash + Eq, V>(
+    m: &mut HashMap<K, V>,
+    cap: usize,
+    weak: impl Fn(&V) -> bool,
+    strong: impl Fn(&V) -> bool,
+) -> bool {
+    if m.len() < cap {
+        return true;
+    }
+    m.retain(|_, v| !weak(v) || strong(v));
+    if m.len() >= cap * 9 / 10 {
+        m.retain(|_, v| strong(v));
+    }
+    m.len() < cap
+}
+
+impl Logins {
+    pub fn new(cfg: &LoginsConfig, enforce: bool) -> Logins {
+        let mut secret = [0u8; 32];
+        for chunk in secret.chunks_mut(8) {
+            chunk.copy_from_slice(&fastrand::u64(..).to_le_bytes());
+        }
+        Logins { cfg: cfg.clone(), enforce, secret, state: Mutex::new(State::default()) }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.cfg.enabled
+    }
+
+    fn endpoint(&self, method: &str, path: &str) -> Option<(usize, Option<&LoginEndpoint>)> {
+        if !self.cfg.endpoints.is_empty() {
+            let p = lower_path(path);
+            return self
+                .cfg
+                .endpoints
+                .iter()
+                .position(|e| e.method.eq_ignore_ascii_case(method) && lower_path(&e.path) == p)
+                .map(|i| (i, self.cfg.endpoints.get(i)));
+        }
+        if self.cfg.auto && method.eq_ignore_ascii_case("POST") && AUTO_PATHS.contains(&lower_path(path).as_str()) {
+            return Some((AUTO, None));
+        }
+        None
+    }
+
+    /// Whether this request's body must be read for a login (so the proxy reads it ahead).
+    pub fn wants_body(&self, method: &str, path: &str) -> bool {
+        self.cfg.enabled && self.endpoint(method, path).is_some()
+    }
+
+    fn change(&self, method: &str, path: &str) -> Option<usize> {
+        let p = lower_path(path);
+        self.cfg.changes.iter().position(|c| c.method.eq_ignore_ascii_case(method) && lower_path(&c.path) == p)
+    }
+
+    fn hash(&self, s: &[u8]) -> [u8; 16] {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(&self.secret);
+        ctx.update(s);
+        let d = ctx.finish();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&d.as_ref()[..16]);
+        out
+    }
+
+    fn user_hash(&self, user: &str) -> u64 {
+        let h = self.hash(user.to_lowercase().as_bytes());
+        u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
+    }
+
+    /// The username (and whether a password was given) of a login request.
+    fn credentials(ep: Option<&LoginEndpoint>, view: &RequestView<'_>) -> Option<String> {
+        if ep.is_some_and(|e| e.basic) {
+            let auth = view.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+            let b64 = auth.strip_prefix("Basic ").or_else(|| auth.strip_prefix("basic "))?;
+            let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+            let text = String::from_utf8_lossy(&raw);
+            let (user, pass) = text.split_once(':')?;
+            return (!pass.is_empty()).then(|| clean_user(user)).flatten();
+        }
+        let users: Vec<&str> = ep.map_or(AUTO_USER.to_vec(), |e| e.username.iter().map(String::as_str).collect());
+        let passwords: Vec<&str> =
+            ep.map_or(AUTO_PASSWORD.to_vec(), |e| e.password.iter().map(String::as_str).collect());
+        let ct = view.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let mut parts: Vec<Part<'_>> = Vec::new();
+        let mut owned: Vec<Part<'static>> = Vec::new();
+        if ct.contains("json") {
+            extract::json(view.body, &mut owned);
+        } else {
+            extract::form(view.body, "body", Source::Body, &mut parts);
+        }
+        let field = |p: &Part<'_>| -> String {
+            if p.location.is_empty() {
+                p.name.to_string()
+            } else {
+                p.location.strip_prefix("body.").unwrap_or(&p.location).to_owned()
+            }
+        };
+        let all = parts.iter().chain(owned.iter());
+        let mut user = None;
+        let mut has_password = false;
+        for p in all {
+            let f = field(p);
+            if user.is_none() && users.iter().any(|u| u.eq_ignore_ascii_case(&f)) {
+                user = clean_user(&p.value);
+            } else if passwords.iter().any(|u| u.eq_ignore_ascii_case(&f)) && !p.value.is_empty() {
+                has_password = true;
+            }
+        }
+        if has_password {
+            user
+        } else {
+            None
+        }
+    }
+
+    fn session_user(&self, headers: &HeaderMap, now: i64, st: &State) -> Option<String> {
+        if st.sessions.is_empty() {
+            return None;
+        }
+        for v in headers.get_all(http::header::COOKIE) {
+            let Ok(s) = v.to_str() else { continue };
+            for pair in s.split(';') {
+                let Some((k, val)) = pair.trim().split_once('=') else { continue };
+                if val.is_empty() || !self.cfg.session_cookies.iter().any(|n| n == k) {
+                    continue;
+                }
+                if let Some((u, exp)) = st.sessions.get(&self.hash(val.as_bytes())) {
+                    if *exp > now {
+                        return Some(u.clone());
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn event(
+        meta: &RequestMeta<'_>,
+        action: &str,
+        severity: Severity,
+        outcome: Outcome,
+        user: Option<&str>,
+        message: String,
+    ) -> SecurityEvent {
+        let category = if action.starts_with("authn_") { Category::Authentication } else { Category::Iam };
+        let mut ev = SecurityEvent::new(action, category, severity, message).with_outcome(outcome);
+        ev.source_ip = Some(meta.ip);
+        ev.http_method = Some(meta.method.to_owned());
+        ev.url_path = Some(kevlar_core::event::capped(meta.path, 2048));
+        ev.user_agent = meta.user_agent.map(|u| kevlar_core::event::capped(u, 512));
+        ev.request_id = Some(meta.request_id.to_owned());
+        ev.user_name = user.map(str::to_owned);
+        ev
+    }
+
+    /// Adds a user notification to an event (an email to the user), throttled per user and kind.
+    fn notify(&self, user: &mut User, name: &str, kind: &'static str, now: i64, ev: SecurityEvent) -> SecurityEvent {
+        let to = user.email.clone().or_else(|| is_email(name).then(|| name.to_owned()));
+        let Some(to) = to else { return ev };
+        let every = self.cfg.notify_every.as_millis() as i64;
+        if user.notified.iter().any(|(k, at)| *k == kind && *at > now - every) {
+            return ev.with_kevlar("notify_throttled", true);
+        }
+        user.notified.retain(|(k, _)| *k != kind);
+        user.notified.push((kind, now));
+        ev.with_kevlar("notify_email", to).with_kevlar("notify", kind)
+    }
+
+    /// Looks at a request: a login attempt (and whether its pair is locked or its user slowed),
+    /// an account change, the signed-in user.
+    pub fn on_request(&self, meta: &RequestMeta<'_>, view: &RequestView<'_>, now: i64) -> Seen {
+        let mut seen = Seen::default();
+        if !self.cfg.enabled {
+            return seen;
+        }
+        let Ok(st) = self.state.lock() else { return seen };
+        let session_user = self.session_user(view.headers, now, &st);
+        let change = self.change(meta.method, meta.path);
+        let mut login = None;
+        if let Some((idx, ep)) = self.endpoint(meta.method, meta.path) {
+            if let Some(user) = Self::credentials(ep, view) {
+                let key = (user.to_lowercase(), meta.ip);
+                if let Some(p) = st.pairs.get(&key) {
+                    if p.blocked_until > now && self.enforce {
+                        seen.refuse_for = Some(((p.blocked_until - now + 999) / 1000).max(1) as u64);
+                    }
+                }
+                if let Some(u) = st.users.get(&user.to_lowercase()) {
+                    let day = now - 86_400_000;
+                    let recent = u.fails.iter().filter(|t| **t > day).count() as u32;
+                    if recent >= self.cfg.user_failures && self.enforce {
+                        seen.delay = Some(self.cfg.user_delay);
+                    }
+                }
+                login = Some(LoginAttempt { endpoint: idx, user, breached: None });
+            }
+        }
+        if login.is_some() || session_user.is_some() || change.is_some() {
+            seen.context = Some(RequestContext { login, session_user, change });
+        }
+        seen
+    }
+
+    /// Looks at the head of the app's answer: the login outcome, the app's own `Kevlar-Event`
+    /// reports and `Kevlar-User-Email` (both removed), a session set, an account change.
+    pub fn on_response(
+        &self,
+        meta: &RequestMeta<'_>,
+        ctx: Option<&RequestContext>,
+        status: u16,
+        headers: &mut HeaderMap,
+        now: i64,
+    ) -> Vec<SecurityEvent> {
+        let mut out = Vec::new();
+        let reported: Vec<String> =
+            headers.get_all(EVENT_HEADER).iter().filter_map(|v| v.to_str().ok().map(str::to_owned)).collect();
+        let app_email = headers.get(USER_EMAIL_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        headers.remove(EVENT_HEADER);
+        headers.remove(USER_EMAIL_HEADER);
+        if !self.cfg.enabled {
+            return out;
+        }
+        let Ok(mut st) = self.state.lock() else { return out };
+        let session_user = ctx.and_then(|c| c.session_user.clone());
+
+        // What the app reported itself.
+        let mut reported_login: Option<(String, bool)> = None;
+        for r in &reported {
+            let mut fields = r.split(';').map(str::trim);
+            let action = fields.next().unwrap_or("").to_ascii_lowercase();
+            if !kevlar_core::event::is_valid_action(&action) {
+                continue;
+            }
+            let mut user = session_user.clone();
+            let mut outcome = Outcome::Unknown;
+            let mut message = None;
+            for f in fields {
+                let Some((k, v)) = f.split_once('=') else { continue };
+                let v = unpercent(v.trim().trim_matches('"'));
+                match k.trim() {
+                    "user" => user = clean_user(&v),
+                    "outcome" if v == "success" => outcome = Outcome::Success,
+                    "outcome" if v == "failure" => outcome = Outcome::Failure,
+                    "message" => message = Some(kevlar_core::event::capped(&v, 512)),
+                    _ => {}
+                }
+            }
+            match (action.as_str(), &user) {
+                ("authn_login_success", Some(u)) => reported_login = Some((u.clone(), true)),
+                ("authn_login_fail", Some(u)) => reported_login = Some((u.clone(), false)),
+                _ => {
+                    let severity = if action.starts_with("malicious_") { Severity::Warning } else { Severity::Info };
+                    let msg = message.unwrap_or_else(|| format!("{action} reported by the app"));
+                    out.push(
+                        Self::event(meta, &action, severity, outcome, user.as_deref(), msg)
+                            .with_kevlar("reported_by", "app_header"),
+                    );
+                }
+            }
+        }
+
+        let attempt = ctx.and_then(|c| c.login.as_ref());
+        let login = match (reported_login, attempt) {
+            (Some((u, ok)), _) => Some((u, Some(ok), true, attempt.and_then(|a| a.breached))),
+            (None, Some(a)) => {
+                let ep = (a.endpoint != AUTO).then(|| self.cfg.endpoints.get(a.endpoint)).flatten();
+                Some((a.user.clone(), outcome(ep, meta.path, status, headers), false, a.breached))
+            }
+            _ => None,
+        };
+        if let Some((user, Some(ok), by_app, breached)) = login {
+            if let Some(e) = app_email.as_deref().filter(|e| is_email(e)) {
+                self.user_mut(&mut st, &user, now).email = Some(e.to_owned());
+            }
+            if ok {
+                self.success(&mut st, meta, &user, status, headers, by_app, breached, now, &mut out);
+            } else {
+                self.failure(&mut st, meta, &user, status, by_app, now, &mut out);
+            }
+        }
+
+        // An account change by the signed-in user.
+        if let (Some(ci), Some(user), true) =
+            (ctx.and_then(|c| c.change), session_user.as_deref(), (200..300).contains(&status))
+        {
+            if let Some(ch) = self.cfg.changes.get(ci).cloned() {
+                let takeover_window = self.cfg.takeover_window.as_millis() as i64;
+                let u = self.user_mut(&mut st, user, now);
+                let (action, what) = match ch.kind {
+                    ChangeKind::Email => ("user_updated", "email address"),
+                    ChangeKind::Password => ("authn_password_change", "password"),
+                    ChangeKind::Profile => ("user_updated", "profile"),
+                };
+                let ev = Self::event(
+                    meta,
+                    action,
+                    Severity::Notice,
+                    Outcome::Success,
+                    Some(user),
+                    format!("{user} changed their {what}"),
+                )
+                .with_kevlar("change", ch.kind.as_str());
+                let kind = match ch.kind {
+                    ChangeKind::Email => "email_changed",
+                    ChangeKind::Password => "password_changed",
+                    ChangeKind::Profile => "profile_changed",
+                };
+                let recent_new_ip = u.new_ip.filter(|(at, _)| now - at <= takeover_window);
+                let ev = if ch.kind == ChangeKind::Profile { ev } else { self.notify(u, user, kind, now, ev) };
+                out.push(ev);
+                if let (Some((at, from)), ChangeKind::Email | ChangeKind::Password) = (recent_new_ip, ch.kind) {
+                    out.push(
+                        Self::event(
+                            meta,
+                            "authn_account_takeover",
+                            Severity::Alert,
+                            Outcome::Unknown,
+                            Some(user),
+                            format!(
+                                "possible account takeover: {user} changed their {what} {} min after signing in from a new network ({from})",
+                                (now - at) / 60_000
+                            ),
+                        )
+                        .with_kevlar("change", ch.kind.as_str())
+                        .with_kevlar("new_ip", from.to_string()),
+                    );
+                }
+                if ch.kind == ChangeKind::Email {
+                    if let Some(e) = app_email.filter(|e| is_email(e)) {
+                        u.email = Some(e);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn user_mut<'s>(&self, st: &'s mut State, user: &str, now: i64) -> &'s mut User {
+        let key = user.to_lowercase();
+        if !st.users.contains_key(&key) {
+            let day = now - 86_400_000;
+            make_room(&mut st.users, self.cfg.max_tracked, |u| u.last_ms < day, |_| false);
+        }
+        let u = st.users.entry(key).or_default();
+        u.last_ms = now;
+        u
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn success(
+        &self,
+        st: &mut State,
+        meta: &RequestMeta<'_>,
+        user: &str,
+        status: u16,
+        headers: &HeaderMap,
+        by_app: bool,
+        breached: Option<u64>,
+        now: i64,
+        out: &mut Vec<SecurityEvent>,
+    ) {
+        st.pairs.remove(&(user.to_lowercase(), meta.ip));
+        let mut ev = Self::event(
+            meta,
+            "authn_login_success",
+            Severity::Info,
+            Outcome::Success,
+            Some(user),
+            format!("{user} signed in"),
+        );
+        ev.status_code = Some(status);
+        if by_app {
+            ev = ev.with_kevlar("reported_by", "app_header");
+        }
+        // The session the answer sets belongs to this user from now on.
+        let cookies: Vec<(String, String)> = headers
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|c| c.split(';').next()?.trim().split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        let session = cookies
+            .iter()
+            .find(|(k, _)| self.cfg.session_cookies.iter().any(|n| n == k))
+            .or_else(|| (cookies.len() == 1).then(|| &cookies[0]));
+        if let Some((name, value)) = session {
+            let cap = self.cfg.max_tracked;
+            if make_room(&mut st.sessions, cap, |(_, exp)| *exp <= now, |_| false) {
+                st.sessions.insert(self.hash(value.as_bytes()), (user.to_owned(), now + 7 * 86_400_000));
+            }
+            ev = ev.with_kevlar("session_cookie", name.clone());
+        }
+        let (v4, v6) = (self.cfg.new_ip_prefix_v4, self.cfg.new_ip_prefix_v6);
+        let net = net_of(meta.ip, v4, v6);
+        let u = self.user_mut(st, user, now);
+        let known = u.nets.iter().any(|(n, _)| n.contains(&meta.ip));
+        let first = u.nets.is_empty();
+        if known {
+            if let Some(e) = u.nets.iter_mut().find(|(n, _)| n.contains(&meta.ip)) {
+                e.1 = now;
+            }
+        } else {
+            if u.nets.len() >= MAX_NETS {
+                if let Some(oldest) = u.nets.iter().enumerate().min_by_key(|(_, (_, t))| *t).map(|(i, _)| i) {
+                    u.nets.remove(oldest);
+                }
+            }
+            u.nets.push((net, now));
+        }
+        out.push(ev);
+        if !known && !first {
+            u.new_ip = Some((now, meta.ip));
+            let ev = Self::event(
+                meta,
+                "authn_login_new_ip",
+                Severity::Warning,
+                Outcome::Success,
+                Some(user),
+                format!("{user} signed in from a new network ({net})"),
+            )
+            .with_kevlar("network", net.to_string());
+            let ev = self.notify(u, user, "new_ip", now, ev);
+            out.push(ev);
+        }
+        if let Some(count) = breached {
+            let ev = Self::event(
+                meta,
+                "authn_password_breached",
+                Severity::Warning,
+                Outcome::Success,
+                Some(user),
+                format!("{user} signed in with a password found in data breaches"),
+            )
+            .with_kevlar("breach_count", count);
+            let ev = self.notify(u, user, "breached_password", now, ev);
+            out.push(ev);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn failure(
+        &self,
+        st: &mut State,
+        meta: &RequestMeta<'_>,
+        user: &str,
+        status: u16,
+        by_app: bool,
+        now: i64,
+        out: &mut Vec<SecurityEvent>,
+    ) {
+        let cfg = &self.cfg;
+        let mut ev = Self::event(
+            meta,
+            "authn_login_fail",
+            Severity::Notice,
+            Outcome::Failure,
+            Some(user),
+            format!("failed sign-in for {user}"),
+        );
+        ev.status_code = Some(status);
+        if by_app {
+            ev = ev.with_kevlar("reported_by", "app_header");
+        }
+        out.push(ev);
+
+        // Consecutive failures of this (user, address).
+        let block_ms = cfg.pair_block.as_millis() as i64;
+        let key = (user.to_lowercase(), meta.ip);
+        if !st.pairs.contains_key(&key) {
+            make_room(&mut st.pairs, cfg.max_tracked, |p| p.last_ms < now - block_ms, |p| p.blocked_until > now);
+        }
+        if st.pairs.len() < cfg.max_tracked || st.pairs.contains_key(&key) {
+            let p = st.pairs.entry(key).or_default();
+            p.fails += 1;
+            p.last_ms = now;
+            if p.fails >= cfg.pair_failures && p.blocked_until <= now {
+                p.blocked_until = now + block_ms;
+                p.fails = 0;
+                out.push(
+                    Self::event(
+                        meta,
+                        "authn_login_fail_max",
+                        Severity::Warning,
+                        Outcome::Failure,
+                        Some(user),
+                        format!(
+                            "{} consecutive failed sign-ins for {user} from {}: that pair is refused for {}",
+                            cfg.pair_failures,
+                            meta.ip,
+                            humantime::format_duration(cfg.pair_block)
+                        ),
+                    )
+                    .with_kevlar("enforced", self.enforce)
+                    .with_kevlar("duration_s", cfg.pair_block.as_secs()),
+                );
+            }
+        }
+
+        // Failures against this user from anywhere: slow it down, tell the user.
+        let day = now - 86_400_000;
+        let threshold = cfg.user_failures;
+        let u = self.user_mut(st, user, now);
+        while u.fails.front().is_some_and(|t| *t <= day) {
+            u.fails.pop_front();
+        }
+        if u.fails.len() < threshold as usize + 1 {
+            u.fails.push_back(now);
+        }
+        if u.fails.len() as u32 >= threshold && u.targeted_alerted_ms <= day {
+            u.targeted_alerted_ms = now;
+            let ev = Self::event(
+                meta,
+                "authn_login_user_targeted",
+                Severity::Alert,
+                Outcome::Failure,
+                Some(user),
+                format!("{threshold} failed sign-ins for {user} within a day, from many addresses: attempts are slowed down"),
+            )
+            .with_kevlar("enforced", self.enforce);
+            let ev = self.notify(u, user, "targeted", now, ev);
+            out.push(ev);
+        }
+
+        // Many usernames from one address: spraying / credential stuffing.
+        let window = cfg.spray_window.as_millis() as i64;
+        let uh = self.user_hash(user);
+        if !st.addrs.contains_key(&meta.ip) {
+            make_room(&mut st.addrs, cfg.max_tracked, |a| a.last_ms < now - window, |a| a.alerted_until > now);
+        }
+        if st.addrs.len() < cfg.max_tracked || st.addrs.contains_key(&meta.ip) {
+            let a = st.addrs.entry(meta.ip).or_default();
+            a.last_ms = now;
+            a.users.retain(|(_, t)| *t > now - window);
+            if !a.users.iter().any(|(h, _)| *h == uh) && a.users.len() <= cfg.spray_users as usize {
+                a.users.push((uh, now));
+            }
+            if a.users.len() >= cfg.spray_users as usize && a.alerted_until <= now {
+                a.alerted_until = now + window;
+                out.push(
+                    Self::event(
+                        meta,
+                        "authn_credential_stuffing",
+                        Severity::Alert,
+                        Outcome::Failure,
+                        None,
+                        format!(
+                            "credential stuffing: failed sign-ins for {} different users from {} within {}",
+                            a.users.len(),
+                            meta.ip,
+                            humantime::format_duration(cfg.spray_window)
+                        ),
+                    )
+                    .with_kevlar("users", a.users.len()),
+                );
+            }
+        }
+
+        // Site-wide: failures per minute against the learned baseline.
+        let minute = now / 60_000;
+        let s = &mut st.spike;
+        if minute != s.minute {
+            if s.minute != 0 {
+                // Minutes without failures pull the baseline down too.
+                let idle = (minute - s.minute - 1).clamp(0, 60) as u32;
+                s.baseline = s.baseline * 0.9 + f64::from(s.count) * 0.1;
+                for _ in 0..idle {
+                    s.baseline *= 0.9;
+                }
+                s.minutes_seen += 1 + idle;
+            }
+            s.minute = minute;
+            s.count = 0;
+        }
+        s.count += 1;
+        let limit = (s.baseline * f64::from(cfg.spike_factor)).max(f64::from(cfg.spike_min));
+        if f64::from(s.count) > limit && s.alerted_until <= now {
+            s.alerted_until = now + 600_000;
+            out.push(
+                Self::event(
+                    meta,
+                    "authn_login_spike",
+                    Severity::Alert,
+                    Outcome::Failure,
+                    None,
+                    format!(
+                        "{} failed sign-ins this minute across the site (usual: {:.1} a minute)",
+                        s.count, s.baseline
+                    ),
+                )
+                .with_kevlar("count", s.count)
+                .with_kevlar("baseline", (s.baseline * 10.0).round() / 10.0),
+            );
+        }
+    }
+
+    /// Sizes of the tables, for `/v1/status` and the bounds tests.
+    pub fn sizes(&self) -> (usize, usize, usize, usize) {
+        self.state.lock().map(|s| (s.pairs.len(), s.users.len(), s.addrs.len(), s.sessions.len())).unwrap_or_default()
+    }
+
+    /// Whether the (user, address) pair is locked now.
+    pub fn pair_locked(&self, user: &str, ip: IpAddr, now: i64) -> bool {
+        self.state
+            .lock()
+            .map(|s| s.pairs.get(&(user.to_lowercase(), ip)).is_some_and(|p| p.blocked_until > now))
+            .unwrap_or(false)
+    }
+}
+
+/// The outcome of a login answer: `Some(true)` success, `Some(false)` failure, `None` neither
+/// (an error, a rate limit, a route that is not there).
+pub fn outcome(ep: Option<&LoginEndpoint>, login_path: &str, status: u16, headers: &HeaderMap) -> Option<bool> {
+    if status >= 500 || matches!(status, 404 | 405 | 429) || status < 200 {
+        return None;
+    }
+    let failure_status: &[u16] = ep.map_or(&[401, 403], |e| &e.failure_status);
+    if failure_status.contains(&status) {
+        return Some(false);
+    }
+    if (400..500).contains(&status) {
+        return Some(false);
+    }
+    let location = headers.get(http::header::LOCATION).and_then(|v| v.to_str().ok()).map(|l| {
+        // The path of an absolute or relative target.
+        let l = l.split_once("://").map_or(l, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
+        l.to_owned()
+    });
+    if (300..400).contains(&status) {
+        if let Some(loc) = &location {
+            let path = loc.split(['?', '#']).next().unwrap_or("");
+            if let Some(f) = ep.and_then(|e| e.failure_redirect.as_deref()) {
+                if path.starts_with(f) {
+                    return Some(false);
+                }
+            }
+            if let Some(s) = ep.and_then(|e| e.success_redirect.as_deref()) {
+                return Some(path.starts_with(s));
+            }
+            let lower = loc.to_ascii_lowercase();
+            if lower_path(path) == lower_path(login_path) || lower.contains("error") || lower.contains("fail") {
+                return Some(false);
+            }
+        }
+    }
+    if let Some(c) = ep.and_then(|e| e.success_cookie.as_deref()) {
+        let set = headers.get_all(http::header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+            v.split(';')
+                .next()
+                .and_then(|kv| kv.trim().split_once('='))
+                .is_some_and(|(k, val)| k == c && !val.is_empty())
+        });
+        return Some(set);
+    }
+    Some(true)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn meta(ip: &str) -> RequestMeta<'static> {
+        RequestMeta {
+            ip: ip.parse().unwrap(),
+            request_id: "r",
+            method: "POST",
+            path: "/login",
+            query: None,
+            user_agent: Some("test"),
+        }
+    }
+
+    fn attempt(l: &Logins, ip: &str, body: &str, now: i64) -> Seen {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded".parse().unwrap());
+        let view = RequestView {
+            method: "POST",
+            path: "/login",
+            query: None,
+            headers: &h,
+            body: body.as_bytes(),
+            body_complete: true,
+        };
+        l.on_request(&meta(ip), &view, now)
+    }
+
+    fn answer(l: &Logins, ip: &str, seen: &Seen, status: u16, now: i64) -> Vec<SecurityEvent> {
+        let mut h = HeaderMap::new();
+        if status == 302 {
+            h.insert(http::header::LOCATION, "/account".parse().unwrap());
+            h.insert(http::header::SET_COOKIE, "sid=abc123; Path=/; HttpOnly".parse().unwrap());
+        }
+        l.on_response(&meta(ip), seen.context.as_ref(), status, &mut h, now)
+    }
+
+    fn actions(evs: &[SecurityEvent]) -> Vec<&str> {
+        evs.iter().map(|e| e.action.as_str()).collect()
+    }
+
+    #[test]
+    fn credentials_and_outcomes() {
+        let l = Logins::new(&LoginsConfig::default(), true);
+        let s = attempt(&l, "192.0.2.1", "email=alice%40example.com&password=secret", 1000);
+        let a = s.context.as_ref().unwrap().login.as_ref().unwrap();
+        assert_eq!(a.user, "alice@example.com");
+        assert!(attempt(&l, "192.0.2.1", "email=alice", 1000).context.is_none(), "no password: not a login");
+        let evs = answer(&l, "192.0.2.1", &s, 401, 1000);
+        assert_eq!(actions(&evs), ["authn_login_fail"]);
+        assert!(!format!("{:?}", evs).contains("secret"));
+        let evs = answer(&l, "192.0.2.1", &s, 302, 2000);
+        assert_eq!(actions(&evs), ["authn_login_success"]);
+        let mut h = HeaderMap::new();
+        h.insert(http::header::LOCATION, "/login?error=1".parse().unwrap());
+        assert_eq!(outcome(None, "/login", 302, &h), Some(false));
+        assert_eq!(outcome(None, "/login", 503, &HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn the_pair_locks_after_consecutive_failures_and_success_resets() {
+        let cfg = LoginsConfig { pair_failures: 3, ..Default::default() };
+        let l = Logins::new(&cfg, true);
+        for i in 0..2 {
+            let s = attempt(&l, "192.0.2.1", "username=bob&password=x", i);
+            answer(&l, "192.0.2.1", &s, 401, i);
+        }
+        let s = attempt(&l, "192.0.2.1", "username=bob&password=ok", 5);
+        answer(&l, "192.0.2.1", &s, 302, 5);
+        for i in 0..3 {
+            let s = attempt(&l, "192.0.2.1", "username=bob&password=x", 10 + i);
+            let evs = answer(&l, "192.0.2.1", &s, 401, 10 + i);
+            assert_eq!(evs.iter().any(|e| e.action == "authn_login_fail_max"), i == 2);
+        }
+        assert_eq!(attempt(&l, "192.0.2.1", "username=bob&password=x", 20).refuse_for, Some(3600));
+        assert_eq!(
+            attempt(&l, "192.0.2.2", "username=bob&password=x", 20).refuse_for,
+            None,
+            "other addresses are not locked"
+        );
+    }
+
+    #[test]
+    fn spraying_new_networks_and_sessions() {
+        let l = Logins::new(&LoginsConfig::default(), true);
+        let mut stuffing = 0;
+        for (i, u) in ["a", "b", "c", "d", "e", "f"].iter().enumerate() {
+            let s = attempt(&l, "198.51.100.9", &format!("username={u}&password=x"), i as i64);
+            stuffing += answer(&l, "198.51.100.9", &s, 401, i as i64)
+                .iter()
+                .filter(|e| e.action == "authn_credential_stuffing")
+                .count();
+        }
+        assert_eq!(stuffing, 1);
+        // First login: nothing; same /24: nothing; another network: new_ip with an email to the user.
+        let login = |ip: &str, now: i64| {
+            let s = attempt(&l, ip, "email=alice%40example.com&password=pw", now);
+            answer(&l, ip, &s, 302, now)
+        };
+        assert_eq!(actions(&login("192.0.2.10", 100)), ["authn_login_success"]);
+        assert_eq!(actions(&login("192.0.2.77", 200)), ["authn_login_success"]);
+        let evs = login("203.0.113.5", 300);
+        assert_eq!(actions(&evs), ["authn_login_success", "authn_login_new_ip"]);
+        assert_eq!(evs[1].kevlar["notify_email"], "alice@example.com");
+        // The session set by the success is attributed on later requests.
+        let mut h = HeaderMap::new();
+        h.insert(http::header::COOKIE, "theme=dark; sid=abc123".parse().unwrap());
+        let view =
+            RequestView { method: "GET", path: "/account", query: None, headers: &h, body: b"", body_complete: true };
+        let s = l.on_request(&RequestMeta { method: "GET", path: "/account", ..meta("203.0.113.5") }, &view, 400);
+        assert_eq!(s.context.unwrap().session_user.as_deref(), Some("alice@example.com"));
+    }
+
+    #[test]
+    fn a_million_usernames_stay_bounded_and_keep_a_live_lock() {
+        let cfg = LoginsConfig { pair_failures: 2, max_tracked: 10_000, ..Default::default() };
+        let l = Logins::new(&cfg, true);
+        for i in 0..2 {
+            let s = attempt(&l, "192.0.2.1", "username=victim&password=x", i);
+            answer(&l, "192.0.2.1", &s, 401, i);
+        }
+        assert!(l.pair_locked("victim", "192.0.2.1".parse().unwrap(), 10));
+        for i in 0..1_000_000u32 {
+            let ip = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+            let s = attempt(&l, &ip, &format!("username=u{i}&password=x"), 100 + i64::from(i / 100));
+            answer(&l, &ip, &s, 401, 100 + i64::from(i / 100));
+        }
+        let (pairs, users, addrs, sessions) = l.sizes();
+        assert!(pairs <= 10_000 && users <= 10_000 && addrs <= 10_000 && sessions <= 10_000, "{pairs} {users} {addrs}");
+        assert!(l.pair_locked("victim", "192.0.2.1".parse().unwrap(), 20_000), "a live lock is never evicted");
+    }
+}

@@ -1,0 +1,288 @@
+//! Login and account monitoring (OWASP ASVS V2 "Authentication", OWASP Automated Threats OAT-007
+//! credential cracking and OAT-008 credential stuffing), through the binary in front of the demo
+//! app: logins inferred from traffic, the (user, address) lockout, brute force and spraying,
+//! new-network logins and account changes emailed through a real SMTP server (aiosmtpd), the
+//! app's own `Kevlar-Event` reports, sessions attributed to users — and no password in any file.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::peers::{wait_until, Smtp};
+use common::*;
+use serde_json::Value;
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().redirects(0).build()
+}
+
+/// POSTs a form (or JSON when `body` starts with `{`) as client `from` (a trusted X-Forwarded-For).
+fn post(k: &Kevlar, path: &str, body: &str, from: &str, cookie: Option<&str>) -> Resp {
+    let ct = if body.starts_with('{') { "application/json" } else { "application/x-www-form-urlencoded" };
+    let mut req = agent().post(&k.url(path)).set("Content-Type", ct).set("X-Forwarded-For", from);
+    if let Some(c) = cookie {
+        req = req.set("Cookie", c);
+    }
+    let resp = match req.send_string(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let headers =
+        resp.headers_names().into_iter().map(|n| (n.clone(), resp.header(&n).unwrap_or("").to_owned())).collect();
+    Resp { status: resp.status(), headers }
+}
+
+fn login(k: &Kevlar, user: &str, password: &str, from: &str) -> Resp {
+    post(k, "/login", &format!("email={}&password={}", enc(user), enc(password)), from, None)
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn guard(app: &DemoApp, config: &str) -> Kevlar {
+    Kevlar::guard(&app.url()).args(["--trusted-proxy", "127.0.0.1/32"]).config(config).start()
+}
+
+fn count(k: &Kevlar, action: &str) -> usize {
+    k.events(&["--action", action, "--limit", "10000"]).len()
+}
+
+/// Every file under `dir` (recursively), as bytes.
+fn files(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files(&p, out);
+        } else if let Ok(b) = std::fs::read(&p) {
+            out.push((p, b));
+        }
+    }
+}
+
+fn assert_nowhere(k: &Kevlar, extra: &[&std::path::Path], secrets: &[&str]) {
+    let mut all = Vec::new();
+    files(&k.data_dir, &mut all);
+    for d in extra {
+        files(d, &mut all);
+    }
+    all.push(("stderr".into(), k.stderr().into_bytes()));
+    for (path, bytes) in &all {
+        for s in secrets {
+            assert!(!bytes.windows(s.len()).any(|w| w == s.as_bytes()), "the password {s:?} is in {}", path.display());
+        }
+    }
+}
+
+#[test]
+fn brute_force_is_refused_while_the_real_user_logs_in() {
+    let app = DemoApp::start();
+    let k = guard(&app, "[bans]\nenforce = true\nstatus = 429\n");
+    let mut refused = None;
+    for i in 0..12 {
+        let r = login(&k, "alice@example.com", &format!("guess-{i}-Zq"), "203.0.113.66");
+        if r.status == 429 {
+            refused = Some((i, r));
+            break;
+        }
+        assert_eq!(r.status, 401);
+    }
+    let (i, r) = refused.expect("the brute force was never refused");
+    assert!(i <= 6, "refused only after {i} attempts");
+    assert!(r.header("retry-after").is_some_and(|s| s.parse::<u64>().unwrap() > 0));
+    // The real user, from their own address, is not affected.
+    let ok = login(&k, "alice@example.com", "correct horse battery staple", "198.51.100.7");
+    assert_eq!(ok.status, 302);
+    assert!(ok.header("set-cookie").unwrap().starts_with("sid="));
+    let ban = k.wait_event(|e| e["event"]["action"] == "malicious_ban");
+    assert_eq!(ban["kevlar"]["source"], "jail:login-fast");
+    assert_eq!(ban["source"]["ip"], "203.0.113.66");
+    let fail = k.wait_event(|e| e["event"]["action"] == "authn_login_fail");
+    assert_eq!(
+        (fail["user"]["name"].as_str(), fail["source"]["ip"].as_str()),
+        (Some("alice@example.com"), Some("203.0.113.66"))
+    );
+    assert!(fail["user_agent"]["original"].is_string());
+    k.wait_event(|e| e["event"]["action"] == "authn_login_success" && e["source"]["ip"] == "198.51.100.7");
+    let guesses: Vec<String> = (0..12).map(|i| format!("guess-{i}-Zq")).collect();
+    let mut secrets: Vec<&str> = guesses.iter().map(String::as_str).collect();
+    secrets.push("correct horse battery staple");
+    secrets.push("correct+horse+battery+staple");
+    assert_nowhere(&k, &[], &secrets);
+}
+
+#[test]
+fn the_user_address_pair_is_locked_after_consecutive_failures() {
+    let app = DemoApp::start();
+    // Only the detection jails: the pair lock alone answers.
+    let k = guard(
+        &app,
+        r#"
+[bans]
+enforce = true
+[[bans.jail]]
+name = "attacks"
+actions = ["malicious_attack"]
+[logins]
+pair_failures = 3
+pair_block = "10m"
+"#,
+    );
+    for _ in 0..3 {
+        assert_eq!(post(&k, "/login", "username=bob&password=nope", "192.0.2.20", None).status, 401);
+    }
+    let r = post(&k, "/login", "username=bob&password=hunter2hunter2", "192.0.2.20", None);
+    assert_eq!(r.status, 429, "even the right password, from that address, for 10 minutes");
+    assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() > 590);
+    assert_eq!(post(&k, "/login", "username=bob&password=hunter2hunter2", "192.0.2.21", None).status, 302);
+    assert_eq!(
+        post(&k, "/login", "email=alice%40example.com&password=x", "192.0.2.20", None).status,
+        401,
+        "another user from that address"
+    );
+    let max = k.wait_event(|e| e["event"]["action"] == "authn_login_fail_max");
+    assert_eq!(max["user"]["name"], "bob");
+    assert_eq!(max["kevlar"]["enforced"], true);
+}
+
+#[test]
+fn spraying_is_recognised_as_credential_stuffing() {
+    let app = DemoApp::start();
+    // Only the stuffing jail (the fast brute-force one would ban this address first).
+    let k =
+        guard(&app, "[[bans.jail]]\nname = \"stuffing\"\nactions = [\"authn_credential_stuffing\"]\nmaxretry = 1\n");
+    for u in ["ann", "ben", "cat", "dan", "eve", "fay"] {
+        // In monitor mode nothing is refused; everything is recorded.
+        assert_eq!(
+            post(&k, "/login", &format!("username={u}&password=Spring2024!"), "198.51.100.99", None).status,
+            401
+        );
+    }
+    let s = k.wait_event(|e| e["event"]["action"] == "authn_credential_stuffing");
+    assert_eq!(s["source"]["ip"], "198.51.100.99");
+    assert_eq!(s["event"]["severity"], 4);
+    let ban = k.wait_event(|e| e["event"]["action"] == "malicious_ban" && e["kevlar"]["source"] == "jail:stuffing");
+    assert_eq!(ban["kevlar"]["enforced"], false, "monitor mode records the ban without enforcing it");
+    assert_eq!(count(&k, "authn_credential_stuffing"), 1);
+}
+
+#[test]
+fn new_network_logins_and_email_changes_are_emailed() {
+    let app = DemoApp::start();
+    let smtp = Smtp::start(false, None);
+    let k = guard(
+        &app,
+        &format!(
+            r#"
+[[alerts.sink]]
+name = "mail"
+type = "email"
+server = "127.0.0.1"
+port = {}
+security = "none"
+from = "Kevlar <kevlar@example.com>"
+to = "ops@example.com"
+"#,
+            smtp.port
+        ),
+    );
+    // The first login from anywhere: nothing to tell.
+    assert_eq!(login(&k, "alice@example.com", "correct horse battery staple", "192.0.2.10").status, 302);
+    // Same /24: still nothing.
+    assert_eq!(login(&k, "alice@example.com", "correct horse battery staple", "192.0.2.99").status, 302);
+    // Another network: an email to alice.
+    let r = login(&k, "alice@example.com", "correct horse battery staple", "203.0.113.5");
+    assert_eq!(r.status, 302);
+    let sid = r.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
+    wait_until(20, "the new sign-in email", || smtp.mails().iter().any(|m| m.envelope["to"][0] == "alice@example.com"));
+    let m = smtp.mails().into_iter().find(|m| m.envelope["to"][0] == "alice@example.com").unwrap();
+    let raw = m.text();
+    assert!(raw.contains("Subject: New sign-in to your account"), "{raw}");
+    assert!(
+        raw.contains("from a network not seen before (203.0.113.0/24)") && raw.contains("Address: 203.0.113.5"),
+        "{raw}"
+    );
+    let ev = k.wait_event(|e| e["event"]["action"] == "authn_login_new_ip");
+    assert_eq!(ev["user"]["name"], "alice@example.com");
+
+    // The new session changes the account's email: the previous address hears of it, and the
+    // owner gets the account-takeover alert (a change right after a new-network login).
+    let r = post(&k, "/account/email", "email=mallory%40example.net", "203.0.113.5", Some(&sid));
+    assert_eq!(r.status, 200);
+    let upd = k.wait_event(|e| e["event"]["action"] == "user_updated");
+    assert_eq!(
+        (upd["user"]["name"].as_str(), upd["kevlar"]["change"].as_str()),
+        (Some("alice@example.com"), Some("email"))
+    );
+    let t = k.wait_event(|e| e["event"]["action"] == "authn_account_takeover");
+    assert_eq!(t["event"]["severity"], 4);
+    wait_until(20, "the change email and the takeover alert", || {
+        let mails = smtp.mails();
+        mails.iter().any(|m| m.text().contains("Subject: The email address of your account was changed"))
+            && mails
+                .iter()
+                .any(|m| m.envelope["to"][0] == "ops@example.com" && m.text().contains("possible account takeover"))
+    });
+    let change =
+        smtp.mails().into_iter().find(|m| m.text().contains("email address of your account was changed")).unwrap();
+    assert_eq!(change.envelope["to"][0], "alice@example.com", "to the previous address");
+
+    // Later requests with that session carry the user on their events.
+    let _ = agent()
+        .get(&k.url("/account?q=1%27%20UNION%20SELECT%20password%20FROM%20users--"))
+        .set("Cookie", &sid)
+        .set("X-Forwarded-For", "203.0.113.5")
+        .call();
+    let atk = k.wait_event(|e| e["event"]["action"] == "malicious_attack");
+    assert_eq!(atk["user"]["name"], "alice@example.com");
+    assert_nowhere(&k, &[smtp.dir.path()], &["correct horse battery staple", "correct+horse+battery+staple"]);
+    // The session cookie's value is not stored either (only a keyed hash, in memory).
+    let value = sid.split_once('=').unwrap().1;
+    assert_nowhere(&k, &[smtp.dir.path()], &[value]);
+}
+
+#[test]
+fn the_apps_own_reports_are_read_and_stripped() {
+    let app = DemoApp::start();
+    let k = guard(&app, "");
+    let r = post(&k, "/api/token", r#"{"user":"bob","secret":"wrong-Pw-77"}"#, "192.0.2.30", None);
+    assert_eq!(r.status, 200);
+    assert!(r.header("kevlar-event").is_none() && r.header("kevlar-user-email").is_none(), "{:?}", r.headers);
+    let f = k.wait_event(|e| e["event"]["action"] == "authn_login_fail");
+    assert_eq!((f["user"]["name"].as_str(), f["kevlar"]["reported_by"].as_str()), (Some("bob"), Some("app_header")));
+    let r = post(&k, "/api/token", r#"{"user":"bob","secret":"hunter2hunter2"}"#, "192.0.2.30", None);
+    assert!(r.header("kevlar-event").is_none());
+    k.wait_event(|e| e["event"]["action"] == "authn_login_success" && e["user"]["name"] == "bob");
+    // A client cannot pose as Kevlar towards the app.
+    let echoed: Value = serde_json::from_str(
+        &agent()
+            .get(&k.url("/echo-headers"))
+            .set("Kevlar-Breached-Password", "1")
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(echoed["headers"].get("kevlar-breached-password").is_none(), "{echoed}");
+    assert_nowhere(&k, &[], &["wrong-Pw-77", "hunter2hunter2"]);
+}
