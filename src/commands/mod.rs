@@ -3,6 +3,7 @@
 mod alerts;
 mod audit;
 mod blackbook;
+mod breach;
 mod cert;
 mod control;
 mod events;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Blackbook { command } => blackbook::run(command),
         Command::Routes(a) => blackbook::routes(a),
         Command::Alerts { command, control } => alerts::run(command, control),
+        Command::Breach { command } => breach::run(command),
         Command::Cert { self_signed: _, out, hosts } => cert::run(&out, &hosts),
     }
 }

@@ -84,6 +84,24 @@ pub struct Shield {
     inner: Arc<Inner>,
 }
 
+/// `<data_dir>/breach.idx` when it is there (`kevlar breach import`).
+fn breach_index(data_dir: &Path) -> Option<kevlar_breach::Index> {
+    let path = data_dir.join(kevlar_breach::INDEX_FILE);
+    if !path.exists() {
+        return None;
+    }
+    match kevlar_breach::Index::load(&path) {
+        Ok(i) => {
+            tracing::info!(hashes = i.hashes, "breached-password index loaded");
+            Some(i)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "breached-password index not usable; logins are not checked against it");
+            None
+        }
+    }
+}
+
 fn now_ms() -> i64 {
     kevlar_core::time::now_ms()
 }
@@ -141,7 +159,8 @@ impl Shield {
             db: Mutex::new(Some(db)),
             enforce_auto: cfg.bans.enforce.unwrap_or(d.mode == Mode::Block),
             counters: Counters::default(),
-            logins: login::Logins::new(&cfg.logins, cfg.bans.enforce.unwrap_or(d.mode == Mode::Block)),
+            logins: login::Logins::new(&cfg.logins, cfg.bans.enforce.unwrap_or(d.mode == Mode::Block))
+                .with_breach_index(breach_index(&cfg.data_dir)),
             cfg: cfg.clone(),
         };
         Ok(Shield { inner: Arc::new(inner) })
@@ -688,8 +707,8 @@ impl Gate for Shield {
     }
 
     fn inspect(&self, meta: &RequestMeta<'_>, view: &RequestView<'_>) -> Verdict {
-        let seen = self.inner.logins.on_request(meta, view, now_ms());
-        for ev in seen.events {
+        let mut seen = self.inner.logins.on_request(meta, view, now_ms());
+        for ev in std::mem::take(&mut seen.events) {
             self.publish(ev);
         }
         let session_user = seen.context.as_ref().and_then(|c| c.session_user.clone());
@@ -700,6 +719,7 @@ impl Gate for Shield {
         }
         let mut v = self.detect(meta, view, session_user.as_deref());
         v.delay = seen.delay;
+        v.add_headers = seen.add_headers;
         v.context = seen.context.map(Box::new);
         v
     }

@@ -103,11 +103,14 @@ pub struct Seen {
     pub refuse_for: Option<u64>,
     pub delay: Option<std::time::Duration>,
     pub events: Vec<SecurityEvent>,
+    /// Headers for the request to the app (`Kevlar-Breached-Password`, `Kevlar-Breached-Count`).
+    pub add_headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 pub struct Logins {
     cfg: LoginsConfig,
     enforce: bool,
+    breach: Option<kevlar_breach::Index>,
     secret: [u8; 32],
     state: Mutex<State>,
 }
@@ -159,12 +162,18 @@ fn make_room<K: std::hash::Hash + Eq, V>(
 }
 
 impl Logins {
+    /// With the breached-password index when there is one.
+    pub fn with_breach_index(mut self, index: Option<kevlar_breach::Index>) -> Logins {
+        self.breach = index;
+        self
+    }
+
     pub fn new(cfg: &LoginsConfig, enforce: bool) -> Logins {
         let mut secret = [0u8; 32];
         for chunk in secret.chunks_mut(8) {
             chunk.copy_from_slice(&fastrand::u64(..).to_le_bytes());
         }
-        Logins { cfg: cfg.clone(), enforce, secret, state: Mutex::new(State::default()) }
+        Logins { cfg: cfg.clone(), enforce, breach: None, secret, state: Mutex::new(State::default()) }
     }
 
     pub fn enabled(&self) -> bool {
@@ -212,15 +221,23 @@ impl Logins {
         u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
     }
 
-    /// The username (and whether a password was given) of a login request.
-    fn credentials(ep: Option<&LoginEndpoint>, view: &RequestView<'_>) -> Option<String> {
+    /// The username of a login request, and what `check` says of its password (the password
+    /// itself goes no further than `check`).
+    fn credentials<T>(
+        ep: Option<&LoginEndpoint>,
+        view: &RequestView<'_>,
+        check: impl Fn(&[u8]) -> Option<T>,
+    ) -> Option<(String, Option<T>)> {
         if ep.is_some_and(|e| e.basic) {
             let auth = view.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
             let b64 = auth.strip_prefix("Basic ").or_else(|| auth.strip_prefix("basic "))?;
             let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
             let text = String::from_utf8_lossy(&raw);
             let (user, pass) = text.split_once(':')?;
-            return (!pass.is_empty()).then(|| clean_user(user)).flatten();
+            if pass.is_empty() {
+                return None;
+            }
+            return clean_user(user).map(|u| (u, check(pass.as_bytes())));
         }
         let users: Vec<&str> = ep.map_or(AUTO_USER.to_vec(), |e| e.username.iter().map(String::as_str).collect());
         let passwords: Vec<&str> =
@@ -242,20 +259,17 @@ impl Logins {
         };
         let all = parts.iter().chain(owned.iter());
         let mut user = None;
-        let mut has_password = false;
+        let mut password = None;
         for p in all {
             let f = field(p);
             if user.is_none() && users.iter().any(|u| u.eq_ignore_ascii_case(&f)) {
                 user = clean_user(&p.value);
-            } else if passwords.iter().any(|u| u.eq_ignore_ascii_case(&f)) && !p.value.is_empty() {
-                has_password = true;
+            } else if password.is_none() && passwords.iter().any(|u| u.eq_ignore_ascii_case(&f)) && !p.value.is_empty()
+            {
+                password = Some(check(p.value.as_bytes()));
             }
         }
-        if has_password {
-            user
-        } else {
-            None
-        }
+        Some((user?, password?))
     }
 
     fn session_user(&self, headers: &HeaderMap, now: i64, st: &State) -> Option<String> {
@@ -323,7 +337,19 @@ impl Logins {
         let change = self.change(meta.method, meta.path);
         let mut login = None;
         if let Some((idx, ep)) = self.endpoint(meta.method, meta.path) {
-            if let Some(user) = Self::credentials(ep, view) {
+            let breach = self.breach.as_ref();
+            if let Some((user, breached)) = Self::credentials(ep, view, |pw| breach.map(|b| b.check(pw))) {
+                let breached = breached.flatten();
+                if let Some(bucket) = breached {
+                    seen.add_headers.push((
+                        http::HeaderName::from_static("kevlar-breached-password"),
+                        http::HeaderValue::from_static("1"),
+                    ));
+                    seen.add_headers.push((
+                        http::HeaderName::from_static("kevlar-breached-count"),
+                        http::HeaderValue::from_static(bucket.as_str()),
+                    ));
+                }
                 let key = (user.to_lowercase(), meta.ip);
                 if let Some(p) = st.pairs.get(&key) {
                     if p.blocked_until > now && self.enforce {
@@ -337,7 +363,11 @@ impl Logins {
                         seen.delay = Some(self.cfg.user_delay);
                     }
                 }
-                login = Some(LoginAttempt { endpoint: idx, user, breached: None });
+                let breached = breached.map(|b| match b {
+                    kevlar_breach::Bucket::Seen => 1,
+                    kevlar_breach::Bucket::Often => kevlar_breach::OFTEN,
+                });
+                login = Some(LoginAttempt { endpoint: idx, user, breached });
             }
         }
         if login.is_some() || session_user.is_some() || change.is_some() {
@@ -421,6 +451,19 @@ impl Logins {
                 self.success(&mut st, meta, &user, status, headers, by_app, breached, now, &mut out);
             } else {
                 self.failure(&mut st, meta, &user, status, by_app, now, &mut out);
+                if let Some(count) = breached {
+                    out.push(
+                        Self::event(
+                            meta,
+                            "authn_password_breached",
+                            Severity::Notice,
+                            Outcome::Failure,
+                            Some(&user),
+                            format!("failed sign-in for {user} with a password found in data breaches"),
+                        )
+                        .with_kevlar("breach_count", if count >= kevlar_breach::OFTEN { "100+" } else { "1+" }),
+                    );
+                }
             }
         }
 
@@ -577,7 +620,7 @@ impl Logins {
                 Some(user),
                 format!("{user} signed in with a password found in data breaches"),
             )
-            .with_kevlar("breach_count", count);
+            .with_kevlar("breach_count", if count >= kevlar_breach::OFTEN { "100+" } else { "1+" });
             let ev = self.notify(u, user, "breached_password", now, ev);
             out.push(ev);
         }

@@ -1,0 +1,49 @@
+//! The login parsers: the breached-password import (`HASH:COUNT` lines) and index reader, the
+//! credentials of a login request (form, JSON, Basic) and the app's `Kevlar-Event` reports. None
+//! may panic; the app's headers never reach the client; every event is well formed.
+#![no_main]
+
+use kevlar_config::LoginsConfig;
+use kevlar_core::{RequestMeta, RequestView};
+use kevlar_shield::login::Logins;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = kevlar_breach::import_hibp(data);
+    let _ = kevlar_breach::Index::read(data);
+
+    let logins = Logins::new(&LoginsConfig::default(), true);
+    let meta = RequestMeta {
+        ip: "192.0.2.1".parse().unwrap(),
+        request_id: "r",
+        method: "POST",
+        path: "/login",
+        query: None,
+        user_agent: None,
+    };
+    let (head, body) = data.split_at(data.len().min(64));
+    let mut headers = http::HeaderMap::new();
+    let ct =
+        if head.first().is_some_and(|b| b & 1 == 1) { "application/json" } else { "application/x-www-form-urlencoded" };
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(ct));
+    if let Ok(v) = http::HeaderValue::from_bytes(head) {
+        headers.insert(http::header::AUTHORIZATION, v.clone());
+        headers.insert(http::header::COOKIE, v);
+    }
+    let view =
+        RequestView { method: "POST", path: "/login", query: None, headers: &headers, body, body_complete: true };
+    let seen = logins.on_request(&meta, &view, 1);
+    let mut answer = http::HeaderMap::new();
+    if let Ok(v) = http::HeaderValue::from_bytes(head) {
+        answer.insert("kevlar-event", v.clone());
+        answer.insert(http::header::SET_COOKIE, v.clone());
+        answer.insert(http::header::LOCATION, v);
+    }
+    let status = 200 + u16::from(head.first().copied().unwrap_or(0)) % 300;
+    let events = logins.on_response(&meta, seen.context.as_ref(), status, &mut answer, 2);
+    assert!(answer.get("kevlar-event").is_none());
+    // Every event reads back (the store and the sinks read them so).
+    for e in &events {
+        assert!(kevlar_core::SecurityEvent::from_json(&e.to_json()).is_ok());
+    }
+});
