@@ -84,16 +84,20 @@ pub struct Stats {
     pub bytes: u64,
 }
 
-/// Builds the index from hashes given in order.
+/// Builds the index from hashes given in order. Shards are built on a second thread while the
+/// caller goes on reading the next one.
 pub struct Builder {
     shard: u8,
     keys: Vec<u64>,
     often: Vec<u64>,
-    shards: Vec<Fuse>,
+    closed: usize,
+    to_worker: Option<std::sync::mpsc::Sender<(u8, Vec<u64>)>>,
+    worker: Option<std::thread::JoinHandle<Result<Vec<Fuse>, BreachError>>>,
     last: Option<[u8; 20]>,
     hashes: u64,
-    seed: u64,
 }
+
+const SEED: u64 = 0x243f_6a88_85a3_08d3;
 
 impl Default for Builder {
     fn default() -> Self {
@@ -103,22 +107,43 @@ impl Default for Builder {
 
 impl Builder {
     pub fn new() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<(u8, Vec<u64>)>();
+        let worker = std::thread::Builder::new()
+            .name("kevlar-breach-build".into())
+            .spawn(move || {
+                let mut out = Vec::with_capacity(256);
+                for (s, keys) in rx {
+                    out.push(Fuse::build(&keys, BITS, SEED ^ u64::from(s)).map_err(|e| BreachError::Build(s, e))?);
+                }
+                Ok(out)
+            })
+            .ok();
         Builder {
             shard: 0,
             keys: Vec::new(),
             often: Vec::new(),
-            shards: Vec::with_capacity(256),
+            closed: 0,
+            to_worker: worker.as_ref().map(|_| tx),
+            worker,
             last: None,
             hashes: 0,
-            seed: 0x243f_6a88_85a3_08d3,
         }
     }
 
     fn close_shards_until(&mut self, upto: usize) -> Result<(), BreachError> {
-        while self.shards.len() < upto {
-            let s = self.shards.len() as u8;
+        while self.closed < upto {
+            let s = self.closed as u8;
             let keys = if s == self.shard { std::mem::take(&mut self.keys) } else { Vec::new() };
-            self.shards.push(Fuse::build(&keys, BITS, self.seed ^ u64::from(s)).map_err(|e| BreachError::Build(s, e))?);
+            match &self.to_worker {
+                Some(tx) => {
+                    if tx.send((s, keys)).is_err() {
+                        // The worker stopped on an error; `finish` reports it.
+                        self.to_worker = None;
+                    }
+                }
+                None => return Err(BreachError::Io(std::io::Error::other("the index builder stopped"))),
+            }
+            self.closed += 1;
         }
         Ok(())
     }
@@ -147,29 +172,49 @@ impl Builder {
     }
 
     pub fn finish(mut self) -> Result<Index, BreachError> {
-        self.close_shards_until(256)?;
+        let closing = self.close_shards_until(256);
+        self.to_worker = None;
+        let shards = match self.worker.take().map(|w| w.join()) {
+            Some(Ok(r)) => r?,
+            _ => return Err(BreachError::Io(std::io::Error::other("the index builder stopped"))),
+        };
+        closing?;
         self.often.sort_unstable();
         self.often.dedup();
-        let often = Fuse::build(&self.often, 8, self.seed).map_err(|e| BreachError::Build(0xFF, e))?;
-        Ok(Index { shards: self.shards, often, hashes: self.hashes })
+        let often = Fuse::build(&self.often, 8, SEED).map_err(|e| BreachError::Build(0xFF, e))?;
+        Ok(Index { shards, often, hashes: self.hashes })
     }
 }
+
+/// Hex digit values; 0xFF for anything else.
+const HEX: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 fn hex20(s: &[u8]) -> Option<[u8; 20]> {
     if s.len() != 40 {
         return None;
     }
     let mut out = [0u8; 20];
+    let mut bad = 0u8;
     for (i, pair) in s.chunks_exact(2).enumerate() {
-        let v = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        };
-        out[i] = (v(pair[0])? << 4) | v(pair[1])?;
+        let (h, l) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
+        bad |= (h | l) & 0xF0;
+        out[i] = (h << 4) | (l & 0x0F);
     }
-    Some(out)
+    (bad == 0).then_some(out)
 }
 
 /// Reads the Pwned Passwords download: `SHA1:COUNT` per line, in hash order (CRLF accepted).
