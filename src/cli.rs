@@ -12,7 +12,8 @@ use clap::{Args, Parser, Subcommand};
     about = "Guards a web application: hardening reverse proxy, helmet-grade security headers, attack detection and bans, security events shipped to syslog, Logstash, webhooks, email and SMS, dependency audit.",
     long_about = "Kevlar stands in front of a web application (a Node.js app first, any HTTP app in general), \
 puts helmet's security headers on every response, enforces request limits, terminates TLS, detects attacks \
-(monitor or block) and keeps a black book of attackers with fail2ban-style bans, records security events in \
+(monitor or block) and keeps a black book of attackers with fail2ban-style bans, watches logins (lockouts, \
+credential stuffing, new networks, account changes, breached passwords), records security events in \
 an embedded store you can read with `kevlar events` or the admin API, ships them to syslog (Papertrail), \
 Logstash, webhooks (Slack), email and SMS through a durable outbox ([alerts] in kevlar.toml), and audits \
 the app's dependencies and runtime for known vulnerabilities.\n\n\

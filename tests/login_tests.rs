@@ -389,3 +389,15 @@ fn the_apps_own_reports_are_read_and_stripped() {
     assert!(echoed["headers"].get("kevlar-breached-password").is_none(), "{echoed}");
     assert_nowhere(&k, &[], &["wrong-Pw-77", "hunter2hunter2"]);
 }
+
+#[test]
+fn help_names_the_login_and_alert_commands() {
+    let out = std::process::Command::new(KEVLAR).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in ["breach", "alerts", "watches logins", "ships them to syslog"] {
+        assert!(text.contains(word), "kevlar --help lacks {word:?}");
+    }
+    let out = std::process::Command::new(KEVLAR).args(["breach", "import", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Pwned Passwords") && text.contains("--format"), "{text}");
+}

@@ -35,11 +35,17 @@ fn main() {
                 for i in 0..n {
                     let head = i * step + fastrand::u64(..step.max(1));
                     line.clear();
-                    for b in head.to_be_bytes().iter().chain(fastrand::u64(..).to_be_bytes().iter()).chain(fastrand::u32(..).to_be_bytes().iter()) {
+                    for b in head
+                        .to_be_bytes()
+                        .iter()
+                        .chain(fastrand::u64(..).to_be_bytes().iter())
+                        .chain(fastrand::u32(..).to_be_bytes().iter())
+                    {
                         line.extend_from_slice(format!("{b:02X}").as_bytes());
                     }
                     // Counts skewed as in the real file: most hashes seen a few times, about 1 in 50 at least 100 times.
-                    let count = if fastrand::u8(..50) == 0 { 100 + fastrand::u64(..100_000) } else { 1 + fastrand::u64(..20) };
+                    let count =
+                        if fastrand::u8(..50) == 0 { 100 + fastrand::u64(..100_000) } else { 1 + fastrand::u64(..20) };
                     line.extend_from_slice(format!(":{count}\r\n").as_bytes());
                     w.write_all(&line).unwrap();
                 }
