@@ -1,0 +1,78 @@
+//! The cost of login monitoring per request (release build; `bash bench/logins.sh`), against the
+//! detectors on the same request measured in the same run:
+//! a page view with a session cookie, and a login POST (form) answered 401.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Instant;
+
+use http::HeaderMap;
+use kevlar_config::LoginsConfig;
+use kevlar_core::{RequestMeta, RequestView};
+use kevlar_detect::{Detector, Families, InspectConfig, Inspector};
+use kevlar_shield::login::Logins;
+
+fn per_call(n: u32, mut f: impl FnMut(u32)) -> f64 {
+    let t = Instant::now();
+    for i in 0..n {
+        f(i);
+    }
+    t.elapsed().as_nanos() as f64 / f64::from(n)
+}
+
+fn main() {
+    let n = 1_000_000;
+    let logins = Logins::new(&LoginsConfig::default(), true);
+    let inspector = Inspector::new(InspectConfig { families: Families::ALL, headers: Vec::new(), php_app: false });
+    let mut page = HeaderMap::new();
+    page.insert(http::header::COOKIE, "theme=dark; sid=0123456789abcdef0123456789abcdef".parse().unwrap());
+    page.insert(http::header::USER_AGENT, "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0".parse().unwrap());
+    let mut form = page.clone();
+    form.insert(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded".parse().unwrap());
+    let body = b"email=alice%40example.com&password=correct+horse+battery+staple&remember=1";
+    let meta = |path: &'static str, method: &'static str| RequestMeta {
+        ip: "198.51.100.7".parse().unwrap(),
+        request_id: "0123456789abcdef",
+        method,
+        path,
+        query: None,
+        user_agent: Some("Mozilla/5.0"),
+    };
+    let pv = RequestView {
+        method: "GET",
+        path: "/account",
+        query: Some("tab=profile&page=2"),
+        headers: &page,
+        body: b"",
+        body_complete: true,
+    };
+    let lv = RequestView { method: "POST", path: "/login", query: None, headers: &form, body, body_complete: true };
+    let mut findings = Vec::new();
+    let detect_page = per_call(n, |_| {
+        findings.clear();
+        inspector.inspect(&pv, &mut findings);
+    });
+    let detect_login = per_call(n, |_| {
+        findings.clear();
+        inspector.inspect(&lv, &mut findings);
+    });
+    let m = meta("/account", "GET");
+    let logins_page = per_call(n, |_| {
+        let s = logins.on_request(&m, &pv, 1);
+        let mut h = HeaderMap::new();
+        let _ = logins.on_response(&m, s.context.as_ref(), 200, &mut h, 1);
+    });
+    let m = meta("/login", "POST");
+    let logins_login = per_call(n, |i| {
+        let s = logins.on_request(&m, &lv, i64::from(i));
+        let mut h = HeaderMap::new();
+        let _ = logins.on_response(&m, s.context.as_ref(), 401, &mut h, i64::from(i));
+    });
+    println!(
+        "page view with a session cookie: logins {logins_page:.0} ns, detectors {detect_page:.0} ns (ratio {:.2})",
+        logins_page / detect_page
+    );
+    println!(
+        "login POST answered 401:         logins {logins_login:.0} ns, detectors {detect_login:.0} ns (ratio {:.2})",
+        logins_login / detect_login
+    );
+}
