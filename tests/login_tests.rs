@@ -401,3 +401,59 @@ fn help_names_the_login_and_alert_commands() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Pwned Passwords") && text.contains("--format"), "{text}");
 }
+
+#[test]
+fn server_logs_feed_the_same_jails_and_can_run_a_firewall_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("auth.log");
+    let ftp = dir.path().join("vsftpd.log");
+    std::fs::write(&auth, "Nov 24 06:00:00 web sshd[1]: Accepted publickey for ops from 198.51.100.1 port 1 ssh2\n")
+        .unwrap();
+    std::fs::write(&ftp, "").unwrap();
+    let fw = dir.path().join("firewall.txt");
+    let app = DemoApp::start();
+    let config = format!(
+        r#"
+[bans]
+enforce = true
+command = "echo add {{ip}} {{seconds}} >> {fw}"
+
+[[watch]]
+name = "ssh"
+path = "{auth}"
+format = "sshd"
+
+[[watch]]
+name = "ftp"
+path = "{ftp}"
+format = "vsftpd"
+"#,
+        fw = fw.display(),
+        auth = auth.display(),
+        ftp = ftp.display()
+    );
+    let k = guard(&app, &config);
+    // History is not replayed: the accepted login written before the start is not an event.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&auth).unwrap();
+    use std::io::Write;
+    for i in 0..6 {
+        writeln!(f, "Nov 24 07:00:0{i} web sshd[9{i}]: Failed password for invalid user admin{i} from 203.0.113.44 port 5{i}000 ssh2").unwrap();
+    }
+    f.flush().unwrap();
+    let fail = k.wait_event(|e| e["event"]["action"] == "authn_login_fail" && e["kevlar"]["service"] == "ssh");
+    assert_eq!((fail["source"]["ip"].as_str(), fail["user"]["name"].as_str()), (Some("203.0.113.44"), Some("admin0")));
+    let ban = k.wait_event(|e| e["event"]["action"] == "malicious_ban" && e["source"]["ip"] == "203.0.113.44");
+    assert_eq!(ban["kevlar"]["enforced"], true);
+    wait_until(10, "the firewall command", || {
+        std::fs::read_to_string(&fw).unwrap_or_default().contains("add 203.0.113.44 600")
+    });
+    k.wait_event(|e| e["event"]["action"] == "authn_credential_stuffing" && e["source"]["ip"] == "203.0.113.44");
+    // The banned address is refused by the proxy too.
+    let r = agent().get(&k.url("/")).set("X-Forwarded-For", "203.0.113.44").call();
+    assert!(matches!(r, Err(ureq::Error::Status(403, _))), "{r:?}");
+    // vsftpd's own lines.
+    std::fs::write(&ftp, "Tue Nov 24 07:00:00 2026 [pid 1] [carol] OK LOGIN: Client \"::ffff:192.0.2.77\"\n").unwrap();
+    let ok = k.wait_event(|e| e["event"]["action"] == "authn_login_success" && e["kevlar"]["service"] == "ftp");
+    assert_eq!((ok["user"]["name"].as_str(), ok["source"]["ip"].as_str()), (Some("carol"), Some("192.0.2.77")));
+    assert!(!k.events(&["--limit", "10000"]).iter().any(|e| e["user"]["name"] == "ops"), "history was replayed");
+}

@@ -1,4 +1,5 @@
 //! The login parsers: the breached-password import (`HASH:COUNT` lines) and index reader, the
+//! sshd and vsftpd log lines of `[[watch]]`, the
 //! credentials of a login request (form, JSON, Basic) and the app's `Kevlar-Event` reports. None
 //! may panic; the app's headers never reach the client; every event is well formed.
 #![no_main]
@@ -10,6 +11,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = kevlar_breach::import_hibp(data);
+    if let Ok(line) = std::str::from_utf8(data) {
+        let _ = kevlar_shield::watch::parse_sshd(line);
+        let _ = kevlar_shield::watch::parse_vsftpd(line);
+    }
     let _ = kevlar_breach::Index::read(data);
 
     let logins = Logins::new(&LoginsConfig::default(), true);

@@ -173,6 +173,15 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     let bus = bus_builder.build();
     let shield = kevlar_shield::Shield::new(&config, bus.clone()).context("cannot open the black book")?;
     shield.start_correlator(shield_rx).context("cannot start the correlator")?;
+    // Server logs ([[watch]]) feed the same login rules and jails.
+    let watch_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if !config.watch.is_empty() {
+        let sh = shield.clone();
+        kevlar_shield::watch::start(config.watch.clone(), watch_stop.clone(), move |src, l| {
+            sh.external_login(&src.name, l.ip, l.user.as_deref(), l.ok)
+        })
+        .context("cannot start the log watcher")?;
+    }
     let store_wake = kevlar_engine::Wake::new();
     let store = StoreWriter::start_with_wake(
         &data_dir,
@@ -367,6 +376,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     }
     let _ = std::fs::remove_file(data_dir.join(ADMIN_ADDR_FILE));
     overflow.abort();
+    watch_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     shield.close();
     let _ = bus
         .publish_acked(

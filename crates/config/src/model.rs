@@ -27,6 +27,8 @@ pub struct Config {
     pub audit: AuditConfig,
     pub alerts: AlertsConfig,
     pub logins: LoginsConfig,
+    /// `[[watch]]`: server logs whose logins feed the same counters and jails.
+    pub watch: Vec<WatchSource>,
 }
 
 impl Default for Config {
@@ -50,6 +52,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             alerts: AlertsConfig::default(),
             logins: LoginsConfig::default(),
+            watch: Vec::new(),
         }
     }
 }
@@ -433,6 +436,11 @@ pub struct BansConfig {
     pub recidive_bans: u32,
     pub recidive_findtime: Duration,
     pub recidive_bantime: Duration,
+    /// Run (through `sh -c`) when an enforced ban starts: `{ip}`, `{seconds}` are filled in,
+    /// e.g. an `nft add element …` that blocks the address at the firewall too.
+    pub command: Option<String>,
+    /// Run when a ban is lifted by hand.
+    pub unban_command: Option<String>,
 }
 
 impl Default for BansConfig {
@@ -486,6 +494,8 @@ impl Default for BansConfig {
             recidive_bans: 3,
             recidive_findtime: min(24 * 60),
             recidive_bantime: min(7 * 24 * 60),
+            command: None,
+            unban_command: None,
         }
     }
 }
@@ -857,4 +867,29 @@ pub struct AccountChange {
     pub method: String,
     pub path: String,
     pub kind: ChangeKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchFormat {
+    /// OpenSSH's sshd lines (auth.log, secure, journal exports).
+    Sshd,
+    /// vsftpd's own log (`FAIL LOGIN`, `OK LOGIN`) and its PAM lines in syslog.
+    Vsftpd,
+}
+
+impl WatchFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatchFormat::Sshd => "sshd",
+            WatchFormat::Vsftpd => "vsftpd",
+        }
+    }
+}
+
+/// One `[[watch]]`: a log file followed across rotation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchSource {
+    pub name: String,
+    pub path: PathBuf,
+    pub format: WatchFormat,
 }

@@ -102,6 +102,9 @@ fn resolve_relative(p: &mut Partial, base: &Path) {
     if let Some(d) = p.config.app.cwd.as_mut() {
         fix(d);
     }
+    for w in &mut p.config.watch {
+        fix(&mut w.path);
+    }
     for s in &mut p.config.alerts.sinks {
         match &mut s.kind {
             SinkKind::Syslog(x) => x.ca_file.iter_mut().for_each(fix),
@@ -342,6 +345,25 @@ fn read_root(doc: &mut Doc, root: &mut Table, c: &mut Config, tls: &mut TlsParti
     if let Some(mut t) = root.table(doc, "routes") {
         crate::read_shield::read_routes(doc, &mut t, &mut c.routes);
         t.finish(doc);
+    }
+    for (mut w, span) in root.tables(doc, "watch") {
+        let name = w.string(doc, "name").map(|(s, _)| s);
+        let path = w.string(doc, "path").map(|(s, _)| PathBuf::from(s));
+        let format = w.parsed(
+            doc,
+            "format",
+            |v| match v {
+                "sshd" => Ok(WatchFormat::Sshd),
+                "vsftpd" => Ok(WatchFormat::Vsftpd),
+                _ => Err(format!("`{v}` is not a log format (sshd, vsftpd)")),
+            },
+            None,
+        );
+        w.finish(doc);
+        match (name, path, format) {
+            (Some(name), Some(path), Some(format)) => c.watch.push(WatchSource { name, path, format }),
+            _ => doc.error(span, "watch", "a [[watch]] needs `name`, `path` and `format` (sshd, vsftpd)"),
+        }
     }
     if let Some(mut t) = root.table(doc, "logins") {
         crate::read_logins::read_logins(doc, &mut t, &mut c.logins);

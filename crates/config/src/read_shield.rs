@@ -226,6 +226,24 @@ pub(crate) fn read_bans(doc: &mut Doc, t: &mut Table, b: &mut BansConfig) {
     if let Some(d) = duration(doc, t, "recidive_bantime") {
         b.recidive_bantime = d;
     }
+    for (key, slot) in [("command", &mut b.command), ("unban_command", &mut b.unban_command)] {
+        if let Some((c, span)) = t.string(doc, key) {
+            let unknown = c
+                .split('{')
+                .skip(1)
+                .filter_map(|p| p.split_once('}'))
+                .map(|(n, _)| n)
+                .find(|n| !matches!(*n, "ip" | "seconds"));
+            match unknown {
+                Some(n) => doc.error(
+                    span,
+                    &t.key_path(key),
+                    format!("`{{{n}}}` is not a placeholder (use {{ip}} and {{seconds}})"),
+                ),
+                None => *slot = Some(c),
+            }
+        }
+    }
     let jails = t.tables(doc, "jail");
     if !jails.is_empty() {
         b.jails.clear();

@@ -18,6 +18,7 @@ pub mod key;
 pub mod login;
 pub mod ratelimit;
 pub mod routes;
+pub mod watch;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -82,6 +83,33 @@ struct Inner {
 #[derive(Clone)]
 pub struct Shield {
     inner: Arc<Inner>,
+}
+
+/// Runs a ban hook (`bans.command`, `bans.unban_command`) through `sh -c`, with `{ip}` (an address
+/// or prefix Kevlar printed itself: digits, `.`, `:`, `/`) and `{seconds}` filled in, without
+/// waiting for it; a failure is logged.
+fn run_hook(template: &str, ip: &str, seconds: u64) {
+    if !ip.bytes().all(|b| b.is_ascii_hexdigit() || matches!(b, b'.' | b':' | b'/')) {
+        return;
+    }
+    let cmd = template.replace("{ip}", ip).replace("{seconds}", &seconds.to_string());
+    let spawned = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    match spawned {
+        Ok(child) => {
+            let _ = std::thread::Builder::new().name("kevlar-ban-hook".into()).spawn(move || match child.wait_with_output() {
+                Ok(out) if out.status.success() => {}
+                Ok(out) => tracing::warn!(command = %cmd, status = %out.status, stderr = %String::from_utf8_lossy(&out.stderr).trim(), "ban command failed"),
+                Err(e) => tracing::warn!(command = %cmd, error = %e, "ban command failed"),
+            });
+        }
+        Err(e) => tracing::warn!(command = %cmd, error = %e, "cannot run the ban command"),
+    }
 }
 
 /// `<data_dir>/breach.idx` when it is there (`kevlar breach import`).
@@ -364,6 +392,11 @@ impl Shield {
                 }
             }
         }
+        if enforced {
+            if let Some(cmd) = &self.inner.cfg.bans.command {
+                run_hook(cmd, &key.to_string(), dur.as_secs());
+            }
+        }
         let verb = if enforced { "banned" } else { "would be banned (monitor mode)" };
         let mut ev = SecurityEvent::new(
             "malicious_ban",
@@ -448,6 +481,9 @@ impl Shield {
             }
         }
         if removed {
+            if let Some(cmd) = &self.inner.cfg.bans.unban_command {
+                run_hook(cmd, &key.to_string(), 0);
+            }
             let mut ev = SecurityEvent::new(
                 "malicious_unban",
                 Category::IntrusionDetection,
@@ -510,6 +546,14 @@ impl Shield {
             "routes": self.inner.routes.lock().map(|r| r.len()).unwrap_or(0),
             "logins": logins,
         })
+    }
+
+    /// A login seen outside the proxy (`[[watch]]` logs): the same lockout, stuffing and
+    /// new-network rules; its events carry `kevlar.service`.
+    pub fn external_login(&self, service: &str, ip: IpAddr, user: Option<&str>, ok: bool) {
+        for ev in self.inner.logins.external(service, ip, user, ok, now_ms()) {
+            self.publish(ev);
+        }
     }
 
     /// Writes everything pending and lets go of the event bus; call on shutdown.

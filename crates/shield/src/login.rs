@@ -782,6 +782,30 @@ impl Logins {
         }
     }
 
+    /// A login seen outside the proxy (an sshd or vsftpd log): the same rules as a web login.
+    pub fn external(&self, service: &str, ip: IpAddr, user: Option<&str>, ok: bool, now: i64) -> Vec<SecurityEvent> {
+        let mut out = Vec::new();
+        if !self.cfg.enabled {
+            return out;
+        }
+        let user = user.and_then(clean_user).unwrap_or_else(|| "(unknown)".into());
+        let meta = RequestMeta { ip, request_id: "", method: "", path: "", query: None, user_agent: None };
+        let Ok(mut st) = self.state.lock() else { return out };
+        if ok {
+            self.success(&mut st, &meta, &user, 0, &HeaderMap::new(), false, None, now, &mut out);
+        } else {
+            self.failure(&mut st, &meta, &user, 0, false, now, &mut out);
+        }
+        for e in &mut out {
+            e.http_method = None;
+            e.url_path = None;
+            e.request_id = None;
+            e.status_code = None;
+            e.kevlar.insert("service".into(), serde_json::Value::String(service.to_owned()));
+        }
+        out
+    }
+
     /// Sizes of the tables, for `/v1/status` and the bounds tests.
     pub fn sizes(&self) -> (usize, usize, usize, usize) {
         self.state.lock().map(|s| (s.pairs.len(), s.users.len(), s.addrs.len(), s.sessions.len())).unwrap_or_default()
