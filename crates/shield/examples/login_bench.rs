@@ -67,6 +67,42 @@ fn main() {
         let mut h = HeaderMap::new();
         let _ = logins.on_response(&m, s.context.as_ref(), 401, &mut h, i64::from(i));
     });
+    // Memory: a million distinct usernames from rotating addresses, the default caps.
+    let rss = || -> f64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:").and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()))
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    let fresh = Logins::new(&LoginsConfig::default(), true);
+    let before = rss();
+    let mut peak = before;
+    for i in 0..1_000_000u32 {
+        let ip = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+        let body = format!("username=user{i}%40example.com&password=Winter2024");
+        let v = RequestView {
+            method: "POST",
+            path: "/login",
+            query: None,
+            headers: &form,
+            body: body.as_bytes(),
+            body_complete: true,
+        };
+        let m = RequestMeta { ip: ip.parse().unwrap(), ..meta("/login", "POST") };
+        let s = fresh.on_request(&m, &v, i64::from(i));
+        let mut h = HeaderMap::new();
+        let _ = fresh.on_response(&m, s.context.as_ref(), 401, &mut h, i64::from(i));
+        if i % 100_000 == 0 {
+            peak = peak.max(rss());
+        }
+    }
+    let (pairs, users, addrs, _) = fresh.sizes();
+    println!(
+        "1,000,000 usernames from rotating addresses: RSS {before:.0} MB -> peak {:.0} MB (tables: {pairs} pairs, {users} users, {addrs} addresses; cap 100,000 each)",
+        peak.max(rss())
+    );
     println!(
         "page view with a session cookie: logins {logins_page:.0} ns, detectors {detect_page:.0} ns (ratio {:.2})",
         logins_page / detect_page

@@ -983,6 +983,34 @@ mod tests {
     }
 
     #[test]
+    fn a_site_wide_spike_is_told_once() {
+        let cfg = LoginsConfig { spike_min: 20, spike_factor: 5, spray_users: 1000, ..Default::default() };
+        let l = Logins::new(&cfg, true);
+        let mut spikes = Vec::new();
+        // A quiet baseline: two failures a minute for an hour, then a burst of 100 in one minute.
+        for minute in 1..=60i64 {
+            for j in 0..2 {
+                let s = attempt(&l, &format!("192.0.2.{j}"), "username=x&password=y", minute * 60_000);
+                spikes.extend(
+                    answer(&l, &format!("192.0.2.{j}"), &s, 401, minute * 60_000)
+                        .into_iter()
+                        .filter(|e| e.action == "authn_login_spike"),
+                );
+            }
+        }
+        assert!(spikes.is_empty());
+        for j in 0..100 {
+            let ip = format!("198.51.100.{j}");
+            let s = attempt(&l, &ip, &format!("username=u{j}&password=y"), 61 * 60_000 + j);
+            spikes.extend(
+                answer(&l, &ip, &s, 401, 61 * 60_000 + j).into_iter().filter(|e| e.action == "authn_login_spike"),
+            );
+        }
+        assert_eq!(spikes.len(), 1, "one alert, not one per failure");
+        assert!(spikes[0].message.contains("failed sign-ins this minute"));
+    }
+
+    #[test]
     fn a_million_usernames_stay_bounded_and_keep_a_live_lock() {
         let cfg = LoginsConfig { pair_failures: 2, max_tracked: 10_000, ..Default::default() };
         let l = Logins::new(&cfg, true);
