@@ -41,5 +41,14 @@ async fn acknowledged_events_survive_kill_9() {
     // And Kevlar starts again on the same store, adding to it.
     let k2 = Kevlar::guard(&app.url()).data_dir(&data).start();
     assert_eq!(k2.token(), t, "the admin token is kept across restarts");
-    assert_eq!(k2.events(&["--action", "sys_startup"]).len(), 2);
+    // The second start's own event is written asynchronously: wait for it.
+    let mut startups = 0;
+    for _ in 0..500 {
+        startups = k2.events(&["--action", "sys_startup"]).len();
+        if startups >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(startups, 2);
 }

@@ -338,6 +338,51 @@ to = "ops@example.com"
     assert_nowhere(&k, &[smtp.dir.path()], &["iloveyou", "a-long-unusual-Passphrase-0f-mine"]);
 }
 
+fn sha1_hex(s: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, s.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
+}
+
+#[test]
+fn the_range_api_is_asked_with_five_hex_digits_and_padding() {
+    // The one stand-in here: Have I Been Pwned's range API is not reachable from the tests; a local
+    // server answers the way its documentation shows (SUFFIX:COUNT lines, zero-count padding).
+    let api = common::peers::HttpReceiver::start(200);
+    let (breached, padded) = ("Summer2025!x", "Autumn2025!y");
+    let (hb, hp) = (sha1_hex(breached), sha1_hex(padded));
+    *api.body.lock().unwrap() = Some(format!("{}:12\r\n{}:0\r\n", &hb[5..], &hp[5..]));
+    let app = DemoApp::start();
+    let config = format!(
+        "[logins]\nbreach_api = \"{}\"\n[[logins.endpoint]]\npath = \"/echo-headers\"\nusername = [\"email\"]\n",
+        api.url("/range/")
+    );
+    let k = guard(&app, &config);
+    let echo = |pw: &str| -> Value {
+        let r = agent()
+            .post(&k.url("/echo-headers"))
+            .set("Content-Type", "application/x-www-form-urlencoded")
+            .send_string(&format!("email=bob%40example.com&password={}", enc(pw)))
+            .unwrap();
+        serde_json::from_str(&r.into_string().unwrap()).unwrap()
+    };
+    // The first attempt asks in the background; a later one with the same password is marked.
+    assert!(echo(breached)["headers"].get("kevlar-breached-password").is_none());
+    wait_until(20, "the range request", || !api.all().is_empty());
+    let req = &api.all()[0];
+    assert_eq!(req.path, format!("/range/{}", &hb[..5]), "only five hex digits leave");
+    assert_eq!(req.header("add-padding"), Some("true"));
+    wait_until(20, "the marked attempt", || echo(breached)["headers"]["kevlar-breached-password"] == "1");
+    // A padding line (count 0) means nothing.
+    echo(padded);
+    wait_until(20, "the second range request", || api.all().len() >= 2);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(echo(padded)["headers"].get("kevlar-breached-password").is_none());
+    assert!(api.all().iter().all(|r| !r.path.contains(&hb[5..]) && !r.path.contains(breached)));
+}
+
 #[test]
 fn breach_import_reads_the_pwned_passwords_format_and_names_bad_lines() {
     let dir = tempfile::tempdir().unwrap();

@@ -225,6 +225,8 @@ pub struct HttpReceiver {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<Request>>>,
     pub status: Arc<AtomicU16>,
+    /// The body of every answer (a small JSON document unless set).
+    pub body: Arc<Mutex<Option<String>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -267,21 +269,27 @@ impl HttpReceiver {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(AtomicU16::new(status));
         let stop = Arc::new(AtomicBool::new(false));
-        let (reqs, st, stp) = (requests.clone(), status.clone(), stop.clone());
+        let body_cfg: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let (reqs, st, stp, bc) = (requests.clone(), status.clone(), stop.clone(), body_cfg.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stp.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (reqs, st) = (reqs.clone(), st.clone());
+                let (reqs, st, bc) = (reqs.clone(), st.clone(), bc.clone());
                 std::thread::spawn(move || {
                     let mut w = conn.try_clone().unwrap();
                     let mut r = BufReader::new(conn);
                     while let Some(req) = read_request(&mut r) {
                         reqs.lock().unwrap().push(req);
                         let code = st.load(Ordering::SeqCst);
-                        let body = if code < 300 { "{\"sid\":\"SM1\"}" } else { "{\"error\":\"no\"}" };
+                        let fixed = bc.lock().unwrap().clone();
+                        let body = fixed.as_deref().unwrap_or(if code < 300 {
+                            "{\"sid\":\"SM1\"}"
+                        } else {
+                            "{\"error\":\"no\"}"
+                        });
                         let resp = format!(
                             "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
                             body.len()
@@ -293,7 +301,7 @@ impl HttpReceiver {
                 });
             }
         });
-        HttpReceiver { port, requests, status, stop }
+        HttpReceiver { port, requests, status, body: body_cfg, stop }
     }
 
     pub fn url(&self, path: &str) -> String {

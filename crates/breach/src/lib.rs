@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fuse;
+pub mod range;
 
 use std::io::{BufRead, Read, Write};
 use std::path::Path;

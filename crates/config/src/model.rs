@@ -776,6 +776,9 @@ pub struct LoginsConfig {
     pub changes: Vec<AccountChange>,
     /// Users, addresses and pairs tracked in memory, each.
     pub max_tracked: usize,
+    /// The Pwned Passwords range API (`https://api.pwnedpasswords.com/range/`), asked about
+    /// passwords the local index does not know; `None`: off.
+    pub breach_api: Option<String>,
 }
 
 impl Default for LoginsConfig {
@@ -820,6 +823,7 @@ impl Default for LoginsConfig {
                 change("/settings/profile", ChangeKind::Profile),
             ],
             max_tracked: 100_000,
+            breach_api: None,
         }
     }
 }

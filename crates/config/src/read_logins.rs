@@ -83,6 +83,14 @@ pub(crate) fn read_logins(doc: &mut Doc, t: &mut Table, l: &mut LoginsConfig) {
     if let Some(n) = t.integer(doc, "max_tracked", 1000, 100_000_000) {
         l.max_tracked = n as usize;
     }
+    if let Some((u, span)) = t.string(doc, "breach_api") {
+        match u.parse::<http::Uri>() {
+            Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {
+                l.breach_api = Some(if u.ends_with('/') { u } else { format!("{u}/") })
+            }
+            _ => doc.error(span, &t.key_path("breach_api"), format!("`{u}` is not an http(s) URL")),
+        }
+    }
     for (mut e, _) in t.tables(doc, "endpoint") {
         let p = path(doc, &mut e, "login endpoint");
         let m = method(doc, &mut e);

@@ -111,6 +111,7 @@ pub struct Logins {
     cfg: LoginsConfig,
     enforce: bool,
     breach: Option<kevlar_breach::Index>,
+    online: Option<std::sync::Arc<Online>>,
     secret: [u8; 32],
     state: Mutex<State>,
 }
@@ -173,7 +174,8 @@ impl Logins {
         for chunk in secret.chunks_mut(8) {
             chunk.copy_from_slice(&fastrand::u64(..).to_le_bytes());
         }
-        Logins { cfg: cfg.clone(), enforce, breach: None, secret, state: Mutex::new(State::default()) }
+        let online = cfg.breach_api.clone().and_then(Online::start);
+        Logins { cfg: cfg.clone(), enforce, breach: None, online, secret, state: Mutex::new(State::default()) }
     }
 
     pub fn enabled(&self) -> bool {
@@ -214,6 +216,33 @@ impl Logins {
         let mut out = [0u8; 16];
         out.copy_from_slice(&d.as_ref()[..16]);
         out
+    }
+
+    /// Whether a password is breached: the local index, then (when `breach_api` is set) what the
+    /// range API said of it before. A hash the API has not been asked about yet is asked in the
+    /// background: this attempt goes on unmarked, the next one with that password is marked.
+    fn breached(&self, password: &[u8], now: i64) -> Option<kevlar_breach::Bucket> {
+        if self.breach.is_none() && self.online.is_none() {
+            return None;
+        }
+        let h = kevlar_breach::sha1(password);
+        if let Some(b) = self.breach.as_ref().and_then(|i| i.lookup(&h)) {
+            return Some(b);
+        }
+        let online = self.online.as_ref()?;
+        match online.cached(&h, now) {
+            Some(count) => count.map(|c| {
+                if c >= kevlar_breach::OFTEN {
+                    kevlar_breach::Bucket::Often
+                } else {
+                    kevlar_breach::Bucket::Seen
+                }
+            }),
+            None => {
+                online.ask(h);
+                None
+            }
+        }
     }
 
     fn user_hash(&self, user: &str) -> u64 {
@@ -337,9 +366,7 @@ impl Logins {
         let change = self.change(meta.method, meta.path);
         let mut login = None;
         if let Some((idx, ep)) = self.endpoint(meta.method, meta.path) {
-            let breach = self.breach.as_ref();
-            if let Some((user, breached)) = Self::credentials(ep, view, |pw| breach.map(|b| b.check(pw))) {
-                let breached = breached.flatten();
+            if let Some((user, breached)) = Self::credentials(ep, view, |pw| self.breached(pw, now)) {
                 if let Some(bucket) = breached {
                     seen.add_headers.push((
                         http::HeaderName::from_static("kevlar-breached-password"),
@@ -817,6 +844,76 @@ impl Logins {
             .lock()
             .map(|s| s.pairs.get(&(user.to_lowercase(), ip)).is_some_and(|p| p.blocked_until > now))
             .unwrap_or(false)
+    }
+}
+
+/// The Pwned Passwords range API, asked from a thread of its own (never from a request), with a
+/// bounded cache of answers per full hash (a day for an answer, five minutes after an error).
+/// Per SHA-1: the count the API gave (`None`: not breached) and when that answer expires.
+type Answers = HashMap<[u8; 20], (Option<u64>, i64)>;
+
+pub struct Online {
+    cache: Mutex<Answers>,
+    tx: std::sync::mpsc::SyncSender<[u8; 20]>,
+}
+
+const ONLINE_CACHE: usize = 100_000;
+
+impl Online {
+    pub fn start(url: String) -> Option<std::sync::Arc<Online>> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<[u8; 20]>(1024);
+        let me = std::sync::Arc::new(Online { cache: Mutex::new(HashMap::new()), tx });
+        let weak = std::sync::Arc::downgrade(&me);
+        let agent = ureq::AgentBuilder::new()
+            .timeout(std::time::Duration::from_secs(5))
+            .user_agent(concat!("kevlar/", env!("CARGO_PKG_VERSION")))
+            .build();
+        let spawned = std::thread::Builder::new().name("kevlar-breach-api".into()).spawn(move || {
+            for h in rx {
+                let Some(me) = weak.upgrade() else { return };
+                let now = kevlar_core::time::now_ms();
+                if me.cached(&h, now).is_some() {
+                    continue;
+                }
+                let (prefix, suffix) = kevlar_breach::range::split(&h);
+                let answer = agent
+                    .get(&format!("{url}{prefix}"))
+                    .set("Add-Padding", "true")
+                    .call()
+                    .ok()
+                    .and_then(|r| r.into_string().ok());
+                let entry = match answer {
+                    Some(body) => (kevlar_breach::range::count(&body, &suffix), now + 86_400_000),
+                    None => {
+                        tracing::debug!("breached-password API did not answer");
+                        (None, now + 300_000)
+                    }
+                };
+                me.store(h, entry, now);
+            }
+        });
+        spawned.ok().map(|_| me)
+    }
+
+    /// `Some(count)` when the API has answered for this hash (`Some(None)`: not breached).
+    fn cached(&self, h: &[u8; 20], now: i64) -> Option<Option<u64>> {
+        self.cache.lock().ok()?.get(h).filter(|(_, exp)| *exp > now).map(|(c, _)| *c)
+    }
+
+    fn store(&self, h: [u8; 20], entry: (Option<u64>, i64), now: i64) {
+        if let Ok(mut c) = self.cache.lock() {
+            if c.len() >= ONLINE_CACHE {
+                c.retain(|_, (_, exp)| *exp > now);
+                if c.len() >= ONLINE_CACHE {
+                    c.clear();
+                }
+            }
+            c.insert(h, entry);
+        }
+    }
+
+    fn ask(&self, h: [u8; 20]) {
+        let _ = self.tx.try_send(h);
     }
 }
 
