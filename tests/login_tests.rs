@@ -409,6 +409,23 @@ fn breach_import_reads_the_pwned_passwords_format_and_names_bad_lines() {
 }
 
 #[test]
+fn a_body_pattern_tells_the_outcome() {
+    let app = DemoApp::start();
+    let k = guard(
+        &app,
+        "[[logins.endpoint]]\npath = \"/api/token\"\nusername = [\"user\"]\npassword = [\"secret\"]\nfailure_body = '\"ok\":false'\n",
+    );
+    let r = post(&k, "/api/token?quiet=1", r#"{"user":"bob","secret":"nope-nope"}"#, "192.0.2.40", None);
+    assert_eq!(r.status, 200);
+    let f = k.wait_event(|e| e["event"]["action"] == "authn_login_fail");
+    assert_eq!((f["user"]["name"].as_str(), f["source"]["ip"].as_str()), (Some("bob"), Some("192.0.2.40")));
+    assert!(f["kevlar"].get("reported_by").is_none(), "told by the body, not by the app");
+    post(&k, "/api/token?quiet=1", r#"{"user":"bob","secret":"hunter2hunter2"}"#, "192.0.2.40", None);
+    k.wait_event(|e| e["event"]["action"] == "authn_login_success" && e["user"]["name"] == "bob");
+    assert_eq!(count(&k, "authn_login_fail"), 1);
+}
+
+#[test]
 fn the_apps_own_reports_are_read_and_stripped() {
     let app = DemoApp::start();
     let k = guard(&app, "");

@@ -139,10 +139,12 @@ function route(req, res) {
       if (!f) return json(res, 400, { error: 'bad JSON' });
       const user = findUser(f.user);
       const who = encodeURIComponent(String(f.user || ''));
+      // ?quiet=1: no report; Kevlar tells the outcome from the body (`failure_body`).
+      const quiet = url.searchParams.get('quiet') === '1';
       if (!checkPassword(user, f.secret)) {
-        return json(res, 200, { ok: false }, { 'Kevlar-Event': `authn_login_fail; user=${who}` });
+        return json(res, 200, { ok: false }, quiet ? {} : { 'Kevlar-Event': `authn_login_fail; user=${who}` });
       }
-      return json(res, 200, { ok: true, token: crypto.randomBytes(16).toString('hex') }, {
+      return json(res, 200, { ok: true, token: crypto.randomBytes(16).toString('hex') }, quiet ? {} : {
         'Kevlar-Event': `authn_login_success; user=${who}`,
         'Kevlar-User-Email': user.username.includes('@') ? user.username : `${user.username}@example.com`,
       });

@@ -846,6 +846,10 @@ pub struct LoginEndpoint {
     pub success_redirect: Option<String>,
     /// Success needs this cookie set in the answer.
     pub success_cookie: Option<String>,
+    /// Text in the first 64 KiB of the answer's body that means success (its absence: failure).
+    pub success_body: Option<String>,
+    /// Text in the first 64 KiB of the answer's body that means failure.
+    pub failure_body: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -126,6 +126,8 @@ pub(crate) fn read_logins(doc: &mut Doc, t: &mut Table, l: &mut LoginsConfig) {
         let failure_redirect = e.string(doc, "failure_redirect").map(|(v, _)| v);
         let success_redirect = e.string(doc, "success_redirect").map(|(v, _)| v);
         let success_cookie = e.string(doc, "success_cookie").map(|(v, _)| v);
+        let success_body = e.string(doc, "success_body").map(|(v, _)| v).filter(|v| !v.is_empty());
+        let failure_body = e.string(doc, "failure_body").map(|(v, _)| v).filter(|v| !v.is_empty());
         e.finish(doc);
         if let Some(path) = p {
             l.endpoints.push(LoginEndpoint {
@@ -138,6 +140,8 @@ pub(crate) fn read_logins(doc: &mut Doc, t: &mut Table, l: &mut LoginsConfig) {
                 failure_redirect,
                 success_redirect,
                 success_cookie,
+                success_body,
+                failure_body,
             });
         }
     }

@@ -61,7 +61,24 @@ pub trait Gate: Send + Sync {
 
     /// Called with the head of the app's answer before the client sees it: login outcomes,
     /// sessions, account changes, and the `Kevlar-*` headers the app sends Kevlar (removed here).
-    fn respond(&self, _meta: &RequestMeta<'_>, _ctx: Option<&RequestContext>, _status: u16, _headers: &mut HeaderMap) {}
+    /// Returns a watcher when the answer's body decides something (a login outcome told by a
+    /// body pattern); the proxy feeds it the body as it streams to the client.
+    fn respond(
+        &self,
+        _meta: &RequestMeta<'_>,
+        _ctx: Option<&RequestContext>,
+        _status: u16,
+        _headers: &mut HeaderMap,
+    ) -> Option<Box<dyn BodyWatch>> {
+        None
+    }
+}
+
+/// Sees an answer's body as it streams (the first bytes only, as it chooses); `end` is called
+/// once, when the body ends or is abandoned.
+pub trait BodyWatch: Send {
+    fn data(&mut self, chunk: &[u8]);
+    fn end(self: Box<Self>);
 }
 
 /// What inspection concluded.

@@ -179,22 +179,37 @@ enum Kind {
 /// Holds the request's [`InFlight`] mark until hyper has written the whole body.
 pub struct ResponseBody {
     kind: Kind,
+    watch: Option<Box<dyn kevlar_core::BodyWatch>>,
     _in_flight: Option<InFlight>,
     _lease: Option<Lease>,
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Some(w) = self.watch.take() {
+            w.end();
+        }
+    }
 }
 
 impl ResponseBody {
     /// The application's body; the lease on its instance is held until the body is done.
     pub fn upstream(b: Incoming, in_flight: Option<InFlight>, lease: Option<Lease>) -> Self {
-        ResponseBody { kind: Kind::Upstream(b), _in_flight: in_flight, _lease: lease }
+        ResponseBody { kind: Kind::Upstream(b), watch: None, _in_flight: in_flight, _lease: lease }
+    }
+
+    /// Lets `watch` see the body as it goes by.
+    pub fn watched(mut self, watch: Option<Box<dyn kevlar_core::BodyWatch>>) -> Self {
+        self.watch = watch;
+        self
     }
 
     pub fn full(b: Bytes, in_flight: Option<InFlight>) -> Self {
-        ResponseBody { kind: Kind::Full(Some(b)), _in_flight: in_flight, _lease: None }
+        ResponseBody { kind: Kind::Full(Some(b)), watch: None, _in_flight: in_flight, _lease: None }
     }
 
     pub fn empty() -> Self {
-        ResponseBody { kind: Kind::Full(None), _in_flight: None, _lease: None }
+        ResponseBody { kind: Kind::Full(None), watch: None, _in_flight: None, _lease: None }
     }
 }
 
@@ -203,10 +218,26 @@ impl Body for ResponseBody {
     type Error = hyper::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match &mut self.kind {
+        let polled = match &mut self.kind {
             Kind::Upstream(b) => Pin::new(b).poll_frame(cx),
             Kind::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
+        };
+        if let Some(w) = self.watch.as_mut() {
+            match &polled {
+                Poll::Ready(Some(Ok(f))) => {
+                    if let Some(d) = f.data_ref() {
+                        w.data(d);
+                    }
+                }
+                Poll::Ready(_) => {
+                    if let Some(w) = self.watch.take() {
+                        w.end();
+                    }
+                }
+                Poll::Pending => {}
+            }
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -935,13 +935,14 @@ impl Worker {
             }
         }
         let (mut parts, body) = resp.into_parts();
+        let mut watch = None;
         if let (Some(g), false) = (&self.shared.gate, switching) {
-            g.respond(&info.meta(), request_ctx.as_deref(), parts.status.as_u16(), &mut parts.headers);
+            watch = g.respond(&info.meta(), request_ctx.as_deref(), parts.status.as_u16(), &mut parts.headers);
         }
         forward::clean_response(&mut parts.headers, switching);
         self.shared.policy.apply(info.path(), &mut parts.headers, true);
         self.log_access(&info, parts.status.as_u16(), ctx.tls);
-        Response::from_parts(parts, ResponseBody::upstream(body, Some(in_flight), Some(lease)))
+        Response::from_parts(parts, ResponseBody::upstream(body, Some(in_flight), Some(lease)).watched(watch))
     }
 
     fn redirect(

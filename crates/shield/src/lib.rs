@@ -664,6 +664,29 @@ impl Shield {
     }
 }
 
+/// The body of a login answer whose outcome a body pattern tells: its first bytes are kept until it
+/// ends, then the login is decided.
+struct LoginBody {
+    shield: Shield,
+    deferred: Option<login::Deferred>,
+    seen: Vec<u8>,
+}
+
+impl kevlar_core::BodyWatch for LoginBody {
+    fn data(&mut self, chunk: &[u8]) {
+        let room = login::BODY_SCAN.saturating_sub(self.seen.len());
+        self.seen.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+
+    fn end(mut self: Box<Self>) {
+        if let Some(d) = self.deferred.take() {
+            for ev in self.shield.inner.logins.finish(d, &self.seen, now_ms()) {
+                self.shield.publish(ev);
+            }
+        }
+    }
+}
+
 /// A representative address of a key (events need an `IpAddr`).
 fn first_ip(k: &IpKey) -> IpAddr {
     match k {
@@ -774,10 +797,15 @@ impl Gate for Shield {
         ctx: Option<&RequestContext>,
         status: u16,
         headers: &mut http::HeaderMap,
-    ) {
-        for ev in self.inner.logins.on_response(meta, ctx, status, headers, now_ms()) {
+    ) -> Option<Box<dyn kevlar_core::BodyWatch>> {
+        let mut deferred = None;
+        for ev in self.inner.logins.on_response_full(meta, ctx, status, headers, now_ms(), &mut deferred) {
             self.publish(ev);
         }
+        deferred.map(|d| {
+            Box::new(LoginBody { shield: self.clone(), deferred: Some(d), seen: Vec::new() })
+                as Box<dyn kevlar_core::BodyWatch>
+        })
     }
 
     fn observe(&self, meta: &RequestMeta<'_>, status: u16, flagged: bool) {

@@ -95,6 +95,26 @@ struct State {
     spike: Spike,
 }
 
+/// A login whose outcome the answer's body tells, waiting for it.
+#[derive(Debug)]
+pub struct Deferred {
+    endpoint: usize,
+    user: String,
+    breached: Option<u64>,
+    by_status: Option<bool>,
+    status: u16,
+    cookies: HeaderMap,
+    ip: IpAddr,
+    request_id: String,
+    method: String,
+    path: String,
+    user_agent: Option<String>,
+    app_email: Option<String>,
+}
+
+/// How much of an answer's body a body pattern is looked for in.
+pub const BODY_SCAN: usize = 64 << 10;
+
 /// What a request told the login monitor.
 #[derive(Debug, Default)]
 pub struct Seen {
@@ -413,6 +433,25 @@ impl Logins {
         headers: &mut HeaderMap,
         now: i64,
     ) -> Vec<SecurityEvent> {
+        let mut deferred = None;
+        let mut out = self.on_response_full(meta, ctx, status, headers, now, &mut deferred);
+        if let Some(d) = deferred {
+            out.extend(self.finish(d, b"", now));
+        }
+        out
+    }
+
+    /// As [`Logins::on_response`]; when the endpoint's outcome is told by its body
+    /// (`success_body`, `failure_body`), the decision waits in `deferred` for [`Logins::finish`].
+    pub fn on_response_full(
+        &self,
+        meta: &RequestMeta<'_>,
+        ctx: Option<&RequestContext>,
+        status: u16,
+        headers: &mut HeaderMap,
+        now: i64,
+        deferred: &mut Option<Deferred>,
+    ) -> Vec<SecurityEvent> {
         let mut out = Vec::new();
         let reported: Vec<String> =
             headers.get_all(EVENT_HEADER).iter().filter_map(|v| v.to_str().ok().map(str::to_owned)).collect();
@@ -466,32 +505,47 @@ impl Logins {
             (Some((u, ok)), _) => Some((u, Some(ok), true, attempt.and_then(|a| a.breached))),
             (None, Some(a)) => {
                 let ep = (a.endpoint != AUTO).then(|| self.cfg.endpoints.get(a.endpoint)).flatten();
-                Some((a.user.clone(), outcome(ep, meta.path, status, headers), false, a.breached))
+                let by_status = outcome(ep, meta.path, status, headers);
+                if by_status.is_some() && ep.is_some_and(|e| e.success_body.is_some() || e.failure_body.is_some()) {
+                    let mut cookies = HeaderMap::new();
+                    for v in headers.get_all(http::header::SET_COOKIE) {
+                        cookies.append(http::header::SET_COOKIE, v.clone());
+                    }
+                    *deferred = Some(Deferred {
+                        endpoint: a.endpoint,
+                        user: a.user.clone(),
+                        breached: a.breached,
+                        by_status,
+                        status,
+                        cookies,
+                        ip: meta.ip,
+                        request_id: meta.request_id.to_owned(),
+                        method: meta.method.to_owned(),
+                        path: meta.path.to_owned(),
+                        user_agent: meta.user_agent.map(str::to_owned),
+                        app_email: app_email.clone(),
+                    });
+                    None
+                } else {
+                    Some((a.user.clone(), by_status, false, a.breached))
+                }
             }
             _ => None,
         };
         if let Some((user, Some(ok), by_app, breached)) = login {
-            if let Some(e) = app_email.as_deref().filter(|e| is_email(e)) {
-                self.user_mut(&mut st, &user, now).email = Some(e.to_owned());
-            }
-            if ok {
-                self.success(&mut st, meta, &user, status, headers, by_app, breached, now, &mut out);
-            } else {
-                self.failure(&mut st, meta, &user, status, by_app, now, &mut out);
-                if let Some(count) = breached {
-                    out.push(
-                        Self::event(
-                            meta,
-                            "authn_password_breached",
-                            Severity::Notice,
-                            Outcome::Failure,
-                            Some(&user),
-                            format!("failed sign-in for {user} with a password found in data breaches"),
-                        )
-                        .with_kevlar("breach_count", if count >= kevlar_breach::OFTEN { "100+" } else { "1+" }),
-                    );
-                }
-            }
+            self.apply(
+                &mut st,
+                meta,
+                &user,
+                ok,
+                by_app,
+                breached,
+                status,
+                headers,
+                app_email.as_deref(),
+                now,
+                &mut out,
+            );
         }
 
         // An account change by the signed-in user.
@@ -547,6 +601,79 @@ impl Logins {
                 }
             }
         }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        st: &mut State,
+        meta: &RequestMeta<'_>,
+        user: &str,
+        ok: bool,
+        by_app: bool,
+        breached: Option<u64>,
+        status: u16,
+        headers: &HeaderMap,
+        app_email: Option<&str>,
+        now: i64,
+        out: &mut Vec<SecurityEvent>,
+    ) {
+        if let Some(e) = app_email.filter(|e| is_email(e)) {
+            self.user_mut(st, user, now).email = Some(e.to_owned());
+        }
+        if ok {
+            self.success(st, meta, user, status, headers, by_app, breached, now, out);
+        } else {
+            self.failure(st, meta, user, status, by_app, now, out);
+            if let Some(count) = breached {
+                out.push(
+                    Self::event(
+                        meta,
+                        "authn_password_breached",
+                        Severity::Notice,
+                        Outcome::Failure,
+                        Some(user),
+                        format!("failed sign-in for {user} with a password found in data breaches"),
+                    )
+                    .with_kevlar("breach_count", if count >= kevlar_breach::OFTEN { "100+" } else { "1+" }),
+                );
+            }
+        }
+    }
+
+    /// Decides a deferred login with the first bytes of its answer's body.
+    pub fn finish(&self, d: Deferred, body: &[u8], now: i64) -> Vec<SecurityEvent> {
+        let mut out = Vec::new();
+        let Some(ep) = self.cfg.endpoints.get(d.endpoint) else { return out };
+        let has = |pat: &Option<String>| pat.as_ref().map(|p| body.windows(p.len().max(1)).any(|w| w == p.as_bytes()));
+        let ok = match (has(&ep.failure_body), has(&ep.success_body)) {
+            (Some(true), _) => false,
+            (_, Some(found)) => found,
+            _ => d.by_status.unwrap_or(false),
+        };
+        let meta = RequestMeta {
+            ip: d.ip,
+            request_id: &d.request_id,
+            method: &d.method,
+            path: &d.path,
+            query: None,
+            user_agent: d.user_agent.as_deref(),
+        };
+        let Ok(mut st) = self.state.lock() else { return out };
+        self.apply(
+            &mut st,
+            &meta,
+            &d.user,
+            ok,
+            false,
+            d.breached,
+            d.status,
+            &d.cookies,
+            d.app_email.as_deref(),
+            now,
+            &mut out,
+        );
         out
     }
 
