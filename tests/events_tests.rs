@@ -101,3 +101,23 @@ fn events_refuses_bad_filters_and_a_missing_store() {
         Command::new(KEVLAR).args(["events", "--ip", "not-an-ip", "--data-dir"]).arg(tmp.path()).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ip"));
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `kevlar validate kevlar.toml | head -0`: the reader is gone before the first line; no panic.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("kevlar.toml");
+    std::fs::write(&cfg, "[proxy]\nlisten = \"127.0.0.1:8080\"\n").unwrap();
+    let mut child = std::process::Command::new(KEVLAR)
+        .arg("validate")
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
