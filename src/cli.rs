@@ -106,6 +106,17 @@ pub enum Command {
     /// known Node.js core vulnerabilities of its version, with the version to move to (from the
     /// local advisory database). Exit code 0 when fine, 1 when end-of-life or vulnerable, 2 on an error.
     Doctor(DoctorArgs),
+    /// For each direct dependency: the version the lockfile holds, the newest within the declared
+    /// range, and the registry's latest, from the registry the project uses (.npmrc honoured).
+    /// Exit code 0 when everything is current, 1 when something is outdated, 2 on an error.
+    Outdated {
+        /// The project (its package.json and lockfile).
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// One JSON object keyed by package name, as `npm outdated --json` prints.
+        #[arg(long)]
+        json: bool,
+    },
     /// The local advisory database.
     Db {
         #[command(subcommand)]

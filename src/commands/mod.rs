@@ -9,6 +9,7 @@ mod control;
 mod events;
 mod init;
 mod logs;
+mod outdated;
 pub mod serve;
 mod validate;
 
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Routes(a) => blackbook::routes(a),
         Command::Alerts { command, control } => alerts::run(command, control),
         Command::Breach { command } => breach::run(command),
+        Command::Outdated { path, json } => outdated::run(&path, json),
         Command::Cert { self_signed: _, out, hosts } => cert::run(&out, &hosts),
     }
 }

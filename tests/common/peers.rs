@@ -349,3 +349,86 @@ impl LineListener {
         LineListener { port, lines }
     }
 }
+
+/// verdaccio (from tests/update, installed by scripts/test.sh) on a free loopback port, with
+/// no uplinks: a registry holding only what the test publishes. `token` may publish.
+pub struct Verdaccio {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub token: String,
+}
+
+impl Verdaccio {
+    pub fn start() -> Verdaccio {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        std::fs::write(
+            d.join("config.yaml"),
+            format!(
+                "storage: {d}/storage\nauth:\n  htpasswd:\n    file: {d}/htpasswd\n    max_users: 100\nuplinks: {{}}\npackages:\n  '**':\n    access: $all\n    publish: $authenticated\n    unpublish: $authenticated\nlog: {{ type: stdout, format: json, level: warn }}\n",
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        let bin = super::repo().join("tests/update/node_modules/.bin/verdaccio");
+        assert!(bin.exists(), "verdaccio is installed by scripts/test.sh (tests/update)");
+        let child = Command::new(bin)
+            .arg("--config")
+            .arg(d.join("config.yaml"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        wait_until(60, "verdaccio", || ureq::get(&format!("{url}/-/ping")).call().is_ok());
+        // A user that may publish (npm adduser, done over the API).
+        let resp = ureq::put(&format!("{url}/-/user/org.couchdb.user:kevlar"))
+            .set("Content-Type", "application/json")
+            .send_string(r#"{"name":"kevlar","password":"kevlar-test-pass"}"#)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&resp.into_string().unwrap()).unwrap();
+        let token = v["token"].as_str().unwrap().to_owned();
+        Verdaccio { child, dir, port, token }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// An `.npmrc` that installs from this registry (and may publish to it).
+    pub fn npmrc(&self) -> String {
+        format!("registry={}\n//127.0.0.1:{}/:_authToken={}\n", self.url(), self.port, self.token)
+    }
+
+    /// Publishes a package made of `files` (package.json is written from name and version).
+    pub fn publish(&self, name: &str, version: &str, files: &[(&str, &str)]) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("package.json"),
+            format!(r#"{{"name":"{name}","version":"{version}","main":"index.js","license":"MIT"}}"#),
+        )
+        .unwrap();
+        for (f, body) in files {
+            std::fs::write(d.path().join(f), body).unwrap();
+        }
+        std::fs::write(d.path().join(".npmrc"), self.npmrc()).unwrap();
+        let out = Command::new("npm")
+            .args(["publish", "--registry", &self.url(), "--userconfig"])
+            .arg(d.path().join(".npmrc"))
+            .current_dir(d.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "npm publish {name}@{version}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Verdaccio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
