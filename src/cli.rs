@@ -23,7 +23,8 @@ kevlar init                          write a commented kevlar.toml\n  \
 kevlar events --follow               watch security events\n  \
 kevlar blackbook list                who attacked, and who is banned\n  \
 kevlar alerts                        alert sinks: health, queue, dead letters\n  \
-kevlar audit                         known vulnerabilities in the lockfile"
+kevlar audit                         known vulnerabilities in the lockfile\n  \
+kevlar update --test \"npm test\"       which dependency updates keep the tests green"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -117,6 +118,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Try each newer version of each outdated dependency against the app's own tests: the tests
+    /// run first on the untouched project, then once per version, each in a scratch copy installed
+    /// with the project's package manager (never in your tree). Prints PASS / FAIL / TIMEOUT /
+    /// INSTALL-FAILED per version. Exit code 0 when every version passed, 1 when one did not (or
+    /// the untouched project fails its tests), 2 on an error, 130 when interrupted.
+    Update(UpdateArgs),
     /// The local advisory database.
     Db {
         #[command(subcommand)]
@@ -174,6 +181,40 @@ pub enum BlackbookCommand {
         #[command(flatten)]
         control: ControlArgs,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// The project.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// The test command, run with `sh -c` in each scratch copy (e.g. "npm test").
+    #[arg(long, value_name = "COMMAND")]
+    pub test: String,
+    /// How far to go: patch, minor or major.
+    #[arg(long, default_value = "major", value_parser = ["patch", "minor", "major"])]
+    pub allow: String,
+    /// Only these packages (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Not these packages.
+    #[arg(long, value_delimiter = ',')]
+    pub skip: Vec<String>,
+    /// Only the newest allowed version of each package.
+    #[arg(long)]
+    pub latest_only: bool,
+    /// Trials at once.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Skip versions published less than this long ago (e.g. 3d): a supply-chain safeguard.
+    #[arg(long, value_name = "DURATION")]
+    pub min_age: Option<String>,
+    /// Give up on an install or a test run after this long.
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub timeout: String,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -82,3 +82,129 @@ fn outdated_lists_current_wanted_and_latest_from_the_projects_registry() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every file of a tree (without node_modules), for "untouched" checks.
+fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == "node_modules") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn update_tries_each_version_against_the_apps_tests_in_scratch_copies() {
+    let reg = Verdaccio::start();
+    // In publication order (npm moves `latest` forward only): 1.1.0 breaks the app's tests,
+    // 1.3.0 hangs when loaded.
+    for v in ["1.0.0", "1.0.1", "1.1.0", "1.2.0", "1.3.0", "2.0.0"] {
+        let body = match v {
+            "1.1.0" => "exports.add = (a, b) => a - b;\n".to_owned(),
+            "1.3.0" => "while (true) {}\n".to_owned(),
+            _ => lib(v),
+        };
+        reg.publish("kv-lib", v, &[("index.js", &body)]);
+    }
+    // kv-util 1.1.0 cannot be installed: it depends on a package the registry does not have.
+    reg.publish("kv-util", "1.0.0", &[("index.js", &lib("1.0.0"))]);
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("package.json"),
+        r#"{"name":"kv-util","version":"1.1.0","main":"index.js","license":"MIT","dependencies":{"kv-missing":"^9.0.0"}}"#,
+    )
+    .unwrap();
+    std::fs::write(d.path().join("index.js"), "module.exports = {};\n").unwrap();
+    std::fs::write(d.path().join(".npmrc"), reg.npmrc()).unwrap();
+    let out = Command::new("npm")
+        .args(["publish", "--userconfig"])
+        .arg(d.path().join(".npmrc"))
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let app = tempfile::tempdir().unwrap();
+    let manifest = r#"{"name":"fixture-app","version":"1.0.0","private":true,"scripts":{"test":"node test.js"},
+        "dependencies":{"kv-lib":"^1.0.0"},"devDependencies":{"kv-util":"^1.0.0"}}"#;
+    std::fs::write(app.path().join("package.json"), manifest).unwrap();
+    std::fs::write(app.path().join(".npmrc"), format!("registry={}\n", reg.url())).unwrap();
+    std::fs::write(
+        app.path().join("test.js"),
+        "const assert = require('assert');\nassert.strictEqual(require('kv-lib').add(1, 2), 3);\nconsole.log('tests ok');\n",
+    )
+    .unwrap();
+    let install = Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "kv-lib@1.0.0", "--save-dev", "kv-util@1.0.0"])
+        .current_dir(app.path())
+        .output()
+        .unwrap();
+    assert!(install.status.success(), "{}", String::from_utf8_lossy(&install.stderr));
+    std::fs::write(app.path().join("package.json"), manifest).unwrap();
+    let before = snapshot(app.path());
+
+    let out = Command::new(KEVLAR)
+        .args(["update", "--test", "npm test", "--jobs", "2", "--timeout", "8s", "--json"])
+        .arg(app.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "not every version passes: {err}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status = |name: &str, version: &str| -> String {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name && r["version"] == version)
+            .map(|r| r["status"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("{name}@{version} not tried: {v}"))
+    };
+    assert_eq!(status("kv-lib", "1.0.1"), "PASS");
+    assert_eq!(status("kv-lib", "1.1.0"), "FAIL");
+    assert_eq!(status("kv-lib", "1.2.0"), "PASS");
+    assert_eq!(status("kv-lib", "1.3.0"), "TIMEOUT");
+    assert_eq!(status("kv-lib", "2.0.0"), "PASS");
+    assert_eq!(status("kv-util", "1.1.0"), "INSTALL-FAILED");
+    let fail =
+        v["results"].as_array().unwrap().iter().find(|r| r["version"] == "1.1.0" && r["name"] == "kv-lib").unwrap();
+    assert!(fail["output_tail"].as_str().unwrap().contains("AssertionError"), "{fail}");
+    assert_eq!(snapshot(app.path()), before, "the project's own tree is untouched");
+
+    // --allow patch --latest-only: one version, and it passes.
+    let out = Command::new(KEVLAR)
+        .args(["update", "--test", "npm test", "--allow", "patch", "--latest-only", "--only", "kv-lib"])
+        .arg(app.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("kv-lib") && text.contains("1.0.1") && text.contains("1 of 1 version(s) keep the tests green"),
+        "{text}"
+    );
+    // --min-age: everything here was published seconds ago.
+    let out = Command::new(KEVLAR)
+        .args(["update", "--test", "npm test", "--min-age", "3d"])
+        .arg(app.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to try"));
+    // A project whose own tests fail: said, and nothing is tried.
+    std::fs::write(app.path().join("test.js"), "process.exit(3);\n").unwrap();
+    let out = Command::new(KEVLAR).args(["update", "--test", "npm test"]).arg(app.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the untouched project does not pass its tests"));
+}

@@ -11,6 +11,7 @@ mod init;
 mod logs;
 mod outdated;
 pub mod serve;
+mod update;
 mod validate;
 
 use std::process::ExitCode;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alerts { command, control } => alerts::run(command, control),
         Command::Breach { command } => breach::run(command),
         Command::Outdated { path, json } => outdated::run(&path, json),
+        Command::Update(a) => update::run(a),
         Command::Cert { self_signed: _, out, hosts } => cert::run(&out, &hosts),
     }
 }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod npmrc;
+pub mod trial;
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
