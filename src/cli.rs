@@ -215,6 +215,15 @@ pub struct UpdateArgs {
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Write the newest passing version of each package into package.json and the lockfile,
+    /// after the tests pass on the combination (a package that breaks the combination is found
+    /// by bisection and left out).
+    #[arg(long)]
+    pub apply: bool,
+    /// Commit each package's newest passing update on its own git branch,
+    /// `kevlar/update-NAME-VERSION`, with the test log in the message.
+    #[arg(long)]
+    pub branch: bool,
 }
 
 #[derive(Subcommand, Debug)]

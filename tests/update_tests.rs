@@ -208,3 +208,77 @@ fn update_tries_each_version_against_the_apps_tests_in_scratch_copies() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the untouched project does not pass its tests"));
 }
+
+#[test]
+fn apply_bisects_a_breaking_combination_and_branch_commits_each_update() {
+    let reg = Verdaccio::start();
+    for v in ["1.0.0", "1.2.0", "2.0.0"] {
+        reg.publish("kv-lib", v, &[("index.js", &lib(v))]);
+    }
+    reg.publish("kv-util", "1.0.0", &[("index.js", &lib("1.0.0"))]);
+    // Fine alone, but it needs kv-lib 1.0.x: together with kv-lib 2.0.0 the tests fail.
+    reg.publish("kv-util", "1.0.4", &[("index.js", &format!("{}exports.needs = '1.0';\n", lib("1.0.4")))]);
+    let app = tempfile::tempdir().unwrap();
+    let manifest = r#"{"name":"fixture-app","version":"1.0.0","private":true,"scripts":{"test":"node test.js"},
+        "dependencies":{"kv-lib":"^1.0.0","kv-util":"~1.0.0"}}"#;
+    std::fs::write(app.path().join("package.json"), manifest).unwrap();
+    std::fs::write(app.path().join(".npmrc"), format!("registry={}\n", reg.url())).unwrap();
+    std::fs::write(app.path().join(".gitignore"), "node_modules/\n").unwrap();
+    std::fs::write(
+        app.path().join("test.js"),
+        "const assert = require('assert');\nconst lib = require('kv-lib'), util = require('kv-util');\n\
+         assert.strictEqual(lib.add(1, 2), 3);\n\
+         if (util.needs) assert.ok(lib.version.startsWith(util.needs), `kv-util ${util.version} needs kv-lib ${util.needs}`);\n",
+    )
+    .unwrap();
+    let sh = |args: &[&str]| {
+        let out = Command::new(args[0]).args(&args[1..]).current_dir(app.path()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    sh(&["npm", "install", "--no-audit", "--no-fund", "kv-lib@1.0.0", "kv-util@1.0.0"]);
+    std::fs::write(app.path().join("package.json"), manifest).unwrap();
+    sh(&["git", "init", "-q"]);
+    sh(&["git", "add", "-A"]);
+    sh(&["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "fixture"]);
+
+    // --branch: one branch per package at its newest passing version; the working tree stays as it was.
+    let before = snapshot(app.path());
+    let out = Command::new(KEVLAR)
+        .args(["update", "--test", "npm test", "--branch", "--jobs", "2"])
+        .arg(app.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let branches = sh(&["git", "branch", "--list", "kevlar/*"]);
+    assert!(
+        branches.contains("kevlar/update-kv-lib-2.0.0") && branches.contains("kevlar/update-kv-util-1.0.4"),
+        "{branches}"
+    );
+    let shown = sh(&["git", "show", "kevlar/update-kv-lib-2.0.0:package.json"]);
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["dependencies"]["kv-lib"], "^2.0.0", "{shown}");
+    assert!(
+        sh(&["git", "log", "-1", "--format=%B", "kevlar/update-kv-lib-2.0.0"]).contains("`npm test` passes with it")
+    );
+    let after: Vec<_> = snapshot(app.path()).into_iter().filter(|(p, _)| !p.starts_with(".git/")).collect();
+    let before: Vec<_> = before.into_iter().filter(|(p, _)| !p.starts_with(".git/")).collect();
+    assert_eq!(after, before, "--branch leaves the working tree alone");
+    assert!(sh(&["git", "status", "--porcelain"]).is_empty());
+
+    // --apply: kv-lib 2.0.0 and kv-util 1.0.4 each pass, not together: bisection leaves kv-util out.
+    let out = Command::new(KEVLAR).args(["update", "--test", "npm test", "--apply"]).arg(app.path()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("wrote kv-lib@2.0.0 into package.json") && text.contains("left out kv-util@1.0.4"), "{text}");
+    let pkg: Value = serde_json::from_str(&std::fs::read_to_string(app.path().join("package.json")).unwrap()).unwrap();
+    assert_eq!(pkg["dependencies"]["kv-lib"], "^2.0.0");
+    assert_eq!(pkg["dependencies"]["kv-util"], "~1.0.0");
+    let lock: Value =
+        serde_json::from_str(&std::fs::read_to_string(app.path().join("package-lock.json")).unwrap()).unwrap();
+    assert_eq!(lock["packages"]["node_modules/kv-lib"]["version"], "2.0.0");
+    assert_eq!(lock["packages"]["node_modules/kv-util"]["version"], "1.0.0");
+    // And the project, installed as written, is green.
+    sh(&["npm", "ci", "--no-audit", "--no-fund"]);
+    sh(&["npm", "test"]);
+}

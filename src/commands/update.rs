@@ -130,5 +130,120 @@ pub fn run(a: UpdateArgs) -> anyhow::Result<ExitCode> {
     if results.is_empty() {
         bail!("no trial ran");
     }
+    if a.branch {
+        branches(&project, mgr, &a.test, &results)?;
+    }
+    if a.apply {
+        apply(&project, mgr, &a.test, &runner, &results)?;
+        if cancel.load(Ordering::SeqCst) {
+            eprintln!("kevlar: interrupted; the project was not touched");
+            return Ok(ExitCode::from(130));
+        }
+    }
     Ok(if passed == results.len() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `--apply`: the newest passing versions together; bisection when the combination fails.
+fn apply(
+    project: &std::path::Path,
+    mgr: Manager,
+    test: &str,
+    runner: &Runner,
+    results: &[(trial::Outcome, Option<trial::Files>)],
+) -> anyhow::Result<()> {
+    let mut set = trial::best(results);
+    let mut left_out: Vec<(trial::Candidate, &str)> = Vec::new();
+    loop {
+        if set.is_empty() {
+            println!("\n--apply: no update passes; package.json and the lockfile are unchanged");
+            return Ok(());
+        }
+        let names: Vec<String> = set.iter().map(|c| format!("{}@{}", c.name, c.version)).collect();
+        eprintln!("kevlar: testing the combination {}", names.join(" "));
+        let (status, _, tail, files) = trial::trial(project, mgr, test, runner, &set)?;
+        if status == Status::Cancelled {
+            return Ok(());
+        }
+        if let (Status::Pass, Some((manifest, lock))) = (status, files) {
+            trial::write_atomic(&project.join("package.json"), &manifest)?;
+            trial::write_atomic(&project.join(mgr.lockfile()), &lock)?;
+            println!(
+                "\n--apply: wrote {} into package.json and {} (tests green on the combination)",
+                names.join(", "),
+                mgr.lockfile()
+            );
+            for (c, why) in &left_out {
+                println!("  left out {}@{}: {why}", c.name, c.version);
+            }
+            println!("  run `{} install` to bring node_modules up to date", mgr.name());
+            return Ok(());
+        }
+        eprintln!("kevlar: the combination {}: bisecting\n{tail}", status.as_str());
+        let mut passes = |s: &[trial::Candidate]| -> bool {
+            s.is_empty() || matches!(trial::trial(project, mgr, test, runner, s), Ok((Status::Pass, ..)))
+        };
+        let bad = trial::culprit(&[], &set, &mut passes);
+        eprintln!("kevlar: {}@{} breaks the combination; leaving it out", bad.name, bad.version);
+        set.retain(|c| c.name != bad.name);
+        left_out.push((bad, "breaks the tests together with the others (found by bisection)"));
+    }
+}
+
+/// `--branch`: one branch per package at its newest passing version, made in a git worktree.
+fn branches(
+    project: &std::path::Path,
+    mgr: Manager,
+    test: &str,
+    results: &[(trial::Outcome, Option<trial::Files>)],
+) -> anyhow::Result<()> {
+    let git = |dir: &std::path::Path, args: &[&str]| -> anyhow::Result<String> {
+        let out = std::process::Command::new("git").arg("-C").arg(dir).args(args).output().context("cannot run git")?;
+        if !out.status.success() {
+            bail!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let top = std::path::PathBuf::from(
+        git(project, &["rev-parse", "--show-toplevel"]).context("--branch needs a git repository")?,
+    );
+    let rel = project.strip_prefix(top.canonicalize()?).unwrap_or(std::path::Path::new("")).to_path_buf();
+    for c in trial::best(results) {
+        let Some((o, Some((manifest, lock)))) = results.iter().find(|(o, _)| o.candidate == c) else { continue };
+        let branch = format!("kevlar/update-{}-{}", c.name.replace('/', "-").trim_start_matches('@'), c.version);
+        if git(&top, &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}")]).is_ok() {
+            println!("branch {branch} exists already; left as it is");
+            continue;
+        }
+        let path =
+            std::env::temp_dir().join(format!("kevlar-branch-{}-{}", std::process::id(), branch.replace('/', "-")));
+        git(&top, &["worktree", "add", "-q", "-b", &branch, path.to_str().unwrap_or_default(), "HEAD"])?;
+        let result = (|| -> anyhow::Result<()> {
+            let dir = path.join(&rel);
+            trial::write_atomic(&dir.join("package.json"), manifest)?;
+            trial::write_atomic(&dir.join(mgr.lockfile()), lock)?;
+            let msg = format!(
+                "Update {} to {}\n\n`{test}` passes with it ({:.1} s, tried by kevlar update --test).\n\n{}\n",
+                c.name,
+                c.version,
+                o.duration.as_secs_f64(),
+                o.tail
+            );
+            git(
+                &path,
+                &[
+                    "add",
+                    "-A",
+                    "--",
+                    rel.join("package.json").to_str().unwrap_or("package.json"),
+                    rel.join(mgr.lockfile()).to_str().unwrap_or_default(),
+                ],
+            )?;
+            git(&path, &["-c", "user.name=kevlar", "-c", "user.email=kevlar@localhost", "commit", "-q", "-m", &msg])?;
+            Ok(())
+        })();
+        let _ = git(&top, &["worktree", "remove", "--force", path.to_str().unwrap_or_default()]);
+        result?;
+        println!("branch {branch}: {}@{}", c.name, c.version);
+    }
+    Ok(())
 }

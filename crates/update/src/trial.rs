@@ -459,9 +459,62 @@ pub fn try_each(
     r.into_iter().map(|(_, o, f)| (o, f)).collect()
 }
 
+/// Given that `base` passes and `base + cand` does not, finds one candidate that breaks it by
+/// halving: `log2(n)` trials.
+pub fn culprit(base: &[Candidate], cand: &[Candidate], passes: &mut dyn FnMut(&[Candidate]) -> bool) -> Candidate {
+    if cand.len() <= 1 {
+        return cand[0].clone();
+    }
+    let (a, b) = cand.split_at(cand.len() / 2);
+    let with_a: Vec<Candidate> = base.iter().chain(a.iter()).cloned().collect();
+    if passes(&with_a) {
+        culprit(&with_a, b, passes)
+    } else {
+        culprit(base, a, passes)
+    }
+}
+
+/// The newest passing version of each package.
+pub fn best(results: &[(Outcome, Option<Files>)]) -> Vec<Candidate> {
+    let mut out: Vec<Candidate> = Vec::new();
+    for (o, _) in results.iter().filter(|(o, _)| o.status == Status::Pass) {
+        match out.iter_mut().find(|c| c.name == o.candidate.name) {
+            Some(c) if cmp_versions(&o.candidate.version, &c.version).is_gt() => *c = o.candidate.clone(),
+            Some(_) => {}
+            None => out.push(o.candidate.clone()),
+        }
+    }
+    out
+}
+
+/// Writes a file through a temporary sibling and a rename: a crash never leaves half a file.
+pub fn write_atomic(path: &Path, body: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("kevlar-tmp");
+    std::fs::write(&tmp, body)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// Where a scratch directory lives (for messages).
 pub fn scratch_root() -> PathBuf {
     std::env::temp_dir()
+}
+
+#[cfg(test)]
+mod bisect_tests {
+    use super::*;
+
+    #[test]
+    fn halving_finds_the_one_that_breaks_the_combination() {
+        let c = |n: &str| Candidate { name: n.into(), version: "1.0.0".into(), dev: false };
+        let all: Vec<Candidate> = ["a", "b", "c", "d", "e", "f", "g"].iter().map(|n| c(n)).collect();
+        let mut runs = 0;
+        let found = culprit(&[], &all, &mut |set| {
+            runs += 1;
+            !set.iter().any(|x| x.name == "e")
+        });
+        assert_eq!(found.name, "e");
+        assert!(runs <= 3, "{runs} trials");
+    }
 }
 
 #[cfg(test)]
