@@ -224,6 +224,10 @@ pub struct UpdateArgs {
     /// `kevlar/update-NAME-VERSION`, with the test log in the message.
     #[arg(long)]
     pub branch: bool,
+    /// The advisory database (`kevlar db update`): versions that fix a known advisory of the
+    /// current one are tried first and marked. Default: the one `kevlar audit` uses.
+    #[arg(long, value_name = "DIR")]
+    pub db: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

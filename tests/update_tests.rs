@@ -154,8 +154,26 @@ fn update_tries_each_version_against_the_apps_tests_in_scratch_copies() {
     std::fs::write(app.path().join("package.json"), manifest).unwrap();
     let before = snapshot(app.path());
 
+    // An advisory for kv-lib: 1.0.0 and 1.1.x are affected; 1.0.1, 1.2.0 and later fix it.
+    let osv = tempfile::tempdir().unwrap();
+    std::fs::write(
+        osv.path().join("GHSA-kvli-b000-0001.json"),
+        r#"{"id":"GHSA-kvli-b000-0001","summary":"kv-lib adds wrongly","affected":[{"package":{"ecosystem":"npm","name":"kv-lib"},
+            "ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.0.1"},{"introduced":"1.1.0"},{"fixed":"1.2.0"}]}]}]}"#,
+    )
+    .unwrap();
+    let db = tempfile::tempdir().unwrap();
+    let imported = Command::new(KEVLAR)
+        .args(["db", "update", "--from"])
+        .arg(osv.path())
+        .arg("--db")
+        .arg(db.path())
+        .output()
+        .unwrap();
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
     let out = Command::new(KEVLAR)
-        .args(["update", "--test", "npm test", "--jobs", "2", "--timeout", "8s", "--json"])
+        .args(["update", "--test", "npm test", "--jobs", "2", "--timeout", "8s", "--json", "--db"])
+        .arg(db.path())
         .arg(app.path())
         .output()
         .unwrap();
@@ -177,6 +195,21 @@ fn update_tries_each_version_against_the_apps_tests_in_scratch_copies() {
     assert_eq!(status("kv-lib", "1.3.0"), "TIMEOUT");
     assert_eq!(status("kv-lib", "2.0.0"), "PASS");
     assert_eq!(status("kv-util", "1.1.0"), "INSTALL-FAILED");
+    // Updates that fix the advisory were tried first, and say so.
+    let order: Vec<(String, bool)> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                format!("{}@{}", r["name"].as_str().unwrap(), r["version"].as_str().unwrap()),
+                !r["fixes"].as_array().unwrap().is_empty(),
+            )
+        })
+        .collect();
+    let marked: Vec<&str> = order.iter().filter(|(_, f)| *f).map(|(n, _)| n.as_str()).collect();
+    assert_eq!(marked, ["kv-lib@1.0.1", "kv-lib@1.2.0", "kv-lib@1.3.0", "kv-lib@2.0.0"], "{order:?}");
+    assert!(order.iter().take(4).all(|(_, f)| *f), "fixing updates first: {order:?}");
     let fail =
         v["results"].as_array().unwrap().iter().find(|r| r["version"] == "1.1.0" && r["name"] == "kv-lib").unwrap();
     assert!(fail["output_tail"].as_str().unwrap().contains("AssertionError"), "{fail}");
@@ -281,4 +314,51 @@ fn apply_bisects_a_breaking_combination_and_branch_commits_each_update() {
     // And the project, installed as written, is green.
     sh(&["npm", "ci", "--no-audit", "--no-fund"]);
     sh(&["npm", "test"]);
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_leaves_the_tree_and_no_scratch_copies() {
+    let reg = Verdaccio::start();
+    reg.publish("kv-lib", "1.0.0", &[("index.js", &lib("1.0.0"))]);
+    reg.publish("kv-lib", "1.0.1", &[("index.js", &lib("1.0.1"))]);
+    let app = tempfile::tempdir().unwrap();
+    let manifest = r#"{"name":"fixture-app","version":"1.0.0","private":true,"dependencies":{"kv-lib":"^1.0.0"}}"#;
+    std::fs::write(app.path().join("package.json"), manifest).unwrap();
+    std::fs::write(app.path().join(".npmrc"), format!("registry={}\n", reg.url())).unwrap();
+    let install = Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "kv-lib@1.0.0"])
+        .current_dir(app.path())
+        .output()
+        .unwrap();
+    assert!(install.status.success());
+    std::fs::write(app.path().join("package.json"), manifest).unwrap();
+    let before = snapshot(app.path());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(KEVLAR)
+        .args(["update", "--test", "sleep 60"])
+        .arg(app.path())
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the untouched project's tests are running (a scratch copy exists), then Ctrl-C.
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+    assert!(line.contains("testing the untouched project"), "{line}");
+    common::peers::wait_until(30, "a scratch copy", || {
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("kevlar-update-"))
+    });
+    let started = std::time::Instant::now();
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "the sleeping test was stopped, not waited for");
+    assert_eq!(snapshot(app.path()), before, "the tree is untouched");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "scratch copies left behind: {left:?}");
 }

@@ -11,7 +11,7 @@ use crate::cli::{AuditArgs, DbCommand, DoctorArgs};
 /// A database older than this gets a warning.
 const STALE_DAYS: i64 = 7;
 
-fn db_dir(given: Option<PathBuf>) -> PathBuf {
+pub(crate) fn db_dir(given: Option<PathBuf>) -> PathBuf {
     if let Some(d) = given {
         return d;
     }

@@ -52,6 +52,10 @@ pub fn run(a: UpdateArgs) -> anyhow::Result<ExitCode> {
         println!("nothing to try: every dependency is current within --allow {}", a.allow);
         return Ok(ExitCode::SUCCESS);
     }
+    // Versions that fix a known advisory of the current one go first, and say so.
+    let fixes = fixes(&a.db, &deps, &candidates);
+    let mut candidates = candidates;
+    candidates.sort_by_key(|c| !fixes.contains_key(&(c.name.clone(), c.version.clone())));
     let mgr = Manager::detect(&project);
 
     // Ctrl-C: stop the running installs and tests; the scratch copies go with them.
@@ -60,15 +64,30 @@ pub fn run(a: UpdateArgs) -> anyhow::Result<ExitCode> {
     {
         let runner = runner.clone();
         let cancel = cancel.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
         std::thread::Builder::new().name("kevlar-update-signal".into()).spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                let _ = ready_tx.send(());
+                return;
+            };
             rt.block_on(async {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    cancel.store(true, Ordering::SeqCst);
-                    runner.kill_all();
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+                else {
+                    let _ = ready_tx.send(());
+                    return;
+                };
+                let _ = ready_tx.send(());
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
                 }
+                cancel.store(true, Ordering::SeqCst);
+                runner.kill_all();
             });
         })?;
+        // The handler is in place before the first child starts.
+        let _ = ready_rx.recv_timeout(Duration::from_secs(2));
     }
 
     eprintln!("kevlar: testing the untouched project ({} install, then `{}`)", mgr.name(), a.test);
@@ -107,15 +126,20 @@ pub fn run(a: UpdateArgs) -> anyhow::Result<ExitCode> {
                 json!({
                     "name": o.candidate.name, "version": o.candidate.version, "status": o.status.as_str(),
                     "seconds": (o.duration.as_secs_f64() * 10.0).round() / 10.0, "output_tail": o.tail,
+                    "fixes": fixes.get(&(o.candidate.name.clone(), o.candidate.version.clone())).cloned().unwrap_or_default(),
                 })
             })
             .collect();
         println!("{}", json!({ "baseline": "PASS", "results": rows, "passed": passed, "tried": results.len() }));
     } else {
-        println!("{:<32} {:<12} {:<15} {:>8}", "PACKAGE", "VERSION", "RESULT", "SECONDS");
+        println!("{:<32} {:<12} {:<15} {:>8}  FIXES", "PACKAGE", "VERSION", "RESULT", "SECONDS");
         for (o, _) in &results {
+            let fixed = fixes
+                .get(&(o.candidate.name.clone(), o.candidate.version.clone()))
+                .map(|f| f.join(" "))
+                .unwrap_or_default();
             println!(
-                "{:<32} {:<12} {:<15} {:>8.1}",
+                "{:<32} {:<12} {:<15} {:>8.1}  {fixed}",
                 o.candidate.name,
                 o.candidate.version,
                 o.status.as_str(),
@@ -246,4 +270,28 @@ fn branches(
         println!("branch {branch}: {}@{}", c.name, c.version);
     }
     Ok(())
+}
+
+/// Per candidate (name, version): the advisories affecting the current version that it fixes.
+fn fixes(
+    db: &Option<std::path::PathBuf>,
+    deps: &[kevlar_update::Outdated],
+    candidates: &[trial::Candidate],
+) -> HashMap<(String, String), Vec<String>> {
+    let mut out = HashMap::new();
+    let dir = crate::commands::audit::db_dir(db.clone());
+    let Ok(db) = kevlar_audit::AdvisoryDb::open(&dir) else { return out };
+    for c in candidates {
+        let Some(current) = deps.iter().find(|d| d.name == c.name).and_then(|d| d.current.clone()) else { continue };
+        let Ok(advisories) = db.lookup("npm", &c.name) else { continue };
+        let ids: Vec<String> = advisories
+            .iter()
+            .filter(|a| a.affects("npm", &c.name, &current) && !a.affects("npm", &c.name, &c.version))
+            .map(|a| a.id.clone())
+            .collect();
+        if !ids.is_empty() {
+            out.insert((c.name.clone(), c.version.clone()), ids);
+        }
+    }
+    out
 }
