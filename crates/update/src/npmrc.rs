@@ -62,6 +62,13 @@ impl Registries {
         r
     }
 
+    /// The registries one `.npmrc` text names (over the defaults).
+    pub fn parse(text: &str) -> Registries {
+        let mut r = Registries { default: DEFAULT.into(), scopes: Vec::new(), tokens: Vec::new() };
+        r.read(text);
+        r
+    }
+
     pub fn read(&mut self, text: &str) {
         for line in text.lines() {
             let line = line.trim();
