@@ -333,6 +333,27 @@ impl Runner {
         (status.is_some_and(|s| s.success()), timed_out, tail(&text, 20))
     }
 
+    /// What a failed install means.
+    fn install_status(&self, timed_out: bool) -> Status {
+        if self.cancel.load(Ordering::Relaxed) {
+            Status::Cancelled
+        } else if timed_out {
+            Status::Timeout
+        } else {
+            Status::InstallFailed
+        }
+    }
+
+    /// What a test run's end means.
+    fn test_status(&self, ok: bool, timed_out: bool) -> Status {
+        match (ok, timed_out) {
+            (true, _) => Status::Pass,
+            (false, true) => Status::Timeout,
+            _ if self.cancel.load(Ordering::Relaxed) => Status::Cancelled,
+            _ => Status::Fail,
+        }
+    }
+
     fn argv(&self, argv: &[String], dir: &Path) -> (bool, bool, String) {
         let mut c = Command::new(&argv[0]);
         c.args(&argv[1..]);
@@ -354,22 +375,11 @@ pub fn baseline(project: &Path, mgr: Manager, test: &str, runner: &Runner) -> Re
     let (ok, timed_out, out) = runner.argv(&install, s.path());
     let candidate = Candidate { name: "(untouched project)".into(), version: String::new(), dev: false };
     if !ok {
-        let status = if runner.cancel.load(Ordering::Relaxed) {
-            Status::Cancelled
-        } else if timed_out {
-            Status::Timeout
-        } else {
-            Status::InstallFailed
-        };
+        let status = runner.install_status(timed_out);
         return Ok(Outcome { candidate, status, duration: started.elapsed(), tail: out });
     }
     let (ok, timed_out, out) = runner.tests(test, s.path());
-    let status = match (ok, timed_out) {
-        (true, _) => Status::Pass,
-        (false, true) => Status::Timeout,
-        _ if runner.cancel.load(Ordering::Relaxed) => Status::Cancelled,
-        _ => Status::Fail,
-    };
+    let status = runner.test_status(ok, timed_out);
     Ok(Outcome { candidate, status, duration: started.elapsed(), tail: out })
 }
 
@@ -395,23 +405,11 @@ pub fn trial(
         }
         let (ok, timed_out, out) = runner.argv(&mgr.add(&specs, dev), s.path());
         if !ok {
-            let status = if runner.cancel.load(Ordering::Relaxed) {
-                Status::Cancelled
-            } else if timed_out {
-                Status::Timeout
-            } else {
-                Status::InstallFailed
-            };
-            return Ok((status, started.elapsed(), out, None));
+            return Ok((runner.install_status(timed_out), started.elapsed(), out, None));
         }
     }
     let (ok, timed_out, out) = runner.tests(test, s.path());
-    let status = match (ok, timed_out) {
-        (true, _) => Status::Pass,
-        (false, true) => Status::Timeout,
-        _ if runner.cancel.load(Ordering::Relaxed) => Status::Cancelled,
-        _ => Status::Fail,
-    };
+    let status = runner.test_status(ok, timed_out);
     let files = if status == Status::Pass {
         let read = |f: &str| std::fs::read_to_string(s.path().join(f)).unwrap_or_default();
         Some((read("package.json"), read(mgr.lockfile())))
