@@ -55,6 +55,17 @@ fn main() {
         findings.clear();
         inspector.inspect(&lv, &mut findings);
     });
+    // The page view's cookie belongs to a session a login set: it is hashed and looked up.
+    {
+        let m = meta("/login", "POST");
+        let s = logins.on_request(&m, &lv, 0);
+        let mut h = HeaderMap::new();
+        h.insert(http::header::LOCATION, "/account".parse().unwrap());
+        h.insert(http::header::SET_COOKIE, "sid=0123456789abcdef0123456789abcdef; HttpOnly".parse().unwrap());
+        let _ = logins.on_response(&m, s.context.as_ref(), 302, &mut h, 0);
+        let again = logins.on_request(&meta("/account", "GET"), &pv, 1);
+        assert!(again.context.and_then(|c| c.session_user).is_some(), "the session is known");
+    }
     let m = meta("/account", "GET");
     let logins_page = per_call(n, |_| {
         let s = logins.on_request(&m, &pv, 1);

@@ -774,10 +774,7 @@ impl Gate for Shield {
     }
 
     fn inspect(&self, meta: &RequestMeta<'_>, view: &RequestView<'_>) -> Verdict {
-        let mut seen = self.inner.logins.on_request(meta, view, now_ms());
-        for ev in std::mem::take(&mut seen.events) {
-            self.publish(ev);
-        }
+        let seen = self.inner.logins.on_request(meta, view, now_ms());
         let session_user = seen.context.as_ref().and_then(|c| c.session_user.clone());
         if let Some(secs) = seen.refuse_for {
             let mut v = Verdict::new(Decision::Refuse { status: 429, reason: "login_pair_locked" }, false);

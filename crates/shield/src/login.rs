@@ -122,7 +122,6 @@ pub struct Seen {
     /// Refuse with 429 for this many seconds (a locked (user, address) pair).
     pub refuse_for: Option<u64>,
     pub delay: Option<std::time::Duration>,
-    pub events: Vec<SecurityEvent>,
     /// Headers for the request to the app (`Kevlar-Breached-Password`, `Kevlar-Breached-Count`).
     pub add_headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
@@ -132,17 +131,23 @@ pub struct Logins {
     enforce: bool,
     breach: Option<kevlar_breach::Index>,
     online: Option<std::sync::Arc<Online>>,
-    secret: [u8; 32],
+    /// Some login has set a session: only then are request cookies hashed and looked up.
+    any_session: std::sync::atomic::AtomicBool,
+    /// Two independently keyed SipHash states: a 128-bit keyed hash of cookie values and names.
+    keys: (std::collections::hash_map::RandomState, std::collections::hash_map::RandomState),
     state: Mutex<State>,
 }
 
-fn lower_path(p: &str) -> String {
-    let p = p.trim_end_matches('/');
-    if p.is_empty() {
-        "/".into()
-    } else {
-        p.to_ascii_lowercase()
+/// Paths compared as routes are: case-insensitive, a trailing `/` ignored. No allocation (this
+/// runs on every request).
+fn same_path(a: &str, b: &str) -> bool {
+    fn trim(p: &str) -> &str {
+        match p.trim_end_matches('/') {
+            "" => "/",
+            t => t,
+        }
     }
+    trim(a).eq_ignore_ascii_case(trim(b))
 }
 
 fn clean_user(s: &str) -> Option<String> {
@@ -157,11 +162,6 @@ fn is_email(s: &str) -> bool {
 fn net_of(ip: IpAddr, v4: u8, v6: u8) -> IpNet {
     let p = if ip.is_ipv4() { v4 } else { v6 };
     IpNet::new(ip, p).map(|n| n.trunc()).unwrap_or_else(|_| IpNet::from(ip))
-}
-
-/// Percent-decoding for header parameters.
-fn unpercent(s: &str) -> String {
-    kevlar_detect::normalize::percent(s)
 }
 
 /// Keeps a table under `cap`: first drops what `weak` says may go, then what `strong` does not
@@ -190,12 +190,16 @@ impl Logins {
     }
 
     pub fn new(cfg: &LoginsConfig, enforce: bool) -> Logins {
-        let mut secret = [0u8; 32];
-        for chunk in secret.chunks_mut(8) {
-            chunk.copy_from_slice(&fastrand::u64(..).to_le_bytes());
-        }
         let online = cfg.breach_api.clone().and_then(Online::start);
-        Logins { cfg: cfg.clone(), enforce, breach: None, online, secret, state: Mutex::new(State::default()) }
+        Logins {
+            cfg: cfg.clone(),
+            enforce,
+            breach: None,
+            online,
+            any_session: std::sync::atomic::AtomicBool::new(false),
+            keys: Default::default(),
+            state: Mutex::new(State::default()),
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -204,15 +208,14 @@ impl Logins {
 
     fn endpoint(&self, method: &str, path: &str) -> Option<(usize, Option<&LoginEndpoint>)> {
         if !self.cfg.endpoints.is_empty() {
-            let p = lower_path(path);
             return self
                 .cfg
                 .endpoints
                 .iter()
-                .position(|e| e.method.eq_ignore_ascii_case(method) && lower_path(&e.path) == p)
+                .position(|e| e.method.eq_ignore_ascii_case(method) && same_path(&e.path, path))
                 .map(|i| (i, self.cfg.endpoints.get(i)));
         }
-        if self.cfg.auto && method.eq_ignore_ascii_case("POST") && AUTO_PATHS.contains(&lower_path(path).as_str()) {
+        if self.cfg.auto && method.eq_ignore_ascii_case("POST") && AUTO_PATHS.iter().any(|a| same_path(a, path)) {
             return Some((AUTO, None));
         }
         None
@@ -224,17 +227,17 @@ impl Logins {
     }
 
     fn change(&self, method: &str, path: &str) -> Option<usize> {
-        let p = lower_path(path);
-        self.cfg.changes.iter().position(|c| c.method.eq_ignore_ascii_case(method) && lower_path(&c.path) == p)
+        self.cfg.changes.iter().position(|c| c.method.eq_ignore_ascii_case(method) && same_path(&c.path, path))
     }
 
+    /// A keyed 128-bit hash (the keys are random per process and never leave it): session values
+    /// are kept only as this.
     fn hash(&self, s: &[u8]) -> [u8; 16] {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        ctx.update(&self.secret);
-        ctx.update(s);
-        let d = ctx.finish();
+        use std::hash::BuildHasher;
+        let (a, b) = (self.keys.0.hash_one(s), self.keys.1.hash_one(s));
         let mut out = [0u8; 16];
-        out.copy_from_slice(&d.as_ref()[..16]);
+        out[..8].copy_from_slice(&a.to_le_bytes());
+        out[8..].copy_from_slice(&b.to_le_bytes());
         out
     }
 
@@ -321,25 +324,26 @@ impl Logins {
         Some((user?, password?))
     }
 
-    fn session_user(&self, headers: &HeaderMap, now: i64, st: &State) -> Option<String> {
-        if st.sessions.is_empty() {
-            return None;
+    /// Keyed hashes of the request's session-like cookies (usually none or one).
+    fn session_hashes(&self, headers: &HeaderMap) -> Vec<[u8; 16]> {
+        let mut out = Vec::new();
+        if !self.any_session.load(std::sync::atomic::Ordering::Relaxed) {
+            return out;
         }
         for v in headers.get_all(http::header::COOKIE) {
             let Ok(s) = v.to_str() else { continue };
             for pair in s.split(';') {
                 let Some((k, val)) = pair.trim().split_once('=') else { continue };
-                if val.is_empty() || !self.cfg.session_cookies.iter().any(|n| n == k) {
-                    continue;
-                }
-                if let Some((u, exp)) = st.sessions.get(&self.hash(val.as_bytes())) {
-                    if *exp > now {
-                        return Some(u.clone());
-                    }
+                if !val.is_empty() && self.cfg.session_cookies.iter().any(|n| n == k) {
+                    out.push(self.hash(val.as_bytes()));
                 }
             }
         }
-        None
+        out
+    }
+
+    fn session_user(hashes: &[[u8; 16]], now: i64, st: &State) -> Option<String> {
+        hashes.iter().find_map(|h| st.sessions.get(h).filter(|(_, exp)| *exp > now).map(|(u, _)| u.clone()))
     }
 
     fn event(
@@ -381,41 +385,47 @@ impl Logins {
         if !self.cfg.enabled {
             return seen;
         }
-        let Ok(st) = self.state.lock() else { return seen };
-        let session_user = self.session_user(view.headers, now, &st);
+        // Everything that needs no shared state first; most requests stop here, without the lock.
         let change = self.change(meta.method, meta.path);
+        let sessions = self.session_hashes(view.headers);
+        let attempt = self
+            .endpoint(meta.method, meta.path)
+            .and_then(|(idx, ep)| Self::credentials(ep, view, |pw| self.breached(pw, now)).map(|c| (idx, c)));
+        if change.is_none() && sessions.is_empty() && attempt.is_none() {
+            return seen;
+        }
+        let Ok(st) = self.state.lock() else { return seen };
+        let session_user = Self::session_user(&sessions, now, &st);
         let mut login = None;
-        if let Some((idx, ep)) = self.endpoint(meta.method, meta.path) {
-            if let Some((user, breached)) = Self::credentials(ep, view, |pw| self.breached(pw, now)) {
-                if let Some(bucket) = breached {
-                    seen.add_headers.push((
-                        http::HeaderName::from_static("kevlar-breached-password"),
-                        http::HeaderValue::from_static("1"),
-                    ));
-                    seen.add_headers.push((
-                        http::HeaderName::from_static("kevlar-breached-count"),
-                        http::HeaderValue::from_static(bucket.as_str()),
-                    ));
-                }
-                let key = (user.to_lowercase(), meta.ip);
-                if let Some(p) = st.pairs.get(&key) {
-                    if p.blocked_until > now && self.enforce {
-                        seen.refuse_for = Some(((p.blocked_until - now + 999) / 1000).max(1) as u64);
-                    }
-                }
-                if let Some(u) = st.users.get(&user.to_lowercase()) {
-                    let day = now - 86_400_000;
-                    let recent = u.fails.iter().filter(|t| **t > day).count() as u32;
-                    if recent >= self.cfg.user_failures && self.enforce {
-                        seen.delay = Some(self.cfg.user_delay);
-                    }
-                }
-                let breached = breached.map(|b| match b {
-                    kevlar_breach::Bucket::Seen => 1,
-                    kevlar_breach::Bucket::Often => kevlar_breach::OFTEN,
-                });
-                login = Some(LoginAttempt { endpoint: idx, user, breached });
+        if let Some((idx, (user, breached))) = attempt {
+            if let Some(bucket) = breached {
+                seen.add_headers.push((
+                    http::HeaderName::from_static("kevlar-breached-password"),
+                    http::HeaderValue::from_static("1"),
+                ));
+                seen.add_headers.push((
+                    http::HeaderName::from_static("kevlar-breached-count"),
+                    http::HeaderValue::from_static(bucket.as_str()),
+                ));
             }
+            let lower = user.to_lowercase();
+            if let Some(p) = st.pairs.get(&(lower.clone(), meta.ip)) {
+                if p.blocked_until > now && self.enforce {
+                    seen.refuse_for = Some(((p.blocked_until - now + 999) / 1000).max(1) as u64);
+                }
+            }
+            if let Some(u) = st.users.get(&lower) {
+                let day = now - 86_400_000;
+                let recent = u.fails.iter().filter(|t| **t > day).count() as u32;
+                if recent >= self.cfg.user_failures && self.enforce {
+                    seen.delay = Some(self.cfg.user_delay);
+                }
+            }
+            let breached = breached.map(|b| match b {
+                kevlar_breach::Bucket::Seen => 1,
+                kevlar_breach::Bucket::Often => kevlar_breach::OFTEN,
+            });
+            login = Some(LoginAttempt { endpoint: idx, user, breached });
         }
         if login.is_some() || session_user.is_some() || change.is_some() {
             seen.context = Some(RequestContext { login, session_user, change });
@@ -458,7 +468,8 @@ impl Logins {
         let app_email = headers.get(USER_EMAIL_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
         headers.remove(EVENT_HEADER);
         headers.remove(USER_EMAIL_HEADER);
-        if !self.cfg.enabled {
+        let nothing = ctx.is_none_or(|c| c.login.is_none() && c.change.is_none());
+        if !self.cfg.enabled || (reported.is_empty() && nothing) {
             return out;
         }
         let Ok(mut st) = self.state.lock() else { return out };
@@ -477,7 +488,7 @@ impl Logins {
             let mut message = None;
             for f in fields {
                 let Some((k, v)) = f.split_once('=') else { continue };
-                let v = unpercent(v.trim().trim_matches('"'));
+                let v = kevlar_detect::normalize::percent(v.trim().trim_matches('"'));
                 match k.trim() {
                     "user" => user = clean_user(&v),
                     "outcome" if v == "success" => outcome = Outcome::Success,
@@ -730,6 +741,7 @@ impl Logins {
             let cap = self.cfg.max_tracked;
             if make_room(&mut st.sessions, cap, |(_, exp)| *exp <= now, |_| false) {
                 st.sessions.insert(self.hash(value.as_bytes()), (user.to_owned(), now + 7 * 86_400_000));
+                self.any_session.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             ev = ev.with_kevlar("session_cookie", name.clone());
         }
@@ -1074,7 +1086,7 @@ pub fn outcome(ep: Option<&LoginEndpoint>, login_path: &str, status: u16, header
                 return Some(path.starts_with(s));
             }
             let lower = loc.to_ascii_lowercase();
-            if lower_path(path) == lower_path(login_path) || lower.contains("error") || lower.contains("fail") {
+            if same_path(path, login_path) || lower.contains("error") || lower.contains("fail") {
                 return Some(false);
             }
         }

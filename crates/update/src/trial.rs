@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -490,11 +490,6 @@ pub fn write_atomic(path: &Path, body: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("kevlar-tmp");
     std::fs::write(&tmp, body)?;
     std::fs::rename(&tmp, path)
-}
-
-/// Where a scratch directory lives (for messages).
-pub fn scratch_root() -> PathBuf {
-    std::env::temp_dir()
 }
 
 #[cfg(test)]
