@@ -129,10 +129,11 @@ fn malformed_requests_get_400_never_a_crash() {
     let app = DemoApp::start();
     let k = Kevlar::guard(&app.url()).start();
     let cases: &[&[u8]] = &[
-        b"GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"GET /%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n",
+        // (`/%zz`, `/%ff%fe`, `?q=%C3` are forwarded: evasion_tests.rs.)
         b"GET /a%00b HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"GET /?q=%C3 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /..%c0%af HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"get / HTTP/1.1\r\nHost: x\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n",

@@ -6,6 +6,7 @@
 'use strict';
 
 const http = require('http');
+const zlib = require('zlib');
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
@@ -36,11 +37,18 @@ function checkPassword(user, password) {
   return want.length === got.length && crypto.timingSafeEqual(want, got);
 }
 
+// Bodies are read as Express's body-parser reads them: gzip, deflate and br inflated.
 function readBody(req, limit, cb) {
   const chunks = [];
   let size = 0;
   let done = false;
-  req.on('data', (c) => {
+  const enc = (req.headers['content-encoding'] || 'identity').trim().toLowerCase();
+  const stream = enc === 'gzip' ? req.pipe(zlib.createGunzip())
+    : enc === 'deflate' ? req.pipe(zlib.createInflate())
+    : enc === 'br' ? req.pipe(zlib.createBrotliDecompress())
+    : enc === 'identity' ? req : null;
+  if (!stream) return cb(new Error('unsupported encoding'));
+  stream.on('data', (c) => {
     size += c.length;
     if (size > limit) {
       if (!done) { done = true; cb(new Error('too large')); }
@@ -49,8 +57,9 @@ function readBody(req, limit, cb) {
     }
     chunks.push(c);
   });
-  req.on('end', () => { if (!done) { done = true; cb(null, Buffer.concat(chunks).toString('utf8')); } });
-  req.on('error', (e) => { if (!done) { done = true; cb(e); } });
+  stream.on('end', () => { if (!done) { done = true; cb(null, Buffer.concat(chunks).toString('utf8')); } });
+  stream.on('error', (e) => { if (!done) { done = true; cb(e); } });
+  if (stream !== req) req.on('error', (e) => { if (!done) { done = true; cb(e); } });
 }
 
 function parseFields(req, body) {

@@ -26,6 +26,7 @@ pub const FAMILIES: &[&str] = &[
     "probe",
     "tool",
     "protocol",
+    "evasion",
 ];
 
 fn family(s: &str) -> Result<String, String> {

@@ -81,8 +81,16 @@ pub trait BodyWatch: Send {
     fn end(self: Box<Self>);
 }
 
+/// Sees the rest of a request body as it streams to the app, after [`Gate::inspect`] saw its
+/// start. `Err(status)` cuts the request: the app gets a truncated body (which its parser
+/// refuses) and the client Kevlar's page with that status.
+pub trait BodyScan: Send {
+    fn data(&mut self, chunk: &[u8]) -> Result<(), u16>;
+    /// The body ended; the last chance to refuse it.
+    fn end(&mut self) -> Result<(), u16>;
+}
+
 /// What inspection concluded.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub decision: Decision,
     /// Detectors found something (whatever the mode did with it).
@@ -95,6 +103,20 @@ pub struct Verdict {
     pub add_headers: Vec<(HeaderName, HeaderValue)>,
     /// What the answer's handling needs to know about this request.
     pub context: Option<Box<RequestContext>>,
+    /// For a body longer than what was read ahead: the inspection of the rest.
+    pub body: Option<Box<dyn BodyScan>>,
+}
+
+impl std::fmt::Debug for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verdict")
+            .field("decision", &self.decision)
+            .field("flagged", &self.flagged)
+            .field("retry_after", &self.retry_after)
+            .field("delay", &self.delay)
+            .field("body", &self.body.is_some())
+            .finish()
+    }
 }
 
 impl Verdict {
@@ -105,6 +127,7 @@ impl Verdict {
         delay: None,
         add_headers: Vec::new(),
         context: None,
+        body: None,
     };
 
     pub fn new(decision: Decision, flagged: bool) -> Verdict {

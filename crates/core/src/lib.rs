@@ -8,7 +8,7 @@ pub mod id;
 pub mod time;
 
 pub use event::{Category, EventKind, Outcome, SecurityEvent, Severity};
-pub use gate::{BodyWatch, Gate, LoginAttempt, Refusal, RequestContext, RequestMeta, RequestView, Verdict};
+pub use gate::{BodyScan, BodyWatch, Gate, LoginAttempt, Refusal, RequestContext, RequestMeta, RequestView, Verdict};
 pub use id::RequestId;
 
 /// What the guard does with a request after the detection stages looked at it.

@@ -1,12 +1,13 @@
 //! Taking a request apart into the named values detectors look at: query arguments, form, JSON
-//! (nested values flattened with their paths: `body.items[0].name`) and multipart bodies, cookies.
+//! (nested values flattened with their paths: `body.items[0].name`), cookies — for what is read
+//! whole (the login monitor's prefix, the head). Bodies stream through `body::Scanner` instead.
 //! Bounded: at most [`MAX_PARTS`] values, each cut to [`MAX_VALUE`] bytes.
 
 use std::borrow::Cow;
 
-pub const MAX_PARTS: usize = 512;
-pub const MAX_VALUE: usize = 16 * 1024;
-const MAX_DEPTH: usize = 32;
+pub const MAX_PARTS: usize = 4096;
+pub const MAX_VALUE: usize = 64 * 1024;
+const MAX_DEPTH: usize = 64;
 
 /// Where a value came from; decides which families look at it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +52,7 @@ impl Part<'_> {
 
 /// One form-encoded component: `+` is a space, `%XX` a byte; borrowed when there is nothing to
 /// undo. Bytes that do not form UTF-8 are replaced.
-fn form_decode(raw: &[u8]) -> Cow<'_, str> {
+pub(crate) fn form_decode(raw: &[u8]) -> Cow<'_, str> {
     if memchr::memchr2(b'%', b'+', raw).is_none() {
         return String::from_utf8_lossy(raw);
     }
@@ -188,69 +189,6 @@ fn walk(v: &serde_json::Value, path: &mut String, depth: usize, out: &mut Vec<Pa
     }
 }
 
-/// The boundary parameter of a `multipart/form-data` content type.
-pub fn boundary(content_type: &str) -> Option<&str> {
-    content_type.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.trim().split_once('=')?;
-        k.trim().eq_ignore_ascii_case("boundary").then(|| v.trim().trim_matches('"'))
-    })
-}
-
-/// The fields of a multipart body (or of the prefix of one): each field's value, and uploaded
-/// files' names. File contents are not inspected beyond their first [`MAX_VALUE`] bytes.
-pub fn multipart<'a>(raw: &'a [u8], boundary: &str, out: &mut Vec<Part<'a>>) {
-    let delim = format!("--{boundary}");
-    let finder = memchr::memmem::Finder::new(delim.as_bytes());
-    let starts: Vec<usize> = finder.find_iter(raw).collect();
-    for (n, start) in starts.iter().enumerate() {
-        if out.len() >= MAX_PARTS {
-            return;
-        }
-        let body_start = start + delim.len();
-        let end = starts.get(n + 1).copied().unwrap_or(raw.len());
-        if body_start >= end {
-            continue;
-        }
-        let part = &raw[body_start..end];
-        let Some(head_end) = memchr::memmem::find(part, b"\r\n\r\n") else { continue };
-        let head = String::from_utf8_lossy(&part[..head_end]);
-        let mut content = &part[head_end + 4..];
-        if content.ends_with(b"\r\n") {
-            content = &content[..content.len() - 2];
-        }
-        let mut name = String::new();
-        let mut filename = None;
-        for line in head.lines() {
-            let Some((k, v)) = line.split_once(':') else { continue };
-            if !k.trim().eq_ignore_ascii_case("content-disposition") {
-                continue;
-            }
-            for p in v.split(';').skip(1) {
-                if let Some((pk, pv)) = p.trim().split_once('=') {
-                    let pv = pv.trim().trim_matches('"');
-                    match pk.trim().to_ascii_lowercase().as_str() {
-                        "name" => name = pv.to_owned(),
-                        "filename" => filename = Some(pv.to_owned()),
-                        _ => {}
-                    }
-                }
-            }
-        }
-        if let Some(f) = filename {
-            out.push(Part {
-                source: Source::Body,
-                prefix: "body",
-                location: format!("body.{name}.filename"),
-                name: Cow::Owned(name.clone()),
-                value: Cow::Owned(f),
-            });
-            continue;
-        }
-        let value = cut(String::from_utf8_lossy(content));
-        out.push(Part { source: Source::Body, prefix: "body", location: String::new(), name: Cow::Owned(name), value });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,17 +214,5 @@ mod tests {
         assert!(locs.contains(&"body.items[0].name"), "{locs:?}");
         assert!(locs.contains(&"body.user.$ne"), "{locs:?}");
         assert!(!json(b"{\"cut", &mut out));
-    }
-
-    #[test]
-    fn multipart_fields_and_files() {
-        let body = b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nhello\r\n--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"../../x.sh\"\r\n\r\n#!/bin/sh\r\n--XX--\r\n";
-        let mut out = Vec::new();
-        multipart(body, "XX", &mut out);
-        assert_eq!(out[0].location(), "body.a");
-        assert_eq!(out[0].value, "hello");
-        assert_eq!(out[1].location, "body.f.filename");
-        assert_eq!(out[1].value, "../../x.sh");
-        assert_eq!(boundary("multipart/form-data; boundary=\"XX\""), Some("XX"));
     }
 }

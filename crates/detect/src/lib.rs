@@ -7,6 +7,7 @@
 //! [`Detector`], so the proxy calls them all the same way.
 #![forbid(unsafe_code)]
 
+pub mod body;
 pub mod cmdi;
 pub mod crlf;
 pub mod extract;
@@ -45,10 +46,13 @@ pub enum Family {
     Probe,
     Tool,
     Protocol,
+    /// What Kevlar cannot read, or reads only in part: a body past an inspection limit, an
+    /// unknown encoding or charset, a decompression bomb. Deliberate more often than not.
+    Evasion,
 }
 
 impl Family {
-    pub const ALL: [Family; 14] = [
+    pub const ALL: [Family; 15] = [
         Family::Sqli,
         Family::Xss,
         Family::Traversal,
@@ -63,6 +67,7 @@ impl Family {
         Family::Probe,
         Family::Tool,
         Family::Protocol,
+        Family::Evasion,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +86,7 @@ impl Family {
             Family::Probe => "probe",
             Family::Tool => "tool",
             Family::Protocol => "protocol",
+            Family::Evasion => "evasion",
         }
     }
 
@@ -93,6 +99,7 @@ impl Family {
         match self {
             Family::Probe => "malicious_probe",
             Family::Tool => "malicious_attack_tool",
+            Family::Evasion => "malicious_evasion",
             _ => "malicious_attack",
         }
     }
@@ -107,7 +114,7 @@ impl Family {
 pub struct Families(u32);
 
 impl Families {
-    pub const ALL: Families = Families((1 << 14) - 1);
+    pub const ALL: Families = Families((1 << 15) - 1);
     pub const NONE: Families = Families(0);
 
     pub fn contains(self, f: Family) -> bool {
@@ -371,7 +378,7 @@ pub fn excerpt(value: &str, name: &str) -> String {
     out
 }
 
-struct Sink<'o> {
+pub(crate) struct Sink<'o> {
     out: &'o mut Vec<Finding>,
     families: Families,
 }
@@ -530,24 +537,29 @@ impl Inspector {
 
     /// A form-encoded string (query or body): pairs that are certainly clean are skipped without
     /// decoding into strings; the others are taken apart and inspected.
-    fn form(&self, sink: &mut Sink<'_>, raw: &[u8], prefix: &'static str, source: Source) {
+    fn form(
+        &self,
+        sink: &mut Sink<'_>,
+        raw: &[u8],
+        prefix: &'static str,
+        source: Source,
+        mut joins: Option<&mut body::Joins>,
+    ) {
         let mut rest = Vec::new();
         let mut start = 0;
-        let mut count = 0;
         for pair in raw.split(|b| *b == b'&') {
             let here = start;
             start += pair.len() + 1;
             if pair.is_empty() {
                 continue;
             }
-            count += 1;
-            if count > extract::MAX_PARTS {
-                break;
-            }
             let (k, v) = match memchr::memchr(b'=', pair) {
                 Some(eq) => (&pair[..eq], &pair[eq + 1..]),
                 None => (pair, &pair[pair.len()..]),
             };
+            if let Some(j) = joins.as_deref_mut() {
+                j.add(k, v);
+            }
             let key_plain = k.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
                 && !k.windows(5).any(|w| w.eq_ignore_ascii_case(b"proto"));
             if key_plain && raw_form_clean(v) {
@@ -562,6 +574,35 @@ impl Inspector {
         let mut parts = Vec::new();
         extract::form(&joined, prefix, source, &mut parts);
         self.parts(sink, &parts);
+    }
+
+    /// Parts from a body tokenizer: uploaded files' names get the families a file name can carry.
+    fn scan_parts(&self, sink: &mut Sink<'_>, parts: &[Part<'_>]) {
+        if !parts.iter().any(|p| p.location.ends_with(".filename")) {
+            return self.parts(sink, parts);
+        }
+        for p in parts {
+            if p.location.ends_with(".filename") {
+                let location = p.location();
+                self.key(sink, &location, &p.name);
+                let v = normalize::decode(&p.value);
+                sink.add(Family::Traversal, traversal::check(&v, false), &location, &p.name, &v);
+                sink.add(Family::Xss, xss::check(&v), &location, &p.name, &v);
+            } else {
+                self.parts(sink, std::slice::from_ref(p));
+            }
+        }
+    }
+
+    /// A body read as text: XML for entity attacks and Log4Shell, anything else as one value.
+    fn text(&self, sink: &mut Sink<'_>, text: &str, xml: bool) {
+        if xml || text.trim_start().starts_with('<') {
+            sink.add(Family::Xxe, xxe::check(text), "body", "", text);
+            sink.add(Family::Jndi, jndi::check(text), "body", "", text);
+        }
+        if !xml {
+            self.value(sink, Source::Body, "body", "", text);
+        }
     }
 
     fn parts(&self, sink: &mut Sink<'_>, parts: &[Part<'_>]) {
@@ -579,66 +620,17 @@ impl Inspector {
         }
     }
 
-    fn body(&self, sink: &mut Sink<'_>, req: &RequestView<'_>) {
-        if req.body.is_empty() {
-            return;
-        }
-        let ct = req
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase())
-            .unwrap_or_default();
-        let mime = ct.split(';').next().unwrap_or("").trim().to_owned();
-        if mime == "application/x-www-form-urlencoded" {
-            // A cut-off form loses at most its last value's tail.
-            self.form(sink, req.body, "body", Source::Body);
-        } else if mime == "application/json" || mime.ends_with("+json") {
-            let mut parts = Vec::new();
-            if extract::json(req.body, &mut parts) {
-                self.parts(sink, &parts);
-            } else {
-                let text = String::from_utf8_lossy(req.body);
-                self.value(sink, Source::Body, "body", "", &text);
-            }
-        } else if mime == "multipart/form-data" {
-            if let Some(b) = extract::boundary(&ct) {
-                let mut parts = Vec::new();
-                extract::multipart(req.body, b, &mut parts);
-                for p in &parts {
-                    let location = p.location();
-                    self.key(sink, &location, &p.name);
-                    if location.ends_with(".filename") {
-                        let v = normalize::decode(&p.value);
-                        sink.add(Family::Traversal, traversal::check(&v, false), &location, &p.name, &v);
-                        sink.add(Family::Xss, xss::check(&v), &location, &p.name, &v);
-                    } else if !p.value.is_empty() {
-                        self.value(sink, p.source, &location, &p.name, &p.value);
-                    }
-                }
-            }
-        } else {
-            let text = String::from_utf8_lossy(req.body);
-            if mime.contains("xml") || text.trim_start().starts_with('<') {
-                sink.add(Family::Xxe, xxe::check(&text), "body", "", &text);
-            }
-            sink.add(Family::Jndi, jndi::check(&text), "body", "", &text);
-        }
-    }
-}
-
-impl Detector for Inspector {
-    fn name(&self) -> &'static str {
-        "builtin"
-    }
-
-    fn inspect(&self, req: &RequestView<'_>, out: &mut Vec<Finding>) {
+    /// The request without its body: method, path, query, cookies, headers.
+    pub fn inspect_head(&self, req: &RequestView<'_>, out: &mut Vec<Finding>) {
         let mut sink = Sink { out, families: self.cfg.families };
         if let Some((rule, location, score)) = protocol::check(req.method, req.headers) {
             sink.add(Family::Protocol, Some((rule, score)), &location, "", req.method);
         }
         self.path(&mut sink, req.path);
         if let Some(q) = req.query {
-            self.form(&mut sink, q.as_bytes(), "args", Source::Arg);
+            let mut joins = body::Joins::default();
+            self.form(&mut sink, q.as_bytes(), "args", Source::Arg, Some(&mut joins));
+            joins.finish(self, &mut sink, "args", Source::Arg);
         }
         let mut cookie_parts = Vec::new();
         for c in req.headers.get_all(http::header::COOKIE) {
@@ -666,7 +658,30 @@ impl Detector for Inspector {
             }
         }
         self.headers(&mut sink, req.headers);
-        self.body(&mut sink, req);
+    }
+}
+
+impl Detector for Inspector {
+    fn name(&self) -> &'static str {
+        "builtin"
+    }
+
+    /// The head, then the body through a [`body::Scanner`] (finished when `body_complete`).
+    fn inspect(&self, req: &RequestView<'_>, out: &mut Vec<Finding>) {
+        self.inspect_head(req, out);
+        if req.body.is_empty() {
+            return;
+        }
+        let mut scan = body::Scanner::new(self, req.headers);
+        scan.feed(self, req.body);
+        if req.body_complete {
+            scan.finish(self);
+        }
+        for f in scan.findings() {
+            if out.len() < MAX_FINDINGS && !out.iter().any(|o| o.family == f.family && o.location == f.location) {
+                out.push(f.clone());
+            }
+        }
     }
 }
 

@@ -79,7 +79,51 @@ pub fn percent(s: &str) -> String {
         out.push(b[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    text_of(out)
+}
+
+/// Decoded bytes as text the way lenient decoders read them: UTF-8 where it is UTF-8, overlong
+/// forms (`%c0%ae`, `%e0%80%af`) folded to the character they spell, and any other byte that is
+/// not UTF-8 read as Latin-1 (`A%F1adir` is `Añadir`).
+pub fn text_of(bytes: Vec<u8>) -> String {
+    let bytes = match String::from_utf8(bytes) {
+        Ok(s) => return s,
+        Err(e) => e.into_bytes(),
+    };
+    let mut out = String::with_capacity(bytes.len() + 8);
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                break;
+            }
+            Err(e) => {
+                let good = e.valid_up_to();
+                out.push_str(std::str::from_utf8(&rest[..good]).unwrap_or(""));
+                rest = &rest[good..];
+                let cont = |i: usize| rest.get(i).is_some_and(|c| c & 0xc0 == 0x80);
+                let (ch, used) = match rest[0] {
+                    0xc0 | 0xc1 if cont(1) => (u32::from(rest[0] & 1) << 6 | u32::from(rest[1] & 0x3f), 2),
+                    0xe0 if cont(1) && rest[1] < 0xa0 && cont(2) => {
+                        (u32::from(rest[1] & 0x3f) << 6 | u32::from(rest[2] & 0x3f), 3)
+                    }
+                    b => (u32::from(b), 1),
+                };
+                out.push(char::from_u32(ch).unwrap_or('\u{fffd}'));
+                rest = &rest[used..];
+            }
+        }
+    }
+    out
+}
+
+/// Whether percent-decoded bytes hold an overlong UTF-8 form, which no client sends for a
+/// legitimate reason (it only ever spells `.`, `/` or `\` past a filter).
+pub fn has_overlong(bytes: &[u8]) -> bool {
+    bytes.windows(2).any(|w| matches!(w[0], 0xc0 | 0xc1) && w[1] & 0xc0 == 0x80)
+        || bytes.windows(3).any(|w| w[0] == 0xe0 && (0x80..0xa0).contains(&w[1]) && w[2] & 0xc0 == 0x80)
+        || bytes.windows(2).any(|w| w[0] == 0xf0 && (0x80..0x90).contains(&w[1]))
 }
 
 /// HTML character references: decimal, hexadecimal (with or without the `;`, as browsers accept)
@@ -271,6 +315,10 @@ mod tests {
         assert_eq!(decode("plain text"), "plain text");
         assert_eq!(decode("100%"), "100%");
         assert_eq!(decode("%zz%4"), "%zz%4");
+        assert_eq!(decode("A%F1adir"), "Añadir");
+        assert_eq!(decode("..%c0%af..%c0%2f"), "../..À/");
+        assert_eq!(decode("%c0%ae%c0%ae%e0%80%af"), "../");
+        assert!(has_overlong(b"\xc0\xae") && !has_overlong("é".as_bytes()));
     }
 
     #[test]

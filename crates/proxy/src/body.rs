@@ -25,12 +25,16 @@ pub enum BodyError {
     Timeout,
     #[error("request body read failed")]
     Read,
+    #[error("request body refused by inspection")]
+    Blocked,
 }
 
 pub const FAIL_NONE: u8 = 0;
 pub const FAIL_TOO_LARGE: u8 = 1;
 pub const FAIL_TIMEOUT: u8 = 2;
 pub const FAIL_MALFORMED: u8 = 3;
+/// Inspection of the body past its read-ahead start refused it; the status is in `blocked`.
+pub const FAIL_BLOCKED: u8 = 4;
 
 /// The client's request body on its way upstream.
 pub struct RequestBody {
@@ -45,6 +49,10 @@ pub struct RequestBody {
     trailers: Option<http::HeaderMap>,
     /// Set when the body is cut off, so the proxy can answer 413 or 408 instead of 502.
     pub failed: Arc<AtomicU8>,
+    /// Sees the body after the read-ahead start as it streams.
+    scan: Option<Box<dyn kevlar_core::BodyScan>>,
+    /// The status inspection refused the body with.
+    pub blocked: Arc<std::sync::atomic::AtomicU16>,
 }
 
 impl RequestBody {
@@ -58,7 +66,22 @@ impl RequestBody {
             prefix: None,
             trailers: None,
             failed: Arc::new(AtomicU8::new(FAIL_NONE)),
+            scan: None,
+            blocked: Arc::new(std::sync::atomic::AtomicU16::new(0)),
         }
+    }
+
+    /// Lets `scan` see the rest of the body (what follows the read-ahead start).
+    pub fn scanned(&mut self, scan: Option<Box<dyn kevlar_core::BodyScan>>) {
+        self.scan = scan;
+    }
+
+    fn refuse(&mut self, status: u16) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        self.scan = None;
+        self.inner = None;
+        self.blocked.store(status, Ordering::Relaxed);
+        self.failed.store(FAIL_BLOCKED, Ordering::Relaxed);
+        Poll::Ready(Some(Err(BodyError::Blocked)))
     }
 
     /// Reads at least `n` bytes ahead (or the whole body when shorter), keeps them to send
@@ -104,6 +127,8 @@ impl RequestBody {
             prefix: None,
             trailers: None,
             failed: Arc::new(AtomicU8::new(FAIL_NONE)),
+            scan: None,
+            blocked: Arc::new(std::sync::atomic::AtomicU16::new(0)),
         }
     }
 }
@@ -115,6 +140,14 @@ impl Body for RequestBody {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
         if let Some(p) = this.prefix.take() {
+            // A body read ahead whole (its end not yet seen) is judged before it leaves.
+            if this.inner.as_ref().is_none_or(|b| b.is_end_stream()) {
+                if let Some(mut scan) = this.scan.take() {
+                    if let Err(status) = scan.end() {
+                        return this.refuse(status);
+                    }
+                }
+            }
             if !p.is_empty() {
                 return Poll::Ready(Some(Ok(Frame::data(p))));
             }
@@ -134,6 +167,17 @@ impl Body for RequestBody {
                 if let Some(s) = this.sleep.as_mut() {
                     s.as_mut().reset(Instant::now() + this.timeout);
                 }
+                if let Some(scan) = this.scan.as_mut() {
+                    let mut verdict = frame.data_ref().map_or(Ok(()), |d| scan.data(d));
+                    // The last chunk is held until the whole body has been judged.
+                    if verdict.is_ok() && this.inner.as_ref().is_some_and(|b| b.is_end_stream()) {
+                        verdict = scan.end();
+                        this.scan = None;
+                    }
+                    if let Err(status) = verdict {
+                        return this.refuse(status);
+                    }
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(_))) => {
@@ -141,7 +185,14 @@ impl Body for RequestBody {
                 this.failed.store(FAIL_MALFORMED, Ordering::Relaxed);
                 Poll::Ready(Some(Err(BodyError::Read)))
             }
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                if let Some(mut scan) = this.scan.take() {
+                    if let Err(status) = scan.end() {
+                        return this.refuse(status);
+                    }
+                }
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 let timeout = this.timeout;
                 let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
@@ -154,6 +205,7 @@ impl Body for RequestBody {
 
     fn is_end_stream(&self) -> bool {
         self.prefix.as_ref().is_none_or(|p| p.is_empty())
+            && self.scan.is_none()
             && self.trailers.is_none()
             && self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }

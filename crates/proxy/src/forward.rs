@@ -43,8 +43,10 @@ fn remove_hop_by_hop(h: &mut HeaderMap) {
 }
 
 /// Whether the request asks to switch protocols (WebSocket and friends), HTTP/1.1 style.
+/// Only `websocket` is let through: any other protocol (`h2c`) would turn the connection into
+/// a tunnel nobody inspects.
 pub fn wants_upgrade(h: &HeaderMap) -> bool {
-    h.contains_key(header::UPGRADE)
+    h.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
         && h.get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())

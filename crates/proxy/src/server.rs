@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use crate::body::{RequestBody, ResponseBody, FAIL_MALFORMED, FAIL_TIMEOUT, FAIL_TOO_LARGE};
+use crate::body::{RequestBody, ResponseBody, FAIL_BLOCKED, FAIL_MALFORMED, FAIL_TIMEOUT, FAIL_TOO_LARGE};
 use crate::forward::{self, ForwardInfo};
 use crate::headers::HeaderPolicy;
 use crate::io::{ConnState, GuardedIo, InFlight};
@@ -231,6 +231,47 @@ where
     }
     shutdown(conn.as_mut());
     conn.await
+}
+
+/// An upgraded (WebSocket) tunnel closes after this long without a byte either way, at least.
+const TUNNEL_IDLE_MIN: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Relays an upgraded connection until either side closes, errs or the tunnel is idle for
+/// `idle`; then both sides are closed, so that a client gone away never leaves Kevlar holding
+/// the app's socket (and the app never keeps Kevlar's).
+async fn tunnel<C, U>(c: C, u: U, idle: std::time::Duration)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    U: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut cr, mut cw) = tokio::io::split(c);
+    let (mut ur, mut uw) = tokio::io::split(u);
+    let mut cb = vec![0u8; 8192];
+    let mut ub = vec![0u8; 8192];
+    loop {
+        let step = tokio::time::timeout(idle, async {
+            tokio::select! {
+                r = cr.read(&mut cb) => match r {
+                    Ok(0) | Err(_) => false,
+                    Ok(n) => uw.write_all(&cb[..n]).await.is_ok(),
+                },
+                r = ur.read(&mut ub) => match r {
+                    Ok(0) | Err(_) => false,
+                    Ok(n) => cw.write_all(&ub[..n]).await.is_ok(),
+                },
+            }
+        })
+        .await;
+        if step != Ok(true) {
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let _ = cw.shutdown().await;
+        let _ = uw.shutdown().await;
+    })
+    .await;
 }
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -689,7 +730,47 @@ impl Worker {
         if ctx.redirect {
             return self.redirect(&ctx, &info, &req, in_flight);
         }
-        if let Err(inv) = validate::check(req.method(), req.uri(), req.headers()) {
+        let mut checked = validate::check(req.method(), req.uri(), req.headers());
+        // HTTP/1.1 requires Host (RFC 9112 §3.2); an HTTP/2 `:authority` and a different `host`
+        // are two answers to one question.
+        if checked.is_ok() {
+            let host = req.headers().get(header::HOST);
+            checked = match (req.version(), host, req.uri().authority()) {
+                (http::Version::HTTP_11, None, _) => Err(validate::Invalid::MissingHost),
+                (http::Version::HTTP_2, Some(h), Some(a))
+                    if !h.as_bytes().eq_ignore_ascii_case(a.as_str().as_bytes()) =>
+                {
+                    Err(validate::Invalid::BadHost)
+                }
+                _ => Ok(()),
+            };
+        }
+        if let Err(inv) = checked {
+            if let Some(rule) = inv.attack_rule() {
+                let mut ev = SecurityEvent::new(
+                    "malicious_attack",
+                    Category::IntrusionDetection,
+                    Severity::Warning,
+                    format!("protocol attempt in the URL: {}; refused", inv.reason()),
+                )
+                .with_outcome(Outcome::Failure)
+                .with_kevlar("family", "protocol")
+                .with_kevlar("rule", rule)
+                .with_kevlar("location", "url")
+                .with_kevlar("score", 8)
+                .with_kevlar("blocked", true);
+                ev.rule_id = Some(format!("kevlar.protocol.{rule}"));
+                ev.rule_name = Some(rule.to_owned());
+                ev.source_ip = Some(info.client_ip);
+                ev.http_method = Some(info.method.as_str().to_owned());
+                ev.url_path = Some(info.path_text());
+                ev.url_query = info.query_text();
+                ev.user_agent = info.ua_text();
+                ev.status_code = Some(inv.status());
+                ev.request_id = Some(info.rid().to_owned());
+                self.shared.bus.publish(ev);
+                return self.own_page(&ctx, &info, inv.status(), in_flight);
+            }
             self.event(
                 &info,
                 "input_validation_fail",
@@ -726,8 +807,19 @@ impl Worker {
             && matches!(*req.method(), http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        // Headers only Kevlar may tell the app.
-        parts.headers.remove("kevlar-breached-password");
+        // Headers only Kevlar may tell the app (`Kevlar-Breached-Password`, …): a client's own
+        // claims never reach it.
+        let claimed: Vec<header::HeaderName> =
+            parts.headers.keys().filter(|n| n.as_str().starts_with("kevlar-")).cloned().collect();
+        for n in claimed {
+            parts.headers.remove(n);
+        }
+        // Only WebSocket switches protocols through Kevlar: after an `h2c` (or any other) upgrade
+        // the connection would be a tunnel nobody inspects.
+        if !upgrade {
+            parts.headers.remove(header::UPGRADE);
+            parts.headers.remove("http2-settings");
+        }
         let limits = &self.shared.limits;
         let mut body = RequestBody::new(body, limits.max_body_bytes, limits.body_timeout);
         let mut request_ctx = None;
@@ -742,7 +834,7 @@ impl Worker {
                         let (status, reason) = match e {
                             crate::body::BodyError::TooLarge => (413, "body_too_large"),
                             crate::body::BodyError::Timeout => (408, "slow_body"),
-                            crate::body::BodyError::Read => (400, "malformed_body"),
+                            crate::body::BodyError::Read | crate::body::BodyError::Blocked => (400, "malformed_body"),
                         };
                         self.event(
                             &info,
@@ -781,6 +873,7 @@ impl Worker {
                 tokio::time::sleep(d).await;
             }
             request_ctx = verdict.context;
+            body.scanned(verdict.body);
         }
         let saved = retryable.then(|| (parts.method.clone(), parts.uri.clone(), parts.version, parts.headers.clone()));
         let client_value = if client_ip == ctx.peer_ip { ctx.peer_value.clone() } else { ip_value(client_ip) };
@@ -806,6 +899,7 @@ impl Worker {
                 Err(_) => return self.own_page(&ctx, &info, 503, in_flight),
             };
             let failed = body.failed.clone();
+            let blocked = body.blocked.clone();
             let upstream_req = match forward::prepare(parts, body, &lease.backend().authority, &finfo) {
                 Ok(r) => r,
                 Err(_) => {
@@ -824,6 +918,8 @@ impl Worker {
                 Ok(Ok(r)) => break (r, lease),
                 Ok(Err(e)) => {
                     let status = match failed.load(Ordering::Relaxed) {
+                        // Inspection of the body's rest refused it; its event is already out.
+                        FAIL_BLOCKED => blocked.load(Ordering::Relaxed),
                         FAIL_TOO_LARGE => {
                             self.event(
                                 &info,
@@ -909,13 +1005,10 @@ impl Worker {
                 Some(client_up) => {
                     ctx.state.mark_upgraded();
                     let upstream_up = hyper::upgrade::on(&mut resp);
+                    let idle = limits.idle_timeout.max(TUNNEL_IDLE_MIN);
                     tokio::spawn(async move {
                         match tokio::try_join!(client_up, upstream_up) {
-                            Ok((c, u)) => {
-                                let mut c = TokioIo::new(c);
-                                let mut u = TokioIo::new(u);
-                                let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
-                            }
+                            Ok((c, u)) => tunnel(TokioIo::new(c), TokioIo::new(u), idle).await,
                             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
                         }
                     });

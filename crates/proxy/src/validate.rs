@@ -1,5 +1,10 @@
 //! Checks on the request line and headers that hyper leaves to us: percent-encoding, UTF-8 after
 //! decoding, NUL bytes, the Host header. A failure is a 400 with a reason, never a panic.
+//!
+//! Bytes that are not UTF-8 (`/tienda1/A%F1adir`, Latin-1) and a `%` that starts no escape
+//! (`?width=100%`) are what real clients send: they are forwarded, and the detectors read them
+//! as bytes and as Latin-1. Only what no app can legitimately receive is refused — a NUL, an
+//! overlong UTF-8 form (`%c0%ae`) — and that is an attack, not a malformed request.
 
 use http::{HeaderMap, Method, Uri};
 
@@ -13,6 +18,9 @@ pub enum Invalid {
     BadPath,
     Connect,
     BadContentLength,
+    OverlongUtf8,
+    LowercaseMethod,
+    MissingHost,
 }
 
 impl Invalid {
@@ -26,6 +34,18 @@ impl Invalid {
             Invalid::BadPath => "the request target is not a path",
             Invalid::Connect => "CONNECT is not served",
             Invalid::BadContentLength => "invalid Content-Length",
+            Invalid::OverlongUtf8 => "overlong UTF-8 in the URL",
+            Invalid::LowercaseMethod => "a method in lower case",
+            Invalid::MissingHost => "no Host header",
+        }
+    }
+
+    /// Refused as an attack (a `malicious_attack` event) rather than as a malformed request.
+    pub fn attack_rule(self) -> Option<&'static str> {
+        match self {
+            Invalid::NulByte => Some("nul_byte"),
+            Invalid::OverlongUtf8 => Some("overlong_utf8"),
+            _ => None,
         }
     }
 
@@ -46,8 +66,9 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// Percent-decodes `s` into `out`; checks well-formedness, NUL and UTF-8. No allocation when the
-/// input holds no `%` (the common case) beyond the reused buffer.
+/// Percent-decodes `s` into `out`; refuses NUL and overlong UTF-8. A malformed escape stays as it
+/// is and bytes that are not UTF-8 are accepted (see the module's notes). No allocation when
+/// the input holds no `%` (the common case) beyond the reused buffer.
 pub fn check_component(s: &str, out: &mut Vec<u8>) -> Result<(), Invalid> {
     let bytes = s.as_bytes();
     if !bytes.contains(&b'%') {
@@ -58,26 +79,39 @@ pub fn check_component(s: &str, out: &mut Vec<u8>) -> Result<(), Invalid> {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'%' {
-            let (Some(h), Some(l)) = (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex))
-            else {
-                return Err(Invalid::BadPercentEncoding);
-            };
-            out.push(h << 4 | l);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
+            if let (Some(h), Some(l)) =
+                (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex))
+            {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
         }
+        out.push(b);
+        i += 1;
     }
     if out.contains(&0) {
         return Err(Invalid::NulByte);
     }
-    std::str::from_utf8(out).map(|_| ()).map_err(|_| Invalid::BadUtf8)
+    if std::str::from_utf8(out).is_err() && overlong(out) {
+        return Err(Invalid::OverlongUtf8);
+    }
+    Ok(())
+}
+
+fn overlong(b: &[u8]) -> bool {
+    b.windows(2).any(|w| matches!(w[0], 0xc0 | 0xc1) && w[1] & 0xc0 == 0x80)
+        || b.windows(3).any(|w| w[0] == 0xe0 && (0x80..0xa0).contains(&w[1]) && w[2] & 0xc0 == 0x80)
+        || b.windows(2).any(|w| w[0] == 0xf0 && (0x80..0x90).contains(&w[1]))
 }
 
 pub fn check(method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), Invalid> {
     if method == Method::CONNECT {
         return Err(Invalid::Connect);
+    }
+    // Methods are case-sensitive (RFC 9110 §9.1): `get` is not GET, and apps disagree on it.
+    if method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err(Invalid::LowercaseMethod);
     }
     let path = uri.path();
     if !(path.starts_with('/') || (path == "*" && method == Method::OPTIONS)) {
@@ -127,11 +161,19 @@ mod tests {
     fn urls() {
         assert_eq!(c("/a/b?x=1&y=%20z"), Ok(()));
         assert_eq!(c("/caf%C3%A9"), Ok(()));
-        assert_eq!(c("/%zz"), Err(Invalid::BadPercentEncoding));
-        assert_eq!(c("/%4"), Err(Invalid::BadPercentEncoding));
-        assert_eq!(c("/%ff%fe"), Err(Invalid::BadUtf8));
+        // What real clients send is forwarded.
+        assert_eq!(c("/%zz"), Ok(()));
+        assert_eq!(c("/?width=100%&height=100%"), Ok(()));
+        assert_eq!(c("/tienda1/A%F1adir"), Ok(()));
+        assert_eq!(c("/?q=%C3"), Ok(()));
+        // What no app can legitimately receive is not.
         assert_eq!(c("/a%00b"), Err(Invalid::NulByte));
-        assert_eq!(c("/?q=%C3"), Err(Invalid::BadUtf8));
+        assert_eq!(c("/..%c0%af..%c0%afetc/passwd"), Err(Invalid::OverlongUtf8));
+        assert_eq!(c("/%e0%80%ae"), Err(Invalid::OverlongUtf8));
+        assert_eq!(
+            check(&Method::from_bytes(b"get").unwrap(), &"/".parse().unwrap(), &HeaderMap::new()),
+            Err(Invalid::LowercaseMethod)
+        );
     }
 
     #[test]

@@ -33,7 +33,8 @@ use kevlar_core::{
     Category, Decision, Gate, Outcome, Refusal, RequestContext, RequestMeta, RequestView, SecurityEvent, Severity,
     Verdict,
 };
-use kevlar_detect::{Detector, Families, Family, Finding, InspectConfig, Inspector};
+use kevlar_detect::body::Scanner;
+use kevlar_detect::{Families, Family, Finding, InspectConfig, Inspector};
 use kevlar_engine::{Bus, Envelope};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -565,7 +566,13 @@ impl Shield {
     }
 
     /// The detectors' part of [`Gate::inspect`]; events name the signed-in user when known.
-    fn detect(&self, meta: &RequestMeta<'_>, view: &RequestView<'_>, user: Option<&str>) -> Verdict {
+    fn detect(
+        &self,
+        meta: &RequestMeta<'_>,
+        view: &RequestView<'_>,
+        scan: Option<&Scanner>,
+        user: Option<&str>,
+    ) -> Verdict {
         let inner = &self.inner;
         let path_mode = self.path_mode(meta.path);
         let global = inner.cfg.detect.mode;
@@ -592,7 +599,22 @@ impl Shield {
             }
         }
         let mut findings = Vec::new();
-        inner.inspector.inspect(view, &mut findings);
+        inner.inspector.inspect_head(view, &mut findings);
+        if let Some(scan) = scan {
+            for f in scan.findings() {
+                if findings.len() < kevlar_detect::MAX_FINDINGS {
+                    findings.push(f.clone());
+                }
+            }
+        }
+        self.report(meta, findings, user)
+    }
+
+    /// Findings become one `malicious_*` event per action; the verdict says whether to block.
+    fn report(&self, meta: &RequestMeta<'_>, mut findings: Vec<Finding>, user: Option<&str>) -> Verdict {
+        let inner = &self.inner;
+        let path_mode = self.path_mode(meta.path);
+        let global = inner.cfg.detect.mode;
         findings.retain(|f| !self.excluded(meta.path, f));
         if findings.is_empty() {
             return Verdict::ALLOW;
@@ -608,7 +630,7 @@ impl Shield {
         }
         let block = findings.iter().any(|f| mode_of(f) == Mode::Block);
         // One event per action, led by its strongest finding, listing the others.
-        for action in ["malicious_attack", "malicious_attack_tool", "malicious_probe"] {
+        for action in ["malicious_attack", "malicious_attack_tool", "malicious_probe", "malicious_evasion"] {
             let group: Vec<&Finding> = findings.iter().filter(|f| f.family.action() == action).collect();
             let Some(top) = group.iter().max_by_key(|f| f.score) else { continue };
             let severity = match action {
@@ -617,6 +639,7 @@ impl Shield {
             };
             let what = match action {
                 "malicious_attack" => format!("{} attempt in {}", top.family.as_str(), top.location),
+                "malicious_evasion" => format!("request Kevlar cannot read in full ({})", top.rule),
                 "malicious_attack_tool" => format!("attack tool {} in {}", top.rule, top.location),
                 _ => format!("probe for a sensitive resource ({})", top.rule),
             };
@@ -684,6 +707,78 @@ impl kevlar_core::BodyWatch for LoginBody {
                 self.shield.publish(ev);
             }
         }
+    }
+}
+
+/// The request facts an event needs, kept past the request head.
+struct OwnedMeta {
+    ip: IpAddr,
+    request_id: String,
+    method: String,
+    path: String,
+    query: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl OwnedMeta {
+    fn of(m: &RequestMeta<'_>) -> OwnedMeta {
+        OwnedMeta {
+            ip: m.ip,
+            request_id: m.request_id.to_owned(),
+            method: m.method.to_owned(),
+            path: m.path.to_owned(),
+            query: m.query.map(str::to_owned),
+            user_agent: m.user_agent.map(str::to_owned),
+        }
+    }
+
+    fn meta(&self) -> RequestMeta<'_> {
+        RequestMeta {
+            ip: self.ip,
+            request_id: &self.request_id,
+            method: &self.method,
+            path: &self.path,
+            query: self.query.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+        }
+    }
+}
+
+/// The inspection of a body past its read-ahead start, chunk by chunk as it goes to the app.
+struct RestOfBody {
+    shield: Shield,
+    scan: Scanner,
+    /// Findings already reported with the request head.
+    reported: usize,
+    meta: OwnedMeta,
+    user: Option<String>,
+}
+
+impl RestOfBody {
+    fn report_new(&mut self) -> Result<(), u16> {
+        let found = self.scan.findings();
+        if found.len() <= self.reported {
+            return Ok(());
+        }
+        let new = found[self.reported..].to_vec();
+        self.reported = found.len();
+        let v = self.shield.report(&self.meta.meta(), new, self.user.as_deref());
+        match v.decision {
+            Decision::Refuse { status, .. } => Err(status),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl kevlar_core::BodyScan for RestOfBody {
+    fn data(&mut self, chunk: &[u8]) -> Result<(), u16> {
+        self.scan.feed(&self.shield.inner.inspector, chunk);
+        self.report_new()
+    }
+
+    fn end(&mut self) -> Result<(), u16> {
+        self.scan.finish(&self.shield.inner.inspector);
+        self.report_new()
     }
 }
 
@@ -758,10 +853,9 @@ impl Gate for Shield {
         Ok(())
     }
 
-    fn body_prefix(&self, meta: &RequestMeta<'_>, content_type: Option<&str>) -> usize {
-        if content_type.is_none() {
-            return 0;
-        }
+    fn body_prefix(&self, meta: &RequestMeta<'_>, _content_type: Option<&str>) -> usize {
+        // Whatever the content type says, or if it says nothing: apps read bodies they were not
+        // told the type of.
         let limit = self.inner.cfg.detect.body_limit as usize;
         if self.inner.logins.wants_body(meta.method, meta.path) {
             return limit.max(16 << 10);
@@ -774,14 +868,34 @@ impl Gate for Shield {
     }
 
     fn inspect(&self, meta: &RequestMeta<'_>, view: &RequestView<'_>) -> Verdict {
-        let seen = self.inner.logins.on_request(meta, view, now_ms());
+        let inner = &self.inner;
+        // The body once, decoded as the app reads it, for the login monitor and the detectors.
+        let mut scan = (!view.body.is_empty()).then(|| Scanner::new(&inner.inspector, view.headers));
+        if let Some(s) = scan.as_mut() {
+            s.feed(&inner.inspector, view.body);
+            if view.body_complete {
+                s.finish(&inner.inspector);
+            }
+        }
+        let decoded = RequestView { body: scan.as_ref().map_or(view.body, |s| s.prefix()), ..*view };
+        let seen = inner.logins.on_request(meta, &decoded, now_ms());
         let session_user = seen.context.as_ref().and_then(|c| c.session_user.clone());
         if let Some(secs) = seen.refuse_for {
             let mut v = Verdict::new(Decision::Refuse { status: 429, reason: "login_pair_locked" }, false);
             v.retry_after = Some(secs);
             return v;
         }
-        let mut v = self.detect(meta, view, session_user.as_deref());
+        let mut v = self.detect(meta, view, scan.as_ref(), session_user.as_deref());
+        if let (Some(s), false, Decision::Allow) = (scan, view.body_complete, &v.decision) {
+            let reported = s.findings().len();
+            v.body = Some(Box::new(RestOfBody {
+                shield: self.clone(),
+                scan: s,
+                reported,
+                meta: OwnedMeta::of(meta),
+                user: session_user,
+            }));
+        }
         v.delay = seen.delay;
         v.add_headers = seen.add_headers;
         v.context = seen.context.map(Box::new);

@@ -297,7 +297,8 @@ impl Logins {
         let ct = view.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let mut parts: Vec<Part<'_>> = Vec::new();
         let mut owned: Vec<Part<'static>> = Vec::new();
-        if ct.contains("json") {
+        // A body without a (JSON) type that is JSON all the same is read as apps read it.
+        if ct.contains("json") || view.body.trim_ascii_start().starts_with(b"{") {
             extract::json(view.body, &mut owned);
         } else {
             extract::form(view.body, "body", Source::Body, &mut parts);

@@ -1,0 +1,316 @@
+//! Ways around inspection, each sent exactly as an attacker sends it, through the binary in front
+//! of the demo app (whose body reading follows Express's body-parser: gzip, deflate and br
+//! inflated; a body without a type read as a form). OWASP Top 10 A03 Injection and A05
+//! Security Misconfiguration; RFC 9110 §8.4 (Content-Encoding), RFC 2046 §5.1.1 (boundaries),
+//! RFC 9112 §3.2 (Host), RFC 9110 §7.8 (Upgrade). The rule: Kevlar inspects what the app will
+//! read; whatever it cannot read is itself a finding.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use common::{client, raw, DemoApp, Kevlar};
+use serde_json::Value;
+
+// Bans stay recorded only, so that every 403 below is the request's own.
+const BLOCK: &str = "[detect]\nmode = \"block\"\n[bans]\nenforce = false\n";
+
+fn gzip(d: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(d).unwrap();
+    e.finish().unwrap()
+}
+
+fn deflate(d: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(d).unwrap();
+    e.finish().unwrap()
+}
+
+fn sha256_hex(d: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, d);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn post(k: &Kevlar, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, String) {
+    let mut r = client().post(k.url(path));
+    for (n, v) in headers {
+        r = r.header(*n, *v);
+    }
+    let resp = r.body(body).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap_or_default())
+}
+
+fn attack_events(k: &Kevlar) -> Vec<Value> {
+    k.events(&["--limit", "10000"])
+        .into_iter()
+        .filter(|e| e["event"]["action"].as_str().is_some_and(|a| a.starts_with("malicious_")))
+        .collect()
+}
+
+const JSON_ATTACK: &str =
+    r#"{"q":"1' union select password from users--","user":{"$ne":null},"__proto__":{"admin":true}}"#;
+
+#[tokio::test]
+async fn compressed_bodies_are_inspected_as_the_app_inflates_them() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).config(BLOCK).start();
+    let json = [("content-type", "application/json")];
+    for (enc, body) in [("gzip", gzip(JSON_ATTACK.as_bytes())), ("deflate", deflate(JSON_ATTACK.as_bytes()))] {
+        let h = [json[0], ("content-encoding", enc)];
+        let (status, _) = post(&k, "/upload", &h, body).await;
+        assert_eq!(status, 403, "{enc}: a compressed attack must be refused");
+    }
+    let form = gzip(b"a=1&q=1%27%20or%20%271%27%3D%271");
+    let (status, _) = post(
+        &k,
+        "/upload",
+        &[("content-type", "application/x-www-form-urlencoded"), ("content-encoding", "gzip")],
+        form,
+    )
+    .await;
+    assert_eq!(status, 403);
+    // A clean compressed body passes.
+    let clean = gzip(br#"{"name":"Jane","comment":"arrived on time"}"#);
+    let (status, _) = post(&k, "/upload", &[json[0], ("content-encoding", "gzip")], clean).await;
+    assert_eq!(status, 200);
+    // An encoding Kevlar cannot undo is a finding, not a pass.
+    let (status, _) = post(&k, "/upload", &[json[0], ("content-encoding", "compress")], b"abc".to_vec()).await;
+    assert_eq!(status, 403);
+    let ev = k.wait_event(|e| e["kevlar"]["rule"] == "unknown_encoding");
+    assert_eq!(ev["event"]["action"], "malicious_evasion");
+    // A zip bomb is a finding, not an allocation: 200 MiB of zeros in 200 KiB.
+    let bomb = gzip(&vec![0u8; 200 << 20]);
+    let (status, _) = post(&k, "/upload", &[json[0], ("content-encoding", "gzip")], bomb).await;
+    assert_eq!(status, 403);
+    k.wait_event(|e| e["kevlar"]["rule"] == "decompression_bomb");
+}
+
+#[tokio::test]
+async fn monitor_mode_forwards_a_compressed_attack_byte_for_byte_and_tells() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).start();
+    let body = gzip(JSON_ATTACK.as_bytes());
+    let (status, text) =
+        post(&k, "/upload", &[("content-type", "application/json"), ("content-encoding", "gzip")], body.clone()).await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["sha256"], sha256_hex(&body), "the app must receive the body unchanged");
+    let ev = k.wait_event(|e| e["event"]["action"] == "malicious_attack");
+    assert_eq!(ev["kevlar"]["blocked"], false);
+}
+
+#[tokio::test]
+async fn gzipped_and_untyped_failed_logins_are_counted() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).start();
+    for i in 0..8 {
+        let body = gzip(format!("email=alice%40example.com&password=guess-{i}").as_bytes());
+        let h = [("content-type", "application/x-www-form-urlencoded"), ("content-encoding", "gzip")];
+        assert_eq!(post(&k, "/login", &h, body).await.0, 401);
+    }
+    for i in 0..4 {
+        let body = format!("email=bob%40example.com&password=nope-{i}").into_bytes();
+        assert_eq!(post(&k, "/login", &[], body).await.0, 401, "no Content-Type: the demo app reads a form");
+    }
+    let fails = |user: &str| {
+        k.events(&["--limit", "10000"])
+            .into_iter()
+            .filter(|e| e["event"]["action"] == "authn_login_fail" && e["user"]["name"] == user)
+            .count()
+    };
+    k.wait_event(|e| e["event"]["action"] == "authn_login_fail" && e["user"]["name"] == "bob@example.com");
+    for _ in 0..200 {
+        if fails("alice@example.com") == 8 && fails("bob@example.com") == 4 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("failed logins not all recorded: alice {}, bob {}", fails("alice@example.com"), fails("bob@example.com"));
+}
+
+#[tokio::test]
+async fn multipart_boundaries_keep_their_case() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).config(BLOCK).start();
+    for boundary in ["XB", "----WebKitFormBoundary7MA4YWxkTrZu0gW", "\"Quoted;Boundary\""] {
+        let b = boundary.trim_matches('"');
+        let body = format!(
+            "--{b}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n--{b}\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\n1' or '1'='1\r\n--{b}--\r\n"
+        );
+        let ct = format!("multipart/form-data; boundary={boundary}");
+        let (status, _) = post(&k, "/upload", &[("content-type", &ct)], body.into_bytes()).await;
+        assert_eq!(status, 403, "boundary {boundary}");
+    }
+}
+
+#[tokio::test]
+async fn padding_past_the_old_limits_does_not_hide_an_attack() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).config(BLOCK).start();
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let json = [("content-type", "application/json")];
+    let attack = "1%27%20union%20select%20password%20from%20users--";
+    let many: String = (0..600).map(|i| format!("p{i}=x&")).collect();
+    let cases: Vec<(&str, &[(&str, &str)], Vec<u8>)> = vec![
+        ("600 form parameters", &form, format!("{many}q={attack}").into_bytes()),
+        ("17 KB of padding in a value", &form, format!("q={}{attack}", "a".repeat(17 * 1024)).into_bytes()),
+        ("after 64 KiB of body", &form, format!("pad={}&q={attack}", "b".repeat(70 * 1024)).into_bytes()),
+        (
+            "a JSON array of 600 items",
+            &json,
+            format!("[{}\"1' union select password from users--\"]", "1,".repeat(600)).into_bytes(),
+        ),
+        (
+            "JSON nested 34 levels",
+            &json,
+            format!("{}\"1' union select password from users--\"{}", "[".repeat(34), "]".repeat(34)).into_bytes(),
+        ),
+    ];
+    for (what, h, body) in cases {
+        let (st, txt) = post(&k, "/upload", h, body).await;
+        assert_eq!(st, 403, "{what}: {txt}");
+    }
+    // 600 parameters in the query, 600 cookies.
+    let r = client().get(k.url(&format!("/?{many}q={attack}"))).send().await.unwrap();
+    assert_eq!(r.status(), 403, "600 query parameters");
+    let cookies: String = (0..600).map(|i| format!("c{i}=x; ")).collect();
+    let r = client()
+        .get(k.url("/"))
+        .header("cookie", format!("{cookies}q=1' union select password from users--"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "600 cookies");
+    // Deeper than Kevlar tracks paths: a finding of its own.
+    let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+    assert_eq!(post(&k, "/upload", &json, deep.into_bytes()).await.0, 403);
+    k.wait_event(|e| e["kevlar"]["rule"] == "too_deep");
+}
+
+#[tokio::test]
+async fn a_large_clean_body_streams_through_unchanged() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).config(BLOCK).start();
+    let body: Vec<u8> =
+        (0..2_000_000u32).flat_map(|i| format!("v{}=plain+words&", i % 97).into_bytes()).take(3 << 20).collect();
+    let (status, text) =
+        post(&k, "/upload", &[("content-type", "application/x-www-form-urlencoded")], body.clone()).await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["sha256"], sha256_hex(&body));
+    assert!(attack_events(&k).is_empty(), "{:?}", attack_events(&k));
+}
+
+#[tokio::test]
+async fn untyped_bodies_are_read_by_their_shape() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).config(BLOCK).start();
+    for (ct, body) in [
+        (None, JSON_ATTACK.to_owned()),
+        (Some("text/plain"), "q=1%27%20or%20%271%27%3D%271".to_owned()),
+        (Some("application/octet-stream"), JSON_ATTACK.to_owned()),
+    ] {
+        let h: Vec<(&str, &str)> = ct.iter().map(|c| ("content-type", *c)).collect();
+        assert_eq!(post(&k, "/upload", &h, body.into_bytes()).await.0, 403, "{ct:?}");
+    }
+    // A text body that is text and clean passes.
+    let (status, _) =
+        post(&k, "/upload", &[("content-type", "text/plain")], b"Thanks for the quick delivery.".to_vec()).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn same_name_parameters_are_joined_as_the_app_reads_them() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).config(BLOCK).start();
+    for q in [
+        "q=1%27%20union&q=select%20password%20from%20users--",
+        "q%5B%5D=1%27%20union&q%5B%5D=select%20password%20from%20users--",
+        "q[0]=1%27%20union&q[1]=select%20password%20from%20users--",
+    ] {
+        let r = client().get(k.url(&format!("/?{q}"))).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{q}");
+    }
+    let (status, _) = post(
+        &k,
+        "/upload",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        b"q=1%27%20union&q=select%20password%20from%20users--".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let r = client().get(k.url("/?tag=red&tag=blue&tag=green")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn monitor_mode_forwards_latin1_and_odd_urls_and_refuses_only_attacks() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).start();
+    for path in [
+        "/tienda1/publico/A%F1adir?id=2&nombre=Jam%F3n+Ib%E9rico",
+        "/echo-headers?width=100%&height=100%",
+        "/caf%E9?q=%C3",
+    ] {
+        let r = client().get(k.url(path)).send().await.unwrap();
+        assert_ne!(r.status(), 400, "{path}");
+    }
+    assert!(attack_events(&k).is_empty(), "{:?}", attack_events(&k));
+    assert!(!k.events(&[]).iter().any(|e| e["event"]["action"] == "input_validation_fail"));
+    for (path, rule) in [("/a%00b", "nul_byte"), ("/..%c0%af..%c0%afetc/passwd", "overlong_utf8")] {
+        let r = client().get(k.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        let ev = k.wait_event(|e| e["kevlar"]["rule"] == rule);
+        assert_eq!(ev["event"]["action"], "malicious_attack");
+    }
+    // They count in the black book.
+    let (code, out, _) = {
+        let o = std::process::Command::new(common::KEVLAR)
+            .args(["blackbook", "show", "127.0.0.1", "--json", "--data-dir"])
+            .arg(&k.data_dir)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert_eq!(code, Some(0));
+    assert!(out.contains("malicious_attack"), "{out}");
+}
+
+#[tokio::test]
+async fn tunnels_headers_and_methods_only_kevlar_may_tell() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).start();
+    // h2c: the upgrade is removed, the request answered as plain HTTP/1.1.
+    let out = raw(
+        k.http,
+        b"GET /echo-headers HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n",
+        Duration::from_secs(2),
+    );
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(!out.contains("\"upgrade\"") && !out.contains("http2-settings"), "{out}");
+    // Every Kevlar-* request header is Kevlar's to set.
+    let r = client()
+        .get(k.url("/echo-headers"))
+        .header("kevlar-event", "authn_login_success; user=admin")
+        .header("kevlar-user-email", "attacker@evil.test")
+        .header("kevlar-breached-count", "0")
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    let h = v["headers"].as_object().unwrap();
+    assert!(h.keys().all(|n| !n.starts_with("kevlar-")), "{h:?}");
+    // No Host, a lower-case method: refused.
+    let out = raw(k.http, b"GET /echo-headers HTTP/1.1\r\n\r\n", Duration::from_secs(2));
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    let out = raw(k.http, b"get /echo-headers HTTP/1.1\r\nHost: x\r\n\r\n", Duration::from_secs(2));
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+}
