@@ -138,6 +138,19 @@ fn bad_input_is_an_error_naming_file_and_line() {
     let (code, _, err) = kevlar(&["audit", empty.path().to_str().unwrap()], &db);
     assert_eq!(code, 2);
     assert!(err.contains("no lockfile found"), "{err}");
+    // A YAML alias bomb (under 500 bytes, billions of nodes once expanded): a clear error, no abort.
+    let bomb = tempfile::tempdir().unwrap();
+    let mut doc = String::from("lockfileVersion: '9.0'\na: &a [x,x,x,x,x,x,x,x,x]\n");
+    for (i, name) in ["b", "c", "d", "e", "f", "g", "h", "i"].iter().enumerate() {
+        let prev = (b'a' + i as u8) as char;
+        doc.push_str(&format!(
+            "{name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
+        ));
+    }
+    std::fs::write(bomb.path().join("pnpm-lock.yaml"), &doc).unwrap();
+    let (code, _, err) = kevlar(&["audit", bomb.path().to_str().unwrap()], &db);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("pnpm-lock.yaml:") && err.contains("alias"), "{err}");
 }
 
 /// Conformance on the shared corpus: every npm lockfile parses with every package counted, and

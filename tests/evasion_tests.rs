@@ -314,3 +314,18 @@ async fn tunnels_headers_and_methods_only_kevlar_may_tell() {
     let out = raw(k.http, b"get /echo-headers HTTP/1.1\r\nHost: x\r\n\r\n", Duration::from_secs(2));
     assert!(out.starts_with("HTTP/1.1 400"), "{out}");
 }
+
+#[tokio::test]
+async fn secrets_in_query_strings_are_never_recorded_and_the_data_dir_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).start();
+    let r =
+        client().get(k.url("/?q=1%27%20or%20%271%27%3D%271&password=hunter2zz&token=t0k3nzz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let ev = k.wait_event(|e| e["event"]["action"] == "malicious_attack");
+    let q = ev["url"]["query"].as_str().unwrap();
+    assert!(q.contains("password=[redacted]") && !q.contains("hunter2zz") && !q.contains("t0k3nzz"), "{q}");
+    let mode = std::fs::metadata(&k.data_dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}

@@ -165,6 +165,12 @@ fn serve(config: Config, command: Option<Vec<String>>) -> anyhow::Result<ExitCod
 async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Result<ExitCode> {
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    // Events, the black book and the access log are Kevlar's alone: the dir is 0700.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict the data dir {}", data_dir.display()))?;
+    }
 
     // Consumers first, then the bus that feeds them.
     let mut bus_builder = BusBuilder::new();

@@ -324,7 +324,7 @@ fn index_name(ecosystem: &str, name: &str) -> String {
 
 /// A YAML document as JSON; scalars stay text (`2.6` is a version, not a number).
 fn yaml_to_json(text: &str) -> Result<Value, String> {
-    use yaml_rust2::{Yaml, YamlLoader};
+    use yaml_rust2::Yaml;
     fn conv(y: &Yaml, depth: usize) -> Value {
         if depth > 64 {
             return Value::Null;
@@ -349,7 +349,7 @@ fn yaml_to_json(text: &str) -> Result<Value, String> {
             _ => Value::Null,
         }
     }
-    let docs = YamlLoader::load_from_str(text).map_err(|e| format!("line {}: {}", e.marker().line(), e.info()))?;
+    let docs = crate::yaml::load(text).map_err(|e| format!("line {}: {}", e.line, e.message))?;
     let doc = docs.first().ok_or("an empty YAML document")?;
     Ok(conv(doc, 0))
 }

@@ -15,6 +15,7 @@ pub mod report;
 pub mod runtime;
 pub mod rustsec;
 pub mod version;
+pub mod yaml;
 
 pub use db::{AdvisoryDb, ImportStats};
 pub use lockfile::{Package, Project};

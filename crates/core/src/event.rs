@@ -405,6 +405,29 @@ fn cap(s: &str) -> String {
 
 /// At most `max` bytes of `s`, cut on a character boundary: text from clients is bounded before
 /// it is kept.
+/// A query string for a record (event, access log): values of secret-like parameters
+/// (`password`, `token`, `secret`, `session`, `auth`, `key`, `otp`, …) replaced by `[redacted]`,
+/// then capped at `max` bytes.
+pub fn redacted_query(q: &str, max: usize) -> String {
+    const SECRET: [&str; 11] =
+        ["pass", "pwd", "secret", "token", "session", "auth", "key", "otp", "credential", "sig", "code"];
+    let secret = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        SECRET.iter().any(|s| k.contains(s))
+    };
+    if !q.split('&').any(|p| secret(p.split('=').next().unwrap_or(""))) {
+        return capped(q, max);
+    }
+    let out: Vec<String> = q
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if secret(k) => format!("{k}=[redacted]"),
+            _ => p.to_owned(),
+        })
+        .collect();
+    capped(&out.join("&"), max)
+}
+
 pub fn capped(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
@@ -414,6 +437,19 @@ pub fn capped(s: &str, max: usize) -> String {
         end -= 1;
     }
     s[..end].to_owned()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod redaction_tests {
+    #[test]
+    fn secret_parameters_are_redacted() {
+        assert_eq!(super::redacted_query("q=shoes&page=2", 100), "q=shoes&page=2");
+        assert_eq!(
+            super::redacted_query("user=a&password=hunter2&api_key=k1&Session_ID=s", 100),
+            "user=a&password=[redacted]&api_key=[redacted]&Session_ID=[redacted]"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -181,7 +181,7 @@ impl ReqInfo {
         capped(self.uri.path(), 2048)
     }
     fn query_text(&self) -> Option<String> {
-        self.uri.query().map(|q| capped(q, 2048))
+        self.uri.query().map(|q| kevlar_core::event::redacted_query(q, 2048))
     }
     fn host_text(&self) -> Option<String> {
         match &self.host {

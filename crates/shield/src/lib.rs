@@ -232,7 +232,7 @@ impl Shield {
         ev.source_ip = Some(meta.ip);
         ev.http_method = Some(meta.method.to_owned());
         ev.url_path = Some(kevlar_core::event::capped(meta.path, 2048));
-        ev.url_query = meta.query.map(|q| kevlar_core::event::capped(q, 2048));
+        ev.url_query = meta.query.map(|q| kevlar_core::event::redacted_query(q, 2048));
         ev.user_agent = meta.user_agent.map(|u| kevlar_core::event::capped(u, 512));
         ev.request_id = Some(meta.request_id.to_owned());
         ev

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use yaml_rust2::{Yaml, YamlLoader};
+use yaml_rust2::Yaml;
 
 use super::{LockfileError, Merger, Package, MAX_PATHS};
 
@@ -62,10 +62,10 @@ fn dep_version(v: &Yaml) -> Option<String> {
 }
 
 pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
-    let docs = YamlLoader::load_from_str(src).map_err(|e| LockfileError::Syntax {
+    let docs = crate::yaml::load(src).map_err(|e| LockfileError::Syntax {
         path: path.to_owned(),
-        line: e.marker().line(),
-        message: e.to_string(),
+        line: e.line,
+        message: e.message,
     })?;
     let mut nodes: HashMap<String, Node> = HashMap::new();
     let mut roots: Vec<(String, String, bool, String)> = Vec::new();

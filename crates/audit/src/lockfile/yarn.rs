@@ -139,11 +139,11 @@ fn descriptor_name(d: &str) -> Option<&str> {
 }
 
 fn parse_berry(text: &str, path: &str, package_json: Option<&Value>) -> Result<Vec<Package>, LockfileError> {
-    use yaml_rust2::{Yaml, YamlLoader};
-    let docs = YamlLoader::load_from_str(text).map_err(|e| LockfileError::Syntax {
+    use yaml_rust2::Yaml;
+    let docs = crate::yaml::load(text).map_err(|e| LockfileError::Syntax {
         path: path.to_owned(),
-        line: e.marker().line(),
-        message: e.to_string(),
+        line: e.line,
+        message: e.message,
     })?;
     let Some(root) = docs.first().and_then(Yaml::as_hash) else {
         return Err(LockfileError::Format { path: path.to_owned(), message: "an empty yarn lockfile".into() });
