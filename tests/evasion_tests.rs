@@ -329,3 +329,69 @@ async fn secrets_in_query_strings_are_never_recorded_and_the_data_dir_is_private
     let mode = std::fs::metadata(&k.data_dir).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
 }
+
+/// An app that accepts a WebSocket upgrade and never closes its side, whatever the client does.
+fn holding_app() -> (std::process::Child, std::net::SocketAddr) {
+    use std::io::BufRead;
+    let script = r#"
+const http = require('http');
+const s = http.createServer((q, r) => r.end('ok'));
+s.on('upgrade', (req, sock) => {
+  sock.allowHalfOpen = true;
+  sock.on('end', () => {});
+  sock.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n');
+});
+s.listen(0, '127.0.0.1', () => console.log('listening ' + s.address().port));
+"#;
+    let mut child =
+        std::process::Command::new("node").args(["-e", script]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port: u16 = line.trim().trim_start_matches("listening ").parse().unwrap();
+    (child, format!("127.0.0.1:{port}").parse().unwrap())
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn a_tunnel_the_client_closes_is_closed_on_both_sides() {
+    use std::io::{Read, Write};
+    let (mut app, addr) = holding_app();
+    let k = Kevlar::guard(&format!("http://{addr}")).start();
+    let pid = k.child.id();
+    let upgrade = b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let open = || {
+        let mut s = std::net::TcpStream::connect(k.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(upgrade).unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&buf[..n]));
+        s
+    };
+    drop(open());
+    let baseline = {
+        let mut b = fd_count(pid);
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(20));
+            b = b.min(fd_count(pid));
+        }
+        b
+    };
+    for _ in 0..200 {
+        drop(open());
+    }
+    let mut now = fd_count(pid);
+    for _ in 0..250 {
+        if now <= baseline + 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        now = fd_count(pid);
+    }
+    let _ = app.kill();
+    let _ = app.wait();
+    assert!(now <= baseline + 2, "Kevlar holds {now} descriptors after 200 closed tunnels (baseline {baseline})");
+}
