@@ -43,6 +43,11 @@ if [ ! -d tests/update/node_modules/verdaccio ]; then
   (cd tests/update && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
+# A plain Express app (express, body-parser, multer) that the evasion tests put Kevlar in front of.
+if [ ! -d tests/express/node_modules/multer ]; then
+  (cd tests/express && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+
 # The SARIF 2.1.0 schema and a validator, to check `kevlar audit --format sarif` against it.
 if [ ! -d tests/sarif/node_modules/ajv ]; then
   (cd tests/sarif && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)

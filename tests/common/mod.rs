@@ -46,17 +46,32 @@ pub struct DemoApp {
 
 impl DemoApp {
     pub fn start() -> DemoApp {
+        DemoApp::node(&repo().join("examples/demo-app/server.js"), "demo app listening on ")
+    }
+
+    /// The plain Express app of `tests/express` (express, body-parser, multer from npm, which the
+    /// test command installs).
+    pub fn express() -> DemoApp {
+        let dir = repo().join("tests/express");
+        assert!(
+            dir.join("node_modules/express").is_dir() && dir.join("node_modules/multer").is_dir(),
+            "tests/express/node_modules is missing: run the test command (scripts/test.sh), which installs it"
+        );
+        DemoApp::node(&dir.join("app.js"), "express app listening on ")
+    }
+
+    fn node(script: &Path, ready: &'static str) -> DemoApp {
         let mut child = Command::new("node")
-            .arg(repo().join("examples/demo-app/server.js"))
+            .arg(script)
             .env("PORT", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("node must be installed (the test command installs it)");
         let log = Arc::new(Mutex::new(String::new()));
-        let rx = watch_lines(child.stdout.take().unwrap(), "demo app listening on ", log);
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("demo app did not start");
-        let url = line.trim_start_matches("demo app listening on http://");
+        let rx = watch_lines(child.stdout.take().unwrap(), ready, log);
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("the app did not start");
+        let url = line.trim_start_matches(ready).trim_start_matches("http://");
         DemoApp { child, addr: url.parse().unwrap() }
     }
 

@@ -558,7 +558,7 @@ impl Inspector {
                 None => (pair, &pair[pair.len()..]),
             };
             if let Some(j) = joins.as_deref_mut() {
-                j.add(k, v);
+                j.add(self, sink, k, v);
             }
             let key_plain = k.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
                 && !k.windows(5).any(|w| w.eq_ignore_ascii_case(b"proto"));
@@ -628,9 +628,8 @@ impl Inspector {
         }
         self.path(&mut sink, req.path);
         if let Some(q) = req.query {
-            let mut joins = body::Joins::default();
+            let mut joins = body::Joins::new("args", Source::Arg);
             self.form(&mut sink, q.as_bytes(), "args", Source::Arg, Some(&mut joins));
-            joins.finish(self, &mut sink, "args", Source::Arg);
         }
         let mut cookie_parts = Vec::new();
         for c in req.headers.get_all(http::header::COOKIE) {

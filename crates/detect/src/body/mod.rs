@@ -89,55 +89,89 @@ impl FormTok {
     }
 }
 
-/// Values of repeated names (`q=a&q=b`, `q[]=`, `q[0]=`), joined as the app's array reads
-/// (`a,b`) once the body ends. Bounded in names and bytes.
-#[derive(Default)]
+/// Values of repeated names (`q=a&q=b`, `q[]=`, `q[0]=`, `q[a]=`), inspected joined as the app's
+/// array reads (`a,b` and `a b`) as each value arrives: per name, the last `JOIN_TAIL` bytes of
+/// the join so far are kept, so that memory stays bounded however many values come. More
+/// distinct names than Kevlar joins is a finding of its own (`too_many_names`; body-parser and
+/// PHP stop at 1,000).
 pub(crate) struct Joins {
-    map: HashMap<String, Vec<Vec<u8>>>,
-    bytes: usize,
+    map: HashMap<String, Join>,
+    prefix: &'static str,
+    source: Source,
+    told: bool,
 }
 
-const JOIN_NAMES: usize = 1024;
-const JOIN_BYTES: usize = 256 * 1024;
+#[derive(Default)]
+struct Join {
+    count: u32,
+    comma: String,
+    space: String,
+}
+
+const JOIN_NAMES: usize = 2048;
+const JOIN_TAIL: usize = 256;
+/// How much of a new value is inspected after the tail (the value alone is inspected whole).
+const JOIN_HEAD: usize = 4096;
+
+/// The last `n` bytes of `s`, on a character boundary.
+fn tail(s: &str, n: usize) -> &str {
+    let mut at = s.len().saturating_sub(n);
+    while !s.is_char_boundary(at) {
+        at += 1;
+    }
+    &s[at..]
+}
+
+fn head(s: &str, n: usize) -> &str {
+    let mut at = s.len().min(n);
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    &s[..at]
+}
 
 impl Joins {
-    pub(crate) fn add(&mut self, key: &[u8], value: &[u8]) {
+    pub(crate) fn new(prefix: &'static str, source: Source) -> Joins {
+        Joins { map: HashMap::new(), prefix, source, told: false }
+    }
+
+    pub(crate) fn add(&mut self, ins: &Inspector, sink: &mut Sink<'_>, key: &[u8], value: &[u8]) {
         let name = crate::extract::form_decode(key);
         let mut name: &str = &name;
-        // qs's array forms: `q[]`, `q[0]`.
-        if let Some(open) = name.rfind('[') {
-            let inner = &name[open + 1..];
-            if inner == "]" || (inner.ends_with(']') && inner[..inner.len() - 1].bytes().all(|b| b.is_ascii_digit())) {
+        // qs's nesting: `q[]`, `q[0]`, `q[a]`, `q[a][0]` are all parts of what the app reads as `q`.
+        if let Some(open) = name.find('[') {
+            if open > 0 && name.ends_with(']') {
                 name = &name[..open];
             }
         }
-        if self.bytes + value.len() > JOIN_BYTES {
+        let value = crate::extract::form_decode(value);
+        if !self.map.contains_key(name) && self.map.len() >= JOIN_NAMES {
+            if !self.told {
+                self.told = true;
+                sink.add(Family::Evasion, Some(("too_many_names", 5)), self.prefix, "", "");
+            }
             return;
         }
-        let full = self.map.len() >= JOIN_NAMES;
-        match self.map.get_mut(name) {
-            Some(v) => v.push(value.to_vec()),
-            None if !full => {
-                self.map.insert(name.to_owned(), vec![value.to_vec()]);
-            }
-            None => return,
+        let j = self.map.entry(name.to_owned()).or_default();
+        j.count = j.count.saturating_add(1);
+        if j.count == 1 {
+            j.comma = tail(&value, JOIN_TAIL).to_owned();
+            j.space = j.comma.clone();
+            return;
         }
-        self.bytes += value.len();
-    }
-
-    pub(crate) fn finish(&mut self, ins: &Inspector, sink: &mut Sink<'_>, prefix: &str, source: Source) {
-        for (name, vals) in self.map.drain() {
-            if vals.len() < 2 {
-                continue;
-            }
-            let decoded: Vec<String> = vals.iter().map(|v| crate::extract::form_decode(v).into_owned()).collect();
-            let location = format!("{prefix}.{name}[]");
-            for sep in [",", " "] {
-                let joined = decoded.join(sep);
-                ins.value(sink, source, &location, &name, &joined);
+        let location = format!("{}.{name}[]", self.prefix);
+        for (sep, buf) in [(",", &mut j.comma), (" ", &mut j.space)] {
+            buf.push_str(sep);
+            buf.push_str(head(&value, JOIN_HEAD));
+            ins.value(sink, self.source, &location, name, buf);
+            if value.len() > JOIN_HEAD {
+                buf.clear();
+                buf.push_str(tail(&value, JOIN_TAIL));
+            } else {
+                let keep = tail(buf, JOIN_TAIL).to_owned();
+                *buf = keep;
             }
         }
-        self.bytes = 0;
     }
 }
 
@@ -232,7 +266,7 @@ impl Scanner {
             prefix: Vec::new(),
             findings: Vec::new(),
             told: 0,
-            joins: Joins::default(),
+            joins: Joins::new("body", Source::Body),
             parts: Vec::new(),
             stopped: false,
             finished: false,
@@ -478,7 +512,6 @@ impl Scanner {
             }
             Tok::Sniff | Tok::Skip => {}
         }
-        self.joins.finish(ins, &mut sink, "body", Source::Body);
     }
 }
 
