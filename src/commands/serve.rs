@@ -366,7 +366,9 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     ));
     // `kevlar status`, `reload` and `restart` find the admin API through this file.
     let scheme = if config.admin.tls_cert.is_some() { "https" } else { "http" };
-    if let Err(e) = std::fs::write(data_dir.join(ADMIN_ADDR_FILE), format!("{scheme}://{admin_addr}\n")) {
+    let addr_file = data_dir.join(ADMIN_ADDR_FILE);
+    kevlar_core::private::private_file(&addr_file);
+    if let Err(e) = std::fs::write(&addr_file, format!("{scheme}://{admin_addr}\n")) {
         tracing::warn!(error = %e, "cannot write {}", ADMIN_ADDR_FILE);
     }
     // A stable line that scripts and tests can wait for.

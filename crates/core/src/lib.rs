@@ -1,10 +1,12 @@
 //! Kevlar's shared vocabulary: the security event every stage speaks, its severity, and the
-//! decision a stage can take about a request. No I/O lives here; every other crate points here.
+//! decision a stage can take about a request. No I/O lives here but the one rule on the mode of
+//! Kevlar's data files; every other crate points here.
 #![forbid(unsafe_code)]
 
 pub mod event;
 pub mod gate;
 pub mod id;
+pub mod private;
 pub mod time;
 
 pub use event::{Category, EventKind, Outcome, SecurityEvent, Severity};

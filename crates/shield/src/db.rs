@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS routes (method TEXT NOT NULL, route TEXT NOT NULL, js
 impl ShieldDb {
     pub fn open(data_dir: &Path) -> Result<ShieldDb, DbError> {
         let path = data_dir.join(FILE);
+        kevlar_core::private::private_file(&path);
         let open = || -> rusqlite::Result<Connection> {
             let conn = Connection::open(&path)?;
             conn.busy_timeout(std::time::Duration::from_secs(5))?;

@@ -41,6 +41,7 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
 }
 
 fn open_conn(path: &Path) -> Result<rusqlite::Connection, StoreError> {
+    kevlar_core::private::private_file(path);
     let conn = rusqlite::Connection::open(path).map_err(|source| StoreError::Open { path: path.into(), source })?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))

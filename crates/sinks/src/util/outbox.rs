@@ -73,6 +73,7 @@ impl Outbox {
     pub fn open(data_dir: &Path) -> Result<Self, OutboxError> {
         let path = Self::path(data_dir);
         let err = |source| OutboxError { path: path.clone(), source };
+        kevlar_core::private::private_file(&path);
         let conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10))
             .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))

@@ -1,6 +1,7 @@
 //! A file written in appends and rotated by size: `name` → `name.1` → … → `name.K`.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -23,7 +24,8 @@ impl RotatingFile {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        kevlar_core::private::private_file(path);
+        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
         let size = file.metadata()?.len();
         Ok(RotatingFile { path: path.to_owned(), file: io::BufWriter::new(file), size, max_bytes, keep })
     }
@@ -55,7 +57,7 @@ impl RotatingFile {
             }
             std::fs::rename(&self.path, numbered(&self.path, 1))?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?;
         self.file = io::BufWriter::new(file);
         self.size = 0;
         Ok(())
