@@ -106,6 +106,35 @@ fn a_slow_body_gets_408() {
 }
 
 #[test]
+fn a_body_trickled_under_the_minimum_rate_gets_408() {
+    // 5 bytes every 300 ms: never a pause of `body_timeout`, but far under 100 bytes a second.
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).config("[limits]\nbody_timeout = \"2s\"\nbody_min_rate = 100\n").start();
+    let mut s = TcpStream::connect(k.http).unwrap();
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n").unwrap();
+    // The read timeout paces the trickle; 40 rounds are 12 s, while 10,000 bytes need 2,000.
+    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    for _ in 0..40 {
+        let _ = s.write_all(b"aaaaa");
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if out.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 408"), "{out:?}");
+}
+
+#[test]
 fn idle_keep_alive_connections_are_closed() {
     let app = DemoApp::start();
     let k = Kevlar::guard(&app.url()).config(FAST_TIMEOUTS).start();

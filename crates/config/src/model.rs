@@ -97,6 +97,9 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Longest pause between two pieces of a request body (408 after).
     pub body_timeout: Duration,
+    /// A body must also average this many bytes per second: it may take `body_timeout` plus one
+    /// second per `body_min_rate` bytes received in all (408 after; 0: no whole-body deadline).
+    pub body_min_rate: u64,
     /// An idle keep-alive connection is closed after this.
     pub idle_timeout: Duration,
     pub upstream_connect_timeout: Duration,
@@ -113,6 +116,7 @@ impl Default for Limits {
             max_body_bytes: 10 * 1024 * 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            body_min_rate: 500,
             idle_timeout: Duration::from_secs(60),
             upstream_connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),

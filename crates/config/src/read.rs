@@ -257,6 +257,9 @@ fn read_root(doc: &mut Doc, root: &mut Table, c: &mut Config, tls: &mut TlsParti
                 }
             }
         }
+        if let Some(n) = t.integer(doc, "body_min_rate", 0, 1 << 30) {
+            l.body_min_rate = n as u64;
+        }
         if let Some(n) = t.integer(doc, "max_connections", 1, 1_000_000) {
             l.max_connections = n as usize;
         }

@@ -1,5 +1,6 @@
-//! Bodies the proxy moves: the request body with its size cap and inactivity timeout (streamed,
-//! never gathered), and the response body that carries the per-request bookkeeping.
+//! Bodies the proxy moves: the request body with its size cap, inactivity timeout and minimum
+//! rate (streamed, never gathered), and the response body that carries the per-request
+//! bookkeeping.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -42,6 +43,9 @@ pub struct RequestBody {
     read: u64,
     max: u64,
     timeout: Duration,
+    /// Bytes per second the body must average after its first `timeout` (0: no such deadline).
+    min_rate: u64,
+    started: Instant,
     sleep: Option<Pin<Box<Sleep>>>,
     /// Read ahead for inspection, sent before the rest.
     prefix: Option<Bytes>,
@@ -56,12 +60,14 @@ pub struct RequestBody {
 }
 
 impl RequestBody {
-    pub fn new(inner: Incoming, max: u64, timeout: Duration) -> Self {
+    pub fn new(inner: Incoming, max: u64, timeout: Duration, min_rate: u64) -> Self {
         RequestBody {
             inner: Some(inner),
             read: 0,
             max,
             timeout,
+            min_rate,
+            started: Instant::now(),
             sleep: None,
             prefix: None,
             trailers: None,
@@ -69,6 +75,18 @@ impl RequestBody {
             scan: None,
             blocked: Arc::new(std::sync::atomic::AtomicU16::new(0)),
         }
+    }
+
+    /// When the body is cut off: `timeout` after the last piece, or — as Apache's
+    /// `mod_reqtimeout` MinRate — `timeout` plus one second per `min_rate` bytes after its start,
+    /// whichever comes first.
+    fn deadline(&self) -> Instant {
+        let stall = Instant::now() + self.timeout;
+        if self.min_rate == 0 {
+            return stall;
+        }
+        let earned = Duration::from_secs_f64(self.read as f64 / self.min_rate as f64);
+        stall.min(self.started + self.timeout + earned)
     }
 
     /// Lets `scan` see the rest of the body (what follows the read-ahead start).
@@ -123,6 +141,8 @@ impl RequestBody {
             read: 0,
             max: 0,
             timeout: Duration::from_secs(1),
+            min_rate: 0,
+            started: Instant::now(),
             sleep: None,
             prefix: None,
             trailers: None,
@@ -164,8 +184,13 @@ impl Body for RequestBody {
                         return Poll::Ready(Some(Err(BodyError::TooLarge)));
                     }
                 }
+                let deadline = this.deadline();
+                if deadline <= Instant::now() {
+                    this.failed.store(FAIL_TIMEOUT, Ordering::Relaxed);
+                    return Poll::Ready(Some(Err(BodyError::Timeout)));
+                }
                 if let Some(s) = this.sleep.as_mut() {
-                    s.as_mut().reset(Instant::now() + this.timeout);
+                    s.as_mut().reset(deadline);
                 }
                 if let Some(scan) = this.scan.as_mut() {
                     let mut verdict = frame.data_ref().map_or(Ok(()), |d| scan.data(d));
@@ -194,8 +219,8 @@ impl Body for RequestBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                let timeout = this.timeout;
-                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                let deadline = this.deadline();
+                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 ready!(sleep.as_mut().poll(cx));
                 this.failed.store(FAIL_TIMEOUT, Ordering::Relaxed);
                 Poll::Ready(Some(Err(BodyError::Timeout)))

@@ -821,7 +821,7 @@ impl Worker {
             parts.headers.remove("http2-settings");
         }
         let limits = &self.shared.limits;
-        let mut body = RequestBody::new(body, limits.max_body_bytes, limits.body_timeout);
+        let mut body = RequestBody::new(body, limits.max_body_bytes, limits.body_timeout, limits.body_min_rate);
         let mut request_ctx = None;
         if let Some(g) = &self.shared.gate {
             let meta = info.meta();
