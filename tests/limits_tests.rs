@@ -188,3 +188,61 @@ fn malformed_requests_get_400_never_a_crash() {
     let ok = raw(k.http, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", Duration::from_secs(5));
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
 }
+
+/// An app that answers every request after 200 ms and tells the most requests it ever held at
+/// once (`GET /max`).
+fn counting_app() -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let script = r#"
+const http = require('http');
+let now = 0, max = 0;
+const s = http.createServer((q, r) => {
+  if (q.url === '/max') return r.end(JSON.stringify({ max }));
+  now++; max = Math.max(max, now);
+  setTimeout(() => { now--; r.end('ok'); }, 200);
+});
+s.listen(0, '127.0.0.1', () => console.log('listening ' + s.address().port));
+"#;
+    let mut child =
+        std::process::Command::new("node").args(["-e", script]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.trim().trim_start_matches("listening ").to_owned();
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+#[tokio::test]
+async fn http2_streams_cannot_take_the_apps_connections() {
+    let (mut app, url) = counting_app();
+    let k = Kevlar::guard(&url)
+        .config("[limits]\nmax_upstream_per_client = 4\nmax_upstream_connections = 6\n")
+        .start();
+    let h2 = || reqwest::Client::builder().http2_prior_knowledge().no_proxy().build().unwrap();
+    let burst = |c: reqwest::Client, n: usize| {
+        let url = k.url("/slow");
+        async move {
+            let all = (0..n).map(|_| {
+                let c = c.clone();
+                let url = url.clone();
+                async move { c.get(url).send().await.map(|r| r.status().as_u16()) }
+            });
+            futures_util::future::join_all(all).await
+        }
+    };
+    let max = || async {
+        let v: serde_json::Value = client().get(format!("{url}/max")).send().await.unwrap().json().await.unwrap();
+        v["max"].as_u64().unwrap()
+    };
+    // 40 streams on one connection: 4 at a time reach the app, all are answered.
+    let one = burst(h2(), 40).await;
+    assert!(one.iter().all(|r| matches!(r, Ok(200))), "{one:?}");
+    assert_eq!(max().await, 4, "one client connection holds at most 4 of the app's connections");
+    // Three connections of 20: the total bound, 6.
+    let (a, b, c) = tokio::join!(burst(h2(), 20), burst(h2(), 20), burst(h2(), 20));
+    for r in a.iter().chain(&b).chain(&c) {
+        assert!(matches!(r, Ok(200)), "{r:?}");
+    }
+    assert_eq!(max().await, 6, "at most 6 requests in flight to the app in all");
+    let _ = app.kill();
+    let _ = app.wait();
+}

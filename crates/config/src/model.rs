@@ -106,6 +106,11 @@ pub struct Limits {
     /// Time the application has to start answering (504 after).
     pub upstream_timeout: Duration,
     pub max_connections: usize,
+    /// Requests in flight to the application at once, over all clients: each holds an upstream
+    /// connection (503 when one waits longer than `upstream_timeout`).
+    pub max_upstream_connections: usize,
+    /// The same for one client connection (HTTP/2 multiplexes up to 256 requests on one).
+    pub max_upstream_per_client: usize,
 }
 
 impl Default for Limits {
@@ -121,6 +126,8 @@ impl Default for Limits {
             upstream_connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            max_upstream_connections: 1024,
+            max_upstream_per_client: 32,
         }
     }
 }

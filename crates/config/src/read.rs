@@ -263,6 +263,12 @@ fn read_root(doc: &mut Doc, root: &mut Table, c: &mut Config, tls: &mut TlsParti
         if let Some(n) = t.integer(doc, "max_connections", 1, 1_000_000) {
             l.max_connections = n as usize;
         }
+        if let Some(n) = t.integer(doc, "max_upstream_connections", 1, 1_000_000) {
+            l.max_upstream_connections = n as usize;
+        }
+        if let Some(n) = t.integer(doc, "max_upstream_per_client", 1, 256) {
+            l.max_upstream_per_client = n as usize;
+        }
         t.finish(doc);
     }
     if let Some(mut t) = root.table(doc, "headers") {

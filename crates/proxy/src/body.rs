@@ -259,6 +259,8 @@ pub struct ResponseBody {
     watch: Option<Box<dyn kevlar_core::BodyWatch>>,
     _in_flight: Option<InFlight>,
     _lease: Option<Lease>,
+    /// Places in the bounds on requests to the app, given back when the answer is over.
+    _slots: Option<crate::UpstreamSlots>,
 }
 
 impl Drop for ResponseBody {
@@ -272,7 +274,13 @@ impl Drop for ResponseBody {
 impl ResponseBody {
     /// The application's body; the lease on its instance is held until the body is done.
     pub fn upstream(b: Incoming, in_flight: Option<InFlight>, lease: Option<Lease>) -> Self {
-        ResponseBody { kind: Kind::Upstream(b), watch: None, _in_flight: in_flight, _lease: lease }
+        ResponseBody { kind: Kind::Upstream(b), watch: None, _in_flight: in_flight, _lease: lease, _slots: None }
+    }
+
+    /// Keeps the places in the upstream bounds until the body is done.
+    pub fn holding(mut self, slots: crate::UpstreamSlots) -> Self {
+        self._slots = Some(slots);
+        self
     }
 
     /// Lets `watch` see the body as it goes by.
@@ -282,11 +290,11 @@ impl ResponseBody {
     }
 
     pub fn full(b: Bytes, in_flight: Option<InFlight>) -> Self {
-        ResponseBody { kind: Kind::Full(Some(b)), watch: None, _in_flight: in_flight, _lease: None }
+        ResponseBody { kind: Kind::Full(Some(b)), watch: None, _in_flight: in_flight, _lease: None, _slots: None }
     }
 
     pub fn empty() -> Self {
-        ResponseBody { kind: Kind::Full(None), watch: None, _in_flight: None, _lease: None }
+        ResponseBody { kind: Kind::Full(None), watch: None, _in_flight: None, _lease: None, _slots: None }
     }
 }
 

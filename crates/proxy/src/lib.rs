@@ -16,4 +16,4 @@ pub mod upstream;
 pub mod validate;
 
 pub use server::{Guard, GuardError, Listeners, Stats};
-pub use upstream::Upstream;
+pub use upstream::{Upstream, UpstreamSlots};

@@ -79,6 +79,8 @@ struct Shared {
     h1: hyper::server::conn::http1::Builder,
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
     conns: Semaphore,
+    /// Requests in flight to the application, over all clients.
+    upstream_slots: Arc<Semaphore>,
     /// Bans, rate limits, detection, route inventory.
     gate: Option<Arc<dyn Gate>>,
 }
@@ -151,6 +153,8 @@ struct ConnCtx {
     tls: bool,
     redirect: bool,
     state: Arc<ConnState>,
+    /// Requests of this connection in flight to the application.
+    upstream_slots: Arc<Semaphore>,
 }
 
 /// Per-request facts kept for events and the access log. Cheap clones of the request's own
@@ -335,6 +339,7 @@ impl Guard {
                 policy: HeaderPolicy::from_config(&config.headers),
                 trusted: config.proxy.trusted_proxies.clone(),
                 conns: Semaphore::new(limits.max_connections),
+                upstream_slots: Arc::new(Semaphore::new(limits.max_upstream_connections)),
                 limits,
                 upstream,
                 workers,
@@ -501,6 +506,7 @@ impl Worker {
             tls: tls.is_some(),
             redirect,
             state: state.clone(),
+            upstream_slots: Arc::new(Semaphore::new(limits.max_upstream_per_client)),
         });
         let this = self.clone();
         // The request future is boxed: hyper keeps its slot for the connection's whole life, and an
@@ -885,6 +891,22 @@ impl Worker {
             request_id: info.request_id_value.clone(),
             upgrade,
         };
+        let slots = tokio::time::timeout(
+            limits.upstream_timeout,
+            crate::UpstreamSlots::acquire(&ctx.upstream_slots, &self.shared.upstream_slots),
+        )
+        .await;
+        let Ok(Some(slots)) = slots else {
+            self.event(
+                &info,
+                "sys_upstream_unavailable",
+                Severity::Warning,
+                503,
+                "too many requests already waiting for the application".into(),
+                "upstream_busy",
+            );
+            return self.own_page(&ctx, &info, 503, in_flight);
+        };
         let mut next = Some((parts, body));
         let mut attempt = 0;
         let mut failed_backends: Vec<u64> = Vec::new();
@@ -1035,7 +1057,10 @@ impl Worker {
         forward::clean_response(&mut parts.headers, switching);
         self.shared.policy.apply(info.path(), &mut parts.headers, true);
         self.log_access(&info, parts.status.as_u16(), ctx.tls);
-        Response::from_parts(parts, ResponseBody::upstream(body, Some(in_flight), Some(lease)).watched(watch))
+        Response::from_parts(
+            parts,
+            ResponseBody::upstream(body, Some(in_flight), Some(lease)).watched(watch).holding(slots),
+        )
     }
 
     fn redirect(

@@ -282,3 +282,21 @@ mod tests {
         assert_eq!(u.pick_or_wait().await.err(), Some(NoBackend::Timeout));
     }
 }
+
+/// A request's places in the two bounds on requests in flight to the application: per client
+/// connection and in all. Without them, 8 HTTP/2 connections of 256 streams each open 2,048
+/// connections to the app.
+pub struct UpstreamSlots {
+    _client: tokio::sync::OwnedSemaphorePermit,
+    _total: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl UpstreamSlots {
+    /// Waits for a place in the client's bound, then in the total (so that a client's queue holds
+    /// none of the total); `None` when either is closed.
+    pub async fn acquire(client: &Arc<tokio::sync::Semaphore>, total: &Arc<tokio::sync::Semaphore>) -> Option<Self> {
+        let c = client.clone().acquire_owned().await.ok()?;
+        let t = total.clone().acquire_owned().await.ok()?;
+        Some(UpstreamSlots { _client: c, _total: t })
+    }
+}
