@@ -416,3 +416,29 @@ fn a_tunnel_the_client_closes_is_closed_on_both_sides() {
     let _ = app.wait();
     assert!(now <= baseline + 2, "Kevlar holds {now} descriptors after 2,000 closed tunnels (baseline {baseline})");
 }
+
+#[test]
+fn content_length_and_chunked_together_are_seen_as_the_client_sent_them() {
+    // hyper keeps only Transfer-Encoding of such a head; the protocol detector must still see both.
+    let app = DemoApp::start();
+    let smuggle = b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    let k = Kevlar::guard(&app.url()).config(BLOCK).start();
+    let out = raw(k.http, smuggle, Duration::from_secs(2));
+    assert!(out.starts_with("HTTP/1.1 403"), "{out}");
+    let ev = k.wait_event(|e| e["kevlar"]["rule"] == "content_length_and_chunked");
+    assert_eq!(ev["event"]["action"], "malicious_attack");
+    // Monitor mode: forwarded as hyper re-framed it (chunked wins), and told.
+    let k = Kevlar::guard(&app.url()).start();
+    let out = raw(k.http, smuggle, Duration::from_secs(2));
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    k.wait_event(|e| e["kevlar"]["rule"] == "content_length_and_chunked");
+    // A head with only one of them is not a finding; nor is a header named like one.
+    let out = raw(
+        k.http,
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nX-Content-Length-Note: 6\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        Duration::from_secs(2),
+    );
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let count = k.events(&[]).iter().filter(|e| e["kevlar"]["rule"] == "content_length_and_chunked").count();
+    assert_eq!(count, 1);
+}

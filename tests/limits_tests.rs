@@ -214,9 +214,7 @@ s.listen(0, '127.0.0.1', () => console.log('listening ' + s.address().port));
 #[tokio::test]
 async fn http2_streams_cannot_take_the_apps_connections() {
     let (mut app, url) = counting_app();
-    let k = Kevlar::guard(&url)
-        .config("[limits]\nmax_upstream_per_client = 4\nmax_upstream_connections = 6\n")
-        .start();
+    let k = Kevlar::guard(&url).config("[limits]\nmax_upstream_per_client = 4\nmax_upstream_connections = 6\n").start();
     let h2 = || reqwest::Client::builder().http2_prior_knowledge().no_proxy().build().unwrap();
     let burst = |c: reqwest::Client, n: usize| {
         let url = k.url("/slow");

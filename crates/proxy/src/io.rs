@@ -30,6 +30,10 @@ pub struct ConnState {
     /// Set when Kevlar refused a request whose body it did not read: on close, keep reading (and
     /// discarding) for a moment so the client can read the answer instead of a reset.
     linger: AtomicBool,
+    /// The last request head carried both `Content-Length` and `Transfer-Encoding` (hyper keeps
+    /// only the second, so the detectors would never see the pair): the declared length.
+    cl_and_te: AtomicBool,
+    cl_value: AtomicU64,
     waker: AtomicWaker,
 }
 
@@ -43,6 +47,12 @@ impl ConnState {
     /// After a 101 the connection belongs to the upgraded protocol: no more HTTP deadlines.
     pub fn mark_upgraded(&self) {
         self.upgraded.store(true, Ordering::Release);
+    }
+
+    /// Takes what the head reader saw for the request now starting: `Some(content-length)` when
+    /// its head declared both a length and a transfer coding.
+    pub fn take_cl_and_te(&self) -> Option<u64> {
+        self.cl_and_te.swap(false, Ordering::AcqRel).then(|| self.cl_value.load(Ordering::Acquire))
     }
 
     /// Asks for a lingering close (see the field).
@@ -83,6 +93,60 @@ pub struct GuardedIo<S> {
     h2: bool,
     /// Lingering close in progress: bytes still to discard, and when to stop anyway.
     lingering: Option<(usize, Pin<Box<Sleep>>)>,
+    head: HeadScan,
+}
+
+/// Reads the header names of an HTTP/1 request head as its bytes pass, a line at a time, for
+/// the one fact hyper's parsed head loses: both `Content-Length` and `Transfer-Encoding`.
+/// Bounded: only the first bytes of each line are kept.
+#[derive(Default)]
+struct HeadScan {
+    line: [u8; 32],
+    len: usize,
+    lines: u32,
+    cl: Option<u64>,
+    te: bool,
+    done: bool,
+}
+
+impl HeadScan {
+    /// Feeds bytes; at the end of a head that had both, returns the declared length.
+    fn feed(&mut self, bytes: &[u8]) -> Option<u64> {
+        for &c in bytes {
+            if self.done {
+                return None;
+            }
+            if c != b'\n' {
+                if self.len < self.line.len() {
+                    self.line[self.len] = c.to_ascii_lowercase();
+                    self.len += 1;
+                }
+                continue;
+            }
+            let mut l = &self.line[..self.len];
+            if let Some(x) = l.strip_suffix(b"\r") {
+                l = x;
+            }
+            self.len = 0;
+            if l.is_empty() {
+                // Empty lines before the request line are allowed (RFC 9112 §2.2).
+                if self.lines > 0 {
+                    self.done = true;
+                    return self.cl.filter(|_| self.te);
+                }
+                continue;
+            }
+            self.lines += 1;
+            let field = |name: &[u8]| l.strip_prefix(name).filter(|r| matches!(r.first(), Some(b':' | b' ' | b'\t')));
+            if let Some(rest) = field(b"content-length") {
+                let digits: Vec<u8> = rest.iter().copied().filter(u8::is_ascii_digit).collect();
+                self.cl = Some(std::str::from_utf8(&digits).ok().and_then(|s| s.parse().ok()).unwrap_or(u64::MAX));
+            } else if field(b"transfer-encoding").is_some() {
+                self.te = true;
+            }
+        }
+        None
+    }
 }
 
 /// A lingering close discards at most this much, for at most this long (nginx: lingering_close).
@@ -103,6 +167,7 @@ impl<S> GuardedIo<S> {
             first_read: true,
             h2,
             lingering: None,
+            head: HeadScan::default(),
         }
     }
 }
@@ -138,9 +203,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<S> {
                         if !busy {
                             this.deadline.as_mut().reset(Instant::now() + this.idle_timeout);
                         }
-                    } else if !busy && this.phase == Phase::Idle {
-                        this.phase = Phase::Head;
-                        this.deadline.as_mut().reset(Instant::now() + this.header_timeout);
+                    } else {
+                        if !busy && this.phase == Phase::Idle {
+                            this.phase = Phase::Head;
+                            this.head = HeadScan::default();
+                            this.deadline.as_mut().reset(Instant::now() + this.header_timeout);
+                        }
+                        if this.phase == Phase::Head {
+                            if let Some(cl) = this.head.feed(got) {
+                                this.state.cl_value.store(cl, Ordering::Release);
+                                this.state.cl_and_te.store(true, Ordering::Release);
+                            }
+                        }
                     }
                 }
                 return Poll::Ready(Ok(()));
@@ -222,5 +296,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeadScan;
+
+    fn scan(pieces: &[&[u8]]) -> Option<u64> {
+        let mut h = HeadScan::default();
+        pieces.iter().find_map(|p| h.feed(p))
+    }
+
+    #[test]
+    fn both_framing_headers_are_seen_across_reads() {
+        let head: &[u8] = b"\r\nPOST / HTTP/1.1\r\nHost: x\r\nCONTENT-LENGTH: 42\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(scan(&[head]), Some(42));
+        let (a, b) = head.split_at(37);
+        assert_eq!(scan(&[a, b]), Some(42));
+        let bytes: Vec<&[u8]> = head.chunks(1).collect();
+        assert_eq!(scan(&bytes), Some(42));
+    }
+
+    #[test]
+    fn one_of_them_or_a_look_alike_or_the_body_is_not() {
+        assert_eq!(scan(&[b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"]), None);
+        assert_eq!(scan(&[b"POST / HTTP/1.1\r\nContent-Lengthy: 3\r\nTransfer-Encoding: chunked\r\n\r\n"]), None);
+        // What follows the head is the body, not header lines.
+        assert_eq!(scan(&[b"POST / HTTP/1.1\r\nContent-Length: 40\r\n\r\nTransfer-Encoding: chunked\r\n\r\n"]), None);
+        // A length longer than a line is kept of is still a length.
+        assert!(scan(&[b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\nTransfer-Encoding: x\r\n\r\n"])
+            .is_some());
     }
 }

@@ -736,6 +736,7 @@ impl Worker {
         if ctx.redirect {
             return self.redirect(&ctx, &info, &req, in_flight);
         }
+        let cl_and_te = ctx.state.take_cl_and_te();
         let mut checked = validate::check(req.method(), req.uri(), req.headers());
         // HTTP/1.1 requires Host (RFC 9112 §3.2); an HTTP/2 `:authority` and a different `host`
         // are two answers to one question.
@@ -856,11 +857,23 @@ impl Worker {
             } else {
                 (Bytes::new(), true)
             };
+            // hyper keeps only `Transfer-Encoding` of a head that declared both (RFC 9112 §6.3):
+            // the detectors see the pair the client sent.
+            let as_sent;
+            let headers = match cl_and_te {
+                Some(cl) if !parts.headers.contains_key(header::CONTENT_LENGTH) => {
+                    let mut h = parts.headers.clone();
+                    h.insert(header::CONTENT_LENGTH, HeaderValue::from(cl));
+                    as_sent = h;
+                    &as_sent
+                }
+                _ => &parts.headers,
+            };
             let view = RequestView {
                 method: parts.method.as_str(),
                 path: parts.uri.path(),
                 query: parts.uri.query(),
-                headers: &parts.headers,
+                headers,
                 body: &ahead,
                 body_complete: complete,
             };

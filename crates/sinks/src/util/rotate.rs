@@ -1,8 +1,8 @@
 //! A file written in appends and rotated by size: `name` → `name.1` → … → `name.K`.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub struct RotatingFile {
