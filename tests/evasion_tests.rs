@@ -87,6 +87,11 @@ async fn compressed_bodies_are_inspected_as_the_app_inflates_them() {
     let (status, _) = post(&k, "/upload", &[json[0], ("content-encoding", "gzip")], bomb).await;
     assert_eq!(status, 403);
     k.wait_event(|e| e["kevlar"]["rule"] == "decompression_bomb");
+    // Nine bytes of brotli that ask for a 512 MiB window: refused before anything is allocated.
+    let ask = vec![0x11, 0x1d, 0x6b, 0x02, 0x4c, 0, 0x4c, 0, 0];
+    let (status, _) = post(&k, "/upload?window=1", &[json[0], ("content-encoding", "br")], ask).await;
+    assert_eq!(status, 403);
+    k.wait_event(|e| e["kevlar"]["rule"] == "decompression_bomb" && e["url"]["query"] == "window=1");
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! The body scanner (decompression, charsets, the form / JSON / multipart / text tokenizers) on
-//! hostile input fed in hostile chunk sizes: never a panic, time linear in the input, and a
-//! decompression bomb stopped rather than inflated. The first bytes pick the content type, the
-//! encoding and the chunk size; the rest is the body.
+//! hostile input fed in hostile chunk sizes: never a panic, time linear in the input, a
+//! decompression bomb stopped rather than inflated, and the same findings however the body is
+//! cut. The first bytes pick the content type, the encoding and the chunk size; the rest is the
+//! body.
 #![no_main]
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -50,4 +51,23 @@ fuzz_target!(|data: &[u8]| {
     let ms = started.elapsed().as_millis();
     assert!(ms <= 40 * kib + 200, "{} bytes took {ms} ms", rest.len());
     assert!(s.prefix().len() <= kevlar_detect::body::KEEP);
+    // The client chooses how its body is cut into pieces: what Kevlar finds must not depend on it.
+    let mut whole = Scanner::new(inspector(), &headers);
+    whole.feed(inspector(), rest);
+    whole.finish(inspector());
+    let seen = |s: &Scanner| {
+        let mut v: Vec<(String, String)> =
+            s.findings().iter().map(|f| (format!("{:?}", f.family), f.location.clone())).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    // A broken or bombing stream is refused for that alone (and the app's inflater refuses it
+    // too); how much of it decoded before the break may depend on the pieces.
+    let broken = |s: &Scanner| {
+        s.findings().iter().any(|f| matches!(f.rule, "bad_encoding" | "decompression_bomb"))
+    };
+    if s.findings().len() < 16 && whole.findings().len() < 16 && !broken(&s) && !broken(&whole) {
+        assert_eq!(seen(&s), seen(&whole), "findings differ between pieces of {} and the whole body", step);
+    }
 });

@@ -46,7 +46,31 @@ enum Layer {
     Raw(flate2::write::DeflateDecoder<Capped>),
     /// `deflate` before its first two bytes: zlib-wrapped (what RFC 9110 means and Node reads) or raw.
     Deflate(Vec<u8>),
+    /// `br` before its first byte, which tells the window the stream needs.
+    BrStart,
     Br(Box<brotli_decompressor::DecompressorWriter<Capped>>),
+}
+
+/// The largest brotli window Kevlar decodes with: 4 MiB, the encoders' default (`lgwin` 22). The
+/// window is allocated from the stream's first byte, so a 12-byte body asking for the
+/// large-window extension's 1 GiB would otherwise cost that much memory.
+const MAX_BR_WINDOW_BITS: u8 = 22;
+
+/// The window bits a brotli stream declares in its first bits (RFC 7932 §9.1); `None` for the
+/// reserved pattern that the large-window extension uses.
+fn brotli_window_bits(first: u8) -> Option<u8> {
+    if first & 1 == 0 {
+        return Some(16);
+    }
+    let n = (first >> 1) & 7;
+    if n != 0 {
+        return Some(17 + n);
+    }
+    match (first >> 4) & 7 {
+        0 => Some(17),
+        1 => None,
+        m => Some(8 + m),
+    }
 }
 
 impl Layer {
@@ -65,12 +89,19 @@ impl Layer {
             };
             return self.write(&h);
         }
+        if let Layer::BrStart = self {
+            let Some(&first) = d.first() else { return Ok(()) };
+            if brotli_window_bits(first).is_none_or(|b| b > MAX_BR_WINDOW_BITS) {
+                return Err(std::io::Error::other("brotli window past the window cap"));
+            }
+            *self = Layer::Br(Box::new(brotli_decompressor::DecompressorWriter::new(Capped::default(), 4096)));
+        }
         match self {
             Layer::Gzip(w) => w.write_all(d),
             Layer::Zlib(w) => w.write_all(d),
             Layer::Raw(w) => w.write_all(d),
             Layer::Br(w) => w.write_all(d),
-            Layer::Deflate(_) => Ok(()),
+            Layer::Deflate(_) | Layer::BrStart => Ok(()),
         }
     }
 
@@ -80,6 +111,7 @@ impl Layer {
             Layer::Zlib(w) => w.try_finish(),
             Layer::Raw(w) => w.try_finish(),
             Layer::Br(w) => w.close(),
+            Layer::BrStart => Ok(()),
             Layer::Deflate(h) if h.is_empty() => Ok(()),
             Layer::Deflate(_) => Err(std::io::Error::other("truncated deflate stream")),
         }
@@ -91,7 +123,7 @@ impl Layer {
             Layer::Zlib(w) => std::mem::take(&mut w.get_mut().0),
             Layer::Raw(w) => std::mem::take(&mut w.get_mut().0),
             Layer::Br(w) => std::mem::take(&mut w.get_mut().0),
-            Layer::Deflate(_) => Vec::new(),
+            Layer::Deflate(_) | Layer::BrStart => Vec::new(),
         }
     }
 }
@@ -114,8 +146,7 @@ impl Decoder {
                 "" | "identity" => {}
                 "gzip" | "x-gzip" => layers.push(Layer::Gzip(flate2::write::GzDecoder::new(Capped::default()))),
                 "deflate" => layers.push(Layer::Deflate(Vec::new())),
-                "br" => layers
-                    .push(Layer::Br(Box::new(brotli_decompressor::DecompressorWriter::new(Capped::default(), 4096)))),
+                "br" => layers.push(Layer::BrStart),
                 _ => return Err(Problem::UnknownEncoding),
             }
         }
@@ -178,7 +209,7 @@ fn push(
     };
     for piece in data.chunks(PIECE) {
         if let Err(e) = first.write(piece) {
-            let past_cap = e.kind() == std::io::ErrorKind::Other && e.to_string().contains("step cap");
+            let past_cap = e.kind() == std::io::ErrorKind::Other && e.to_string().contains(" cap");
             return Err(if past_cap { Problem::Bomb } else { Problem::Corrupt });
         }
         let produced = first.take();
@@ -334,6 +365,19 @@ mod tests {
         let bomb = gzip(&zeros);
         assert!(bomb.len() < 1 << 20);
         assert_eq!(run("gzip", &bomb).err(), Some(Problem::Bomb));
+    }
+
+    #[test]
+    fn a_brotli_stream_asking_for_a_huge_window_is_refused_before_any_allocation() {
+        // Found by the `body_decode` fuzz target: 9 bytes that made the decoder allocate 512 MiB
+        // (the large-window extension's pattern in the first byte).
+        assert_eq!(run("br", &[0x11, 0x1d, 0x6b, 0x02, 0x4c, 0, 0x4c, 0, 0]).err(), Some(Problem::Bomb));
+        // A standard window past 4 MiB (lgwin 24) too; 22, what encoders use by default, decodes.
+        assert_eq!(brotli_window_bits(0x0f), Some(24));
+        assert_eq!(run("br", &[0x0f, 0, 0]).err(), Some(Problem::Bomb));
+        assert_eq!(brotli_window_bits(0x0b), Some(22));
+        assert_eq!(brotli_window_bits(0x00), Some(16));
+        assert_eq!(brotli_window_bits(0x21), Some(10));
     }
 
     #[test]
