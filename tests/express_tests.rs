@@ -87,6 +87,13 @@ fn cases() -> Vec<Case> {
         case("brotli form", FORM, Some("br"), brotli(form_attack.as_bytes()), "union select"),
         case("gzipped form", FORM, Some("gzip"), gzip(form_attack.as_bytes()), "union select"),
         case(
+            "the attack in a second gzip member",
+            FORM,
+            Some("gzip"),
+            [gzip(b"a=1&"), gzip(format!("q={SQLI_URL}").as_bytes())].concat(),
+            "union select",
+        ),
+        case(
             "a WebKit multipart boundary",
             Some(&format!("multipart/form-data; boundary=----{b}")),
             None,

@@ -41,7 +41,8 @@ impl Write for Capped {
 }
 
 enum Layer {
-    Gzip(flate2::write::GzDecoder<Capped>),
+    /// Every member of a multi-member stream, as Node's gunzip reads them.
+    Gzip(flate2::write::MultiGzDecoder<Capped>),
     Zlib(flate2::write::ZlibDecoder<Capped>),
     Raw(flate2::write::DeflateDecoder<Capped>),
     /// `deflate` before its first two bytes: zlib-wrapped (what RFC 9110 means and Node reads) or raw.
@@ -144,7 +145,7 @@ impl Decoder {
             let t = token.trim().to_ascii_lowercase();
             match t.as_str() {
                 "" | "identity" => {}
-                "gzip" | "x-gzip" => layers.push(Layer::Gzip(flate2::write::GzDecoder::new(Capped::default()))),
+                "gzip" | "x-gzip" => layers.push(Layer::Gzip(flate2::write::MultiGzDecoder::new(Capped::default()))),
                 "deflate" => layers.push(Layer::Deflate(Vec::new())),
                 "br" => layers.push(Layer::BrStart),
                 _ => return Err(Problem::UnknownEncoding),
@@ -378,6 +379,14 @@ mod tests {
         assert_eq!(brotli_window_bits(0x0b), Some(22));
         assert_eq!(brotli_window_bits(0x00), Some(16));
         assert_eq!(brotli_window_bits(0x21), Some(10));
+    }
+
+    #[test]
+    fn every_member_of_a_gzip_stream_is_read() {
+        // A clean first member and the attack in the second: Node's gunzip reads both.
+        let mut two = gzip(b"q=hello&");
+        two.extend(gzip(b"r=1%27%20or%20%271%27%3D%271"));
+        assert_eq!(run("gzip", &two).unwrap(), b"q=hello&r=1%27%20or%20%271%27%3D%271");
     }
 
     #[test]
