@@ -4,22 +4,28 @@
 #      the route inventory is on in both),
 #      for a GET with 10 query arguments and a POST with a 1 KB form body; prints the on/off ratio
 #      (target: at most 10% throughput cost);
-#   2. RSS while 1,000,000 distinct client addresses (a trusted X-Forwarded-For, every tenth one
+#      off and on alternate, ROUNDS times each, and the medians are compared (the spread says how
+#      noisy the machine was);
+#   2. 10 MB form uploads streamed through block-mode inspection, 8 at a time: Kevlar's peak RSS
+#      (it must not grow with the body: the body streams, never gathered);
+#   3. RSS while 1,000,000 distinct client addresses (a trusted X-Forwarded-For, every tenth one
 #      sending an attack, a per-address rate limit on) go through; prints the RSS against the cap.
 #
-#   bash bench/shield.sh [SECONDS_PER_RUN]     (default 10)
+#   bash bench/shield.sh [SECONDS_PER_RUN] [ROUNDS]     (defaults 10, 3)
+#   KEVLAR_BIN=/path/to/kevlar bash bench/shield.sh     measure another build (before/after)
+#   SKIP_FLOOD=1 bash bench/shield.sh                   parts 1 and 2 only
 # Needs nginx and wrk (installed from Debian when missing). Everything stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR="${1:-10}"
+ROUNDS="${2:-3}"
 CAP_MB=400
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 for pkg in nginx-light wrk; do
   dpkg -s "$pkg" >/dev/null 2>&1 || { as_root apt-get update -qq; DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$pkg"; }
 done
-cargo build --release -q
-KEVLAR="$PWD/target/release/kevlar"
+if [ -n "${KEVLAR_BIN:-}" ]; then KEVLAR="$KEVLAR_BIN"; else cargo build --release -q; KEVLAR="$PWD/target/release/kevlar"; fi
 WORK="$(mktemp -d)"
 KPID=""
 cleanup() {
@@ -40,6 +46,8 @@ events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 1000000;
+  client_max_body_size 20m;
+  client_body_buffer_size 1m;
   server { listen 127.0.0.1:$UP; root $WORK/www; location / { try_files /index.html =404; } error_page 405 =200 /index.html; }
 }
 CONF
@@ -82,14 +90,48 @@ run() { # SCRIPT PATH -> sets RPS, CPU_US
   CPU_US=$(python3 -c "print(round(($t1-$t0)/$(getconf CLK_TCK)*1e6/$reqs, 1))")
 }
 BASE='[access_log]\ntarget = "off"\n[proxy]\nworkers = 1\n'
-echo "loopback; wrk -t2 -c50 -d${DUR}s; one Kevlar worker; 1 KB static upstream (nginx); $(nproc) cores"
-printf '%-34s %12s %12s %12s %12s\n' "request" "off req/s" "on req/s" "on/off" "CPU µs/req off→on"
+median() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.1f}")' "$@"; }
+spread() { python3 -c 'import sys; v=[float(x) for x in sys.argv[1:]]; print(f"±{(max(v)-min(v))/2/(sum(v)/len(v))*100:.0f}%")' "$@"; }
+echo "kevlar: $KEVLAR"
+echo "loopback; wrk -t2 -c50 -d${DUR}s; one Kevlar worker; 1 KB static upstream (nginx); $(nproc) cores; off/on alternated $ROUNDS times, medians"
+printf '%-32s %10s %10s %8s %20s %14s\n' "request" "off req/s" "on req/s" "on/off" "CPU µs/req off→on" "spread off/on"
 for kind in get post; do
   if [ $kind = get ]; then script=get.lua; path="$GET_PATH"; label="GET, 10 args, cookies, referer"; else script=post.lua; path=/shop/checkout; label="POST, 1 KB form"; fi
-  start_kevlar "$BASE[detect]\nmode = \"off\"\n"; run $script "$path"; OFF=$RPS; OFFC=$CPU_US; stop_kevlar
-  start_kevlar "$BASE"; run $script "$path"; ON=$RPS; ONC=$CPU_US; stop_kevlar
-  printf '%-34s %12s %12s %12s %12s\n' "$label" "$OFF" "$ON" "$(python3 -c "print(f'{$ON/$OFF:.3f}')")" "$OFFC → $ONC"
+  OFFS=(); ONS=(); OFFCS=(); ONCS=()
+  for _ in $(seq "$ROUNDS"); do
+    start_kevlar "$BASE[detect]\nmode = \"off\"\n"; run $script "$path"; OFFS+=("$RPS"); OFFCS+=("$CPU_US"); stop_kevlar
+    start_kevlar "$BASE"; run $script "$path"; ONS+=("$RPS"); ONCS+=("$CPU_US"); stop_kevlar
+  done
+  OFF=$(median "${OFFS[@]}"); ON=$(median "${ONS[@]}")
+  printf '%-32s %10s %10s %8s %20s %14s\n' "$label" "$OFF" "$ON" "$(python3 -c "print(f'{$ON/$OFF:.3f}')")" \
+    "$(median "${OFFCS[@]}") → $(median "${ONCS[@]}")" "$(spread "${OFFS[@]}")/$(spread "${ONS[@]}")"
 done
+
+echo
+echo "== 10 MB form uploads through block-mode inspection, 8 at a time for ${DUR}s"
+cat > "$WORK/upload.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+local piece = "field=plain+words+of+a+long+form&"
+local parts = {}
+for i = 1, math.floor(10000000 / #piece) do parts[i] = piece end
+wrk.body = table.concat(parts)
+LUA
+start_kevlar "$BASE[detect]\nmode = \"block\"\n"
+RSS0=$(awk '/VmRSS/ {print $2}' "/proc/$KPID/status")
+timeout $((DUR + 30)) wrk -t2 -c8 -d"${DUR}s" --timeout 30s -s "$WORK/upload.lua" "http://127.0.0.1:$KPORT/upload" > "$WORK/upload.out" &
+WPID=$!
+PEAK=$RSS0
+while kill -0 $WPID 2>/dev/null; do
+  r=$(awk '/VmRSS/ {print $2}' "/proc/$KPID/status"); [ "$r" -gt "$PEAK" ] && PEAK=$r
+  sleep 0.2
+done
+wait $WPID 2>/dev/null || true
+UPLOADS=$(awk '/requests in/ {print $1}' "$WORK/upload.out")
+NON2XX=$(awk '/Non-2xx/ {print $NF}' "$WORK/upload.out")
+echo "uploads: ${UPLOADS:-0} of 10 MB (non-2xx: ${NON2XX:-0}); RSS $((RSS0/1024)) MB before, peak $((PEAK/1024)) MB; $(awk '/Transfer\/sec/ {print $2}' "$WORK/upload.out")/s answered"
+stop_kevlar
+[ -n "${SKIP_FLOOD:-}" ] && exit 0
 
 echo
 echo "== 1,000,000 distinct client addresses (trusted X-Forwarded-For; every 10th an attack; per-address rate limit)"
