@@ -11,6 +11,7 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
+use common::peers::wait_until;
 use common::{client, raw, DemoApp, Kevlar};
 use serde_json::Value;
 
@@ -160,7 +161,8 @@ async fn padding_past_the_old_limits_does_not_hide_an_attack() {
     let json = [("content-type", "application/json")];
     let attack = "1%27%20union%20select%20password%20from%20users--";
     let many: String = (0..600).map(|i| format!("p{i}=x&")).collect();
-    let cases: Vec<(&str, &[(&str, &str)], Vec<u8>)> = vec![
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Vec<u8>);
+    let cases: Vec<Case> = vec![
         ("600 form parameters", &form, format!("{many}q={attack}").into_bytes()),
         ("17 KB of padding in a value", &form, format!("q={}{attack}", "a".repeat(17 * 1024)).into_bytes()),
         ("after 64 KiB of body", &form, format!("pad={}&q={attack}", "b".repeat(70 * 1024)).into_bytes()),
@@ -446,4 +448,62 @@ fn content_length_and_chunked_together_are_seen_as_the_client_sent_them() {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     let count = k.events(&[]).iter().filter(|e| e["kevlar"]["rule"] == "content_length_and_chunked").count();
     assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn websocket_messages_are_inspected_when_asked() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let app = DemoApp::start();
+    let attack = r#"{"q":"1' union select password from users--"}"#;
+    // Block mode: a clean message is echoed; the attack closes the tunnel (1008) unechoed.
+    let k = Kevlar::guard(&app.url()).config(&BLOCK.replace("[bans]", "websocket = true\n[bans]")).start();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", k.http)).await.unwrap();
+    ws.send(Message::Text(r#"{"chat":"see you at noon"}"#.into())).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap().into_text().unwrap(), r#"{"chat":"see you at noon"}"#);
+    ws.send(Message::Text(attack.into())).await.unwrap();
+    match ws.next().await {
+        Some(Ok(Message::Close(Some(c)))) => assert_eq!(u16::from(c.code), 1008),
+        other => panic!("the tunnel must close with 1008, got {other:?}"),
+    }
+    let ev = k.wait_event(|e| e["event"]["action"] == "malicious_attack");
+    assert_eq!(ev["kevlar"]["location"], "websocket.q");
+    assert_eq!(ev["kevlar"]["blocked"], true);
+    // Split across fragments and text frames: still one message.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", k.http)).await.unwrap();
+    use tokio_tungstenite::tungstenite::protocol::frame::{coding::Data, coding::OpCode, Frame};
+    ws.send(Message::Frame(Frame::message(b"1' union ".to_vec(), OpCode::Data(Data::Text), false))).await.unwrap();
+    ws.send(Message::Frame(Frame::message(
+        b"select password from users--".to_vec(),
+        OpCode::Data(Data::Continue),
+        true,
+    )))
+    .await
+    .unwrap();
+    // The first fragment may come back (the demo app echoes frames); the message's end never does.
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+            Some(Ok(m)) => {
+                assert!(!m.into_data().windows(15).any(|w| w == b"select password"), "the end reached the app")
+            }
+        }
+    }
+    wait_until(10, "a second websocket event", || {
+        k.events(&[]).iter().filter(|e| e["kevlar"]["location"] == "websocket").count() >= 1
+    });
+    // Monitor mode: forwarded and told.
+    let k = Kevlar::guard(&app.url()).config("[detect]\nwebsocket = true\n").start();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", k.http)).await.unwrap();
+    ws.send(Message::Text(attack.into())).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap().into_text().unwrap(), attack);
+    let ev = k.wait_event(|e| e["event"]["action"] == "malicious_attack");
+    assert_eq!(ev["kevlar"]["blocked"], false);
+    // Off by default: relayed unread.
+    let k = Kevlar::guard(&app.url()).start();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", k.http)).await.unwrap();
+    ws.send(Message::Text(attack.into())).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap().into_text().unwrap(), attack);
+    ws.close(None).await.unwrap();
+    assert!(attack_events(&k).is_empty());
 }

@@ -386,6 +386,8 @@ pub struct DetectConfig {
     pub headers: Vec<String>,
     /// The app is PHP: `wp-login.php` and friends are not probes.
     pub php_app: bool,
+    /// Inspect the messages clients send through WebSocket tunnels with the same detectors.
+    pub websocket: bool,
     /// `malicious_excess_404`: this many 404s from one address within `excess_404_window`.
     pub excess_404: u32,
     pub excess_404_window: Duration,
@@ -401,6 +403,7 @@ impl Default for DetectConfig {
             body_limit: 64 * 1024,
             headers: Vec::new(),
             php_app: false,
+            websocket: false,
             excess_404: 20,
             excess_404_window: Duration::from_secs(60),
         }

@@ -136,6 +136,9 @@ pub(crate) fn read_detect(doc: &mut Doc, t: &mut Table, d: &mut DetectConfig) {
             }
         }
     }
+    if let Some(b) = t.boolean(doc, "websocket") {
+        d.websocket = b;
+    }
     if let Some(b) = t.boolean(doc, "php_app") {
         d.php_app = b;
     }

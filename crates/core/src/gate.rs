@@ -72,6 +72,23 @@ pub trait Gate: Send + Sync {
     ) -> Option<Box<dyn BodyWatch>> {
         None
     }
+
+    /// Called for a WebSocket upgrade before it is forwarded: a scanner for the messages the
+    /// client will send through the tunnel, or `None` to relay them unread.
+    fn websocket(&self, _meta: &RequestMeta<'_>) -> Option<Box<dyn MessageScan>> {
+        None
+    }
+}
+
+/// Sees the messages a client sends through a WebSocket tunnel, unmasked, piece by piece.
+/// `Err(status)` closes the tunnel (the app never gets the message's last frame).
+pub trait MessageScan: Send {
+    /// A piece of the current message's payload.
+    fn data(&mut self, piece: &[u8]) -> Result<(), u16>;
+    /// The current message ended; the last chance to refuse it.
+    fn end(&mut self) -> Result<(), u16>;
+    /// A frame Kevlar cannot read (a reserved bit or opcode, an extension it did not allow).
+    fn unreadable(&mut self, why: &'static str) -> Result<(), u16>;
 }
 
 /// Sees an answer's body as it streams (the first bytes only, as it chooses); `end` is called

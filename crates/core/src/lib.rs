@@ -10,7 +10,9 @@ pub mod private;
 pub mod time;
 
 pub use event::{Category, EventKind, Outcome, SecurityEvent, Severity};
-pub use gate::{BodyScan, BodyWatch, Gate, LoginAttempt, Refusal, RequestContext, RequestMeta, RequestView, Verdict};
+pub use gate::{
+    BodyScan, BodyWatch, Gate, LoginAttempt, MessageScan, Refusal, RequestContext, RequestMeta, RequestView, Verdict,
+};
 pub use id::RequestId;
 
 /// What the guard does with a request after the detection stages looked at it.

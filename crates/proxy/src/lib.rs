@@ -14,6 +14,7 @@ mod server;
 pub mod tls;
 pub mod upstream;
 pub mod validate;
+pub mod wsframe;
 
 pub use server::{Guard, GuardError, Listeners, Stats};
 pub use upstream::{Upstream, UpstreamSlots};

@@ -243,7 +243,7 @@ const TUNNEL_IDLE_MIN: std::time::Duration = std::time::Duration::from_secs(300)
 /// Relays an upgraded connection until either side closes, errs or the tunnel is idle for
 /// `idle`; then both sides are closed, so that a client gone away never leaves Kevlar holding
 /// the app's socket (and the app never keeps Kevlar's).
-async fn tunnel<C, U>(c: C, u: U, idle: std::time::Duration)
+async fn tunnel<C, U>(c: C, u: U, idle: std::time::Duration, mut scan: Option<Box<dyn kevlar_core::MessageScan>>)
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     U: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -253,12 +253,22 @@ where
     let (mut ur, mut uw) = tokio::io::split(u);
     let mut cb = vec![0u8; 8192];
     let mut ub = vec![0u8; 8192];
+    let mut frames = crate::wsframe::Frames::default();
     loop {
         let step = tokio::time::timeout(idle, async {
             tokio::select! {
                 r = cr.read(&mut cb) => match r {
                     Ok(0) | Err(_) => false,
-                    Ok(n) => uw.write_all(&cb[..n]).await.is_ok(),
+                    Ok(n) => {
+                        // Judged before relayed: a refused message's last frame never reaches the app.
+                        let refused = scan.as_mut().is_some_and(|s| frames.feed(&cb[..n], s.as_mut()).is_err());
+                        if refused {
+                            let _ = cw.write_all(crate::wsframe::CLOSE_POLICY).await;
+                            false
+                        } else {
+                            uw.write_all(&cb[..n]).await.is_ok()
+                        }
+                    }
                 },
                 r = ur.read(&mut ub) => match r {
                     Ok(0) | Err(_) => false,
@@ -827,6 +837,15 @@ impl Worker {
             parts.headers.remove(header::UPGRADE);
             parts.headers.remove("http2-settings");
         }
+        // With `[detect] websocket = true`, the tunnel's messages are read; compression
+        // (permessage-deflate) is then not offered to the app, so that every frame stays readable.
+        let ws_scan = match (&self.shared.gate, upgrade) {
+            (Some(g), true) => g.websocket(&info.meta()),
+            _ => None,
+        };
+        if ws_scan.is_some() {
+            parts.headers.remove(header::SEC_WEBSOCKET_EXTENSIONS);
+        }
         let limits = &self.shared.limits;
         let mut body = RequestBody::new(body, limits.max_body_bytes, limits.body_timeout, limits.body_min_rate);
         let mut request_ctx = None;
@@ -1043,7 +1062,7 @@ impl Worker {
                     let idle = limits.idle_timeout.max(TUNNEL_IDLE_MIN);
                     tokio::spawn(async move {
                         match tokio::try_join!(client_up, upstream_up) {
-                            Ok((c, u)) => tunnel(TokioIo::new(c), TokioIo::new(u), idle).await,
+                            Ok((c, u)) => tunnel(TokioIo::new(c), TokioIo::new(u), idle, ws_scan).await,
                             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
                         }
                     });

@@ -239,6 +239,24 @@ impl Upstream {
     }
 }
 
+/// A request's places in the two bounds on requests in flight to the application: per client
+/// connection and in all. Without them, 8 HTTP/2 connections of 256 streams each open 2,048
+/// connections to the app.
+pub struct UpstreamSlots {
+    _client: tokio::sync::OwnedSemaphorePermit,
+    _total: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl UpstreamSlots {
+    /// Waits for a place in the client's bound, then in the total (so that a client's queue holds
+    /// none of the total); `None` when either is closed.
+    pub async fn acquire(client: &Arc<tokio::sync::Semaphore>, total: &Arc<tokio::sync::Semaphore>) -> Option<Self> {
+        let c = client.clone().acquire_owned().await.ok()?;
+        let t = total.clone().acquire_owned().await.ok()?;
+        Some(UpstreamSlots { _client: c, _total: t })
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -280,23 +298,5 @@ mod tests {
         assert_eq!(waiter.await.unwrap(), Ok("127.0.0.1:7".to_string()));
         u.set(None);
         assert_eq!(u.pick_or_wait().await.err(), Some(NoBackend::Timeout));
-    }
-}
-
-/// A request's places in the two bounds on requests in flight to the application: per client
-/// connection and in all. Without them, 8 HTTP/2 connections of 256 streams each open 2,048
-/// connections to the app.
-pub struct UpstreamSlots {
-    _client: tokio::sync::OwnedSemaphorePermit,
-    _total: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl UpstreamSlots {
-    /// Waits for a place in the client's bound, then in the total (so that a client's queue holds
-    /// none of the total); `None` when either is closed.
-    pub async fn acquire(client: &Arc<tokio::sync::Semaphore>, total: &Arc<tokio::sync::Semaphore>) -> Option<Self> {
-        let c = client.clone().acquire_owned().await.ok()?;
-        let t = total.clone().acquire_owned().await.ok()?;
-        Some(UpstreamSlots { _client: c, _total: t })
     }
 }

@@ -782,6 +782,74 @@ impl kevlar_core::BodyScan for RestOfBody {
     }
 }
 
+/// The messages a client sends through one WebSocket tunnel (`[detect] websocket = true`), each
+/// read as an untyped body is: JSON, a form, multipart or text by its first bytes.
+struct WsMessages {
+    shield: Shield,
+    meta: OwnedMeta,
+    /// The current message's scanner, from its first piece.
+    scan: Option<Scanner>,
+    reported: usize,
+}
+
+impl WsMessages {
+    fn report(&mut self, found: Vec<Finding>) -> Result<(), u16> {
+        if found.is_empty() {
+            return Ok(());
+        }
+        let found = found
+            .into_iter()
+            .map(|mut f| {
+                f.location = match f.location.strip_prefix("body") {
+                    Some(rest) => format!("websocket{rest}"),
+                    None => f.location,
+                };
+                f
+            })
+            .collect();
+        match self.shield.report(&self.meta.meta(), found, None).decision {
+            Decision::Refuse { status, .. } => Err(status),
+            _ => Ok(()),
+        }
+    }
+
+    fn report_new(&mut self) -> Result<(), u16> {
+        let Some(s) = &self.scan else { return Ok(()) };
+        let new = s.findings()[self.reported.min(s.findings().len())..].to_vec();
+        self.reported += new.len();
+        self.report(new)
+    }
+}
+
+impl kevlar_core::MessageScan for WsMessages {
+    fn data(&mut self, piece: &[u8]) -> Result<(), u16> {
+        let ins = &self.shield.inner.inspector;
+        self.scan.get_or_insert_with(|| Scanner::new(ins, &http::HeaderMap::new())).feed(ins, piece);
+        self.report_new()
+    }
+
+    fn end(&mut self) -> Result<(), u16> {
+        if let Some(s) = self.scan.as_mut() {
+            s.finish(&self.shield.inner.inspector);
+        }
+        let r = self.report_new();
+        self.scan = None;
+        self.reported = 0;
+        r
+    }
+
+    fn unreadable(&mut self, why: &'static str) -> Result<(), u16> {
+        self.report(vec![Finding {
+            family: Family::Evasion,
+            rule: why,
+            location: "websocket".into(),
+            name: String::new(),
+            excerpt: String::new(),
+            score: 6,
+        }])
+    }
+}
+
 /// A representative address of a key (events need an `IpAddr`).
 fn first_ip(k: &IpKey) -> IpAddr {
     match k {
@@ -821,6 +889,14 @@ impl Jails {
 }
 
 impl Gate for Shield {
+    fn websocket(&self, meta: &RequestMeta<'_>) -> Option<Box<dyn kevlar_core::MessageScan>> {
+        let d = &self.inner.cfg.detect;
+        (d.websocket && d.mode != Mode::Off).then(|| {
+            Box::new(WsMessages { shield: self.clone(), meta: OwnedMeta::of(meta), scan: None, reported: 0 })
+                as Box<dyn kevlar_core::MessageScan>
+        })
+    }
+
     fn admit(&self, meta: &RequestMeta<'_>) -> Result<(), Refusal> {
         let inner = &self.inner;
         if !inner.allow.is_empty() && self.allowed(meta.ip) {
