@@ -507,3 +507,89 @@ async fn websocket_messages_are_inspected_when_asked() {
     ws.close(None).await.unwrap();
     assert!(attack_events(&k).is_empty());
 }
+
+/// The benign half of HttpParamsDataset (values of CSIC 2010's normal traffic: Spanish names and
+/// addresses), sent as that shop's forms sent them: Latin-1 percent-escapes in the query.
+fn csic_normal_values() -> Vec<String> {
+    let path = common::repo().join("../shared/data/payloads/httpparams/payload_full.csv");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .skip(1)
+        .filter(|l| l.ends_with(",\"norm\""))
+        .filter_map(|l| l.strip_prefix('"').and_then(|l| l.split("\",\"").next()).map(str::to_owned))
+        .collect()
+}
+
+fn latin1_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        let mut buf = [0u8; 4];
+        let bytes: &[u8] = if (c as u32) < 0x100 { &[c as u8] } else { c.encode_utf8(&mut buf).as_bytes() };
+        for b in bytes {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(b) {
+                out.push(*b as char);
+            } else if *b == b' ' {
+                out.push('+');
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn real_world_normal_traffic_with_latin1_urls_passes_monitor_mode_untouched() {
+    let values = csic_normal_values();
+    assert!(values.len() > 19_000, "{} benign values", values.len());
+    let app = DemoApp::start();
+    // The demo app answers these shop paths with 404; a burst of 404s from one address is a
+    // scan (`malicious_excess_404`), which is not what this test is about.
+    let k = Kevlar::guard(&app.url()).config("[detect]\nexcess_404 = 100000\n").start();
+    let c = client();
+    // Every 16th value (about 1,200 requests), in odd-but-valid URL shapes. The paths drop the
+    // shop's `.jsp`: in front of a Node app, a JSP path is a probe (`foreign_stack_script`).
+    let sample: Vec<String> = values
+        .iter()
+        .step_by(16)
+        .enumerate()
+        .map(|(i, v)| {
+            let v = latin1_escape(v);
+            match i % 4 {
+                0 => format!("/tienda1/publico/anadir?id=2&nombre={v}&precio=85&cantidad=49&B1=A%F1adir+al+carrito"),
+                1 => format!(
+                    "/tienda1/publico/registro;jsessionid=933185092E0B668B90676E0A2B0767AF?modo=registro&login={v}&&x="
+                ),
+                2 => format!("/tienda1/publico/caracteristicas?id=1&direccion={v}&ancho=100%"),
+                _ => format!("/tienda1/miembros/editar?modo=registro&nombre={v}&q=a+b%2Fc%3Dd"),
+            }
+        })
+        .collect();
+    let mut bad = Vec::new();
+    for batch in sample.chunks(50) {
+        let all = batch.iter().map(|p| {
+            let c = c.clone();
+            let url = k.url(p);
+            async move { (c.get(url).send().await.map(|r| r.status().as_u16()), p) }
+        });
+        for (r, p) in futures_util::future::join_all(all).await {
+            if !matches!(r, Ok(s) if s < 400 || s == 404) {
+                bad.push(format!("{r:?} {p}"));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{} of {} refused: {:?}", bad.len(), sample.len(), &bad[..bad.len().min(10)]);
+    let flagged: Vec<Value> = k
+        .events(&["--limit", "10000"])
+        .into_iter()
+        .filter(|e| e["event"]["action"] != "sys_startup" && e["event"]["category"] != "process")
+        .collect();
+    let attacks: Vec<&Value> = flagged
+        .iter()
+        .filter(|e| {
+            let a = e["event"]["action"].as_str().unwrap_or("");
+            a.starts_with("malicious_") || a == "input_validation_fail"
+        })
+        .collect();
+    assert!(attacks.is_empty(), "{} events on normal traffic: {:#?}", attacks.len(), &attacks[..attacks.len().min(5)]);
+}
