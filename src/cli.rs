@@ -49,6 +49,14 @@ pub enum Command {
         #[arg(last = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Internal: keeps one app instance for `kevlar run` (ends it when Kevlar dies).
+    #[command(name = "__keep", hide = true)]
+    Keep {
+        #[arg(long)]
+        grace_ms: u64,
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
     /// Write a fully commented kevlar.toml (every key with its default).
     Init {
         /// Where to write it.

@@ -89,3 +89,72 @@ async fn a_crash_is_recorded_and_the_app_restarted() {
     assert!(!alive(grandchild), "what the crashed app spawned was killed");
     k.wait_event(|e| e["event"]["action"] == "sys_restart");
 }
+
+/// Polls until `pids` are all gone; returns how long it took, or panics after `secs`.
+fn wait_gone(pids: &[i32], secs: u64) -> Duration {
+    let start = std::time::Instant::now();
+    while pids.iter().any(|p| alive(*p)) {
+        assert!(start.elapsed() < Duration::from_secs(secs), "still alive after {secs} s: {pids:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+#[tokio::test]
+async fn kill_9_of_kevlar_takes_the_app_and_its_group_with_it() {
+    // An app that stops on SIGTERM goes at once; one that ignores it goes after stop_grace.
+    for (ignore, within) in [(false, 2), (true, 3)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let pid_file = tmp.path().join("pids");
+        let app = repo().join("tests/fixtures/apps/stubborn.js");
+        let mut env = format!("PID_FILE = \"{}\"\n", pid_file.display());
+        if ignore {
+            env.push_str("IGNORE_TERM = \"1\"\n");
+        }
+        let mut k = Kevlar::cmd(&["run", "--", "node", app.to_str().unwrap()])
+            .config(&format!("[app]\nstop_grace = \"1s\"\n[app.env]\n{env}"))
+            .start();
+        wait_up(&k, "/").await;
+        let (app_pid, grandchild) = pids(&pid_file);
+        assert!(alive(app_pid) && alive(grandchild));
+        k.kill9();
+        let took = wait_gone(&[app_pid, grandchild], within);
+        assert!(took < Duration::from_secs(within), "ignore SIGTERM {ignore}: {took:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_app_still_reports_its_own_exit_through_the_keeper() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pid_file = tmp.path().join("pids");
+    let app = repo().join("tests/fixtures/apps/stubborn.js");
+    let k = Kevlar::cmd(&["run", "--", "node", app.to_str().unwrap()])
+        .config(&format!("[app.env]\nPID_FILE = \"{}\"\n", pid_file.display()))
+        .start();
+    wait_up(&k, "/").await;
+    let (app_pid, _) = pids(&pid_file);
+    // A signal: the app's own, not the keeper's exit code.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(app_pid), nix::sys::signal::Signal::SIGSEGV).unwrap();
+    let ev = k.wait_event(|e| e["event"]["action"] == "sys_crash");
+    assert!(ev["message"].as_str().unwrap().contains("SIGSEGV"), "{ev}");
+}
+
+#[test]
+fn a_data_dir_in_use_is_refused_never_shared() {
+    let first = Kevlar::guard("http://127.0.0.1:9").start();
+    let out = std::process::Command::new(common::KEVLAR)
+        .args(["guard", "--upstream", "http://127.0.0.1:9", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(&first.data_dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is in use by another Kevlar") && err.contains(&format!("pid {}", first.child.id())), "{err}");
+    // Once the first is gone (even by kill -9), the dir is free again.
+    let dir = first.data_dir.clone();
+    let mut first = first;
+    first.kill9();
+    let again = Kevlar::guard("http://127.0.0.1:9").data_dir(&dir).start();
+    drop(again);
+}

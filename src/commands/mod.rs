@@ -22,6 +22,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Guard { upstream, common } => serve::guard(common, upstream),
         Command::Run { common, command } => serve::run(common, command),
+        Command::Keep { grace_ms, command } => {
+            let code = kevlar_supervisor::keeper::keep(std::time::Duration::from_millis(grace_ms), &command);
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }
         Command::Init { path, force } => init::run(&path, force),
         Command::Validate { file } => Ok(validate::run(&file)),
         Command::Events(args) => events::run(args),

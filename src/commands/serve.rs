@@ -162,6 +162,37 @@ fn serve(config: Config, command: Option<Vec<String>>) -> anyhow::Result<ExitCod
     rt.block_on(serve_async(config, command))
 }
 
+/// One Kevlar per data dir: an exclusive lock on `<data-dir>/kevlar.lock`, held while Kevlar runs
+/// and released by the kernel however it ends. The file says which process holds it.
+fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Seek, Write};
+    let path = data_dir.join("kevlar.lock");
+    kevlar_core::private::private_file(&path);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    if let Err(e) = f.try_lock() {
+        let holder = std::fs::read_to_string(&path).unwrap_or_default();
+        let holder = holder.trim();
+        return Err(match e {
+            std::fs::TryLockError::WouldBlock => anyhow::anyhow!(
+                "the data dir {} is in use by another Kevlar ({}); give each its own --data-dir",
+                data_dir.display(),
+                if holder.is_empty() { "pid unknown".to_owned() } else { format!("pid {holder}") }
+            ),
+            std::fs::TryLockError::Error(e) => anyhow::anyhow!("cannot lock {}: {e}", path.display()),
+        });
+    }
+    f.set_len(0)?;
+    f.rewind()?;
+    writeln!(f, "{}", std::process::id())?;
+    Ok(f)
+}
+
 async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Result<ExitCode> {
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
@@ -171,6 +202,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
         std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot restrict the data dir {}", data_dir.display()))?;
     }
+    let _lock = lock_data_dir(&data_dir)?;
 
     // Consumers first, then the bus that feeds them.
     let mut bus_builder = BusBuilder::new();
@@ -258,6 +290,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
             instances: a.instances,
             ready_timeout: a.ready_timeout,
             stop_grace: a.stop_grace,
+            keeper: std::env::current_exe().ok(),
             health: Health {
                 path: a.health.path.clone(),
                 interval: a.health.interval,

@@ -557,12 +557,13 @@ impl Inspector {
                 Some(eq) => (&pair[..eq], &pair[eq + 1..]),
                 None => (pair, &pair[pair.len()..]),
             };
-            if let Some(j) = joins.as_deref_mut() {
-                j.add(self, sink, k, v);
-            }
             let key_plain = k.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
                 && !k.windows(5).any(|w| w.eq_ignore_ascii_case(b"proto"));
-            if key_plain && raw_form_clean(v) {
+            let clean = raw_form_clean(v);
+            if let Some(j) = joins.as_deref_mut() {
+                j.add(self, sink, k, v, clean);
+            }
+            if key_plain && clean {
                 continue;
             }
             rest.push(&raw[here..here + pair.len()]);

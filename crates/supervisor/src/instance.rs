@@ -35,6 +35,9 @@ impl AppLogs {
 
 pub(crate) struct Instance {
     pub child: Child,
+    /// The keeper's stdin: while Kevlar holds it the keeper keeps the app; when Kevlar dies, the
+    /// kernel closes it and the keeper ends the app's group.
+    _lifeline: Option<tokio::process::ChildStdin>,
     pub pid: Option<u32>,
     pub port: u16,
     pub started: Instant,
@@ -48,12 +51,29 @@ impl Instance {
 
     pub fn spawn(spec: &AppSpec, port: u16, slot: usize, logs: &AppLogs) -> Result<Instance, SupervisorError> {
         let program = spec.command.first().ok_or(SupervisorError::NoCommand)?;
-        let mut cmd = Command::new(program);
-        cmd.args(&spec.command[1..])
-            .env("PORT", port.to_string())
+        let mut cmd = match &spec.keeper {
+            Some(kevlar) => {
+                // The keeper would start it; a command that cannot be started is told here, now.
+                resolve(program, spec.cwd.as_deref())
+                    .map_err(|source| SupervisorError::Spawn { program: program.clone(), source })?;
+                let mut c = Command::new(kevlar);
+                c.arg(crate::keeper::KEEP_SUBCOMMAND)
+                    .arg("--grace-ms")
+                    .arg(spec.stop_grace.as_millis().to_string())
+                    .arg("--")
+                    .args(&spec.command);
+                c.stdin(Stdio::piped());
+                c
+            }
+            None => {
+                let mut c = Command::new(program);
+                c.args(&spec.command[1..]).stdin(Stdio::null());
+                c
+            }
+        };
+        cmd.env("PORT", port.to_string())
             .env("KEVLAR_INSTANCE", slot.to_string())
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -69,7 +89,8 @@ impl Instance {
         if let Some(err) = child.stderr.take() {
             tokio::spawn(pipe_lines(err, Some(tail.clone()), logs.err.clone(), logs.echo));
         }
-        Ok(Instance { pid: child.id(), child, port, started: Instant::now(), tail })
+        let lifeline = child.stdin.take();
+        Ok(Instance { pid: child.id(), _lifeline: lifeline, child, port, started: Instant::now(), tail })
     }
 
     pub fn stderr_tail(&self) -> Vec<String> {
@@ -96,6 +117,25 @@ impl Instance {
         }
         let _ = self.child.wait().await;
         ignored
+    }
+}
+
+/// Finds `program` as `execvp` would (a path with a `/` from `cwd`, otherwise on `PATH`).
+fn resolve(program: &str, cwd: Option<&std::path::Path>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable =
+        |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let found = if program.contains('/') {
+        let p = std::path::Path::new(program);
+        runnable(&cwd.map_or_else(|| p.to_owned(), |d| d.join(p)))
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| runnable(&dir.join(program))))
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)"))
     }
 }
 

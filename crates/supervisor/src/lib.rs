@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod instance;
+pub mod keeper;
 mod slot;
 
 use std::net::SocketAddr;
@@ -51,6 +52,9 @@ pub struct AppSpec {
     pub instances: usize,
     pub ready_timeout: Duration,
     pub stop_grace: Duration,
+    /// The `kevlar` binary, to start each instance under a keeper (`keeper.rs`) so that it dies
+    /// with Kevlar; `None` starts the command directly.
+    pub keeper: Option<PathBuf>,
     pub health: Health,
     pub backoff: Backoff,
 }

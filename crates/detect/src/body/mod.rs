@@ -95,7 +95,10 @@ impl FormTok {
 /// distinct names than Kevlar joins is a finding of its own (`too_many_names`; body-parser and
 /// PHP stop at 1,000).
 pub(crate) struct Joins {
-    map: HashMap<String, Join>,
+    /// By a hash of the name as the app reads it (a collision only joins more than needed).
+    map: HashMap<u64, Join>,
+    /// First values, one after the other (a `Join` keeps its range): one buffer, not one each.
+    firsts: Vec<u8>,
     prefix: &'static str,
     source: Source,
     told: bool,
@@ -104,6 +107,11 @@ pub(crate) struct Joins {
 #[derive(Default)]
 struct Join {
     count: u32,
+    /// Where the first value as it came (its last `JOIN_TAIL` bytes) is in `firsts`.
+    first: (u32, u16),
+    /// The join so far is plain text with no suspect word (`raw_form_clean`): joined with another
+    /// such value it cannot become an attack, so that join is not inspected.
+    clean: bool,
     comma: String,
     space: String,
 }
@@ -132,38 +140,55 @@ fn head(s: &str, n: usize) -> &str {
 
 impl Joins {
     pub(crate) fn new(prefix: &'static str, source: Source) -> Joins {
-        Joins { map: HashMap::new(), prefix, source, told: false }
+        Joins { map: HashMap::with_capacity(16), firsts: Vec::new(), prefix, source, told: false }
     }
 
-    pub(crate) fn add(&mut self, ins: &Inspector, sink: &mut Sink<'_>, key: &[u8], value: &[u8]) {
-        let name = crate::extract::form_decode(key);
-        let mut name: &str = &name;
+    /// One `key=value` pair as it came; `clean`: the value is plain (`raw_form_clean`).
+    pub(crate) fn add(&mut self, ins: &Inspector, sink: &mut Sink<'_>, key: &[u8], value: &[u8], clean: bool) {
+        use std::hash::{BuildHasher, Hasher};
+        let decoded = crate::extract::form_decode(key);
+        let mut name: &str = &decoded;
         // qs's nesting: `q[]`, `q[0]`, `q[a]`, `q[a][0]` are all parts of what the app reads as `q`.
         if let Some(open) = name.find('[') {
             if open > 0 && name.ends_with(']') {
                 name = &name[..open];
             }
         }
-        let value = crate::extract::form_decode(value);
-        if !self.map.contains_key(name) && self.map.len() >= JOIN_NAMES {
-            if !self.told {
-                self.told = true;
-                sink.add(Family::Evasion, Some(("too_many_names", 5)), self.prefix, "", "");
+        let mut h = JOIN_HASH.build_hasher();
+        h.write(name.as_bytes());
+        let id = h.finish();
+        if !self.map.contains_key(&id) {
+            if self.map.len() >= JOIN_NAMES {
+                if !self.told {
+                    self.told = true;
+                    sink.add(Family::Evasion, Some(("too_many_names", 5)), self.prefix, "", "");
+                }
+            } else {
+                let keep = &value[value.len().saturating_sub(JOIN_TAIL)..];
+                let at = self.firsts.len() as u32;
+                self.firsts.extend_from_slice(keep);
+                self.map.insert(id, Join { count: 1, first: (at, keep.len() as u16), clean, ..Join::default() });
             }
             return;
         }
-        let j = self.map.entry(name.to_owned()).or_default();
+        let Some(j) = self.map.get_mut(&id) else { return };
         j.count = j.count.saturating_add(1);
-        if j.count == 1 {
-            j.comma = tail(&value, JOIN_TAIL).to_owned();
+        let both_clean = j.clean && clean;
+        j.clean = both_clean;
+        if j.count == 2 {
+            let (at, len) = (j.first.0 as usize, usize::from(j.first.1));
+            let first = crate::extract::form_decode(&self.firsts[at..at + len]);
+            j.comma = tail(&first, JOIN_TAIL).to_owned();
             j.space = j.comma.clone();
-            return;
         }
+        let value = crate::extract::form_decode(value);
         let location = format!("{}.{name}[]", self.prefix);
         for (sep, buf) in [(",", &mut j.comma), (" ", &mut j.space)] {
             buf.push_str(sep);
             buf.push_str(head(&value, JOIN_HEAD));
-            ins.value(sink, self.source, &location, name, buf);
+            if !both_clean {
+                ins.value(sink, self.source, &location, name, buf);
+            }
             if value.len() > JOIN_HEAD {
                 buf.clear();
                 buf.push_str(tail(&value, JOIN_TAIL));
@@ -174,6 +199,10 @@ impl Joins {
         }
     }
 }
+
+/// One hasher for the join table: fixed keys are fine, a collision only joins two names.
+static JOIN_HASH: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
+    std::hash::BuildHasherDefault::new();
 
 /// Tells the shape of an undeclared body from its first bytes.
 pub fn sniff(b: &[u8]) -> (Shape, Option<String>) {
