@@ -58,4 +58,20 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 # Formatting is part of the contract (rustfmt.toml); skipped only where rustfmt is not installed.
 if cargo fmt --version >/dev/null 2>&1; then cargo fmt --all --check; fi
-cargo nextest run --workspace --no-fail-fast "$@"
+status=0
+cargo nextest run --workspace --no-fail-fast "$@" || status=$?
+
+# Nothing the tests started may outlive them: the apps, Kevlar, its keepers, the peers under
+# tests/. A keeper ends an app that ignores SIGTERM after its grace, so they get a few seconds.
+root="$(pwd -P)"
+leftovers() { pgrep -af -- "$root/(tests|examples|target)/" | grep -v -e "pgrep" -e "scripts/test.sh" || true; }
+for _ in $(seq 100); do
+  [ -z "$(leftovers)" ] && break
+  sleep 0.2
+done
+if [ -n "$(leftovers)" ]; then
+  echo "FAIL: processes started by the tests are still running:" >&2
+  leftovers >&2
+  exit 1
+fi
+exit "$status"

@@ -359,7 +359,7 @@ async fn secrets_in_query_strings_are_never_recorded_and_the_data_dir_is_private
 }
 
 /// An app that accepts a WebSocket upgrade and never closes its side, whatever the client does.
-fn holding_app() -> (std::process::Child, std::net::SocketAddr) {
+fn holding_app() -> (common::Owned, std::net::SocketAddr) {
     use std::io::BufRead;
     let script = r#"
 const http = require('http');
@@ -371,8 +371,9 @@ s.on('upgrade', (req, sock) => {
 });
 s.listen(0, '127.0.0.1', () => console.log('listening ' + s.address().port));
 "#;
-    let mut child =
-        std::process::Command::new("node").args(["-e", script]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = common::Owned::spawn(
+        std::process::Command::new("node").args(["-e", script]).stdout(std::process::Stdio::piped()),
+    );
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let port: u16 = line.trim().trim_start_matches("listening ").parse().unwrap();

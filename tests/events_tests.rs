@@ -49,12 +49,12 @@ async fn the_access_log_has_one_ecs_line_per_request() {
 async fn events_follow_prints_new_events_as_they_arrive() {
     let app = DemoApp::start();
     let k = Kevlar::guard(&app.url()).start();
-    let mut follow = Command::new(KEVLAR)
-        .args(["events", "--follow", "--json", "--action", "app_follow_test", "--data-dir"])
-        .arg(&k.data_dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut follow = common::Owned::spawn(
+        Command::new(KEVLAR)
+            .args(["events", "--follow", "--json", "--action", "app_follow_test", "--data-dir"])
+            .arg(&k.data_dir)
+            .stdout(Stdio::piped()),
+    );
     let (tx, rx) = std::sync::mpsc::channel();
     let out = follow.stdout.take().unwrap();
     std::thread::spawn(move || {

@@ -259,13 +259,13 @@ async fn the_command_can_come_from_the_config_and_logs_follow() {
     let cfg = format!("[app]\ncommand = [\"node\", \"{}\"]\n", app());
     let k = Kevlar::cmd(&["run"]).config(&cfg).start();
     wait_ok(&k).await;
-    let mut follow = Command::new(KEVLAR)
-        .args(["logs", "--follow", "--data-dir"])
-        .arg(&k.data_dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut follow = common::Owned::spawn(
+        Command::new(KEVLAR)
+            .args(["logs", "--follow", "--data-dir"])
+            .arg(&k.data_dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
     let out = follow.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -282,10 +282,12 @@ async fn the_command_can_come_from_the_config_and_logs_follow() {
         Ok(l) => l,
         Err(_) => {
             let _ = follow.kill();
-            let out = follow.wait_with_output().unwrap();
+            let mut stderr = String::new();
+            if let Some(mut e) = follow.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+            }
             panic!(
-                "logs --follow printed nothing; its stderr: {}; app.out.log: {:?}",
-                String::from_utf8_lossy(&out.stderr),
+                "logs --follow printed nothing; its stderr: {stderr}; app.out.log: {:?}",
                 std::fs::read_to_string(k.data_dir.join("logs/app.out.log"))
             );
         }

@@ -182,7 +182,7 @@ impl Joins {
             j.space = j.comma.clone();
         }
         let value = crate::extract::form_decode(value);
-        let location = format!("{}.{name}[]", self.prefix);
+        let location = if both_clean { String::new() } else { format!("{}.{name}[]", self.prefix) };
         for (sep, buf) in [(",", &mut j.comma), (" ", &mut j.space)] {
             buf.push_str(sep);
             buf.push_str(head(&value, JOIN_HEAD));
@@ -193,8 +193,8 @@ impl Joins {
                 buf.clear();
                 buf.push_str(tail(&value, JOIN_TAIL));
             } else {
-                let keep = tail(buf, JOIN_TAIL).to_owned();
-                *buf = keep;
+                let cut = buf.len() - tail(buf, JOIN_TAIL).len();
+                buf.drain(..cut);
             }
         }
     }
