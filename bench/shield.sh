@@ -27,6 +27,8 @@ for pkg in nginx-light wrk; do
 done
 if [ -n "${KEVLAR_BIN:-}" ]; then KEVLAR="$KEVLAR_BIN"; else cargo build --release -q; KEVLAR="$PWD/target/release/kevlar"; fi
 WORK="$(mktemp -d)"
+# nginx's workers run as another user: they must reach the page (mktemp makes the dir 0700).
+chmod 755 "$WORK"
 KPID=""
 cleanup() {
   [ -n "$KPID" ] && kill "$KPID" 2>/dev/null || true
@@ -118,6 +120,10 @@ for i = 1, math.floor(10000000 / #piece) do parts[i] = piece end
 wrk.body = table.concat(parts)
 LUA
 start_kevlar "$BASE[detect]\nmode = \"block\"\n"
+python3 -c "import sys; p=b'field=plain+words+of+a+long+form&'; sys.stdout.buffer.write(p*(10000000//len(p)))" > "$WORK/upload.body"
+ONE=$(curl -s -o /dev/null -w '%{http_code} in %{time_total} s' -X POST --data-binary @"$WORK/upload.body" \
+  -H 'content-type: application/x-www-form-urlencoded' "http://127.0.0.1:$KPORT/upload")
+echo "one upload alone: $ONE"
 RSS0=$(awk '/VmRSS/ {print $2}' "/proc/$KPID/status")
 timeout $((DUR + 30)) wrk -t2 -c8 -d"${DUR}s" --timeout 30s -s "$WORK/upload.lua" "http://127.0.0.1:$KPORT/upload" > "$WORK/upload.out" &
 WPID=$!
