@@ -158,3 +158,37 @@ fn a_data_dir_in_use_is_refused_never_shared() {
     let again = Kevlar::guard("http://127.0.0.1:9").data_dir(&dir).start();
     drop(again);
 }
+
+fn pgid_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    rest.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn the_next_start_ends_a_group_left_by_a_kevlar_that_died_with_its_keeper() {
+    // `pkill -9 kevlar` kills the keepers too: the app is left running; the next start ends it.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let pid_file = tmp.path().join("pids");
+    let app = repo().join("tests/fixtures/apps/stubborn.js");
+    let config = format!("[app]\nstop_grace = \"1s\"\n[app.env]\nPID_FILE = \"{}\"\n", pid_file.display());
+    let start = || Kevlar::cmd(&["run", "--", "node", app.to_str().unwrap()]).data_dir(&data).config(&config).start();
+    let mut first = start();
+    wait_up(&first, "/").await;
+    let (old_app, old_grandchild) = pids(&pid_file);
+    let keeper = pgid_of(old_app);
+    assert_ne!(keeper, old_app, "the app runs under a keeper that leads its group");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(keeper), nix::sys::signal::Signal::SIGKILL).unwrap();
+    first.kill9();
+    assert!(alive(old_app) && alive(old_grandchild), "with its keeper gone too, the app is an orphan");
+    let second = start();
+    assert!(!alive(old_app) && !alive(old_grandchild), "the orphaned group is ended before the new app starts");
+    wait_up(&second, "/").await;
+    let (new_app, _) = pids(&pid_file);
+    assert_ne!(new_app, old_app);
+    assert!(alive(new_app), "exactly one copy: the new one");
+    assert!(second.stderr().contains("left running by a Kevlar that died"), "{}", second.stderr());
+    let ev = second.wait_event(|e| e["event"]["action"] == "sys_orphan_reaped");
+    assert_eq!(ev["kevlar"]["pgid"], keeper);
+}

@@ -282,6 +282,31 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     let mut app_handle = None;
     if let Some(cmd) = command {
         let a = &config.app;
+        // Groups a dead Kevlar (and its keepers) left running are ended before ours start.
+        let groups = config.data_dir.join("groups");
+        let grace = a.stop_grace;
+        let reaped = tokio::task::spawn_blocking(move || kevlar_supervisor::orphans::reap(&groups, grace))
+            .await
+            .unwrap_or_default();
+        for r in reaped {
+            let how = if r.killed { "SIGKILL after the grace" } else { "SIGTERM" };
+            eprintln!(
+                "kevlar: ended process group {} ({} processes) left running by a Kevlar that died ({how})",
+                r.pgid,
+                r.pids.len()
+            );
+            bus.publish(
+                SecurityEvent::new(
+                    "sys_orphan_reaped",
+                    Category::Process,
+                    Severity::Warning,
+                    format!("ended process group {} left running by a Kevlar that died", r.pgid),
+                )
+                .with_kevlar("pgid", r.pgid)
+                .with_kevlar("pids", r.pids.clone())
+                .with_kevlar("killed", r.killed),
+            );
+        }
         let spec = AppSpec {
             command: cmd,
             port: a.port,
@@ -291,6 +316,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
             ready_timeout: a.ready_timeout,
             stop_grace: a.stop_grace,
             keeper: std::env::current_exe().ok(),
+            groups_dir: Some(config.data_dir.join("groups")),
             health: Health {
                 path: a.health.path.clone(),
                 interval: a.health.interval,

@@ -38,6 +38,8 @@ pub(crate) struct Instance {
     /// The keeper's stdin: while Kevlar holds it the keeper keeps the app; when Kevlar dies, the
     /// kernel closes it and the keeper ends the app's group.
     _lifeline: Option<tokio::process::ChildStdin>,
+    /// The group's record for the next start, removed with the instance.
+    _record: Option<crate::orphans::GroupRecord>,
     pub pid: Option<u32>,
     pub port: u16,
     pub started: Instant,
@@ -90,7 +92,17 @@ impl Instance {
             tokio::spawn(pipe_lines(err, Some(tail.clone()), logs.err.clone(), logs.echo));
         }
         let lifeline = child.stdin.take();
-        Ok(Instance { pid: child.id(), _lifeline: lifeline, child, port, started: Instant::now(), tail })
+        let record =
+            spec.groups_dir.as_deref().zip(child.id()).and_then(|(d, pid)| crate::orphans::GroupRecord::write(d, pid));
+        Ok(Instance {
+            pid: child.id(),
+            _lifeline: lifeline,
+            _record: record,
+            child,
+            port,
+            started: Instant::now(),
+            tail,
+        })
     }
 
     pub fn stderr_tail(&self) -> Vec<String> {

@@ -6,6 +6,7 @@
 
 mod instance;
 pub mod keeper;
+pub mod orphans;
 mod slot;
 
 use std::net::SocketAddr;
@@ -55,6 +56,8 @@ pub struct AppSpec {
     /// The `kevlar` binary, to start each instance under a keeper (`keeper.rs`) so that it dies
     /// with Kevlar; `None` starts the command directly.
     pub keeper: Option<PathBuf>,
+    /// Where each running instance's process group is recorded (`orphans.rs`); `None`: nowhere.
+    pub groups_dir: Option<PathBuf>,
     pub health: Health,
     pub backoff: Backoff,
 }
