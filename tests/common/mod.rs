@@ -61,7 +61,9 @@ impl DemoApp {
     }
 
     fn node(script: &Path, ready: &'static str) -> DemoApp {
+        use std::os::unix::process::CommandExt;
         let mut child = Command::new("node")
+            .process_group(0)
             .arg(script)
             .env("PORT", "0")
             .stdout(Stdio::piped())
@@ -82,8 +84,7 @@ impl DemoApp {
 
 impl Drop for DemoApp {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
     }
 }
 
@@ -293,13 +294,23 @@ pub fn raw(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A process a test started, killed (and reaped) when the guard drops, after a panic too.
+/// A process a test started, in a process group of its own: the whole group is killed (and the
+/// process reaped) when the guard drops, after a panic too.
 pub struct Owned(pub Child);
 
 impl Owned {
     pub fn spawn(cmd: &mut Command) -> Owned {
-        Owned(cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")))
+        use std::os::unix::process::CommandExt;
+        Owned(cmd.process_group(0).spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")))
     }
+}
+
+/// SIGKILL to the group `child` leads, then to `child` itself.
+fn kill_group(child: &mut Child) {
+    let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 impl std::ops::Deref for Owned {
@@ -317,8 +328,7 @@ impl std::ops::DerefMut for Owned {
 
 impl Drop for Owned {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        kill_group(&mut self.0);
     }
 }
 
