@@ -213,10 +213,11 @@ fn raw_form_clean(raw: &[u8]) -> bool {
     let Some(searcher) = plain_suspects() else { return false };
     BUF.with(|b| {
         let mut b = b.borrow_mut();
+        // Decoding never lengthens: written in place, then cut to what was written.
         b.clear();
-        b.reserve(raw.len());
+        b.resize(raw.len(), 0);
         let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-        let mut i = 0;
+        let (mut i, mut n) = (0, 0);
         while i < raw.len() {
             let c = match raw[i] {
                 b'+' => b' ',
@@ -229,15 +230,32 @@ fn raw_form_clean(raw: &[u8]) -> bool {
                 },
                 c => c,
             };
-            if !PLAIN_ASCII[c as usize] {
+            // 0: not plain ASCII; otherwise the byte lower-cased.
+            let low = PLAIN_LOWER[c as usize];
+            if low == 0 {
                 return false;
             }
-            b.push(c.to_ascii_lowercase());
+            b[n] = low;
+            n += 1;
             i += 1;
         }
+        b.truncate(n);
         searcher.find(&b[..]).is_none()
     })
 }
+
+/// [`PLAIN_ASCII`] as a map: 0 for a byte that is not plain, else the byte lower-cased.
+const PLAIN_LOWER: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        if PLAIN_ASCII[i] {
+            t[i] = (i as u8).to_ascii_lowercase();
+        }
+        i += 1;
+    }
+    t
+};
 
 /// [`PLAIN`] without the non-ASCII bytes (which need folding first).
 const PLAIN_ASCII: [bool; 256] = {
