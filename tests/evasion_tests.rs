@@ -224,6 +224,10 @@ async fn untyped_bodies_are_read_by_their_shape() {
         let h: Vec<(&str, &str)> = ct.iter().map(|c| ("content-type", *c)).collect();
         assert_eq!(post(&k, "/upload", &h, body.into_bytes()).await.0, 403, "{ct:?}");
     }
+    // Control bytes first, a form after: the demo app (as a catch-all form parser) reads `q`.
+    let binary = b"\0\0\0&q=1%27%20union%20select%20password%20from%20users--".to_vec();
+    assert_eq!(post(&k, "/upload", &[], binary).await.0, 403, "untyped binary");
+    k.wait_event(|e| e["kevlar"]["rule"] == "untyped_binary");
     // A text body that is text and clean passes.
     let (status, _) =
         post(&k, "/upload", &[("content-type", "text/plain")], b"Thanks for the quick delivery.".to_vec()).await;

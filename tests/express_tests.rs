@@ -138,6 +138,7 @@ fn cases() -> Vec<Case> {
             b"q=1%27%20union&q=select%20password%20from%20users--".to_vec(),
             "select password",
         ),
+        case("a suspect word made at the seam of plain values", FORM, None, b"q=1+order&q=by+5".to_vec(), "by 5"),
         case(
             "qs bracket nesting in a form",
             FORM,

@@ -109,8 +109,9 @@ struct Join {
     count: u32,
     /// Where the first value as it came (its last `JOIN_TAIL` bytes) is in `firsts`.
     first: (u32, u16),
-    /// The join so far is plain text with no suspect word (`raw_form_clean`): joined with another
-    /// such value it cannot become an attack, so that join is not inspected.
+    /// The join so far is plain text with no suspect word (`raw_form_clean`). Joined with another
+    /// such value, only the seam can make one (`1 order` + `by 5`): when the seam has none, the
+    /// join is not inspected again.
     clean: bool,
     comma: String,
     space: String,
@@ -182,11 +183,17 @@ impl Joins {
             j.space = j.comma.clone();
         }
         let value = crate::extract::form_decode(value);
-        let location = if both_clean { String::new() } else { format!("{}.{name}[]", self.prefix) };
+        let mut location = String::new();
         for (sep, buf) in [(",", &mut j.comma), (" ", &mut j.space)] {
+            // The longest suspect word is 16 bytes: a seam of 24 on each side holds any it makes.
+            let plain_seam = both_clean && !crate::needs_look(&format!("{}{sep}{}", tail(buf, 24), head(&value, 24)));
             buf.push_str(sep);
             buf.push_str(head(&value, JOIN_HEAD));
-            if !both_clean {
+            if !plain_seam {
+                j.clean = false;
+                if location.is_empty() {
+                    location = format!("{}.{name}[]", self.prefix);
+                }
                 ins.value(sink, self.source, &location, name, buf);
             }
             if value.len() > JOIN_HEAD {
@@ -246,6 +253,8 @@ pub struct Scanner {
     parts: Vec<Part<'static>>,
     stopped: bool,
     finished: bool,
+    /// The request declared no `Content-Type` at all.
+    untyped: bool,
 }
 
 /// The rules of the `evasion` family, with their scores.
@@ -259,6 +268,7 @@ pub enum Evasion {
     ValueTooLong,
     TooDeep,
     MultipartUnreadable,
+    UntypedBinary,
 }
 
 impl Evasion {
@@ -271,6 +281,7 @@ impl Evasion {
             Evasion::ValueTooLong => "value_too_long",
             Evasion::TooDeep => "too_deep",
             Evasion::MultipartUnreadable => "multipart_unreadable",
+            Evasion::UntypedBinary => "untyped_binary",
         }
     }
 
@@ -299,6 +310,7 @@ impl Scanner {
             parts: Vec::new(),
             stopped: false,
             finished: false,
+            untyped: !headers.contains_key(http::header::CONTENT_TYPE),
         };
         let encodings: Vec<String> = headers
             .get_all(http::header::CONTENT_ENCODING)
@@ -439,6 +451,11 @@ impl Scanner {
 
     fn decide(&mut self, ins: &Inspector) {
         let (shape, boundary) = sniff(&self.sniff);
+        // Binary is skipped, but a catch-all parser still reads `\0&q=…` as a form: binary with no
+        // type at all (a real client names its binary uploads) is a finding, not a silent skip.
+        if shape == Shape::Binary && self.untyped {
+            self.tell(ins, Evasion::UntypedBinary);
+        }
         self.start(shape, boundary);
         let buf = std::mem::take(&mut self.sniff);
         self.tokens(ins, &buf);
@@ -572,6 +589,24 @@ mod tests {
         let long = format!("a={}", "x".repeat(MAX_VALUE + 10));
         let f = scan(Some("application/x-www-form-urlencoded"), long.as_bytes(), 4096);
         assert!(f.iter().any(|(_, r)| *r == "value_too_long"), "{f:?}");
+    }
+
+    #[test]
+    fn a_suspect_word_made_at_the_seam_of_two_plain_values_is_inspected() {
+        // Each half is plain; joined as the app's array reads, `1 order by 5` is a column probe.
+        let ct = Some("application/x-www-form-urlencoded");
+        let whole = scan(ct, b"q=1+order+by+5", 64);
+        assert!(whole.iter().any(|(fam, _)| fam == "sqli"), "the joined text itself is a finding: {whole:?}");
+        let split = scan(ct, b"q=1+order&q=by+5", 64);
+        assert!(split.iter().any(|(fam, _)| fam == "sqli"), "{split:?}");
+        assert!(scan(ct, b"q=red&q=blue&q=green", 64).is_empty());
+    }
+
+    #[test]
+    fn untyped_binary_is_a_finding_typed_binary_is_not() {
+        let body = b"\0\0\0&q=1%27%20union%20select%20password%20from%20users--";
+        assert!(scan(None, body, 5).iter().any(|(_, r)| *r == "untyped_binary"));
+        assert!(scan(Some("application/octet-stream"), body, 5).is_empty());
     }
 
     #[test]
