@@ -8,32 +8,14 @@
 
 mod common;
 
-use std::io::Write;
 use std::time::Duration;
 
 use common::peers::wait_until;
-use common::{client, raw, DemoApp, Kevlar};
+use common::{client, deflate, gzip, raw, sha256_hex, DemoApp, Kevlar};
 use serde_json::Value;
 
 // Bans stay recorded only, so that every 403 below is the request's own.
 const BLOCK: &str = "[detect]\nmode = \"block\"\n[bans]\nenforce = false\n";
-
-fn gzip(d: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(d).unwrap();
-    e.finish().unwrap()
-}
-
-fn deflate(d: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(d).unwrap();
-    e.finish().unwrap()
-}
-
-fn sha256_hex(d: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, d);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
 
 async fn post(k: &Kevlar, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, String) {
     let mut r = client().post(k.url(path));
@@ -364,7 +346,6 @@ async fn secrets_in_query_strings_are_never_recorded_and_the_data_dir_is_private
 
 /// An app that accepts a WebSocket upgrade and never closes its side, whatever the client does.
 fn holding_app() -> (common::Owned, std::net::SocketAddr) {
-    use std::io::BufRead;
     let script = r#"
 const http = require('http');
 const s = http.createServer((q, r) => r.end('ok'));
@@ -375,13 +356,7 @@ s.on('upgrade', (req, sock) => {
 });
 s.listen(0, '127.0.0.1', () => console.log('listening ' + s.address().port));
 "#;
-    let mut child = common::Owned::spawn(
-        std::process::Command::new("node").args(["-e", script]).stdout(std::process::Stdio::piped()),
-    );
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port: u16 = line.trim().trim_start_matches("listening ").parse().unwrap();
-    (child, format!("127.0.0.1:{port}").parse().unwrap())
+    common::node_script(script)
 }
 
 fn fd_count(pid: u32) -> usize {

@@ -11,24 +11,12 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::peers::wait_until;
-use common::{client, DemoApp, Kevlar};
+use common::{client, deflate, gzip, sha256_hex, DemoApp, Kevlar};
 use serde_json::Value;
 
 const BLOCK: &str = "[detect]\nmode = \"block\"\n[bans]\nenforce = false\n";
 const SQLI: &str = "1' union select password from users--";
 const SQLI_URL: &str = "1%27%20union%20select%20password%20from%20users--";
-
-fn gzip(d: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(d).unwrap();
-    e.finish().unwrap()
-}
-
-fn deflate(d: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(d).unwrap();
-    e.finish().unwrap()
-}
 
 /// Brotli as Node's zlib writes it (the encoder the app's own stack pairs with).
 fn brotli(d: &[u8]) -> Vec<u8> {
@@ -42,11 +30,6 @@ fn brotli(d: &[u8]) -> Vec<u8> {
     let out = c.wait_with_output().unwrap();
     assert!(out.status.success());
     out.stdout
-}
-
-fn sha256_hex(d: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, d);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One bypass: what is sent, and the text the app's parsers must have read from it.

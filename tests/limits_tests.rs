@@ -192,7 +192,6 @@ fn malformed_requests_get_400_never_a_crash() {
 /// An app that answers every request after 200 ms and tells the most requests it ever held at
 /// once (`GET /max`).
 fn counting_app() -> (common::Owned, String) {
-    use std::io::BufRead;
     let script = r#"
 const http = require('http');
 let now = 0, max = 0;
@@ -203,13 +202,8 @@ const s = http.createServer((q, r) => {
 });
 s.listen(0, '127.0.0.1', () => console.log('listening ' + s.address().port));
 "#;
-    let mut child = common::Owned::spawn(
-        std::process::Command::new("node").args(["-e", script]).stdout(std::process::Stdio::piped()),
-    );
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port = line.trim().trim_start_matches("listening ").to_owned();
-    (child, format!("http://127.0.0.1:{port}"))
+    let (child, addr) = common::node_script(script);
+    (child, format!("http://{addr}"))
 }
 
 #[tokio::test]

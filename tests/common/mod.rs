@@ -332,6 +332,32 @@ impl Drop for Owned {
     }
 }
 
+/// Starts `node -e script`, a test app that prints `listening PORT` once it listens.
+pub fn node_script(script: &str) -> (Owned, SocketAddr) {
+    let mut child = Owned::spawn(Command::new("node").args(["-e", script]).stdout(Stdio::piped()));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port: u16 = line.trim().trim_start_matches("listening ").parse().unwrap();
+    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+pub fn gzip(d: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(d).unwrap();
+    e.finish().unwrap()
+}
+
+pub fn deflate(d: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(d).unwrap();
+    e.finish().unwrap()
+}
+
+pub fn sha256_hex(d: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, d);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A port nothing listens on.
 pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

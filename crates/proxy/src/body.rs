@@ -80,8 +80,8 @@ impl RequestBody {
     /// When the body is cut off: `timeout` after the last piece, or — as Apache's
     /// `mod_reqtimeout` MinRate — `timeout` plus one second per `min_rate` bytes after its start,
     /// whichever comes first.
-    fn deadline(&self) -> Instant {
-        let stall = Instant::now() + self.timeout;
+    fn deadline(&self, now: Instant) -> Instant {
+        let stall = now + self.timeout;
         if self.min_rate == 0 {
             return stall;
         }
@@ -184,8 +184,9 @@ impl Body for RequestBody {
                         return Poll::Ready(Some(Err(BodyError::TooLarge)));
                     }
                 }
-                let deadline = this.deadline();
-                if deadline <= Instant::now() {
+                let now = Instant::now();
+                let deadline = this.deadline(now);
+                if deadline <= now {
                     this.failed.store(FAIL_TIMEOUT, Ordering::Relaxed);
                     return Poll::Ready(Some(Err(BodyError::Timeout)));
                 }
@@ -219,7 +220,7 @@ impl Body for RequestBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                let deadline = this.deadline();
+                let deadline = this.deadline(Instant::now());
                 let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 ready!(sleep.as_mut().poll(cx));
                 this.failed.store(FAIL_TIMEOUT, Ordering::Relaxed);
