@@ -519,3 +519,74 @@ format = "vsftpd"
     assert_eq!((ok["user"]["name"].as_str(), ok["source"]["ip"].as_str()), (Some("carol"), Some("192.0.2.77")));
     assert!(!k.events(&["--limit", "10000"]).iter().any(|e| e["user"]["name"] == "ops"), "history was replayed");
 }
+
+/// Issue: Kevlar took the first identifier field, the app `email || username`. A login naming
+/// two users now counts for both and tells neither of them.
+#[test]
+fn a_login_naming_two_users_counts_for_both_and_tells_neither() {
+    let app = DemoApp::start();
+    let smtp = Smtp::start(false, None);
+    let k = guard(
+        &app,
+        &format!(
+            r#"
+[logins]
+user_failures = 5
+spray_users = 50
+
+[[alerts.sink]]
+name = "mail"
+type = "email"
+server = "127.0.0.1"
+port = {}
+security = "none"
+from = "Kevlar <kevlar@example.com>"
+to = "ops@example.com"
+"#,
+            smtp.port
+        ),
+    );
+    let pw = "password=correct+horse+battery+staple";
+    assert_eq!(login(&k, "alice@example.com", "correct horse battery staple", "192.0.2.10").status, 302);
+    // The attacker's own account (bob) under an address of their choice, from two networks:
+    // "victim@evil.test signed in from a new network" must not be mailed to that address.
+    for from in ["192.0.2.30", "198.51.100.3"] {
+        let r = post(&k, "/login", "username=victim%40evil.test&email=bob&password=hunter2hunter2", from, None);
+        assert_eq!(r.status, 302, "the app signs bob in");
+    }
+    // Rotating decoys beside alice's address: every failure is alice's too.
+    for i in 0..5 {
+        let r = post(
+            &k,
+            "/login",
+            &format!("username=decoy{i}&email=alice%40example.com&password=nope"),
+            &format!("198.51.100.{}", 20 + i),
+            None,
+        );
+        assert_eq!(r.status, 401);
+    }
+    let t = k.wait_event(|e| e["event"]["action"] == "authn_login_user_targeted");
+    assert_eq!(t["user"]["name"], "alice@example.com");
+    // From a new network, a decoy beside alice's address: the app signs alice in.
+    let r = post(&k, "/login", &format!("username=decoy&email=alice%40example.com&{pw}"), "203.0.113.5", None);
+    assert_eq!(r.status, 302);
+    let sid = r.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
+    let amb = k.wait_event(|e| e["event"]["action"] == "authn_login_ambiguous" && e["source"]["ip"] == "203.0.113.5");
+    assert_eq!(amb["kevlar"]["users"], serde_json::json!(["decoy", "alice@example.com"]));
+    let new_ip =
+        k.wait_event(|e| e["event"]["action"] == "authn_login_new_ip" && e["user"]["name"] == "alice@example.com");
+    assert!(new_ip["kevlar"].get("notify_email").is_none(), "{new_ip}");
+    // The change that follows is alice's: the owner hears of a possible takeover.
+    assert_eq!(post(&k, "/account/email", "email=mallory%40example.net", "203.0.113.5", Some(&sid)).status, 200);
+    let t = k.wait_event(|e| e["event"]["action"] == "authn_account_takeover");
+    assert_eq!(t["user"]["name"], "alice@example.com");
+    wait_until(20, "the takeover alert to the owner", || {
+        smtp.mails()
+            .iter()
+            .any(|m| m.envelope["to"][0] == "ops@example.com" && m.text().contains("possible account takeover"))
+    });
+    // Deliveries leave in order: had any user notice been queued before the alert, it is here.
+    let to: Vec<String> = smtp.mails().iter().map(|m| m.envelope["to"][0].as_str().unwrap_or("").to_owned()).collect();
+    assert!(to.iter().all(|t| t == "ops@example.com"), "user notices on an ambiguous identity: {to:?}");
+    assert!(count(&k, "authn_login_ambiguous") >= 8);
+}

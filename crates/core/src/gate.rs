@@ -157,7 +157,10 @@ impl Verdict {
 pub struct LoginAttempt {
     /// The endpoint that matched (index into the configured ones, or the automatic shape).
     pub endpoint: usize,
-    pub user: String,
+    /// Who the attempt is for: the value of its identifier field. More than one when the request
+    /// names several identities that disagree (`username=decoy&email=alice@…`, a repeated field):
+    /// the app may read any of them, so the attempt counts for each and no user is told.
+    pub users: Vec<String>,
     /// The password is in the breached-password index, seen this many times.
     pub breached: Option<u64>,
 }
@@ -166,8 +169,11 @@ pub struct LoginAttempt {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RequestContext {
     pub login: Option<LoginAttempt>,
-    /// The user a session cookie of the request belongs to.
+    /// The user a session cookie of the request belongs to, when that is certain.
     pub session_user: Option<String>,
+    /// Every user the session may belong to: the one above, or all the identities of the
+    /// ambiguous login that set it (then `session_user` is `None`).
+    pub session_candidates: Vec<String>,
     /// An account-change route matched (index into the configured ones).
     pub change: Option<usize>,
 }

@@ -42,6 +42,8 @@ const AUTO_PATHS: &[&str] = &[
 const AUTO_USER: &[&str] = &["email", "username", "user", "login"];
 const AUTO_PASSWORD: &[&str] = &["password"];
 const MAX_USER: usize = 128;
+/// Identities kept from one login request; more than one makes it ambiguous.
+const MAX_CANDIDATES: usize = 4;
 /// Networks remembered per user.
 const MAX_NETS: usize = 20;
 
@@ -91,7 +93,8 @@ struct State {
     pairs: HashMap<(String, IpAddr), Pair>,
     users: HashMap<String, User>,
     addrs: HashMap<IpAddr, Addr>,
-    sessions: HashMap<[u8; 16], (String, i64)>,
+    /// A session's users (one, or every identity of the ambiguous login that set it), and expiry.
+    sessions: HashMap<[u8; 16], (Vec<String>, i64)>,
     spike: Spike,
 }
 
@@ -99,7 +102,7 @@ struct State {
 #[derive(Debug)]
 pub struct Deferred {
     endpoint: usize,
-    user: String,
+    users: Vec<String>,
     breached: Option<u64>,
     by_status: Option<bool>,
     status: u16,
@@ -273,13 +276,15 @@ impl Logins {
         u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
     }
 
-    /// The username of a login request, and what `check` says of its password (the password
-    /// itself goes no further than `check`).
+    /// Who a login request is for, and what `check` says of its password (the password itself
+    /// goes no further than `check`). Every distinct value of every identifier field, in body
+    /// order: apps differ in which one they read (`email || username`, the last of a repeated
+    /// field), so when they disagree Kevlar cannot tell and keeps them all.
     fn credentials<T>(
         ep: Option<&LoginEndpoint>,
         view: &RequestView<'_>,
         check: impl Fn(&[u8]) -> Option<T>,
-    ) -> Option<(String, Option<T>)> {
+    ) -> Option<(Vec<String>, Option<T>)> {
         if ep.is_some_and(|e| e.basic) {
             let auth = view.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
             let b64 = auth.strip_prefix("Basic ").or_else(|| auth.strip_prefix("basic "))?;
@@ -289,7 +294,7 @@ impl Logins {
             if pass.is_empty() {
                 return None;
             }
-            return clean_user(user).map(|u| (u, check(pass.as_bytes())));
+            return clean_user(user).map(|u| (vec![u], check(pass.as_bytes())));
         }
         let users: Vec<&str> = ep.map_or(AUTO_USER.to_vec(), |e| e.username.iter().map(String::as_str).collect());
         let passwords: Vec<&str> =
@@ -311,18 +316,22 @@ impl Logins {
             }
         };
         let all = parts.iter().chain(owned.iter());
-        let mut user = None;
+        let mut found: Vec<String> = Vec::new();
         let mut password = None;
         for p in all {
             let f = field(p);
-            if user.is_none() && users.iter().any(|u| u.eq_ignore_ascii_case(&f)) {
-                user = clean_user(&p.value);
+            if users.iter().any(|u| u.eq_ignore_ascii_case(&f)) {
+                if let Some(u) = clean_user(&p.value) {
+                    if found.len() < MAX_CANDIDATES && !found.iter().any(|x| x.to_lowercase() == u.to_lowercase()) {
+                        found.push(u);
+                    }
+                }
             } else if password.is_none() && passwords.iter().any(|u| u.eq_ignore_ascii_case(&f)) && !p.value.is_empty()
             {
                 password = Some(check(p.value.as_bytes()));
             }
         }
-        Some((user?, password?))
+        (!found.is_empty()).then_some((found, password?))
     }
 
     /// Keyed hashes of the request's session-like cookies (usually none or one).
@@ -343,8 +352,11 @@ impl Logins {
         out
     }
 
-    fn session_user(hashes: &[[u8; 16]], now: i64, st: &State) -> Option<String> {
-        hashes.iter().find_map(|h| st.sessions.get(h).filter(|(_, exp)| *exp > now).map(|(u, _)| u.clone()))
+    fn session_users(hashes: &[[u8; 16]], now: i64, st: &State) -> Vec<String> {
+        hashes
+            .iter()
+            .find_map(|h| st.sessions.get(h).filter(|(_, exp)| *exp > now).map(|(u, _)| u.clone()))
+            .unwrap_or_default()
     }
 
     fn event(
@@ -396,9 +408,10 @@ impl Logins {
             return seen;
         }
         let Ok(st) = self.state.lock() else { return seen };
-        let session_user = Self::session_user(&sessions, now, &st);
+        let session_candidates = Self::session_users(&sessions, now, &st);
+        let session_user = (session_candidates.len() == 1).then(|| session_candidates[0].clone());
         let mut login = None;
-        if let Some((idx, (user, breached))) = attempt {
+        if let Some((idx, (users, breached))) = attempt {
             if let Some(bucket) = breached {
                 seen.add_headers.push((
                     http::HeaderName::from_static("kevlar-breached-password"),
@@ -409,27 +422,31 @@ impl Logins {
                     http::HeaderValue::from_static(bucket.as_str()),
                 ));
             }
-            let lower = user.to_lowercase();
-            if let Some(p) = st.pairs.get(&(lower.clone(), meta.ip)) {
-                if p.blocked_until > now && self.enforce {
-                    seen.refuse_for = Some(((p.blocked_until - now + 999) / 1000).max(1) as u64);
+            // Any identity the request names that is locked or slowed locks or slows it.
+            for user in &users {
+                let lower = user.to_lowercase();
+                if let Some(p) = st.pairs.get(&(lower.clone(), meta.ip)) {
+                    if p.blocked_until > now && self.enforce {
+                        let left = ((p.blocked_until - now + 999) / 1000).max(1) as u64;
+                        seen.refuse_for = Some(seen.refuse_for.map_or(left, |r| r.max(left)));
+                    }
                 }
-            }
-            if let Some(u) = st.users.get(&lower) {
-                let day = now - 86_400_000;
-                let recent = u.fails.iter().filter(|t| **t > day).count() as u32;
-                if recent >= self.cfg.user_failures && self.enforce {
-                    seen.delay = Some(self.cfg.user_delay);
+                if let Some(u) = st.users.get(&lower) {
+                    let day = now - 86_400_000;
+                    let recent = u.fails.iter().filter(|t| **t > day).count() as u32;
+                    if recent >= self.cfg.user_failures && self.enforce {
+                        seen.delay = Some(self.cfg.user_delay);
+                    }
                 }
             }
             let breached = breached.map(|b| match b {
                 kevlar_breach::Bucket::Seen => 1,
                 kevlar_breach::Bucket::Often => kevlar_breach::OFTEN,
             });
-            login = Some(LoginAttempt { endpoint: idx, user, breached });
+            login = Some(LoginAttempt { endpoint: idx, users, breached });
         }
-        if login.is_some() || session_user.is_some() || change.is_some() {
-            seen.context = Some(RequestContext { login, session_user, change });
+        if login.is_some() || !session_candidates.is_empty() || change.is_some() {
+            seen.context = Some(RequestContext { login, session_user, session_candidates, change });
         }
         seen
     }
@@ -514,7 +531,8 @@ impl Logins {
 
         let attempt = ctx.and_then(|c| c.login.as_ref());
         let login = match (reported_login, attempt) {
-            (Some((u, ok)), _) => Some((u, Some(ok), true, attempt.and_then(|a| a.breached))),
+            // The app said who it was: that wins over what the request named.
+            (Some((u, ok)), _) => Some((vec![u], Some(ok), true, attempt.and_then(|a| a.breached))),
             (None, Some(a)) => {
                 let ep = (a.endpoint != AUTO).then(|| self.cfg.endpoints.get(a.endpoint)).flatten();
                 let by_status = outcome(ep, meta.path, status, headers);
@@ -525,7 +543,7 @@ impl Logins {
                     }
                     *deferred = Some(Deferred {
                         endpoint: a.endpoint,
-                        user: a.user.clone(),
+                        users: a.users.clone(),
                         breached: a.breached,
                         by_status,
                         status,
@@ -539,16 +557,16 @@ impl Logins {
                     });
                     None
                 } else {
-                    Some((a.user.clone(), by_status, false, a.breached))
+                    Some((a.users.clone(), by_status, false, a.breached))
                 }
             }
             _ => None,
         };
-        if let Some((user, Some(ok), by_app, breached)) = login {
+        if let Some((users, Some(ok), by_app, breached)) = login {
             self.apply(
                 &mut st,
                 meta,
-                &user,
+                &users,
                 ok,
                 by_app,
                 breached,
@@ -560,56 +578,16 @@ impl Logins {
             );
         }
 
-        // An account change by the signed-in user.
-        if let (Some(ci), Some(user), true) =
-            (ctx.and_then(|c| c.change), session_user.as_deref(), (200..300).contains(&status))
+        // An account change by the signed-in user (or, after an ambiguous login, by one of the
+        // identities it named: each is told to the owner, none to the user).
+        let candidates = ctx.map(|c| c.session_candidates.as_slice()).unwrap_or_default();
+        if let (Some(ci), false, true) =
+            (ctx.and_then(|c| c.change), candidates.is_empty(), (200..300).contains(&status))
         {
             if let Some(ch) = self.cfg.changes.get(ci).cloned() {
-                let takeover_window = self.cfg.takeover_window.as_millis() as i64;
-                let u = self.user_mut(&mut st, user, now);
-                let (action, what) = match ch.kind {
-                    ChangeKind::Email => ("user_updated", "email address"),
-                    ChangeKind::Password => ("authn_password_change", "password"),
-                    ChangeKind::Profile => ("user_updated", "profile"),
-                };
-                let ev = Self::event(
-                    meta,
-                    action,
-                    Severity::Notice,
-                    Outcome::Success,
-                    Some(user),
-                    format!("{user} changed their {what}"),
-                )
-                .with_kevlar("change", ch.kind.as_str());
-                let kind = match ch.kind {
-                    ChangeKind::Email => "email_changed",
-                    ChangeKind::Password => "password_changed",
-                    ChangeKind::Profile => "profile_changed",
-                };
-                let recent_new_ip = u.new_ip.filter(|(at, _)| now - at <= takeover_window);
-                let ev = if ch.kind == ChangeKind::Profile { ev } else { self.notify(u, user, kind, now, ev) };
-                out.push(ev);
-                if let (Some((at, from)), ChangeKind::Email | ChangeKind::Password) = (recent_new_ip, ch.kind) {
-                    out.push(
-                        Self::event(
-                            meta,
-                            "authn_account_takeover",
-                            Severity::Alert,
-                            Outcome::Unknown,
-                            Some(user),
-                            format!(
-                                "possible account takeover: {user} changed their {what} {} min after signing in from a new network ({from})",
-                                (now - at) / 60_000
-                            ),
-                        )
-                        .with_kevlar("change", ch.kind.as_str())
-                        .with_kevlar("new_ip", from.to_string()),
-                    );
-                }
-                if ch.kind == ChangeKind::Email {
-                    if let Some(e) = app_email.filter(|e| is_email(e)) {
-                        u.email = Some(e);
-                    }
+                let ambiguous = candidates.len() > 1;
+                for user in candidates {
+                    self.change_by(&mut st, meta, user, &ch, ambiguous, app_email.as_deref(), now, &mut out);
                 }
             }
         }
@@ -617,11 +595,74 @@ impl Logins {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn apply(
+    fn change_by(
         &self,
         st: &mut State,
         meta: &RequestMeta<'_>,
         user: &str,
+        ch: &kevlar_config::AccountChange,
+        ambiguous: bool,
+        app_email: Option<&str>,
+        now: i64,
+        out: &mut Vec<SecurityEvent>,
+    ) {
+        let takeover_window = self.cfg.takeover_window.as_millis() as i64;
+        let u = self.user_mut(st, user, now);
+        let (action, what) = match ch.kind {
+            ChangeKind::Email => ("user_updated", "email address"),
+            ChangeKind::Password => ("authn_password_change", "password"),
+            ChangeKind::Profile => ("user_updated", "profile"),
+        };
+        let mut ev = Self::event(
+            meta,
+            action,
+            Severity::Notice,
+            Outcome::Success,
+            Some(user),
+            format!("{user} changed their {what}"),
+        )
+        .with_kevlar("change", ch.kind.as_str());
+        if ambiguous {
+            ev = ev.with_kevlar("ambiguous", true);
+        }
+        let kind = match ch.kind {
+            ChangeKind::Email => "email_changed",
+            ChangeKind::Password => "password_changed",
+            ChangeKind::Profile => "profile_changed",
+        };
+        let recent_new_ip = u.new_ip.filter(|(at, _)| now - at <= takeover_window);
+        let ev = if ch.kind == ChangeKind::Profile || ambiguous { ev } else { self.notify(u, user, kind, now, ev) };
+        out.push(ev);
+        if let (Some((at, from)), ChangeKind::Email | ChangeKind::Password) = (recent_new_ip, ch.kind) {
+            out.push(
+                Self::event(
+                    meta,
+                    "authn_account_takeover",
+                    Severity::Alert,
+                    Outcome::Unknown,
+                    Some(user),
+                    format!(
+                        "possible account takeover: {user} changed their {what} {} min after signing in from a new network ({from})",
+                        (now - at) / 60_000
+                    ),
+                )
+                .with_kevlar("change", ch.kind.as_str())
+                .with_kevlar("new_ip", from.to_string()),
+            );
+        }
+        if ch.kind == ChangeKind::Email && !ambiguous {
+            if let Some(e) = app_email.filter(|e| is_email(e)) {
+                u.email = Some(e.to_owned());
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        st: &mut State,
+        meta: &RequestMeta<'_>,
+        users: &[String],
         ok: bool,
         by_app: bool,
         breached: Option<u64>,
@@ -631,25 +672,46 @@ impl Logins {
         now: i64,
         out: &mut Vec<SecurityEvent>,
     ) {
-        if let Some(e) = app_email.filter(|e| is_email(e)) {
+        let ambiguous = users.len() > 1;
+        if ambiguous {
+            // Kevlar cannot know which of these the app reads: a finding of its own.
+            let list = users.join(", ");
+            out.push(
+                Self::event(
+                    meta,
+                    "authn_login_ambiguous",
+                    Severity::Warning,
+                    if ok { Outcome::Success } else { Outcome::Failure },
+                    None,
+                    format!(
+                        "a sign-in named {} different users ({list}); it counts for each and no user is told",
+                        users.len()
+                    ),
+                )
+                .with_kevlar("users", users.to_vec()),
+            );
+        }
+        if let (Some(e), [user]) = (app_email.filter(|e| is_email(e)), users) {
             self.user_mut(st, user, now).email = Some(e.to_owned());
         }
         if ok {
-            self.success(st, meta, user, status, headers, by_app, breached, now, out);
+            self.success(st, meta, users, status, headers, by_app, breached, now, out);
         } else {
-            self.failure(st, meta, user, status, by_app, now, out);
+            self.failure(st, meta, users, status, by_app, now, out);
             if let Some(count) = breached {
-                out.push(
-                    Self::event(
-                        meta,
-                        "authn_password_breached",
-                        Severity::Notice,
-                        Outcome::Failure,
-                        Some(user),
-                        format!("failed sign-in for {user} with a password found in data breaches"),
-                    )
-                    .with_kevlar("breach_count", if count >= kevlar_breach::OFTEN { "100+" } else { "1+" }),
-                );
+                for user in users {
+                    out.push(
+                        Self::event(
+                            meta,
+                            "authn_password_breached",
+                            Severity::Notice,
+                            Outcome::Failure,
+                            Some(user),
+                            format!("failed sign-in for {user} with a password found in data breaches"),
+                        )
+                        .with_kevlar("breach_count", if count >= kevlar_breach::OFTEN { "100+" } else { "1+" }),
+                    );
+                }
             }
         }
     }
@@ -676,7 +738,7 @@ impl Logins {
         self.apply(
             &mut st,
             &meta,
-            &d.user,
+            &d.users,
             ok,
             false,
             d.breached,
@@ -700,12 +762,15 @@ impl Logins {
         u
     }
 
+    /// A successful login. When it named several identities (`users.len() > 1`) each gets the
+    /// events, none a notice; the lockouts of none are lifted and the network is learned for none
+    /// (a success as the attacker's own account must not vouch for the victim's).
     #[allow(clippy::too_many_arguments)]
     fn success(
         &self,
         st: &mut State,
         meta: &RequestMeta<'_>,
-        user: &str,
+        users: &[String],
         status: u16,
         headers: &HeaderMap,
         by_app: bool,
@@ -713,20 +778,8 @@ impl Logins {
         now: i64,
         out: &mut Vec<SecurityEvent>,
     ) {
-        st.pairs.remove(&(user.to_lowercase(), meta.ip));
-        let mut ev = Self::event(
-            meta,
-            "authn_login_success",
-            Severity::Info,
-            Outcome::Success,
-            Some(user),
-            format!("{user} signed in"),
-        );
-        ev.status_code = Some(status);
-        if by_app {
-            ev = ev.with_kevlar("reported_by", "app_header");
-        }
-        // The session the answer sets belongs to this user from now on.
+        let ambiguous = users.len() > 1;
+        // The session the answer sets belongs to this user (these users) from now on.
         let cookies: Vec<(String, String)> = headers
             .get_all(http::header::SET_COOKIE)
             .iter()
@@ -738,158 +791,196 @@ impl Logins {
             .iter()
             .find(|(k, _)| self.cfg.session_cookies.iter().any(|n| n == k))
             .or_else(|| (cookies.len() == 1).then(|| &cookies[0]));
-        if let Some((name, value)) = session {
+        if let Some((_, value)) = session {
             let cap = self.cfg.max_tracked;
             if make_room(&mut st.sessions, cap, |(_, exp)| *exp <= now, |_| false) {
-                st.sessions.insert(self.hash(value.as_bytes()), (user.to_owned(), now + 7 * 86_400_000));
+                st.sessions.insert(self.hash(value.as_bytes()), (users.to_vec(), now + 7 * 86_400_000));
                 self.any_session.store(true, std::sync::atomic::Ordering::Relaxed);
             }
-            ev = ev.with_kevlar("session_cookie", name.clone());
         }
         let (v4, v6) = (self.cfg.new_ip_prefix_v4, self.cfg.new_ip_prefix_v6);
         let net = net_of(meta.ip, v4, v6);
-        let u = self.user_mut(st, user, now);
-        let known = u.nets.iter().any(|(n, _)| n.contains(&meta.ip));
-        let first = u.nets.is_empty();
-        if known {
-            if let Some(e) = u.nets.iter_mut().find(|(n, _)| n.contains(&meta.ip)) {
-                e.1 = now;
+        for user in users {
+            let user = user.as_str();
+            if !ambiguous {
+                st.pairs.remove(&(user.to_lowercase(), meta.ip));
             }
-        } else {
-            if u.nets.len() >= MAX_NETS {
-                if let Some(oldest) = u.nets.iter().enumerate().min_by_key(|(_, (_, t))| *t).map(|(i, _)| i) {
-                    u.nets.remove(oldest);
+            let mut ev = Self::event(
+                meta,
+                "authn_login_success",
+                Severity::Info,
+                Outcome::Success,
+                Some(user),
+                format!("{user} signed in"),
+            );
+            ev.status_code = Some(status);
+            if by_app {
+                ev = ev.with_kevlar("reported_by", "app_header");
+            }
+            if let Some((name, _)) = session {
+                ev = ev.with_kevlar("session_cookie", name.clone());
+            }
+            if ambiguous {
+                ev = ev.with_kevlar("ambiguous", true);
+            }
+            let u = self.user_mut(st, user, now);
+            let known = u.nets.iter().any(|(n, _)| n.contains(&meta.ip));
+            let first = u.nets.is_empty();
+            if known {
+                if let Some(e) = u.nets.iter_mut().find(|(n, _)| n.contains(&meta.ip)) {
+                    e.1 = now;
                 }
+            } else if !ambiguous {
+                if u.nets.len() >= MAX_NETS {
+                    if let Some(oldest) = u.nets.iter().enumerate().min_by_key(|(_, (_, t))| *t).map(|(i, _)| i) {
+                        u.nets.remove(oldest);
+                    }
+                }
+                u.nets.push((net, now));
             }
-            u.nets.push((net, now));
-        }
-        out.push(ev);
-        if !known && !first {
-            u.new_ip = Some((now, meta.ip));
-            let ev = Self::event(
-                meta,
-                "authn_login_new_ip",
-                Severity::Warning,
-                Outcome::Success,
-                Some(user),
-                format!("{user} signed in from a new network ({net})"),
-            )
-            .with_kevlar("network", net.to_string());
-            let ev = self.notify(u, user, "new_ip", now, ev);
             out.push(ev);
-        }
-        if let Some(count) = breached {
-            let ev = Self::event(
-                meta,
-                "authn_password_breached",
-                Severity::Warning,
-                Outcome::Success,
-                Some(user),
-                format!("{user} signed in with a password found in data breaches"),
-            )
-            .with_kevlar("breach_count", if count >= kevlar_breach::OFTEN { "100+" } else { "1+" });
-            let ev = self.notify(u, user, "breached_password", now, ev);
-            out.push(ev);
+            if !known && !first {
+                u.new_ip = Some((now, meta.ip));
+                let mut ev = Self::event(
+                    meta,
+                    "authn_login_new_ip",
+                    Severity::Warning,
+                    Outcome::Success,
+                    Some(user),
+                    format!("{user} signed in from a new network ({net})"),
+                )
+                .with_kevlar("network", net.to_string());
+                if ambiguous {
+                    ev = ev.with_kevlar("ambiguous", true);
+                } else {
+                    ev = self.notify(u, user, "new_ip", now, ev);
+                }
+                out.push(ev);
+            }
+            if let Some(count) = breached {
+                let ev = Self::event(
+                    meta,
+                    "authn_password_breached",
+                    Severity::Warning,
+                    Outcome::Success,
+                    Some(user),
+                    format!("{user} signed in with a password found in data breaches"),
+                )
+                .with_kevlar("breach_count", if count >= kevlar_breach::OFTEN { "100+" } else { "1+" });
+                let ev = if ambiguous { ev } else { self.notify(u, user, "breached_password", now, ev) };
+                out.push(ev);
+            }
         }
     }
 
+    /// A failed login: counted for every identity it named (no user notice when there are
+    /// several), once for the address and the site.
     #[allow(clippy::too_many_arguments)]
     fn failure(
         &self,
         st: &mut State,
         meta: &RequestMeta<'_>,
-        user: &str,
+        users: &[String],
         status: u16,
         by_app: bool,
         now: i64,
         out: &mut Vec<SecurityEvent>,
     ) {
         let cfg = &self.cfg;
-        let mut ev = Self::event(
-            meta,
-            "authn_login_fail",
-            Severity::Notice,
-            Outcome::Failure,
-            Some(user),
-            format!("failed sign-in for {user}"),
-        );
-        ev.status_code = Some(status);
-        if by_app {
-            ev = ev.with_kevlar("reported_by", "app_header");
-        }
-        out.push(ev);
-
-        // Consecutive failures of this (user, address).
-        let block_ms = cfg.pair_block.as_millis() as i64;
-        let key = (user.to_lowercase(), meta.ip);
-        if !st.pairs.contains_key(&key) {
-            make_room(&mut st.pairs, cfg.max_tracked, |p| p.last_ms < now - block_ms, |p| p.blocked_until > now);
-        }
-        if st.pairs.len() < cfg.max_tracked || st.pairs.contains_key(&key) {
-            let p = st.pairs.entry(key).or_default();
-            p.fails += 1;
-            p.last_ms = now;
-            if p.fails >= cfg.pair_failures && p.blocked_until <= now {
-                p.blocked_until = now + block_ms;
-                p.fails = 0;
-                out.push(
-                    Self::event(
-                        meta,
-                        "authn_login_fail_max",
-                        Severity::Warning,
-                        Outcome::Failure,
-                        Some(user),
-                        format!(
-                            "{} consecutive failed sign-ins for {user} from {}: that pair is refused for {}",
-                            cfg.pair_failures,
-                            meta.ip,
-                            humantime::format_duration(cfg.pair_block)
-                        ),
-                    )
-                    .with_kevlar("enforced", self.enforce)
-                    .with_kevlar("duration_s", cfg.pair_block.as_secs()),
-                );
-            }
-        }
-
-        // Failures against this user from anywhere: slow it down, tell the user.
-        let day = now - 86_400_000;
-        let threshold = cfg.user_failures;
-        let u = self.user_mut(st, user, now);
-        while u.fails.front().is_some_and(|t| *t <= day) {
-            u.fails.pop_front();
-        }
-        if u.fails.len() < threshold as usize + 1 {
-            u.fails.push_back(now);
-        }
-        if u.fails.len() as u32 >= threshold && u.targeted_alerted_ms <= day {
-            u.targeted_alerted_ms = now;
-            let ev = Self::event(
+        let ambiguous = users.len() > 1;
+        let window = cfg.spray_window.as_millis() as i64;
+        for user in users {
+            let user = user.as_str();
+            let mut ev = Self::event(
                 meta,
-                "authn_login_user_targeted",
-                Severity::Alert,
+                "authn_login_fail",
+                Severity::Notice,
                 Outcome::Failure,
                 Some(user),
-                format!("{threshold} failed sign-ins for {user} within a day, from many addresses: attempts are slowed down"),
-            )
-            .with_kevlar("enforced", self.enforce);
-            let ev = self.notify(u, user, "targeted", now, ev);
-            out.push(ev);
-        }
-
-        // Many usernames from one address: spraying / credential stuffing.
-        let window = cfg.spray_window.as_millis() as i64;
-        let uh = self.user_hash(user);
-        if !st.addrs.contains_key(&meta.ip) {
-            make_room(&mut st.addrs, cfg.max_tracked, |a| a.last_ms < now - window, |a| a.alerted_until > now);
-        }
-        if st.addrs.len() < cfg.max_tracked || st.addrs.contains_key(&meta.ip) {
-            let a = st.addrs.entry(meta.ip).or_default();
-            a.last_ms = now;
-            a.users.retain(|(_, t)| *t > now - window);
-            if !a.users.iter().any(|(h, _)| *h == uh) && a.users.len() <= cfg.spray_users as usize {
-                a.users.push((uh, now));
+                format!("failed sign-in for {user}"),
+            );
+            ev.status_code = Some(status);
+            if by_app {
+                ev = ev.with_kevlar("reported_by", "app_header");
             }
+            if ambiguous {
+                ev = ev.with_kevlar("ambiguous", true);
+            }
+            out.push(ev);
+
+            // Consecutive failures of this (user, address).
+            let block_ms = cfg.pair_block.as_millis() as i64;
+            let key = (user.to_lowercase(), meta.ip);
+            if !st.pairs.contains_key(&key) {
+                make_room(&mut st.pairs, cfg.max_tracked, |p| p.last_ms < now - block_ms, |p| p.blocked_until > now);
+            }
+            if st.pairs.len() < cfg.max_tracked || st.pairs.contains_key(&key) {
+                let p = st.pairs.entry(key).or_default();
+                p.fails += 1;
+                p.last_ms = now;
+                if p.fails >= cfg.pair_failures && p.blocked_until <= now {
+                    p.blocked_until = now + block_ms;
+                    p.fails = 0;
+                    out.push(
+                        Self::event(
+                            meta,
+                            "authn_login_fail_max",
+                            Severity::Warning,
+                            Outcome::Failure,
+                            Some(user),
+                            format!(
+                                "{} consecutive failed sign-ins for {user} from {}: that pair is refused for {}",
+                                cfg.pair_failures,
+                                meta.ip,
+                                humantime::format_duration(cfg.pair_block)
+                            ),
+                        )
+                        .with_kevlar("enforced", self.enforce)
+                        .with_kevlar("duration_s", cfg.pair_block.as_secs()),
+                    );
+                }
+            }
+
+            // Failures against this user from anywhere: slow it down, tell the user.
+            let day = now - 86_400_000;
+            let threshold = cfg.user_failures;
+            let u = self.user_mut(st, user, now);
+            while u.fails.front().is_some_and(|t| *t <= day) {
+                u.fails.pop_front();
+            }
+            if u.fails.len() < threshold as usize + 1 {
+                u.fails.push_back(now);
+            }
+            if u.fails.len() as u32 >= threshold && u.targeted_alerted_ms <= day {
+                u.targeted_alerted_ms = now;
+                let ev = Self::event(
+                    meta,
+                    "authn_login_user_targeted",
+                    Severity::Alert,
+                    Outcome::Failure,
+                    Some(user),
+                    format!("{threshold} failed sign-ins for {user} within a day: attempts are slowed down"),
+                )
+                .with_kevlar("enforced", self.enforce);
+                let ev = if ambiguous { ev } else { self.notify(u, user, "targeted", now, ev) };
+                out.push(ev);
+            }
+
+            // Many usernames from one address: spraying / credential stuffing.
+            let uh = self.user_hash(user);
+            if !st.addrs.contains_key(&meta.ip) {
+                make_room(&mut st.addrs, cfg.max_tracked, |a| a.last_ms < now - window, |a| a.alerted_until > now);
+            }
+            if st.addrs.len() < cfg.max_tracked || st.addrs.contains_key(&meta.ip) {
+                let a = st.addrs.entry(meta.ip).or_default();
+                a.last_ms = now;
+                a.users.retain(|(_, t)| *t > now - window);
+                if !a.users.iter().any(|(h, _)| *h == uh) && a.users.len() <= cfg.spray_users as usize {
+                    a.users.push((uh, now));
+                }
+            }
+        }
+        if let Some(a) = st.addrs.get_mut(&meta.ip) {
             if a.users.len() >= cfg.spray_users as usize && a.alerted_until <= now {
                 a.alerted_until = now + window;
                 out.push(
@@ -959,9 +1050,9 @@ impl Logins {
         let meta = RequestMeta { ip, request_id: "", method: "", path: "", query: None, user_agent: None };
         let Ok(mut st) = self.state.lock() else { return out };
         if ok {
-            self.success(&mut st, &meta, &user, 0, &HeaderMap::new(), false, None, now, &mut out);
+            self.success(&mut st, &meta, std::slice::from_ref(&user), 0, &HeaderMap::new(), false, None, now, &mut out);
         } else {
-            self.failure(&mut st, &meta, &user, 0, false, now, &mut out);
+            self.failure(&mut st, &meta, std::slice::from_ref(&user), 0, false, now, &mut out);
         }
         for e in &mut out {
             e.http_method = None;
@@ -1152,7 +1243,7 @@ mod tests {
         let l = Logins::new(&LoginsConfig::default(), true);
         let s = attempt(&l, "192.0.2.1", "email=alice%40example.com&password=secret", 1000);
         let a = s.context.as_ref().unwrap().login.as_ref().unwrap();
-        assert_eq!(a.user, "alice@example.com");
+        assert_eq!(a.users, ["alice@example.com"]);
         assert!(attempt(&l, "192.0.2.1", "email=alice", 1000).context.is_none(), "no password: not a login");
         let evs = answer(&l, "192.0.2.1", &s, 401, 1000);
         assert_eq!(actions(&evs), ["authn_login_fail"]);
@@ -1163,6 +1254,81 @@ mod tests {
         h.insert(http::header::LOCATION, "/login?error=1".parse().unwrap());
         assert_eq!(outcome(None, "/login", 302, &h), Some(false));
         assert_eq!(outcome(None, "/login", 503, &HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn identities_that_disagree_count_for_each_and_tell_no_user() {
+        let cfg = LoginsConfig { pair_failures: 3, user_failures: 5, ..Default::default() };
+        let l = Logins::new(&cfg, true);
+        let t0 = 1_800_000_000_000;
+        // The same identity twice (any case) is not ambiguous.
+        let s = attempt(&l, "192.0.2.1", "username=Alice%40example.com&email=alice%40example.com&password=x", t0);
+        assert_eq!(s.context.unwrap().login.unwrap().users, ["Alice@example.com"]);
+        // Rotating decoys beside the target: every failure counts for alice.
+        for i in 0..5 {
+            let ip = format!("198.51.100.{i}");
+            let s = attempt(&l, &ip, &format!("username=decoy{i}&email=alice%40example.com&password=x"), t0 + 10 + i);
+            assert_eq!(s.context.as_ref().unwrap().login.as_ref().unwrap().users.len(), 2);
+            let evs = answer(&l, &ip, &s, 401, t0 + 10 + i);
+            assert!(actions(&evs).contains(&"authn_login_ambiguous"), "{:?}", actions(&evs));
+            assert_eq!(evs.iter().filter(|e| e.action == "authn_login_fail").count(), 2);
+            if i == 4 {
+                let t = evs.iter().find(|e| e.action == "authn_login_user_targeted").expect("alice is targeted");
+                assert_eq!(t.user_name.as_deref(), Some("alice@example.com"));
+                assert!(!t.kevlar.contains_key("notify_email"), "no notice on an ambiguous identity");
+            }
+        }
+        // A locked pair locks every request that names it, whatever else it names.
+        for i in 0..3 {
+            let s = attempt(&l, "192.0.2.9", "username=bob&password=x", t0 + 100 + i);
+            answer(&l, "192.0.2.9", &s, 401, t0 + 100 + i);
+        }
+        let s = attempt(&l, "192.0.2.9", "username=mallory&username=bob&password=x", t0 + 200);
+        assert!(s.refuse_for.is_some(), "a second name does not open a locked pair");
+        // A success as the attacker's own account neither lifts the victim's lockout nor tells
+        // an address the attacker chose.
+        let s = attempt(&l, "192.0.2.9", "username=victim%40evil.test&username=bob&password=ok", t0 + 300);
+        let evs = answer(&l, "192.0.2.9", &s, 302, t0 + 300);
+        assert!(evs.iter().all(|e| !e.kevlar.contains_key("notify_email")), "{evs:?}");
+        assert!(l.pair_locked("bob", "192.0.2.9".parse().unwrap(), t0 + 301));
+    }
+
+    #[test]
+    fn an_ambiguous_login_from_a_new_network_then_a_change_is_a_takeover() {
+        let mut cfg = LoginsConfig::default();
+        cfg.changes.push(kevlar_config::AccountChange {
+            method: "POST".into(),
+            path: "/account/email".into(),
+            kind: ChangeKind::Email,
+        });
+        let l = Logins::new(&cfg, true);
+        let s = attempt(&l, "192.0.2.1", "email=alice%40example.com&password=pw", 1);
+        answer(&l, "192.0.2.1", &s, 302, 1);
+        let s = attempt(&l, "203.0.113.5", "username=decoy&email=alice%40example.com&password=pw", 1000);
+        let evs = answer(&l, "203.0.113.5", &s, 302, 1000);
+        let new_ip = evs.iter().find(|e| e.action == "authn_login_new_ip").expect("alice's new network");
+        assert_eq!(new_ip.user_name.as_deref(), Some("alice@example.com"));
+        assert!(!new_ip.kevlar.contains_key("notify_email"));
+        // The session it set belongs to both: the change is alice's too, and a takeover.
+        let mut h = HeaderMap::new();
+        h.insert(http::header::COOKIE, "sid=abc123".parse().unwrap());
+        h.insert(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded".parse().unwrap());
+        let view = RequestView {
+            method: "POST",
+            path: "/account/email",
+            query: None,
+            headers: &h,
+            body: b"email=m%40example.net",
+            body_complete: true,
+        };
+        let m = RequestMeta { path: "/account/email", ..meta("203.0.113.5") };
+        let seen = l.on_request(&m, &view, 2000);
+        let ctx = seen.context.unwrap();
+        assert_eq!((ctx.session_user.as_deref(), ctx.session_candidates.len()), (None, 2));
+        let evs = l.on_response(&m, Some(&ctx), 200, &mut HeaderMap::new(), 2000);
+        let t = evs.iter().find(|e| e.action == "authn_account_takeover").expect("a takeover");
+        assert_eq!(t.user_name.as_deref(), Some("alice@example.com"));
+        assert!(evs.iter().all(|e| !e.kevlar.contains_key("notify_email")), "{evs:?}");
     }
 
     #[test]
