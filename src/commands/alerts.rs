@@ -55,7 +55,7 @@ fn print(v: &Value) {
                 text(&d["created"]),
                 text(&d["action"]),
                 d["attempts"],
-                text(&d["last_error"])
+                super::shown(&d["last_error"], 300)
             );
         }
     }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use serde_json::{json, Value};
 
+use super::shown;
 use crate::cli::{BlackbookCommand, ControlArgs};
 use crate::commands::control::{call_with, running};
 
@@ -23,7 +24,7 @@ fn counts(v: &Value) -> String {
         .map(|m| {
             m.iter()
                 .filter(|(k, _)| !k.starts_with("family:"))
-                .map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0)))
+                .map(|(k, n)| (kevlar_core::text::printable(k, 64).into_owned(), n.as_u64().unwrap_or(0)))
                 .collect()
         })
         .unwrap_or_default();
@@ -67,21 +68,22 @@ fn print_record(r: &Value) {
     println!("banned      {}", ban_text(r));
     println!("counts:");
     for (k, n) in r["counts"].as_object().into_iter().flatten() {
-        println!("  {k:<32} {n}");
+        println!("  {:<32} {n}", kevlar_core::text::printable(k, 64));
     }
     println!("samples:");
     for s in r["samples"].as_array().into_iter().flatten() {
         println!(
             "  {} {} {} {} {} {}",
-            s["@timestamp"].as_str().unwrap_or("?"),
-            s["action"].as_str().unwrap_or("?"),
-            s["family"].as_str().unwrap_or("-"),
-            s["method"].as_str().unwrap_or("-"),
-            s["path"].as_str().unwrap_or("-"),
-            s["excerpt"]
-                .as_str()
-                .map(|e| format!("[{}] {e}", s["location"].as_str().unwrap_or("?")))
-                .unwrap_or_default()
+            shown(&s["@timestamp"], 32),
+            shown(&s["action"], 64),
+            shown(&s["family"], 32),
+            shown(&s["method"], 16),
+            shown(&s["path"], 200),
+            if s["excerpt"].is_string() {
+                format!("[{}] {}", shown(&s["location"], 100), shown(&s["excerpt"], 200))
+            } else {
+                String::new()
+            }
         );
     }
     println!("ban history:");
@@ -90,8 +92,8 @@ fn print_record(r: &Value) {
             "  {} → {}  {}  ({}{})",
             b["since"].as_str().unwrap_or("?"),
             b["until"].as_str().unwrap_or("until lifted"),
-            b["reason"].as_str().unwrap_or(""),
-            b["source"].as_str().unwrap_or(""),
+            shown(&b["reason"], 200),
+            shown(&b["source"], 32),
             if b["enforced"].as_bool() == Some(false) { ", not enforced" } else { "" }
         );
     }
@@ -224,7 +226,12 @@ pub fn routes(control: ControlArgs) -> anyhow::Result<ExitCode> {
     for r in rows {
         let statuses = r["statuses"]
             .as_object()
-            .map(|m| m.iter().map(|(k, v)| format!("{k}×{v}")).collect::<Vec<_>>().join(" "))
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{}×{v}", kevlar_core::text::printable(k, 8)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .unwrap_or_default();
         let mut flags = Vec::new();
         if r["probe_only"].as_bool() == Some(true) {
@@ -235,8 +242,8 @@ pub fn routes(control: ControlArgs) -> anyhow::Result<ExitCode> {
         }
         println!(
             "{:<7} {:<40} {:>7} {:<24} {:<25} {}",
-            r["method"].as_str().unwrap_or("?"),
-            r["route"].as_str().unwrap_or("?"),
+            shown(&r["method"], 16),
+            shown(&r["route"], 200),
             r["hits"],
             statuses,
             r["last_seen"].as_str().unwrap_or("?"),

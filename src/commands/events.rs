@@ -17,12 +17,12 @@ fn since_ms(s: &str) -> Option<i64> {
     kevlar_core::time::parse_rfc3339_ms(s)
 }
 
-fn text<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+fn text(v: &Value, path: &[&str], max: usize) -> String {
     let mut cur = v;
     for p in path {
         cur = &cur[*p];
     }
-    cur.as_str().unwrap_or("-")
+    super::shown(cur, max)
 }
 
 fn print(out: &mut impl Write, e: &StoredEvent, json: bool) -> std::io::Result<()> {
@@ -33,12 +33,12 @@ fn print(out: &mut impl Write, e: &StoredEvent, json: bool) -> std::io::Result<(
         writeln!(
             out,
             "{:<24} {:<8} {:<26} {:<16} {:<16} {}",
-            text(d, &["@timestamp"]),
-            text(d, &["log", "level"]),
-            text(d, &["event", "action"]),
-            text(d, &["source", "ip"]),
-            text(d, &["user", "name"]),
-            text(d, &["message"])
+            text(d, &["@timestamp"], 32),
+            text(d, &["log", "level"], 16),
+            text(d, &["event", "action"], 64),
+            text(d, &["source", "ip"], 45),
+            text(d, &["user", "name"], 64),
+            text(d, &["message"], 400)
         )
     }
 }

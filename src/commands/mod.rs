@@ -16,6 +16,8 @@ mod validate;
 
 use std::process::ExitCode;
 
+use serde_json::Value;
+
 use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -44,4 +46,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Update(a) => update::run(a),
         Command::Cert { self_signed: _, out, hosts } => cert::run(&out, &hosts),
     }
+}
+
+/// A string field of a JSON document as a terminal may show it: escapes written out, capped at
+/// `max` characters; `-` when absent. Every field an outsider can put text into goes through this.
+pub(crate) fn shown(v: &Value, max: usize) -> String {
+    v.as_str().map_or_else(|| "-".to_owned(), |s| kevlar_core::text::printable(s, max).into_owned())
 }

@@ -160,10 +160,16 @@ async fn post_event(
     State(state): State<AdminState>,
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let Ok(Json(v)) = body else {
-        return error(StatusCode::BAD_REQUEST, "the body must be a JSON event (Content-Type: application/json)");
+    let v = match body {
+        Ok(Json(v)) => v,
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "the event is larger than the admin API's limit (64 KiB)")
+        }
+        Err(_) => {
+            return error(StatusCode::BAD_REQUEST, "the body must be a JSON event (Content-Type: application/json)")
+        }
     };
-    let ev = match SecurityEvent::from_json(&v) {
+    let ev = match SecurityEvent::from_json(&v).and_then(SecurityEvent::validate_reported) {
         Ok(e) => e.with_kevlar("reported_by", "admin_api"),
         Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, &e.0),
     };

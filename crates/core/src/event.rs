@@ -183,6 +183,30 @@ pub fn is_valid_action(action: &str) -> bool {
 
 const MAX_TEXT: usize = 2048;
 
+/// `kevlar.*` keys Kevlar itself acts on (who gets a notice, which sink an event is about, what a
+/// digest counted): an event reported from outside cannot set them.
+pub const RESERVED_KEVLAR_KEYS: &[&str] = &[
+    "notify_email",
+    "notify",
+    "notify_throttled",
+    "deliver_to",
+    "sink",
+    "sink_type",
+    "digest",
+    "digest_count",
+    "repeat_count",
+    "repeat_window_s",
+    "reported_by",
+];
+
+/// An event id is 1 to 128 characters of ASCII letters, digits, `-`, `_`, `.` and `:` (it goes
+/// into headers such as `Idempotency-Key` and into syslog structured data).
+pub fn is_valid_event_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
 impl SecurityEvent {
     /// A new event stamped now, with a fresh id and the given action.
     pub fn new(action: &str, category: Category, severity: Severity, message: impl Into<String>) -> Self {
@@ -396,6 +420,42 @@ impl SecurityEvent {
             request_id: text(&["http", "request", "id"])?,
             kevlar,
         })
+    }
+}
+
+impl SecurityEvent {
+    /// The stricter rules for an event reported from outside (the admin API), on top of what
+    /// [`SecurityEvent::from_json`] checks: an id fit for a header, no character in any text that
+    /// could forge a line or reorder what a reader sees (`text::is_unsafe`), and no `kevlar.*` key
+    /// Kevlar acts on (those are removed: a reported event cannot address a user notice).
+    pub fn validate_reported(mut self) -> Result<Self, EventJsonError> {
+        if !is_valid_event_id(&self.id) {
+            return Err(EventJsonError(
+                "`event.id` must be 1-128 characters of ASCII letters, digits, `-`, `_`, `.` and `:`".into(),
+            ));
+        }
+        let fields = [
+            ("message", Some(&self.message)),
+            ("user.name", self.user_name.as_ref()),
+            ("url.path", self.url_path.as_ref()),
+            ("url.query", self.url_query.as_ref()),
+            ("http.request.method", self.http_method.as_ref()),
+            ("http.request.id", self.request_id.as_ref()),
+            ("user_agent.original", self.user_agent.as_ref()),
+            ("rule.id", self.rule_id.as_ref()),
+            ("rule.name", self.rule_name.as_ref()),
+        ];
+        for (name, v) in fields {
+            if v.is_some_and(|v| v.chars().any(crate::text::is_unsafe)) {
+                return Err(EventJsonError(format!(
+                    "`{name}` must not contain control characters (CR, LF, ESC …), bidirectional controls or line separators"
+                )));
+            }
+        }
+        for k in RESERVED_KEVLAR_KEYS {
+            self.kevlar.remove(*k);
+        }
+        Ok(self)
     }
 }
 

@@ -7,6 +7,7 @@ pub mod event;
 pub mod gate;
 pub mod id;
 pub mod private;
+pub mod text;
 pub mod time;
 
 pub use event::{Category, EventKind, Outcome, SecurityEvent, Severity};

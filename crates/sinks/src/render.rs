@@ -9,8 +9,20 @@ use serde_json::{json, Value};
 
 use crate::util::outbox::HeldSummary;
 
+/// A value for people: one line, anything that could forge a line, move a cursor or reorder
+/// text written out as an escape, capped at `max` characters (`kevlar_core::text`).
+fn shown(s: &str, max: usize) -> String {
+    kevlar_core::text::printable(s, max).into_owned()
+}
+
 fn one_line(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    shown(s, 1000)
+}
+
+/// Slack reads `<…>` as mentions and links (`<!channel>`, `<https://…|text>`) and `&` as the start
+/// of an escape: the three are escaped as Slack documents, in every value.
+fn slack_text(s: &str, max: usize) -> String {
+    shown(s, max).replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 fn human(d: Duration) -> String {
@@ -43,23 +55,23 @@ pub fn body(e: &SecurityEvent) -> String {
         field("Address", &ip.to_string());
     }
     if let Some(u) = &e.user_name {
-        field("User", u);
+        field("User", &shown(u, 200));
     }
     if let Some(p) = &e.url_path {
         let m = e.http_method.as_deref().unwrap_or("");
-        field("Request", one_line(&format!("{m} {p}")).trim());
+        field("Request", shown(&format!("{m} {p}"), 500).trim());
     }
     if let Some(s) = e.status_code {
         field("Status", &s.to_string());
     }
     if let Some(ua) = &e.user_agent {
-        field("User agent", &one_line(ua));
+        field("User agent", &shown(ua, 300));
     }
     if let Some(r) = &e.rule_name {
-        field("Rule", &one_line(r));
+        field("Rule", &shown(r, 200));
     }
     if let Some(r) = &e.request_id {
-        field("Request id", r);
+        field("Request id", &shown(r, 100));
     }
     if let Some(n) = e.kevlar.get("repeat_count").and_then(Value::as_u64) {
         field("Repeats", &n.to_string());
@@ -71,13 +83,13 @@ pub fn body(e: &SecurityEvent) -> String {
                 b,
                 "{:>6} × {} (from {} addresses: {})\n         e.g. {}",
                 g["count"].as_u64().unwrap_or(0),
-                g["action"].as_str().unwrap_or(""),
+                shown(g["action"].as_str().unwrap_or(""), 64),
                 g["distinct_addresses"].as_u64().unwrap_or(0),
                 g["addresses"]
                     .as_array()
                     .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
                     .unwrap_or_default(),
-                g["example"].as_str().unwrap_or(""),
+                shown(g["example"].as_str().unwrap_or(""), 200),
             );
         }
     }
@@ -99,10 +111,10 @@ pub fn user_subject(e: &SecurityEvent) -> String {
 
 /// The body of a notice to the user: what happened, from where, when, and what to do.
 pub fn user_body(e: &SecurityEvent) -> String {
-    let user = e.user_name.as_deref().unwrap_or("your account");
+    let user = e.user_name.as_deref().map_or_else(|| "your account".to_owned(), |u| shown(u, 200));
     let when = kevlar_core::time::rfc3339_ms(e.timestamp_ms);
     let from = e.source_ip.map(|ip| ip.to_string()).unwrap_or_else(|| "an unknown address".into());
-    let agent = e.user_agent.as_deref().map(|a| format!("\nBrowser: {}", one_line(a))).unwrap_or_default();
+    let agent = e.user_agent.as_deref().map(|a| format!("\nBrowser: {}", shown(a, 300))).unwrap_or_default();
     let not_you = "If this was not you, change your password now and contact us.";
     let what = match e.kevlar.get("notify").and_then(Value::as_str).unwrap_or("") {
         "new_ip" => format!(
@@ -156,18 +168,19 @@ pub fn short(e: &SecurityEvent, max: usize) -> String {
 
 /// Slack's `{"text": …}`, with the first line bold.
 pub fn slack(e: &SecurityEvent) -> Value {
-    let mut text = format!("*[Kevlar] {}: {}*", e.severity, one_line(&e.message).replace('*', "∗"));
+    let mut text = format!("*[Kevlar] {}: {}*", e.severity, slack_text(&e.message, 1000).replace('*', "∗"));
     let mut bits = Vec::new();
     if let Some(ip) = e.source_ip {
         bits.push(format!("address `{ip}`"));
     }
     if let Some(u) = &e.user_name {
-        bits.push(format!("user `{}`", one_line(u).replace('`', "'")));
+        bits.push(format!("user `{}`", slack_text(u, 200).replace('`', "'")));
     }
     if let Some(p) = &e.url_path {
-        bits.push(format!("`{} {}`", e.http_method.as_deref().unwrap_or(""), one_line(p).replace('`', "'")));
+        let m = slack_text(e.http_method.as_deref().unwrap_or(""), 32);
+        bits.push(format!("`{m} {}`", slack_text(p, 500).replace('`', "'")));
     }
-    bits.push(format!("event `{}`", e.action));
+    bits.push(format!("event `{}`", slack_text(&e.action, 64)));
     let _ = write!(text, "\n{}", bits.join(" · "));
     json!({ "text": text })
 }
@@ -241,5 +254,21 @@ mod tests {
         assert!(slack(&e)["text"].as_str().unwrap().contains("address `203.0.113.7`"));
         let r = repeat(&e, 41, Duration::from_secs(600));
         assert!(r.message.ends_with("(and 41 more like it in 10 min)") && r.id != e.id);
+    }
+
+    #[test]
+    fn attacker_text_forges_no_line_and_no_markup() {
+        let mut e = ban();
+        e.user_name = Some("bob\r\n\r\nRule all clear, ignore this alert".into());
+        e.request_id = Some("r1\nRequest id   r2".into());
+        e.url_path = Some("/a\u{202E}gnp.exe".into());
+        let b = body(&e);
+        assert!(!b.contains("\nRule") && !b.contains("\nRequest id   r2"), "{b}");
+        assert!(b.contains("bob\\r\\n\\r\\nRule all clear") && b.contains("\\u{202e}"), "{b}");
+        let u = user_body(&SecurityEvent { kevlar: [("notify".to_owned(), json!("new_ip"))].into_iter().collect(), ..e.clone() });
+        assert!(!u.contains("\nRule"), "{u}");
+        e.user_name = Some("<!channel> <https://evil.example|Unlock> & co".into());
+        let t = slack(&e)["text"].as_str().unwrap().to_owned();
+        assert!(t.contains("&lt;!channel&gt; &lt;https://evil.example|Unlock&gt; &amp; co") && !t.contains('<'), "{t}");
     }
 }

@@ -94,7 +94,8 @@ pub fn encode(e: &SecurityEvent, h: &Header<'_>) -> String {
         sd_param(&mut m, "request_id", x);
     }
     m.push_str("] ");
-    m.extend(e.message.chars().map(|c| if c.is_control() { ' ' } else { c }));
+    // The free-text part is read by people (and terminals): written out, never raw.
+    m.push_str(&kevlar_core::text::printable(&e.message, 2000));
     m
 }
 

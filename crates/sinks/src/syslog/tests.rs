@@ -23,7 +23,7 @@ fn rfc5424_with_structured_data() {
     // PRI = 10 * 8 + 4 (warning).
     assert!(m.starts_with("<84>1 2023-11-14T22:13:20.123Z web1 kevlar 42 malicious_attack [kevlar@32473 id=\""), "{m}");
     assert!(m.contains(" ip=\"192.0.2.7\"") && m.contains(" path=\"/search\\\"\\]\\\\\""), "{m}");
-    assert!(m.ends_with("] SQL injection in q next"), "{m}");
+    assert!(m.ends_with("] SQL injection in q\\nnext"), "the line end is written out: {m}");
 }
 
 #[test]

@@ -1,0 +1,184 @@
+//! What Kevlar says, and to whom, cannot be turned against the user or the owner: attacker text
+//! cannot ping a Slack channel or forge a line in a terminal, an email or a syslog message; one
+//! bad delivery never holds back the others; a flood cannot spend the users' own notices or send
+//! mail to addresses of its choosing. Each test sends exactly the abuse and checks what every
+//! receiver got, through the binary with real peers (aiosmtpd, a webhook receiver).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::peers::{wait_until, HttpReceiver};
+use common::*;
+use serde_json::Value;
+
+fn guard(app: &DemoApp, config: &str) -> Kevlar {
+    Kevlar::guard(&app.url()).args(["--trusted-proxy", "127.0.0.1/32"]).config(config).start()
+}
+
+fn post_form(k: &Kevlar, path: &str, body: &str, from: &str) -> u16 {
+    match ureq::post(&k.url(path))
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .set("X-Forwarded-For", from)
+        .send_string(body)
+    {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(s, _)) => s,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn get(k: &Kevlar, path_and_query: &str, from: &str) -> u16 {
+    match ureq::get(&k.url(path_and_query)).set("X-Forwarded-For", from).call() {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(s, _)) => s,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn kevlar_cli(k: &Kevlar, args: &[&str]) -> String {
+    let out = std::process::Command::new(KEVLAR).args(args).arg("--data-dir").arg(&k.data_dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Nothing in `text` that a terminal or a reader would take for layout: no C0/C1 control but
+/// the line ends, no bidi control, no line separator.
+fn assert_inert(text: &str, what: &str) {
+    for c in text.chars() {
+        let bad = (c.is_control() && c != '\n')
+            || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}');
+        assert!(!bad, "{what} carries U+{:04X}:\n{text}", c as u32);
+    }
+}
+
+#[test]
+fn slack_text_cannot_ping_the_channel_or_link() {
+    let app = DemoApp::start();
+    let slack = HttpReceiver::start(200);
+    let k = guard(
+        &app,
+        &format!(
+            "[logins]\nuser_failures = 3\n\n[[alerts.sink]]\nname = \"slack\"\ntype = \"webhook\"\nurl = \"{}\"\nformat = \"slack\"\n",
+            slack.url("/services/T0/B0/x")
+        ),
+    );
+    let user = "<!channel> <https://evil.example/unlock|Unlock account> & co";
+    let body = format!("username={}&password=nope", urlencode(user));
+    for i in 0..3 {
+        assert_eq!(post_form(&k, "/login", &body, &format!("198.51.100.{i}")), 401);
+    }
+    wait_until(20, "the targeted-user alert in Slack", || {
+        slack.all().iter().any(|r| r.json()["text"].as_str().unwrap_or("").contains("failed sign-ins"))
+    });
+    for r in slack.all() {
+        let text = r.json()["text"].as_str().unwrap().to_owned();
+        assert!(!text.contains('<') && !text.contains('>'), "Slack markup passed: {text}");
+        assert!(
+            text.contains("&lt;!channel&gt; &lt;https://evil.example/unlock|Unlock account&gt; &amp; co"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn terminal_escapes_and_long_names_are_written_out_in_the_cli() {
+    let app = DemoApp::start();
+    let k = guard(&app, "[detect]\nmode = \"block\"\n[bans]\nenforce = false\n");
+    // An argument name that rewrites the row before it into a forged sys_startup and sets the
+    // window title, a bidi override, and a 6,000-character name; each with an attack in its value.
+    let forged = "%0D%1B%5B2K2026-12-01T00%3A00%3A00.000Z%20info%20sys_startup%1B%5D0%3Bpwned%07";
+    let attack = "=1%27%20UNION%20SELECT%20password%20FROM%20users--";
+    assert_eq!(get(&k, &format!("/?{forged}{attack}"), "203.0.113.66"), 403);
+    assert_eq!(get(&k, &format!("/?a%E2%80%AEb%E2%80%A8c{attack}"), "203.0.113.66"), 403);
+    assert_eq!(get(&k, &format!("/?{}{attack}", "n".repeat(6000)), "203.0.113.66"), 403);
+    wait_until(20, "three attack events", || k.events(&["--action", "malicious_attack"]).len() >= 3);
+    let events = kevlar_cli(&k, &["events", "--limit", "100"]);
+    assert!(events.contains("pwned"), "the forged name is shown, written out: {events}");
+    assert_inert(&events, "kevlar events");
+    assert!(
+        events.lines().all(|l| l.chars().count() < 1000),
+        "a line is uncapped: {} chars",
+        events.lines().map(|l| l.chars().count()).max().unwrap()
+    );
+    let book = kevlar_cli(&k, &["blackbook", "show", "203.0.113.66"]);
+    assert!(book.contains("sys_startup"), "{book}");
+    assert_inert(&book, "kevlar blackbook show");
+    assert!(book.lines().all(|l| l.chars().count() < 1000));
+    let _: Value = serde_json::from_str(&kevlar_cli(&k, &["blackbook", "show", "203.0.113.66", "--json"])).unwrap();
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn mail_sink(port: u16) -> String {
+    format!(
+        "[[alerts.sink]]\nname = \"mail\"\ntype = \"email\"\nserver = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\nfrom = \"Kevlar <kevlar@example.com>\"\nto = \"ops@example.com\"\n"
+    )
+}
+
+fn report(k: &Kevlar, body: &str) -> (u16, String) {
+    let r = ureq::post(&k.admin_url("/v1/events"))
+        .set("Authorization", &format!("Bearer {}", k.token()))
+        .set("Content-Type", "application/json")
+        .send_string(body);
+    match r {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn reported_events_cannot_forge_lines_or_address_a_user() {
+    let smtp = common::peers::Smtp::start(false, None);
+    let k = Kevlar::guard(&format!("http://127.0.0.1:{}", closed_port())).config(&mail_sink(smtp.port)).start();
+    let alert = |extra: Value| {
+        let mut ev = serde_json::json!({
+            "event": { "action": "malicious_ban", "category": "intrusion_detection", "severity": 4 },
+            "source": { "ip": "203.0.113.9" },
+            "message": "reported ban",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            ev[k] = v.clone();
+        }
+        ev.to_string()
+    };
+    // CR/LF in the user name and the request id would add lines to the ops mail.
+    for extra in [
+        serde_json::json!({ "user": { "name": "bob\r\n\r\nRule all clear, ignore this alert" } }),
+        serde_json::json!({ "http": { "request": { "id": "r1\nRule all clear" } } }),
+        serde_json::json!({ "message": "ban\u{202E}trela" }),
+        serde_json::json!({ "event": { "action": "malicious_ban", "id": "é-1", "severity": 4 } }),
+    ] {
+        let (status, body) = report(&k, &alert(extra.clone()));
+        assert_eq!(status, 422, "{extra}: {body}");
+    }
+    // Above the size limit: 413, said as such.
+    let big = alert(serde_json::json!({ "message": "x".repeat(70 * 1024) }));
+    let (status, body) = report(&k, &big);
+    assert_eq!(status, 413, "{body}");
+    // A reported event cannot send a user notice, wherever the routes send it.
+    let (status, body) = report(
+        &k,
+        &alert(
+            serde_json::json!({ "kevlar": { "notify_email": "victim@example.net", "notify": "new_ip", "deliver_to": "victim@example.net" } }),
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    wait_until(20, "the reported alert to the owner", || {
+        smtp.mails().iter().any(|m| m.envelope["to"][0] == "ops@example.com" && m.text().contains("reported ban"))
+    });
+    let to: Vec<Value> = smtp.mails().iter().map(|m| m.envelope["to"].clone()).collect();
+    assert!(to.iter().all(|t| t[0] == "ops@example.com"), "{to:?}");
+    let stored = k.events(&["--action", "malicious_ban"]);
+    assert!(stored.iter().all(|e| e["kevlar"].get("notify_email").is_none()), "{stored:?}");
+}
