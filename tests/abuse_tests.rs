@@ -182,3 +182,76 @@ fn reported_events_cannot_forge_lines_or_address_a_user() {
     let stored = k.events(&["--action", "malicious_ban"]);
     assert!(stored.iter().all(|e| e["kevlar"].get("notify_email").is_none()), "{stored:?}");
 }
+
+#[test]
+fn an_address_the_mailer_refuses_never_holds_up_the_mail() {
+    let app = DemoApp::start();
+    let smtp = common::peers::Smtp::start(false, None);
+    let k = guard(&app, &format!("[logins]\nuser_failures = 3\nspray_users = 50\n\n{}", mail_sink(smtp.port)));
+    // Addresses Kevlar once took for mailboxes and the mail library refuses, reachable with
+    // failed logins and no account.
+    for (n, user) in ["x@bad..test", "a@b.test,1", "a@b.test>x"].iter().enumerate() {
+        for i in 0..3 {
+            let body = format!("username={}&password=nope", urlencode(user));
+            assert_eq!(post_form(&k, "/login", &body, &format!("198.51.10{n}.{i}")), 401);
+        }
+    }
+    wait_until(20, "three targeted-user events", || k.events(&["--action", "authn_login_user_targeted"]).len() == 3);
+    let out = kevlar_cli(&k, &["alerts", "test"]);
+    assert!(out.contains("test event"), "{out}");
+    wait_until(20, "the test alert behind them", || smtp.mails().iter().any(|m| m.text().contains("Test alert from")));
+    let mails = smtp.mails();
+    assert!(
+        mails.iter().all(|m| m.envelope["to"][0] == "ops@example.com"),
+        "{:?}",
+        mails.iter().map(|m| &m.envelope).collect::<Vec<_>>()
+    );
+    let status: Value = serde_json::from_str(&kevlar_cli(&k, &["alerts", "--json"])).unwrap();
+    let mail = status["sinks"].as_array().unwrap().iter().find(|s| s["name"] == "mail").unwrap().clone();
+    assert_eq!((mail["pending"].as_u64(), mail["dead"].as_u64()), (Some(0), Some(0)), "{mail}");
+}
+
+#[test]
+fn one_refused_delivery_never_holds_back_the_others() {
+    // A receiver that refuses one payload for good (400), another for now (500), takes the rest.
+    let (_receiver, addr) = node_script(
+        r#"
+const got = [];
+require('http').createServer((req, res) => {
+  if (req.method === 'GET') { res.end(JSON.stringify(got)); return; }
+  let b = ''; req.on('data', (c) => b += c); req.on('end', () => {
+    got.push(JSON.parse(b).message);
+    res.statusCode = b.includes('poison-never') ? 400 : b.includes('poison-later') ? 500 : 200;
+    res.end();
+  });
+}).listen(0, '127.0.0.1', function () { console.log('listening ' + this.address().port); });
+"#,
+    );
+    let k = Kevlar::guard(&format!("http://127.0.0.1:{}", closed_port()))
+        .config(&format!(
+            "[[alerts.sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{addr}/hook\"\ndedup = \"off\"\n"
+        ))
+        .start();
+    for m in ["poison-never", "poison-later", "fine-1", "fine-2"] {
+        let ev = serde_json::json!({
+            "event": { "action": "malicious_ban", "category": "intrusion_detection", "severity": 4 },
+            "source": { "ip": "203.0.113.9" },
+            "message": m,
+        });
+        assert_eq!(report(&k, &ev.to_string()).0, 201);
+    }
+    let received = || -> Vec<String> {
+        serde_json::from_str(&ureq::get(&format!("http://{addr}/")).call().unwrap().into_string().unwrap()).unwrap()
+    };
+    wait_until(20, "the deliveries behind the refused ones", || {
+        let r = received();
+        r.contains(&"fine-1".to_owned()) && r.contains(&"fine-2".to_owned())
+    });
+    let status: Value = serde_json::from_str(&kevlar_cli(&k, &["alerts", "--json"])).unwrap();
+    let hook = status["sinks"].as_array().unwrap().iter().find(|s| s["name"] == "hook").unwrap().clone();
+    assert_eq!(hook["dead"], 1, "the 400 is a dead letter at once: {hook}");
+    assert_eq!(hook["state"], "ok", "a refused delivery does not make the sink failing: {hook}");
+    assert_eq!(received().iter().filter(|m| *m == "poison-never").count(), 1, "never tried again");
+    let dead = &status["dead"][0];
+    assert!(dead["last_error"].as_str().unwrap().contains("HTTP 400"), "{dead}");
+}

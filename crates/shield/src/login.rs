@@ -158,8 +158,28 @@ fn clean_user(s: &str) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+/// A plain address a notice can go to: `local@domain`, the local part of letters, digits and
+/// ``.!#$%&'*+/=?^_`{|}~-`` (no leading, trailing or double dot), the domain of two or more
+/// letter-digit-hyphen labels. Display names, lists, quoting and IP literals are not addresses
+/// here (`x@bad..test`, `a@b.test,1`, `a@b.test>x` are refused).
 fn is_email(s: &str) -> bool {
-    s.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !s.contains(char::is_whitespace))
+    let Some((local, domain)) = s.rsplit_once('@') else { return false };
+    let dots_ok = |p: &str| !p.is_empty() && !p.starts_with('.') && !p.ends_with('.') && !p.contains("..");
+    let local_ok = dots_ok(local)
+        && local.len() <= 64
+        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b".!#$%&'*+/=?^_`{|}~-".contains(&b));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = dots_ok(domain)
+        && domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    local_ok && domain_ok
 }
 
 fn net_of(ip: IpAddr, v4: u8, v6: u8) -> IpNet {

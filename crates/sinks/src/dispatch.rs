@@ -425,6 +425,17 @@ fn record_failure(inner: &Inner, slot: &Slot, err: &SinkError, attempted: bool) 
     }
 }
 
+/// A delivery the peer refused (for now or for good): counted and shown as the last error, but the
+/// sink is not "failing" for it — it answers, and the deliveries behind it go on. (An outsider who
+/// can get one bad delivery queued must not be able to make a sink flap.)
+fn record_delivery_failure(slot: &Slot, err: &SinkError) {
+    if let Ok(mut h) = slot.health.lock() {
+        h.failed_attempts += 1;
+        h.last_error = Some(err.message.clone());
+        h.last_error_ms = Some(now_ms());
+    }
+}
+
 fn worker(inner: &Inner, idx: usize, mut sink: Box<dyn Sink>, mut outbox: Outbox) {
     let slot = &inner.slots[idx];
     let name = slot.cfg.name.as_str();
@@ -534,6 +545,7 @@ fn worker(inner: &Inner, idx: usize, mut sink: Box<dyn Sink>, mut outbox: Outbox
             continue;
         }
         let ids: Vec<i64> = send.iter().map(|d| d.id).collect();
+        let attempts: Vec<u32> = send.iter().map(|d| d.attempts).collect();
         let events: Vec<SecurityEvent> = send.into_iter().map(|d| d.event).collect();
         match sink.send(&events) {
             Ok(()) => {
@@ -544,8 +556,37 @@ fn worker(inner: &Inner, idx: usize, mut sink: Box<dyn Sink>, mut outbox: Outbox
                 failures = 0;
                 next_health = Instant::now() + inner.cfg.health_interval;
             }
+            Err(e) if e.is_permanent() => {
+                // This delivery can never succeed: a dead letter now, and the next one goes on.
+                match outbox.bury(&ids, &e.message) {
+                    Ok(n) => {
+                        tracing::warn!(sink = name, dead = n, error = %e, "alerts: a delivery was refused for good")
+                    }
+                    Err(e) => tracing::error!(error = %e, "alerts: cannot update the outbox"),
+                }
+                record_delivery_failure(slot, &e);
+            }
+            Err(e) if e.is_per_delivery() => {
+                // The peer refused this one for now: it waits on its own backoff, the others go on.
+                let now_ms = now_ms();
+                let due: Vec<(i64, i64)> = ids
+                    .iter()
+                    .zip(&attempts)
+                    .map(|(id, a)| (*id, now_ms + backoff.delay(a + 1).as_millis() as i64))
+                    .collect();
+                match outbox.fail_each(&due, &e.message, inner.cfg.max_attempts) {
+                    Ok(dead) if dead > 0 => {
+                        tracing::warn!(sink = name, dead, "alerts: deliveries moved to the dead letters")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "alerts: cannot update the outbox"),
+                }
+                record_delivery_failure(slot, &e);
+            }
             Err(e) => {
-                match outbox.fail(&ids, &e.message, inner.cfg.max_attempts) {
+                // The peer cannot be reached: everything for it waits, with the sink's backoff.
+                let due: Vec<(i64, i64)> = ids.iter().map(|id| (*id, 0)).collect();
+                match outbox.fail_each(&due, &e.message, inner.cfg.max_attempts) {
                     Ok(dead) if dead > 0 => {
                         tracing::warn!(sink = name, dead, "alerts: deliveries moved to the dead letters")
                     }

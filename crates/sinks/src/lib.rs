@@ -47,8 +47,12 @@ pub enum ErrorKind {
     Connect,
     /// The connection broke while sending.
     Io,
-    /// The peer answered and refused (an HTTP status, an SMTP reply).
+    /// The peer answered and refused for now (an SMTP 4xx reply, HTTP 5xx, 408 or 429): this
+    /// delivery is tried again later, the others go on.
     Rejected,
+    /// This delivery can never succeed (an address the mail library refuses, an SMTP 5xx reply,
+    /// an HTTP 4xx): a dead letter at once.
+    Refused,
 }
 
 impl SinkError {
@@ -63,6 +67,21 @@ impl SinkError {
     }
     pub fn rejected(m: impl Into<String>) -> Self {
         SinkError { kind: ErrorKind::Rejected, message: m.into() }
+    }
+    pub fn refused(m: impl Into<String>) -> Self {
+        SinkError { kind: ErrorKind::Refused, message: m.into() }
+    }
+
+    /// Retrying this delivery cannot help: it goes to the dead letters now. A settings problem
+    /// found while sending (`Config`) is about the delivery at hand (its address, its id).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self.kind, ErrorKind::Refused | ErrorKind::Config)
+    }
+
+    /// The peer answered about this one delivery (rather than being unreachable): it waits on
+    /// its own backoff and does not hold back the others.
+    pub fn is_per_delivery(&self) -> bool {
+        matches!(self.kind, ErrorKind::Rejected | ErrorKind::Refused | ErrorKind::Config)
     }
 }
 

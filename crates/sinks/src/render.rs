@@ -265,7 +265,10 @@ mod tests {
         let b = body(&e);
         assert!(!b.contains("\nRule") && !b.contains("\nRequest id   r2"), "{b}");
         assert!(b.contains("bob\\r\\n\\r\\nRule all clear") && b.contains("\\u{202e}"), "{b}");
-        let u = user_body(&SecurityEvent { kevlar: [("notify".to_owned(), json!("new_ip"))].into_iter().collect(), ..e.clone() });
+        let u = user_body(&SecurityEvent {
+            kevlar: [("notify".to_owned(), json!("new_ip"))].into_iter().collect(),
+            ..e.clone()
+        });
         assert!(!u.contains("\nRule"), "{u}");
         e.user_name = Some("<!channel> <https://evil.example|Unlock> & co".into());
         let t = slack(&e)["text"].as_str().unwrap().to_owned();

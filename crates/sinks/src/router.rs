@@ -157,7 +157,13 @@ impl Router {
         // A notice for the user themself (a new sign-in, a changed email): one copy to the first
         // email sink, addressed to them, whatever the routes say.
         if let Some(to) = e.kevlar.get("notify_email").and_then(Value::as_str) {
-            if let Some(i) = self.sinks.iter().position(|s| s.email) {
+            // Checked with the sender's own rules before it is queued: an address the mail
+            // library would refuse never reaches the outbox.
+            let sendable = to.parse::<lettre::Address>().is_ok_and(|a| AsRef::<str>::as_ref(&a) == to);
+            if !sendable {
+                tracing::warn!(event = %e.id, "alerts: a user notice to an address that cannot be mailed is dropped");
+            }
+            if let Some(i) = self.sinks.iter().position(|s| s.email).filter(|_| sendable) {
                 let mut copy = e.clone();
                 copy.id = format!("{}-user", e.id);
                 copy.kevlar.insert("deliver_to".into(), Value::String(to.to_owned()));
@@ -275,5 +281,28 @@ mod tests {
         assert_eq!(out.len(), 1, "one count for the repeated address, none for the single one");
         assert_eq!(out[0].event.kevlar["repeat_count"], 49);
         assert_eq!(sinks_for(&mut r, &e, 60_011).len(), 1, "a new window opens");
+    }
+
+    #[test]
+    fn a_user_notice_to_an_address_the_mailer_refuses_is_not_queued() {
+        let mail = SinkKind::Email(kevlar_config::EmailSink {
+            server: "127.0.0.1".into(),
+            port: 25,
+            security: kevlar_config::SmtpSecurity::None,
+            username: None,
+            password: None,
+            from: "k@example.com".into(),
+            to: vec!["ops@example.com".into()],
+            ca_file: None,
+            timeout: Duration::from_secs(1),
+        });
+        let mut r = Router::new(&[sink("mail", mail, None)], &[]);
+        for (to, queued) in
+            [("alice@example.com", true), ("x@bad..test", false), ("a@b.test,1", false), ("a@b.test>x", false)]
+        {
+            let e = ev("authn_login_new_ip", Severity::Warning, "192.0.2.1").with_kevlar("notify_email", to);
+            let users = sinks_for(&mut r, &e, 0).len();
+            assert_eq!(users == 1, queued, "{to}");
+        }
     }
 }

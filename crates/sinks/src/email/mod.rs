@@ -33,7 +33,9 @@ fn smtp_error(e: &lettre::transport::smtp::Error) -> SinkError {
         }
         m
     };
-    if e.is_permanent() || e.is_transient() {
+    if e.is_permanent() {
+        SinkError::refused(msg)
+    } else if e.is_transient() {
         SinkError::rejected(msg)
     } else {
         SinkError::connect(msg)

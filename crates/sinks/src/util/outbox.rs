@@ -26,6 +26,15 @@ pub struct OutboxError {
     pub source: rusqlite::Error,
 }
 
+/// Outboxes written before per-delivery backoff have no `next_ms`: it is added (0: due now).
+fn add_next_ms(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn.prepare("SELECT 1 FROM pragma_table_info('deliveries') WHERE name = 'next_ms'")?.exists([])?;
+    if !has {
+        conn.execute_batch("ALTER TABLE deliveries ADD COLUMN next_ms INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -34,6 +43,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     attempts INTEGER NOT NULL DEFAULT 0,
     created_ms INTEGER NOT NULL,
     last_error TEXT,
+    next_ms INTEGER NOT NULL DEFAULT 0,
     event_id TEXT NOT NULL,
     action TEXT NOT NULL,
     ip TEXT,
@@ -79,6 +89,7 @@ impl Outbox {
             .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))
             .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|_| conn.execute_batch(SCHEMA))
+            .and_then(|_| add_next_ms(&conn))
             .map_err(err)?;
         Ok(Outbox { conn, path })
     }
@@ -135,18 +146,21 @@ impl Outbox {
         tx.commit().map_err(err)
     }
 
-    /// Up to `limit` deliveries of `sink` in `state`, oldest first. A row whose document no longer
-    /// reads is moved to the dead letters instead of blocking the queue.
+    /// Up to `limit` deliveries of `sink` in `state` that are due (not waiting on their own
+    /// backoff), oldest first. A row whose document no longer reads is moved to the dead letters
+    /// instead of blocking the queue.
     pub fn take(&mut self, sink: &str, state: i64, limit: usize) -> Result<Vec<Delivery>, OutboxError> {
+        let now = kevlar_core::time::now_ms();
         let rows: Vec<(i64, u32, String)> = {
             let mut stmt = self
                 .conn
                 .prepare_cached(
-                    "SELECT id, attempts, doc FROM deliveries WHERE sink = ?1 AND state = ?2 ORDER BY id LIMIT ?3",
+                    "SELECT id, attempts, doc FROM deliveries WHERE sink = ?1 AND state = ?2 AND next_ms <= ?4
+                     ORDER BY id LIMIT ?3",
                 )
                 .map_err(|e| self.err(e))?;
             let rows = stmt
-                .query_map(params![sink, state, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .query_map(params![sink, state, limit as i64, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>());
             rows.map_err(|e| OutboxError { path: self.path.clone(), source: e })?
         };
@@ -210,6 +224,44 @@ impl Outbox {
         self.each(ids, "UPDATE deliveries SET state = 2 WHERE id = ?1 AND attempts >= ?2", &|id| {
             vec![id.into(), i64::from(max_attempts).into()]
         })
+    }
+
+    /// One more failed attempt for each `(id, next_ms)`: it is not taken again before `next_ms`
+    /// (its own backoff; the others go on). Those at `max_attempts` become dead letters. Returns
+    /// how many died.
+    pub fn fail_each(&mut self, due: &[(i64, i64)], error: &str, max_attempts: u32) -> Result<usize, OutboxError> {
+        let error = kevlar_core::event::capped(error, 500);
+        let ids: Vec<i64> = due.iter().map(|(id, _)| *id).collect();
+        let next: std::collections::HashMap<i64, i64> = due.iter().copied().collect();
+        self.each(
+            &ids,
+            "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2, next_ms = ?3 WHERE id = ?1",
+            &|id| vec![id.into(), error.clone().into(), next.get(&id).copied().unwrap_or(0).into()],
+        )?;
+        self.each(&ids, "UPDATE deliveries SET state = 2 WHERE id = ?1 AND attempts >= ?2", &|id| {
+            vec![id.into(), i64::from(max_attempts).into()]
+        })
+    }
+
+    /// These can never be delivered (a permanent refusal): dead letters now.
+    pub fn bury(&mut self, ids: &[i64], error: &str) -> Result<usize, OutboxError> {
+        let error = kevlar_core::event::capped(error, 500);
+        self.each(
+            ids,
+            "UPDATE deliveries SET attempts = attempts + 1, state = 2, last_error = ?2 WHERE id = ?1",
+            &|id| vec![id.into(), error.clone().into()],
+        )
+    }
+
+    /// The soonest `next_ms` among `sink`'s pending deliveries that wait on their own backoff.
+    pub fn next_due(&self, sink: &str) -> Result<Option<i64>, OutboxError> {
+        self.conn
+            .query_row(
+                "SELECT MIN(next_ms) FROM deliveries WHERE sink = ?1 AND state = 0 AND next_ms > ?2",
+                params![sink, kevlar_core::time::now_ms()],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Deletes held rows of `sink` up to and including `max_id` (they left as one digest).
@@ -343,13 +395,13 @@ impl Outbox {
         match ids {
             None => self
                 .conn
-                .execute("UPDATE deliveries SET state = 0, attempts = 0 WHERE state = 2", [])
+                .execute("UPDATE deliveries SET state = 0, attempts = 0, next_ms = 0 WHERE state = 2", [])
                 .map_err(|e| self.err(e)),
-            Some(ids) => {
-                self.each(ids, "UPDATE deliveries SET state = 0, attempts = 0 WHERE id = ?1 AND state = 2", &|id| {
-                    vec![id.into()]
-                })
-            }
+            Some(ids) => self.each(
+                ids,
+                "UPDATE deliveries SET state = 0, attempts = 0, next_ms = 0 WHERE id = ?1 AND state = 2",
+                &|id| vec![id.into()],
+            ),
         }
     }
 }

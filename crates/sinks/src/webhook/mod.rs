@@ -22,13 +22,39 @@ pub fn http_error(e: ureq::Error) -> SinkError {
     match e {
         ureq::Error::Status(code, resp) => {
             let retry = resp.header("retry-after").map(|r| format!(", retry after {r}")).unwrap_or_default();
-            SinkError::rejected(format!("HTTP {code} {}{retry}", resp.status_text()))
+            let msg = format!("HTTP {code} {}{retry}", resp.status_text());
+            // 4xx says this request will never do (408 and 429 say: later).
+            if (400..500).contains(&code) && code != 408 && code != 429 {
+                SinkError::refused(msg)
+            } else {
+                SinkError::rejected(msg)
+            }
         }
         ureq::Error::Transport(t) => {
             let msg = t.message().map(|m| format!(": {m}")).unwrap_or_default();
             SinkError::connect(format!("{}{msg}", t.kind()))
         }
     }
+}
+
+/// The event id as a header value: kept as it is when it is a valid event id (always, for
+/// Kevlar's own), otherwise percent-encoded, so that no id can make the request unsendable.
+pub fn idempotency_key(id: &str) -> String {
+    if kevlar_core::event::is_valid_event_id(id) {
+        return id.to_owned();
+    }
+    let mut out = String::new();
+    for b in id.bytes().take(128) {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.is_empty() {
+        out.push('-');
+    }
+    out
 }
 
 /// `host:port` of an http(s) URL.
@@ -67,7 +93,7 @@ impl Sink for WebhookSink {
                 .agent
                 .post(&self.cfg.url)
                 .set("Content-Type", "application/json")
-                .set("Idempotency-Key", &e.id)
+                .set("Idempotency-Key", &idempotency_key(&e.id))
                 .set("Kevlar-Action", &e.action);
             for (k, v) in &self.cfg.headers {
                 req = req.set(k, v);
