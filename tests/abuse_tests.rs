@@ -16,7 +16,10 @@ fn guard(app: &DemoApp, config: &str) -> Kevlar {
 }
 
 fn post_form(k: &Kevlar, path: &str, body: &str, from: &str) -> u16 {
-    match ureq::post(&k.url(path))
+    match ureq::AgentBuilder::new()
+        .redirects(0)
+        .build()
+        .post(&k.url(path))
         .set("Content-Type", "application/x-www-form-urlencoded")
         .set("X-Forwarded-For", from)
         .send_string(body)
@@ -254,4 +257,48 @@ require('http').createServer((req, res) => {
     assert_eq!(received().iter().filter(|m| *m == "poison-never").count(), 1, "never tried again");
     let dead = &status["dead"][0];
     assert!(dead["last_error"].as_str().unwrap().contains("HTTP 400"), "{dead}");
+}
+
+#[test]
+fn a_flood_cannot_spend_the_users_notices_or_mail_strangers() {
+    let app = DemoApp::start();
+    let smtp = common::peers::Smtp::start(false, None);
+    let k = guard(
+        &app,
+        &format!("[logins]\nuser_failures = 3\nspray_users = 50\n\n{}rate_limit = \"2/h\"\n", mail_sink(smtp.port)),
+    );
+    let pw = "correct horse battery staple";
+    let login = |user: &str, pass: &str, from: &str| {
+        post_form(&k, "/login", &format!("email={}&password={}", urlencode(user), urlencode(pass)), from)
+    };
+    assert_eq!(login("alice@example.com", pw, "192.0.2.10"), 302);
+    // Failed logins naming addresses of no account, from one address: the owner hears of it (and
+    // its budget is spent), the strangers hear nothing.
+    for n in 0..4 {
+        for _ in 0..3 {
+            assert_eq!(login(&format!("stranger{n}@example.net"), "nope", "198.51.100.7"), 401);
+        }
+    }
+    wait_until(20, "four targeted-user events", || k.events(&["--action", "authn_login_user_targeted"]).len() == 4);
+    let t = k.events(&["--action", "authn_login_user_targeted"]);
+    assert!(t.iter().all(|e| e["kevlar"].get("notify_email").is_none()), "no notice for an unknown account: {t:?}");
+    assert!(t[0]["message"].as_str().unwrap().contains("all from 198.51.100.7"), "{}", t[0]["message"]);
+    // alice's own account, attacked from one address: she is told, truthfully.
+    for _ in 0..3 {
+        assert_eq!(login("alice@example.com", "nope", "198.51.100.7"), 401);
+    }
+    // Then her real sign-in from a new network: her notice arrives although the owner's budget is
+    // spent, as a message of its own.
+    assert_eq!(login("alice@example.com", pw, "203.0.113.5"), 302);
+    wait_until(20, "alice's two notices", || {
+        smtp.mails().iter().filter(|m| m.envelope["to"][0] == "alice@example.com").count() == 2
+    });
+    let to_alice: Vec<String> =
+        smtp.mails().iter().filter(|m| m.envelope["to"][0] == "alice@example.com").map(|m| m.text()).collect();
+    assert!(to_alice.iter().any(|m| m.contains("Subject: New sign-in to your account")), "{to_alice:?}");
+    let failed = to_alice.iter().find(|m| m.contains("Subject: Many failed sign-ins")).unwrap();
+    assert!(failed.contains("3 attempts") && failed.contains("all from one address (198.51.100.7)"), "{failed}");
+    assert!(!failed.contains("many addresses"), "{failed}");
+    let strangers = smtp.mails().iter().filter(|m| m.envelope["to"][0].as_str().unwrap().contains("stranger")).count();
+    assert_eq!(strangers, 0);
 }

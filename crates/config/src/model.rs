@@ -582,6 +582,11 @@ pub struct AlertsConfig {
     pub health_interval: Duration,
     /// The outbox refuses new deliveries (counting them) beyond this many waiting ones.
     pub max_pending: u64,
+    /// Notices to users (new sign-in, changed email …), per mailbox (a `+tag` and case ignored):
+    /// beyond it they are dropped. Apart from every sink's own budget.
+    pub user_notices: (u32, Duration),
+    /// Notices to users in all; beyond it they wait.
+    pub user_notices_total: (u32, Duration),
     pub sinks: Vec<SinkConfig>,
     pub routes: Vec<AlertRoute>,
 }
@@ -594,6 +599,8 @@ impl Default for AlertsConfig {
             backoff_max: Duration::from_secs(300),
             health_interval: Duration::from_secs(30),
             max_pending: 5_000_000,
+            user_notices: (5, Duration::from_secs(3600)),
+            user_notices_total: (200, Duration::from_secs(3600)),
             sinks: Vec::new(),
             routes: Vec::new(),
         }

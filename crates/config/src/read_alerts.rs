@@ -334,6 +334,12 @@ pub(crate) fn read_alerts(doc: &mut Doc, t: &mut Table, a: &mut AlertsConfig) {
     if let Some(n) = t.integer(doc, "max_pending", 1000, 1_000_000_000) {
         a.max_pending = n as u64;
     }
+    if let Some(r) = t.parsed(doc, "user_notices", crate::read_shield::rate, None) {
+        a.user_notices = r;
+    }
+    if let Some(r) = t.parsed(doc, "user_notices_total", crate::read_shield::rate, None) {
+        a.user_notices_total = r;
+    }
     for (mut s, span) in t.tables(doc, "sink") {
         let sink = read_sink(doc, &mut s, span.clone());
         s.finish(doc);

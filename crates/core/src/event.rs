@@ -426,7 +426,8 @@ impl SecurityEvent {
 impl SecurityEvent {
     /// The stricter rules for an event reported from outside (the admin API), on top of what
     /// [`SecurityEvent::from_json`] checks: an id fit for a header, no character in any text that
-    /// could forge a line or reorder what a reader sees (`text::is_unsafe`), and no `kevlar.*` key
+    /// could forge a line or reorder what a reader sees (`text::is_unsafe`; a message may hold line
+    /// feeds and tabs, which are written out where people read it), and no `kevlar.*` key
     /// Kevlar acts on (those are removed: a reported event cannot address a user notice).
     pub fn validate_reported(mut self) -> Result<Self, EventJsonError> {
         if !is_valid_event_id(&self.id) {
@@ -446,7 +447,10 @@ impl SecurityEvent {
             ("rule.name", self.rule_name.as_ref()),
         ];
         for (name, v) in fields {
-            if v.is_some_and(|v| v.chars().any(crate::text::is_unsafe)) {
+            // A message may run over lines (a reporter's stack trace); it is written out wherever
+            // people read it. Every other field is one line.
+            let allowed = |c: char| name == "message" && matches!(c, '\n' | '\t');
+            if v.is_some_and(|v| v.chars().any(|c| crate::text::is_unsafe(c) && !allowed(c))) {
                 return Err(EventJsonError(format!(
                     "`{name}` must not contain control characters (CR, LF, ESC …), bidirectional controls or line separators"
                 )));

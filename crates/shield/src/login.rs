@@ -44,6 +44,8 @@ const AUTO_PASSWORD: &[&str] = &["password"];
 const MAX_USER: usize = 128;
 /// Identities kept from one login request; more than one makes it ambiguous.
 const MAX_CANDIDATES: usize = 4;
+/// Distinct failure addresses remembered per user.
+const MAX_FAIL_ADDRS: usize = 32;
 /// Networks remembered per user.
 const MAX_NETS: usize = 20;
 
@@ -61,6 +63,8 @@ struct Pair {
 #[derive(Default)]
 struct User {
     fails: VecDeque<i64>,
+    /// Distinct addresses of the recent failures (up to `MAX_FAIL_ADDRS`), to say how many.
+    fail_addrs: Vec<IpAddr>,
     nets: Vec<(IpNet, i64)>,
     email: Option<String>,
     /// (kind, when) of the last email about each kind of notice.
@@ -968,21 +972,38 @@ impl Logins {
             while u.fails.front().is_some_and(|t| *t <= day) {
                 u.fails.pop_front();
             }
+            if u.fails.is_empty() {
+                u.fail_addrs.clear();
+            }
             if u.fails.len() < threshold as usize + 1 {
                 u.fails.push_back(now);
             }
+            if !u.fail_addrs.contains(&meta.ip) && u.fail_addrs.len() < MAX_FAIL_ADDRS {
+                u.fail_addrs.push(meta.ip);
+            }
             if u.fails.len() as u32 >= threshold && u.targeted_alerted_ms <= day {
                 u.targeted_alerted_ms = now;
+                let addrs = u.fail_addrs.len();
+                let from = match addrs {
+                    1 => format!("all from {}", meta.ip),
+                    n if n >= MAX_FAIL_ADDRS => format!("from {n} or more addresses"),
+                    n => format!("from {n} addresses"),
+                };
                 let ev = Self::event(
                     meta,
                     "authn_login_user_targeted",
                     Severity::Alert,
                     Outcome::Failure,
                     Some(user),
-                    format!("{threshold} failed sign-ins for {user} within a day: attempts are slowed down"),
+                    format!("{threshold} failed sign-ins for {user} within a day, {from}: attempts are slowed down"),
                 )
-                .with_kevlar("enforced", self.enforce);
-                let ev = if ambiguous { ev } else { self.notify(u, user, "targeted", now, ev) };
+                .with_kevlar("enforced", self.enforce)
+                .with_kevlar("failures", threshold)
+                .with_kevlar("addresses", addrs);
+                // Told to the user only for an account that exists: one that has signed in
+                // before. Anyone can fail logins naming any address.
+                let known = !u.nets.is_empty();
+                let ev = if ambiguous || !known { ev } else { self.notify(u, user, "targeted", now, ev) };
                 out.push(ev);
             }
 

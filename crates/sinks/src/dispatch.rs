@@ -55,6 +55,8 @@ struct Health {
     delivered: u64,
     failed_attempts: u64,
     digests: u64,
+    /// User notices over their mailbox's budget, dropped.
+    notices_dropped: u64,
 }
 
 struct Slot {
@@ -224,6 +226,7 @@ impl Alerts {
                     "delivered": h.delivered,
                     "failed_attempts": h.failed_attempts,
                     "digests": h.digests,
+                    "notices_dropped": h.notices_dropped,
                     "pending": c.pending,
                     "held": c.held,
                     "dead": c.dead,
@@ -425,6 +428,63 @@ fn record_failure(inner: &Inner, slot: &Slot, err: &SinkError, attempted: bool) 
     }
 }
 
+/// What the user-notice budgets say of one notice.
+enum Notice {
+    Send,
+    /// Over this mailbox's budget: dropped (counted); a flood must not turn into mail to one person.
+    Drop,
+    /// Over the budget of all notices: it waits this long.
+    Later(Duration),
+}
+
+/// The budgets of notices to users (`alerts.user_notices` per mailbox, `alerts.user_notices_total`
+/// in all), apart from the owner's.
+struct Notices {
+    per: (u32, Duration),
+    total: Budget,
+    boxes: std::collections::HashMap<String, Budget>,
+}
+
+const MAX_MAILBOXES: usize = 10_000;
+
+impl Notices {
+    fn new(per: (u32, Duration), total: (u32, Duration)) -> Self {
+        Notices { per, total: Budget::new(total.0, total.1), boxes: Default::default() }
+    }
+
+    /// One mailbox however it is written: lower case, without a `+tag` in the local part.
+    fn mailbox(to: &str) -> String {
+        let to = to.to_lowercase();
+        match to.rsplit_once('@') {
+            Some((local, domain)) => format!("{}@{domain}", local.split('+').next().unwrap_or(local)),
+            None => to,
+        }
+    }
+
+    fn admit(&mut self, to: &str, now: Instant) -> Notice {
+        let key = Self::mailbox(to);
+        if !self.boxes.contains_key(&key) && self.boxes.len() >= MAX_MAILBOXES {
+            // Forget the mailboxes whose budget is whole again (they would start whole anyway).
+            let cap = f64::from(self.per.0);
+            self.boxes.retain(|_, b| !b.is_full(now, cap));
+        }
+        let per = self.per;
+        if self.boxes.len() >= MAX_MAILBOXES && !self.boxes.contains_key(&key) {
+            return Notice::Later(Duration::from_secs(60));
+        }
+        let b = self.boxes.entry(key).or_insert_with(|| Budget::new(per.0, per.1));
+        if !b.ready(now) {
+            return Notice::Drop;
+        }
+        if !self.total.ready(now) {
+            return Notice::Later(self.total.wait(now).max(Duration::from_millis(100)));
+        }
+        b.take(now);
+        self.total.take(now);
+        Notice::Send
+    }
+}
+
 /// A delivery the peer refused (for now or for good): counted and shown as the last error, but the
 /// sink is not "failing" for it — it answers, and the deliveries behind it go on. (An outsider who
 /// can get one bad delivery queued must not be able to make a sink flap.)
@@ -441,6 +501,7 @@ fn worker(inner: &Inner, idx: usize, mut sink: Box<dyn Sink>, mut outbox: Outbox
     let name = slot.cfg.name.as_str();
     let backoff = Backoff { min: inner.cfg.backoff_min, max: inner.cfg.backoff_max };
     let mut budget = slot.cfg.rate_limit.map(|(n, per)| Budget::new(n, per));
+    let mut notices = Notices::new(inner.cfg.user_notices, inner.cfg.user_notices_total);
     let mut failures = 0u32;
     let mut retry_at: Option<Instant> = None;
     let mut next_health = Instant::now();
@@ -531,10 +592,42 @@ fn worker(inner: &Inner, idx: usize, mut sink: Box<dyn Sink>, mut outbox: Outbox
             slot.wake.wait(&mut seen, sleep.max(Duration::from_millis(5)));
             continue;
         }
-        let (send, hold): (Vec<_>, Vec<_>) = match budget.as_mut() {
-            Some(b) => rows.into_iter().partition(|_| b.take(now)),
-            None => (rows, Vec::new()),
+        // Notices to users never draw on the owner's budget and are never folded into a digest:
+        // they have budgets of their own, per mailbox and in all.
+        let (users, ops): (Vec<_>, Vec<_>) = rows.into_iter().partition(|d| d.event.kevlar.contains_key("deliver_to"));
+        let mut send = Vec::new();
+        if !users.is_empty() {
+            let (mut dropped, mut later) = (Vec::new(), Vec::new());
+            for d in users {
+                let to = d.event.kevlar.get("deliver_to").and_then(Value::as_str).unwrap_or("");
+                match notices.admit(to, now) {
+                    Notice::Send => send.push(d),
+                    Notice::Drop => dropped.push(d.id),
+                    Notice::Later(wait) => later.push((d.id, now_ms() + wait.as_millis() as i64)),
+                }
+            }
+            if !dropped.is_empty() {
+                tracing::warn!(
+                    sink = name,
+                    n = dropped.len(),
+                    "alerts: user notices over their mailbox's budget dropped"
+                );
+                if let Ok(mut h) = slot.health.lock() {
+                    h.notices_dropped += dropped.len() as u64;
+                }
+                if let Err(e) = outbox.delete(&dropped) {
+                    tracing::error!(error = %e, "alerts: cannot update the outbox");
+                }
+            }
+            if let Err(e) = outbox.defer(&later) {
+                tracing::error!(error = %e, "alerts: cannot update the outbox");
+            }
+        }
+        let (ops_send, hold): (Vec<_>, Vec<_>) = match budget.as_mut() {
+            Some(b) => ops.into_iter().partition(|_| b.take(now)),
+            None => (ops, Vec::new()),
         };
+        send.extend(ops_send);
         if !hold.is_empty() {
             let ids: Vec<i64> = hold.iter().map(|d| d.id).collect();
             if let Err(e) = outbox.hold(&ids) {
@@ -610,5 +703,22 @@ pub fn offline_retry(data_dir: &Path, ids: Option<&[i64]>) -> Result<usize, Outb
     match Outbox::open_existing(data_dir)? {
         Some(mut o) => o.retry(ids),
         None => Ok(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_notices_have_a_budget_per_mailbox_however_written_and_in_all() {
+        let hour = Duration::from_secs(3600);
+        let mut n = Notices::new((2, hour), (3, hour));
+        let t = Instant::now();
+        assert!(matches!(n.admit("Alice@Example.com", t), Notice::Send));
+        assert!(matches!(n.admit("alice+1@example.com", t), Notice::Send));
+        assert!(matches!(n.admit("ALICE+x@example.COM", t), Notice::Drop), "one mailbox, plus-tags or not");
+        assert!(matches!(n.admit("bob@example.com", t), Notice::Send));
+        assert!(matches!(n.admit("carol@example.com", t), Notice::Later(_)), "the total waits, it does not drop");
     }
 }

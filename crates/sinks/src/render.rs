@@ -125,9 +125,20 @@ pub fn user_body(e: &SecurityEvent) -> String {
             "The email address of {user} was changed.\n\nWhen: {when}\nAddress: {from}{agent}\n\nThis message goes to the previous address. {not_you}"
         ),
         "password_changed" => format!("The password of {user} was changed.\n\nWhen: {when}\nAddress: {from}{agent}\n\n{not_you}"),
-        "targeted" => format!(
-            "There were many failed attempts to sign in to {user} within a day, from many addresses. Sign-ins to it are slowed down to protect it; your password was not accepted by any of them.\n\nChoose a long, unique password if you have not."
-        ),
+        "targeted" => {
+            let n = e.kevlar.get("failures").and_then(Value::as_u64);
+            let addrs = e.kevlar.get("addresses").and_then(Value::as_u64);
+            let tries = n.map_or_else(|| "Many".to_owned(), |n| n.to_string());
+            let from = match addrs {
+                Some(1) => format!("all from one address ({from})"),
+                Some(a) if a >= 32 => format!("from {a} or more addresses"),
+                Some(a) => format!("from {a} addresses"),
+                None => "from one or more addresses".to_owned(),
+            };
+            format!(
+                "{tries} attempts to sign in to {user} failed within a day, {from}. Sign-ins to it are slowed down to protect it; none of these attempts got in.\n\nChoose a long, unique password if you have not."
+            )
+        }
         "breached_password" => format!(
             "You signed in to {user} with a password that appears in known data breaches, so attackers try it.\n\nWhen: {when}\nAddress: {from}\n\nPlease change it to one you use nowhere else."
         ),

@@ -243,6 +243,15 @@ impl Outbox {
         })
     }
 
+    /// Not before `next_ms` (a budget said wait), without counting an attempt.
+    pub fn defer(&mut self, due: &[(i64, i64)]) -> Result<usize, OutboxError> {
+        let next: std::collections::HashMap<i64, i64> = due.iter().copied().collect();
+        let ids: Vec<i64> = due.iter().map(|(id, _)| *id).collect();
+        self.each(&ids, "UPDATE deliveries SET next_ms = ?2 WHERE id = ?1", &|id| {
+            vec![id.into(), next.get(&id).copied().unwrap_or(0).into()]
+        })
+    }
+
     /// These can never be delivered (a permanent refusal): dead letters now.
     pub fn bury(&mut self, ids: &[i64], error: &str) -> Result<usize, OutboxError> {
         let error = kevlar_core::event::capped(error, 500);

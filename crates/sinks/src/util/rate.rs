@@ -41,6 +41,12 @@ impl Budget {
         self.tokens >= 1.0
     }
 
+    /// Whether the bucket is whole again (nothing spent that has not come back).
+    pub fn is_full(&mut self, now: Instant, capacity: f64) -> bool {
+        self.refill(now);
+        self.tokens >= capacity
+    }
+
     /// How long until the next token.
     pub fn wait(&mut self, now: Instant) -> Duration {
         self.refill(now);
