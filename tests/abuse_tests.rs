@@ -302,3 +302,41 @@ fn a_flood_cannot_spend_the_users_notices_or_mail_strangers() {
     let strangers = smtp.mails().iter().filter(|m| m.envelope["to"][0].as_str().unwrap().contains("stranger")).count();
     assert_eq!(strangers, 0);
 }
+
+#[test]
+fn a_sink_that_is_down_never_costs_a_healthy_one_its_deliveries() {
+    let k = Kevlar::guard(&format!("http://127.0.0.1:{}", closed_port()))
+        .config(&format!(
+            "[alerts]\nmax_pending = 1000\n\n[[alerts.sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{}/down\"\ndedup = \"off\"\nrate_limit = \"off\"\n\n[[alerts.sink]]\nname = \"file\"\ntype = \"file\"\npath = \"alerts.jsonl\"\n",
+            closed_port()
+        ))
+        .start();
+    let agent = ureq::AgentBuilder::new().build();
+    for i in 0..1200 {
+        let ev = serde_json::json!({
+            "event": { "action": "malicious_ban", "category": "intrusion_detection", "severity": 4 },
+            "source": { "ip": format!("198.51.{}.{}", 100 + i / 250, i % 250) },
+            "message": format!("ban {i}"),
+        });
+        let r = agent
+            .post(&k.admin_url("/v1/events"))
+            .set("Authorization", &format!("Bearer {}", k.token()))
+            .set("Content-Type", "application/json")
+            .send_string(&ev.to_string())
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let file = k.data_dir.join("alerts.jsonl");
+    let bans = || std::fs::read_to_string(&file).unwrap_or_default().lines().filter(|l| l.contains("\"ban ")).count();
+    wait_until(30, "every ban in the healthy file sink", || bans() == 1200);
+    // The down sink's own cap refused what it could not hold, counted for it alone, and said so.
+    let status: Value = serde_json::from_str(&kevlar_cli(&k, &["alerts", "--json"])).unwrap();
+    let sink = |n: &str| status["sinks"].as_array().unwrap().iter().find(|s| s["name"] == n).unwrap().clone();
+    let (hook, file_sink) = (sink("hook"), sink("file"));
+    assert!(hook["refused"].as_u64().unwrap() >= 200, "{hook}");
+    assert_eq!(file_sink["refused"], 0, "{file_sink}");
+    let refused = k.wait_event(|e| e["event"]["action"] == "sys_alert_refused");
+    assert_eq!(refused["kevlar"]["sink"], "hook");
+    let text = kevlar_cli(&k, &["alerts"]);
+    assert!(text.contains("hook: ") && text.contains("deliveries refused"), "{text}");
+}

@@ -36,12 +36,17 @@ fn print(v: &Value) {
                 s["pending"],
                 s["held"],
                 s["dead"],
-                s["last_error"].as_str().map(|e| format!("{e} ({})", text(&s["last_error_at"]))).unwrap_or_default()
+                s["last_error"]
+                    .as_str()
+                    .map(|e| format!("{} ({})", kevlar_core::text::printable(e, 300), text(&s["last_error_at"])))
+                    .unwrap_or_default()
             );
         }
-    }
-    if let Some(n) = v["refused"].as_u64().filter(|n| *n > 0) {
-        println!("{n} deliveries refused: the outbox was full (alerts.max_pending)");
+        for s in &sinks {
+            if let Some(n) = s["refused"].as_u64().filter(|n| *n > 0) {
+                println!("{}: {n} deliveries refused, its queue was full (alerts.max_pending)", text(&s["name"]));
+            }
+        }
     }
     let dead = v["dead"].as_array().cloned().unwrap_or_default();
     if !dead.is_empty() {

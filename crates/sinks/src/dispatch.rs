@@ -63,6 +63,10 @@ struct Slot {
     cfg: SinkConfig,
     wake: Wake,
     health: Mutex<Health>,
+    /// Deliveries refused for this sink because its own queue was full (`alerts.max_pending`).
+    refused: AtomicU64,
+    /// Refusing now (a `sys_alert_refused` was raised; cleared when its queue has room again).
+    refusing: AtomicBool,
 }
 
 struct Inner {
@@ -134,6 +138,8 @@ impl Alerts {
                     cfg: c.clone(),
                     wake: Wake::new(),
                     health: Mutex::new(Health { state: "unknown", since_ms: now_ms(), ..Default::default() }),
+                    refused: AtomicU64::new(0),
+                    refusing: AtomicBool::new(false),
                 })
                 .collect(),
             stop: AtomicBool::new(false),
@@ -230,6 +236,7 @@ impl Alerts {
                     "pending": c.pending,
                     "held": c.held,
                     "dead": c.dead,
+                    "refused": s.refused.load(Ordering::Relaxed),
                 })
             })
             .collect();
@@ -275,7 +282,8 @@ fn read_events(store: &Connection, after: i64) -> rusqlite::Result<Vec<(i64, Sec
 fn feeder(inner: &Inner, mut outbox: Outbox, store: Connection, mut cursor: i64, mut router: Router) {
     let mut seen = 0u64;
     let mut routed: Vec<Routed> = Vec::new();
-    let mut waiting: Option<(u64, Instant)> = None;
+    // Waiting deliveries per sink, re-read from disk every few seconds (the workers shrink them).
+    let mut waiting: Option<(Vec<u64>, Instant)> = None;
     loop {
         let stopping = inner.stop.load(Ordering::SeqCst);
         let rows = match read_events(&store, cursor) {
@@ -298,30 +306,66 @@ fn feeder(inner: &Inner, mut outbox: Outbox, store: Connection, mut cursor: i64,
         }
         router.close_windows(now, &mut routed);
         if new_cursor.is_some() || !routed.is_empty() {
-            let fresh = waiting.filter(|(_, at)| at.elapsed() < Duration::from_secs(5)).map(|(n, _)| n);
-            let total = match fresh {
-                Some(n) => n,
-                None => outbox.total_waiting().unwrap_or(0),
+            let read = |outbox: &Outbox| -> (Vec<u64>, Instant) {
+                let per = outbox.waiting_per_sink().unwrap_or_default();
+                (inner.slots.iter().map(|s| per.get(&s.cfg.name).copied().unwrap_or(0)).collect(), Instant::now())
             };
-            let over = total + routed.len() as u64 > inner.cfg.max_pending;
-            let items: Vec<(&str, i64, &SecurityEvent)> = if over {
-                inner.refused.fetch_add(routed.len() as u64, Ordering::Relaxed);
-                Vec::new()
-            } else {
-                routed
-                    .iter()
-                    .map(|r| (inner.slots[r.sink].cfg.name.as_str(), if r.held { HELD } else { PENDING }, &r.event))
-                    .collect()
+            let cached = waiting.take().filter(|(_, at)| at.elapsed() < Duration::from_secs(5));
+            let from_disk = cached.is_none();
+            let (mut counts, mut at) = cached.unwrap_or_else(|| read(&outbox));
+            // Each sink has its own cap: a sink that is down and full never costs a healthy one
+            // its deliveries. (The cached counts only grow; before refusing, they are re-read.)
+            let max = inner.cfg.max_pending;
+            let over = |counts: &[u64]| {
+                let mut add = vec![0u64; counts.len()];
+                routed.iter().any(|r| {
+                    add[r.sink] += 1;
+                    counts[r.sink] + add[r.sink] > max
+                })
             };
+            if !from_disk && over(&counts) {
+                (counts, at) = read(&outbox);
+            }
+            let mut refused = vec![0u64; inner.slots.len()];
+            let mut items: Vec<(&str, i64, &SecurityEvent)> = Vec::with_capacity(routed.len());
+            for r in &routed {
+                if counts[r.sink] >= max {
+                    refused[r.sink] += 1;
+                    continue;
+                }
+                counts[r.sink] += 1;
+                items.push((inner.slots[r.sink].cfg.name.as_str(), if r.held { HELD } else { PENDING }, &r.event));
+            }
+            for (i, slot) in inner.slots.iter().enumerate() {
+                if refused[i] > 0 {
+                    slot.refused.fetch_add(refused[i], Ordering::Relaxed);
+                    inner.refused.fetch_add(refused[i], Ordering::Relaxed);
+                    if !slot.refusing.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(sink = %slot.cfg.name, "alerts: the sink's queue is full; new deliveries for it are refused");
+                        publish(
+                            inner,
+                            event_about(
+                                slot,
+                                "sys_alert_refused",
+                                Severity::Alert,
+                                Outcome::Failure,
+                                format!(
+                                    "Alert sink `{}` ({}) has {} deliveries waiting (alerts.max_pending): new ones for it are refused and counted",
+                                    slot.cfg.name,
+                                    slot.cfg.kind.name(),
+                                    counts[i]
+                                ),
+                            ),
+                        );
+                    }
+                } else if counts[i] < inner.cfg.max_pending {
+                    slot.refusing.store(false, Ordering::Relaxed);
+                }
+            }
             match outbox.enqueue(&items, new_cursor) {
                 Ok(()) => {
                     cursor = new_cursor.unwrap_or(cursor);
-                    // The count is re-read from disk every few seconds (workers shrink it).
-                    let at = match (fresh, waiting) {
-                        (Some(_), Some((_, at))) => at,
-                        _ => Instant::now(),
-                    };
-                    waiting = Some((total + items.len() as u64, at));
+                    waiting = Some((counts, at));
                     let mut woken = vec![false; inner.slots.len()];
                     for r in &routed {
                         if !woken[r.sink] {

@@ -365,11 +365,16 @@ impl Outbox {
         Ok(out)
     }
 
-    pub fn total_waiting(&self) -> Result<u64, OutboxError> {
-        self.conn
-            .query_row("SELECT COUNT(*) FROM deliveries WHERE state != 2", [], |r| r.get::<_, i64>(0))
-            .map(|n| n as u64)
-            .map_err(|e| self.err(e))
+    /// Deliveries waiting (pending or held) per sink.
+    pub fn waiting_per_sink(&self) -> Result<std::collections::HashMap<String, u64>, OutboxError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT sink, COUNT(*) FROM deliveries WHERE state != 2 GROUP BY sink")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
+            .and_then(|it| it.collect::<Result<std::collections::HashMap<_, _>, _>>());
+        rows.map_err(|e| OutboxError { path: self.path.clone(), source: e })
     }
 
     /// Dead letters, newest first, as JSON for the CLI and the admin API.
