@@ -340,3 +340,26 @@ fn a_sink_that_is_down_never_costs_a_healthy_one_its_deliveries() {
     let text = kevlar_cli(&k, &["alerts"]);
     assert!(text.contains("hook: ") && text.contains("deliveries refused"), "{text}");
 }
+
+#[test]
+fn a_flood_from_many_addresses_does_not_flood_the_webhook() {
+    let hook = HttpReceiver::start(200);
+    let k = Kevlar::guard(&format!("http://127.0.0.1:{}", closed_port()))
+        .config(&format!("[[alerts.sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\n", hook.url("/h")))
+        .start();
+    // 100 bans from 100 addresses: de-duplication by (action, address) does nothing against them.
+    for i in 0..100 {
+        let ev = serde_json::json!({
+            "event": { "action": "malicious_ban", "category": "intrusion_detection", "severity": 4 },
+            "source": { "ip": format!("198.51.100.{i}") },
+            "message": format!("ban {i}"),
+        });
+        assert_eq!(report(&k, &ev.to_string()).0, 201);
+    }
+    let held = || {
+        let st: Value = serde_json::from_str(&kevlar_cli(&k, &["alerts", "--json"])).unwrap();
+        st["sinks"][0]["held"].as_u64().unwrap()
+    };
+    wait_until(20, "the default budget to hold the rest", || held() == 70);
+    assert_eq!(hook.all().len(), 30, "30 messages an hour by default, the rest in a digest");
+}

@@ -804,6 +804,8 @@ mod tests {
         let email = &c.alerts.sinks[3];
         let secs = std::time::Duration::from_secs;
         assert_eq!((email.dedup, email.rate_limit), (Some(secs(600)), Some((30, secs(3600)))));
+        let hook = &c.alerts.sinks[2];
+        assert_eq!(hook.rate_limit, Some((30, secs(3600))), "webhooks page people: a budget by default");
     }
 
     #[test]

@@ -303,7 +303,7 @@ fn read_sink(doc: &mut Doc, s: &mut Table, span: Option<std::ops::Range<usize>>)
     let (default_dedup, default_rate) = match kind {
         SinkKind::Email(_) => (Some(Duration::from_secs(600)), Some((30, Duration::from_secs(3600)))),
         SinkKind::Sms(_) => (Some(Duration::from_secs(600)), Some((10, Duration::from_secs(3600)))),
-        SinkKind::Webhook(_) => (Some(Duration::from_secs(600)), None),
+        SinkKind::Webhook(_) => (Some(Duration::from_secs(600)), Some((30, Duration::from_secs(3600)))),
         _ => (None, None),
     };
     Some(SinkConfig {
