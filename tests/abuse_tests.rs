@@ -363,3 +363,45 @@ fn a_flood_from_many_addresses_does_not_flood_the_webhook() {
     wait_until(20, "the default budget to hold the rest", || held() == 70);
     assert_eq!(hook.all().len(), 30, "30 messages an hour by default, the rest in a digest");
 }
+
+fn file_size(dir: &std::path::Path, name: &str) -> u64 {
+    [name.to_owned(), format!("{name}-wal")]
+        .iter()
+        .map(|n| std::fs::metadata(dir.join(n)).map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+#[test]
+fn retention_runs_on_a_timer_and_gives_the_space_back() {
+    let k = Kevlar::guard(&format!("http://127.0.0.1:{}", closed_port()))
+        .config("[store]\nretention = \"3s\"\n\n[blackbook]\nmax_age = \"3s\"\n")
+        .start();
+    let agent = ureq::AgentBuilder::new().build();
+    for i in 0..3000 {
+        let ev = serde_json::json!({
+            "event": { "action": "malicious_probe", "category": "intrusion_detection", "severity": 2 },
+            "source": { "ip": format!("10.{}.{}.{}", i / 62500, (i / 250) % 250, i % 250) },
+            "message": format!("probe {i} {}", "x".repeat(300)),
+        });
+        let r = agent
+            .post(&k.admin_url("/v1/events"))
+            .set("Authorization", &format!("Bearer {}", k.token()))
+            .set("Content-Type", "application/json")
+            .send_string(&ev.to_string())
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let book = || kevlar_cli(&k, &["blackbook", "list", "--json", "--limit", "10000"]);
+    wait_until(20, "the black book on disk", || {
+        serde_json::from_str::<Value>(&book()).unwrap()["records"].as_array().unwrap().len() == 3000
+    });
+    let (store_peak, book_peak) = (file_size(&k.data_dir, "events.db"), file_size(&k.data_dir, "shield.db"));
+    // No event arrives from now on: the timer alone trims both and gives the pages back.
+    wait_until(30, "age retention with no new events", || k.events(&["--action", "malicious_probe"]).is_empty());
+    wait_until(30, "the black book's age limit", || {
+        serde_json::from_str::<Value>(&book()).unwrap()["records"].as_array().unwrap().is_empty()
+    });
+    let small =
+        || file_size(&k.data_dir, "events.db") < store_peak / 4 && file_size(&k.data_dir, "shield.db") < book_peak / 2;
+    wait_until(30, "the files to shrink", small);
+}

@@ -414,6 +414,10 @@ impl Default for DetectConfig {
 pub struct BlackbookConfig {
     /// Records kept in memory; the least recently seen leave first (they stay in the store).
     pub max_records: usize,
+    /// Records kept on disk (`shield.db`); beyond it the least recently seen unbanned ones go.
+    pub max_stored: usize,
+    /// A record not seen for this long is forgotten (unless its address is banned).
+    pub max_age: Duration,
     /// IPv6 addresses are grouped by this prefix length.
     pub ipv6_prefix: u8,
     /// Never banned, never rate limited.
@@ -422,7 +426,13 @@ pub struct BlackbookConfig {
 
 impl Default for BlackbookConfig {
     fn default() -> Self {
-        BlackbookConfig { max_records: 100_000, ipv6_prefix: 64, allow: Vec::new() }
+        BlackbookConfig {
+            max_records: 100_000,
+            max_stored: 1_000_000,
+            max_age: Duration::from_secs(30 * 86400),
+            ipv6_prefix: 64,
+            allow: Vec::new(),
+        }
     }
 }
 

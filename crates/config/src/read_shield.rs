@@ -196,6 +196,15 @@ pub(crate) fn read_blackbook(doc: &mut Doc, t: &mut Table, b: &mut BlackbookConf
     if let Some(n) = t.integer(doc, "max_records", 100, 100_000_000) {
         b.max_records = n as usize;
     }
+    if let Some(n) = t.integer(doc, "max_stored", 100, 1_000_000_000) {
+        b.max_stored = n as usize;
+    }
+    if let Some(d) = t.parsed(doc, "max_age", crate::units::parse_duration, None) {
+        b.max_age = d;
+    }
+    if b.max_stored < b.max_records {
+        doc.error(None, &t.key_path("max_stored"), "must not be smaller than `max_records`");
+    }
     if let Some(n) = t.integer(doc, "ipv6_prefix", 32, 128) {
         b.ipv6_prefix = n as u8;
     }

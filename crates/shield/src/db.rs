@@ -41,6 +41,11 @@ impl ShieldDb {
         let open = || -> rusqlite::Result<Connection> {
             let conn = Connection::open(&path)?;
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            // Freed pages go back to the file system (a file made before this is converted once).
+            if conn.pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0))? != 2 {
+                conn.pragma_update(None, "auto_vacuum", 2)?;
+                conn.execute_batch("VACUUM")?;
+            }
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.execute_batch(SCHEMA)?;
@@ -101,6 +106,34 @@ impl ShieldDb {
             params![key.to_string(), b.since_ms, b.until_ms, b.reason, b.source, b.enforced],
         )?;
         Ok(())
+    }
+
+    /// Forgets black-book records not seen since `seen_before_ms` and, beyond `max_stored`, the
+    /// least recently seen — never a record whose address is banned now — and bans that ended;
+    /// gives the space back. Returns how many records went.
+    pub fn prune(&mut self, seen_before_ms: i64, max_stored: usize, now_ms: i64) -> Result<usize, DbError> {
+        let mut gone = self.conn.execute(
+            "DELETE FROM blackbook WHERE last_seen < ?1 AND banned_until <= ?2",
+            params![seen_before_ms, now_ms],
+        )?;
+        let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM blackbook", [], |r| r.get(0))?;
+        if n as usize > max_stored {
+            gone += self.conn.execute(
+                "DELETE FROM blackbook WHERE address IN (SELECT address FROM blackbook WHERE banned_until <= ?2
+                 ORDER BY last_seen LIMIT ?1)",
+                params![n - max_stored as i64, now_ms],
+            )?;
+        }
+        self.conn.execute("DELETE FROM bans WHERE until <= ?1", [now_ms])?;
+        let free: i64 = self.conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+        if free > 0 {
+            // One page per step: stepped to the end.
+            let mut st = self.conn.prepare("PRAGMA incremental_vacuum")?;
+            let mut rows = st.query([])?;
+            while rows.next()?.is_some() {}
+            self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        Ok(gone)
     }
 
     pub fn delete_ban(&mut self, key: &IpKey) -> Result<bool, DbError> {

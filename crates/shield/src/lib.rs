@@ -78,6 +78,8 @@ struct Inner {
     enforce_auto: bool,
     counters: Counters,
     logins: login::Logins,
+    /// When `shield.db` was last pruned (`blackbook.max_age`, `max_stored`).
+    pruned_ms: std::sync::atomic::AtomicI64,
 }
 
 /// A cheap handle: the proxy's gate, the admin API's control, the correlator's state.
@@ -190,6 +192,7 @@ impl Shield {
             counters: Counters::default(),
             logins: login::Logins::new(&cfg.logins, cfg.bans.enforce.unwrap_or(d.mode == Mode::Block))
                 .with_breach_index(breach_index(&cfg.data_dir)),
+            pruned_ms: std::sync::atomic::AtomicI64::new(0),
             cfg: cfg.clone(),
         };
         Ok(Shield { inner: Arc::new(inner) })
@@ -439,6 +442,23 @@ impl Shield {
                 if let Some(db) = db.as_mut() {
                     if let Err(e) = db.save_routes(routes.iter().map(|(k, v)| (k, v))) {
                         tracing::warn!(error = %e, "routes: cannot save");
+                    }
+                }
+            }
+        }
+        // The black book on disk has a size and an age too (every minute, sooner for short ages).
+        let bb = &self.inner.cfg.blackbook;
+        let every = (bb.max_age.as_millis() as i64 / 4).clamp(1000, 60_000);
+        let last = self.inner.pruned_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if now - last >= every {
+            self.inner.pruned_ms.store(now, std::sync::atomic::Ordering::Relaxed);
+            let before = now - bb.max_age.as_millis().min(i64::MAX as u128) as i64;
+            if let Ok(mut db) = self.inner.db.lock() {
+                if let Some(db) = db.as_mut() {
+                    match db.prune(before, bb.max_stored, now) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(records = n, "black book: old records forgotten"),
+                        Err(e) => tracing::warn!(error = %e, "black book: cannot prune shield.db"),
                     }
                 }
             }

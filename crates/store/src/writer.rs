@@ -1,5 +1,6 @@
 //! The writer thread: drains the store's bus queue in batches, one transaction per batch,
-//! acknowledges after commit, and applies retention.
+//! acknowledges after commit. Retention runs on a timer of its own (a quiet store is trimmed
+//! too), and the space it frees is given back to the file system (incremental vacuum).
 
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
@@ -14,6 +15,11 @@ use crate::{db_path, migrate, open_conn, StoreError};
 const BATCH: usize = 4096;
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
+/// How often retention runs: every minute, sooner when events are kept for less than four.
+fn retention_every(r: Retention) -> Duration {
+    (r.max_age / 4).clamp(Duration::from_secs(1), RETENTION_EVERY)
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
     pub max_age: Duration,
@@ -23,6 +29,7 @@ pub struct Retention {
 /// Owns the writer thread; [`StoreWriter::join`] waits for it to commit what it holds.
 pub struct StoreWriter {
     handle: Option<JoinHandle<()>>,
+    retention: Option<(std::sync::mpsc::Sender<()>, JoinHandle<()>)>,
     path: PathBuf,
 }
 
@@ -42,13 +49,26 @@ impl StoreWriter {
     ) -> Result<Self, StoreError> {
         let path = db_path(data_dir);
         let mut conn = open_conn(&path)?;
+        incremental_vacuum_mode(&conn);
         migrate::migrate(&mut conn, &path)?;
         apply_retention(&conn, retention);
+        let trim = open_conn(&path)?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let every = retention_every(retention);
+        let timer = std::thread::Builder::new()
+            .name("kevlar-store-retention".into())
+            .spawn(move || {
+                // Ends when the writer is dropped or joined (the sender goes away).
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    apply_retention(&trim, retention);
+                }
+            })
+            .map_err(StoreError::Thread)?;
         let handle = std::thread::Builder::new()
             .name("kevlar-store".into())
-            .spawn(move || run(conn, retention, rx, wake))
+            .spawn(move || run(conn, rx, wake))
             .map_err(StoreError::Thread)?;
-        Ok(StoreWriter { handle: Some(handle), path })
+        Ok(StoreWriter { handle: Some(handle), retention: Some((stop, timer)), path })
     }
 
     pub fn path(&self) -> &Path {
@@ -60,11 +80,14 @@ impl StoreWriter {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+        if let Some((stop, timer)) = self.retention.take() {
+            drop(stop);
+            let _ = timer.join();
+        }
     }
 }
 
-fn run(mut conn: rusqlite::Connection, retention: Retention, mut rx: mpsc::Receiver<Envelope>, wake: Option<Wake>) {
-    let mut last_retention = Instant::now();
+fn run(mut conn: rusqlite::Connection, mut rx: mpsc::Receiver<Envelope>, wake: Option<Wake>) {
     let mut batch: Vec<Envelope> = Vec::with_capacity(BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -83,9 +106,21 @@ fn run(mut conn: rusqlite::Connection, retention: Retention, mut rx: mpsc::Recei
                 let _ = ack.send(res);
             }
         }
-        if last_retention.elapsed() >= RETENTION_EVERY {
-            apply_retention(&conn, retention);
-            last_retention = Instant::now();
+    }
+}
+
+/// Freed pages go back to the file system (`PRAGMA incremental_vacuum` after retention). A store
+/// made before this is converted once (a `VACUUM`).
+fn incremental_vacuum_mode(conn: &rusqlite::Connection) {
+    let mode: i64 = conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0)).unwrap_or(2);
+    if mode != 2 {
+        let start = Instant::now();
+        let res = conn.pragma_update(None, "auto_vacuum", 2).and_then(|_| conn.execute_batch("VACUUM"));
+        match res {
+            Ok(()) => {
+                tracing::info!(ms = start.elapsed().as_millis() as u64, "event store: set to give freed space back")
+            }
+            Err(e) => tracing::warn!(error = %e, "event store: cannot switch to incremental vacuum"),
         }
     }
 }
@@ -159,6 +194,27 @@ fn apply_retention(conn: &rusqlite::Connection, r: Retention) {
             _ => break,
         }
     }
+    give_back(conn, "event store");
+}
+
+/// Returns free pages to the file system and truncates the write-ahead log.
+pub(crate) fn give_back(conn: &rusqlite::Connection, what: &str) {
+    let free: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0)).unwrap_or(0);
+    if free == 0 {
+        return;
+    }
+    if let Err(e) = vacuum_and_checkpoint(conn) {
+        tracing::warn!(error = %e, "{what}: cannot give free space back");
+    }
+}
+
+/// `PRAGMA incremental_vacuum` frees one page per step: it is stepped to the end. Then the
+/// write-ahead log is checkpointed and truncated.
+fn vacuum_and_checkpoint(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let mut st = conn.prepare("PRAGMA incremental_vacuum")?;
+    let mut rows = st.query([])?;
+    while rows.next()?.is_some() {}
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
 }
 
 #[cfg(test)]
