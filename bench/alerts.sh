@@ -6,13 +6,17 @@
 #      the same messages straight to the receiver;
 #   3. RSS while a sink is down and the backlog grows on disk;
 #   4. the delay from an attack request through Kevlar to its alert arriving at a webhook
-#      (target < 1 s).
+#      (target < 1 s);
+#   5. a flood: FLOOD attacks from as many addresses, every malicious_* event routed to a webhook
+#      and the owner's email, a real new-network login in the middle — messages per sink, when the
+#      user's notice arrived, peak RSS, outbox and store sizes, and again after retention.
 #
-#   bash bench/alerts.sh [EVENTS] [ROUNDS]     (default 200000 events, 30 attack rounds)
+#   bash bench/alerts.sh [EVENTS] [ROUNDS] [FLOOD]   (default 200000 events, 30 rounds, 20000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS="${1:-200000}"
 ROUNDS="${2:-30}"
+FLOOD="${3:-20000}"
 cargo build --release -q
 cargo build --release -q --example alerts_bench -p kevlar-sinks
 echo "== pipeline ($EVENTS events)"
@@ -46,3 +50,5 @@ for _ in $(seq 200); do grep -q "kevlar: ready" "$WORK/kevlar.log" && break; sle
 URL="http://$(grep -o 'http=[^ ]*' "$WORK/kevlar.log" | head -1 | cut -d= -f2)"
 echo "== attack → alert ($ROUNDS rounds)"
 python3 bench/alerts_latency.py "$URL" "$HOOK" "$ROUNDS"
+echo "== flood ($FLOOD attacks from $FLOOD addresses)"
+python3 bench/alerts_flood.py ./target/release/kevlar "http://127.0.0.1:$APP_PORT" "$WORK" "$FLOOD"

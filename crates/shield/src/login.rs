@@ -696,6 +696,12 @@ impl Logins {
         now: i64,
         out: &mut Vec<SecurityEvent>,
     ) {
+        // The app's `Kevlar-User-Email` naming one of the identities says which one it read.
+        let told = app_email.and_then(|e| users.iter().find(|u| u.eq_ignore_ascii_case(e)));
+        let users = match (users.len() > 1, told) {
+            (true, Some(u)) => std::slice::from_ref(u),
+            _ => users,
+        };
         let ambiguous = users.len() > 1;
         if ambiguous {
             // Kevlar cannot know which of these the app reads: a finding of its own.

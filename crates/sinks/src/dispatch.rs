@@ -284,6 +284,7 @@ fn feeder(inner: &Inner, mut outbox: Outbox, store: Connection, mut cursor: i64,
     let mut routed: Vec<Routed> = Vec::new();
     // Waiting deliveries per sink, re-read from disk every few seconds (the workers shrink them).
     let mut waiting: Option<(Vec<u64>, Instant)> = None;
+    let mut gave_back = Instant::now();
     loop {
         let stopping = inner.stop.load(Ordering::SeqCst);
         let rows = match read_events(&store, cursor) {
@@ -386,6 +387,13 @@ fn feeder(inner: &Inner, mut outbox: Outbox, store: Connection, mut cursor: i64,
         }
         if stopping {
             return;
+        }
+        // Once a minute, the space of what was delivered goes back to the file system.
+        if gave_back.elapsed() >= Duration::from_secs(60) {
+            gave_back = Instant::now();
+            if let Err(e) = outbox.give_back(256) {
+                tracing::debug!(error = %e, "alerts: cannot shrink the outbox");
+            }
         }
         let timeout = router
             .next_deadline()

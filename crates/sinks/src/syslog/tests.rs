@@ -27,6 +27,15 @@ fn rfc5424_with_structured_data() {
 }
 
 #[test]
+fn bidi_controls_and_separators_are_written_out() {
+    let h = Header { facility: 10, hostname: "web1", app_name: "kevlar", procid: 42 };
+    let mut e = event();
+    e.message = "login for evil\u{202E}gpj.exe\u{2028}forged".into();
+    let m = encode(&e, &h);
+    assert!(m.ends_with("login for evil\\u{202e}gpj.exe\\u{2028}forged"), "{m}");
+}
+
+#[test]
 fn framing_and_datagrams() {
     let mut out = Vec::new();
     frame("<13>1 - - - - - - hé", Framing::OctetCounting, &mut out);

@@ -26,6 +26,16 @@ pub struct OutboxError {
     pub source: rusqlite::Error,
 }
 
+/// Freed pages (deliveries sent, digests gone out) go back to the file system; an outbox made
+/// before this is converted once.
+fn incremental_vacuum_mode(conn: &Connection) -> rusqlite::Result<()> {
+    if conn.pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0))? != 2 {
+        conn.pragma_update(None, "auto_vacuum", 2)?;
+        conn.execute_batch("VACUUM")?;
+    }
+    Ok(())
+}
+
 /// Outboxes written before per-delivery backoff have no `next_ms`: it is added (0: due now).
 fn add_next_ms(conn: &Connection) -> rusqlite::Result<()> {
     let has: bool = conn.prepare("SELECT 1 FROM pragma_table_info('deliveries') WHERE name = 'next_ms'")?.exists([])?;
@@ -86,6 +96,7 @@ impl Outbox {
         kevlar_core::private::private_file(&path);
         let conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10))
+            .and_then(|_| incremental_vacuum_mode(&conn))
             .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))
             .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|_| conn.execute_batch(SCHEMA))
@@ -363,6 +374,22 @@ impl Outbox {
             }
         }
         Ok(out)
+    }
+
+    /// Gives free pages back to the file system and truncates the write-ahead log (after a
+    /// backlog drained), when at least `min_free` pages are free.
+    pub fn give_back(&self, min_free: i64) -> Result<(), OutboxError> {
+        let run = || -> rusqlite::Result<()> {
+            let free: i64 = self.conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+            if free >= min_free {
+                // One page per step: stepped to the end.
+                let mut st = self.conn.prepare("PRAGMA incremental_vacuum")?;
+                let mut rows = st.query([])?;
+                while rows.next()?.is_some() {}
+            }
+            self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        };
+        run().map_err(|e| self.err(e))
     }
 
     /// Deliveries waiting (pending or held) per sink.
