@@ -780,6 +780,8 @@ pub struct LoginsConfig {
     /// With no `[[logins.endpoint]]`: recognise the common shapes (`POST /login`, `/signin`,
     /// `/api/login`, `/auth/login`, `/session(s)` with a username-like field and `password`).
     pub auto: bool,
+    /// Path prefixes never taken for logins (a form that looks like one and is not).
+    pub ignore: Vec<String>,
     pub endpoints: Vec<LoginEndpoint>,
     /// Cookie names taken as a session when a login sets them (and looked for afterwards).
     pub session_cookies: Vec<String>,
@@ -818,6 +820,7 @@ impl Default for LoginsConfig {
         LoginsConfig {
             enabled: true,
             auto: true,
+            ignore: Vec::new(),
             endpoints: Vec::new(),
             session_cookies: [
                 "sid",

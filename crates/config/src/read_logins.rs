@@ -39,6 +39,12 @@ pub(crate) fn read_logins(doc: &mut Doc, t: &mut Table, l: &mut LoginsConfig) {
     if let Some(b) = t.boolean(doc, "auto") {
         l.auto = b;
     }
+    if let Some((list, span)) = t.strings(doc, "ignore") {
+        if list.iter().any(|p| !p.starts_with('/')) {
+            doc.error(span, &t.key_path("ignore"), "each entry is a path prefix starting with `/`");
+        }
+        l.ignore = list;
+    }
     if let Some((list, _)) = t.strings(doc, "session_cookies") {
         l.session_cookies = list;
     }

@@ -19,9 +19,17 @@ use kevlar_config::{ChangeKind, LoginEndpoint, LoginsConfig};
 use kevlar_core::{Category, LoginAttempt, Outcome, RequestContext, RequestMeta, RequestView, SecurityEvent, Severity};
 use kevlar_detect::extract::{self, Part, Source};
 
-/// The endpoint index of the automatic shapes.
-pub const AUTO: usize = usize::MAX;
+mod recognise;
 
+/// The endpoint index of a login recognised by its body (any path).
+pub const AUTO: usize = usize::MAX;
+/// The endpoint index of `Authorization: Basic` / `Digest` credentials (any path, any method).
+pub const BASIC: usize = usize::MAX - 1;
+/// The change index of a password change recognised by its body (the current and a new password).
+const RECOGNISED_CHANGE: usize = usize::MAX;
+
+/// Where a login is expected: a 2xx answer with no other sign is a success here (elsewhere it
+/// says nothing).
 const AUTO_PATHS: &[&str] = &[
     "/login",
     "/signin",
@@ -39,11 +47,9 @@ const AUTO_PATHS: &[&str] = &[
     "/user/login",
     "/account/login",
 ];
-const AUTO_USER: &[&str] = &["email", "username", "user", "login"];
-const AUTO_PASSWORD: &[&str] = &["password"];
 const MAX_USER: usize = 128;
 /// Identities kept from one login request; more than one makes it ambiguous.
-const MAX_CANDIDATES: usize = 4;
+pub(crate) const MAX_CANDIDATES: usize = 4;
 /// Distinct failure addresses remembered per user.
 const MAX_FAIL_ADDRS: usize = 32;
 /// Networks remembered per user.
@@ -242,7 +248,11 @@ impl Logins {
                 .position(|e| e.method.eq_ignore_ascii_case(method) && same_path(&e.path, path))
                 .map(|i| (i, self.cfg.endpoints.get(i)));
         }
-        if self.cfg.auto && method.eq_ignore_ascii_case("POST") && AUTO_PATHS.iter().any(|a| same_path(a, path)) {
+        // Recognised by what the body sends, wherever it is sent.
+        if self.cfg.auto
+            && method.eq_ignore_ascii_case("POST")
+            && !self.cfg.ignore.iter().any(|p| path.starts_with(p.as_str()))
+        {
             return Some((AUTO, None));
         }
         None
@@ -305,24 +315,15 @@ impl Logins {
     /// order: apps differ in which one they read (`email || username`, the last of a repeated
     /// field), so when they disagree Kevlar cannot tell and keeps them all.
     fn credentials<T>(
-        ep: Option<&LoginEndpoint>,
+        ep: &LoginEndpoint,
         view: &RequestView<'_>,
         check: impl Fn(&[u8]) -> Option<T>,
     ) -> Option<(Vec<String>, Option<T>)> {
-        if ep.is_some_and(|e| e.basic) {
-            let auth = view.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-            let b64 = auth.strip_prefix("Basic ").or_else(|| auth.strip_prefix("basic "))?;
-            let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
-            let text = String::from_utf8_lossy(&raw);
-            let (user, pass) = text.split_once(':')?;
-            if pass.is_empty() {
-                return None;
-            }
-            return clean_user(user).map(|u| (vec![u], check(pass.as_bytes())));
+        if ep.basic {
+            return Self::authorization(view, check);
         }
-        let users: Vec<&str> = ep.map_or(AUTO_USER.to_vec(), |e| e.username.iter().map(String::as_str).collect());
-        let passwords: Vec<&str> =
-            ep.map_or(AUTO_PASSWORD.to_vec(), |e| e.password.iter().map(String::as_str).collect());
+        let users: Vec<&str> = ep.username.iter().map(String::as_str).collect();
+        let passwords: Vec<&str> = ep.password.iter().map(String::as_str).collect();
         let ct = view.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let mut parts: Vec<Part<'_>> = Vec::new();
         let mut owned: Vec<Part<'static>> = Vec::new();
@@ -356,6 +357,44 @@ impl Logins {
             }
         }
         (!found.is_empty()).then_some((found, password?))
+    }
+
+    /// Credentials in `Authorization`: `Basic` (the user, and what `check` says of the password)
+    /// or `Digest` (the user; the password never crosses the wire).
+    fn authorization<T>(
+        view: &RequestView<'_>,
+        check: impl Fn(&[u8]) -> Option<T>,
+    ) -> Option<(Vec<String>, Option<T>)> {
+        let auth = view.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+        let (scheme, rest) = auth.trim().split_once(' ')?;
+        if scheme.eq_ignore_ascii_case("basic") {
+            let raw = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+            let text = String::from_utf8_lossy(&raw);
+            let (user, pass) = text.split_once(':')?;
+            if pass.is_empty() {
+                return None;
+            }
+            return clean_user(user).map(|u| (vec![u], check(pass.as_bytes())));
+        }
+        if scheme.eq_ignore_ascii_case("digest") {
+            let params = kevlar_detect::body::multipart::params(&format!("x; {}", rest.replace(',', ";")));
+            let user = params.iter().find(|(k, _)| k.eq_ignore_ascii_case("username"))?;
+            return clean_user(&user.1).map(|u| (vec![u], None));
+        }
+        None
+    }
+
+    /// A login recognised by its body, on any path (see `recognise.rs`).
+    fn recognised<T>(view: &RequestView<'_>, check: impl Fn(&[u8]) -> Option<T>) -> Recognised<T> {
+        if view.body.is_empty() || !recognise::may_carry_password(view.body) {
+            return Recognised::Nothing;
+        }
+        let fields = recognise::fields(view);
+        match recognise::classify(&fields, clean_user) {
+            (recognise::Shape::Login { users, .. }, Some(pw)) => Recognised::Login(users, check(pw.as_bytes())),
+            (recognise::Shape::PasswordChange, _) => Recognised::PasswordChange,
+            _ => Recognised::Nothing,
+        }
     }
 
     /// Keyed hashes of the request's session-like cookies (usually none or one).
@@ -423,11 +462,28 @@ impl Logins {
             return seen;
         }
         // Everything that needs no shared state first; most requests stop here, without the lock.
-        let change = self.change(meta.method, meta.path);
+        let mut change = self.change(meta.method, meta.path);
         let sessions = self.session_hashes(view.headers);
-        let attempt = self
-            .endpoint(meta.method, meta.path)
-            .and_then(|(idx, ep)| Self::credentials(ep, view, |pw| self.breached(pw, now)).map(|c| (idx, c)));
+        let check = |pw: &[u8]| self.breached(pw, now);
+        let attempt = match self.endpoint(meta.method, meta.path) {
+            Some((idx, Some(ep))) => Self::credentials(ep, view, check).map(|c| (idx, c)),
+            Some((idx, None)) => match Self::recognised(view, check) {
+                Recognised::Login(users, breached) => Some((idx, (users, breached))),
+                Recognised::PasswordChange => {
+                    change = change.or(Some(RECOGNISED_CHANGE));
+                    None
+                }
+                Recognised::Nothing => None,
+            },
+            None => None,
+        };
+        // Credentials in `Authorization` are an attempt wherever they are sent.
+        let attempt = attempt.or_else(|| {
+            (self.cfg.auto && self.cfg.endpoints.is_empty())
+                .then(|| Self::authorization(view, check))
+                .flatten()
+                .map(|c| (BASIC, c))
+        });
         if change.is_none() && sessions.is_empty() && attempt.is_none() {
             return seen;
         }
@@ -557,10 +613,33 @@ impl Logins {
         let login = match (reported_login, attempt) {
             // The app said who it was: that wins over what the request named.
             (Some((u, ok)), _) => Some((vec![u], Some(ok), true, attempt.and_then(|a| a.breached))),
+            (None, Some(a)) if a.endpoint == BASIC => {
+                // Credentials in a header: 401 is a failure; a success is worth telling only when
+                // it ends a run of failures or comes from a new network (not every API call).
+                let by_status = match status {
+                    401 => Some(false),
+                    200..=399 => {
+                        let news = a.users.iter().any(|u| {
+                            let lower = u.to_lowercase();
+                            st.pairs.get(&(lower.clone(), meta.ip)).is_some_and(|p| p.fails > 0)
+                                || st
+                                    .users
+                                    .get(&lower)
+                                    .is_none_or(|x| !x.nets.iter().any(|(n, _)| n.contains(&meta.ip)))
+                        });
+                        news.then_some(true)
+                    }
+                    _ => None,
+                };
+                Some((a.users.clone(), by_status, false, a.breached))
+            }
             (None, Some(a)) => {
-                let ep = (a.endpoint != AUTO).then(|| self.cfg.endpoints.get(a.endpoint)).flatten();
+                let ep = (a.endpoint < self.cfg.endpoints.len()).then(|| self.cfg.endpoints.get(a.endpoint)).flatten();
                 let by_status = outcome(ep, meta.path, status, headers);
-                if by_status.is_some() && ep.is_some_and(|e| e.success_body.is_some() || e.failure_body.is_some()) {
+                // A recognised login answered 2xx: its body says how it went.
+                let auto_body = ep.is_none() && by_status == Some(true) && (200..300).contains(&status);
+                let by_body = ep.is_some_and(|e| e.success_body.is_some() || e.failure_body.is_some());
+                if by_status.is_some() && (by_body || auto_body) {
                     let mut cookies = HeaderMap::new();
                     for v in headers.get_all(http::header::SET_COOKIE) {
                         cookies.append(http::header::SET_COOKIE, v.clone());
@@ -608,7 +687,12 @@ impl Logins {
         if let (Some(ci), false, true) =
             (ctx.and_then(|c| c.change), candidates.is_empty(), (200..300).contains(&status))
         {
-            if let Some(ch) = self.cfg.changes.get(ci).cloned() {
+            let recognised = (ci == RECOGNISED_CHANGE).then(|| kevlar_config::AccountChange {
+                method: meta.method.to_owned(),
+                path: meta.path.to_owned(),
+                kind: ChangeKind::Password,
+            });
+            if let Some(ch) = recognised.or_else(|| self.cfg.changes.get(ci).cloned()) {
                 let ambiguous = candidates.len() > 1;
                 for user in candidates {
                     self.change_by(&mut st, meta, user, &ch, ambiguous, app_email.as_deref(), now, &mut out);
@@ -749,12 +833,23 @@ impl Logins {
     /// Decides a deferred login with the first bytes of its answer's body.
     pub fn finish(&self, d: Deferred, body: &[u8], now: i64) -> Vec<SecurityEvent> {
         let mut out = Vec::new();
-        let Some(ep) = self.cfg.endpoints.get(d.endpoint) else { return out };
-        let has = |pat: &Option<String>| pat.as_ref().map(|p| body.windows(p.len().max(1)).any(|w| w == p.as_bytes()));
-        let ok = match (has(&ep.failure_body), has(&ep.success_body)) {
-            (Some(true), _) => false,
-            (_, Some(found)) => found,
-            _ => d.by_status.unwrap_or(false),
+        let ok = match self.cfg.endpoints.get(d.endpoint) {
+            Some(ep) => {
+                let has = |pat: &Option<String>| {
+                    pat.as_ref().map(|p| body.windows(p.len().max(1)).any(|w| w == p.as_bytes()))
+                };
+                match (has(&ep.failure_body), has(&ep.success_body)) {
+                    (Some(true), _) => false,
+                    (_, Some(found)) => found,
+                    _ => d.by_status.unwrap_or(false),
+                }
+            }
+            None => match answer_says(body, &d.cookies, &self.cfg.session_cookies) {
+                Some(ok) => ok,
+                // Nothing in the answer says: a success only where a login is expected.
+                None if AUTO_PATHS.iter().any(|p| same_path(p, &d.path)) => true,
+                None => return out,
+            },
         };
         let meta = RequestMeta {
             ip: d.ip,
@@ -1123,6 +1218,66 @@ impl Logins {
             .map(|s| s.pairs.get(&(user.to_lowercase(), ip)).is_some_and(|p| p.blocked_until > now))
             .unwrap_or(false)
     }
+}
+
+/// What a login's 2xx answer says of its outcome, read from its first bytes and its cookies:
+/// a failure when it shows a password field again (the form re-rendered) or says `errors`,
+/// `error`, `ok: false`, `success: false`; a success when it hands out a token (`token`,
+/// `access_token`, `jwt`, … at any depth) or sets a session cookie (not a CSRF cookie). `None`
+/// when it says nothing either way.
+fn answer_says(body: &[u8], cookies: &HeaderMap, session_cookies: &[String]) -> Option<bool> {
+    let lower = String::from_utf8_lossy(&body[..body.len().min(BODY_SCAN)]).to_ascii_lowercase();
+    let trimmed = lower.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(trimmed) {
+            if let Some(o) = v.as_object() {
+                let falsy = |k: &str| o.get(k).is_some_and(|x| x == &serde_json::Value::Bool(false));
+                let errors = o.get("errors").is_some_and(|e| e.as_array().is_none_or(|a| !a.is_empty()));
+                if errors || o.get("error").is_some_and(|e| !e.is_null()) || falsy("ok") || falsy("success") {
+                    return Some(false);
+                }
+            }
+            if has_token(&v, 0) {
+                return Some(true);
+            }
+        }
+    } else {
+        let form_again = ["type=\"password\"", "type='password'", "type=password"].iter().any(|p| lower.contains(p));
+        if form_again {
+            return Some(false);
+        }
+    }
+    let session = cookies
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|c| c.split(';').next()?.trim().split_once('='))
+        .filter(|(_, v)| !v.is_empty())
+        .any(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            session_cookies.iter().any(|n| n.eq_ignore_ascii_case(&k))
+                || (!k.contains("csrf") && !k.contains("xsrf") && !k.contains("test"))
+        });
+    session.then_some(true)
+}
+
+fn has_token(v: &serde_json::Value, depth: usize) -> bool {
+    const TOKENS: &[&str] =
+        &["token", "access_token", "accesstoken", "jwt", "id_token", "session_token", "sessiontoken", "auth_token"];
+    match v {
+        serde_json::Value::Object(o) if depth < 5 => o.iter().any(|(k, x)| {
+            (TOKENS.contains(&k.as_str()) && x.as_str().is_some_and(|s| !s.is_empty())) || has_token(x, depth + 1)
+        }),
+        serde_json::Value::Array(a) if depth < 5 => a.iter().take(8).any(|x| has_token(x, depth + 1)),
+        _ => false,
+    }
+}
+
+/// What the body of a request said, for the login monitor.
+enum Recognised<T> {
+    Login(Vec<String>, Option<T>),
+    PasswordChange,
+    Nothing,
 }
 
 /// The Pwned Passwords range API, asked from a thread of its own (never from a request), with a
