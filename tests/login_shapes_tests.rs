@@ -127,6 +127,39 @@ fn shapes() -> Vec<Shape> {
             user: "alice",
         },
         Shape {
+            name: "Keystone",
+            path: "/api/graphql",
+            content_type: JSON,
+            body: |pw| {
+                serde_json::json!({
+                "query": "mutation($email: String!, $password: String!) { authenticateUserWithPassword(email: $email, password: $password) { ... on UserAuthenticationWithPasswordSuccess { sessionToken } ... on UserAuthenticationWithPasswordFailure { message } } }",
+                "variables": { "email": "alice@example.com", "password": pw },
+            }).to_string()
+            },
+            user: "alice@example.com",
+        },
+        Shape {
+            name: "Directus",
+            path: "/auth/login",
+            content_type: JSON,
+            body: |pw| serde_json::json!({ "email": "alice@example.com", "password": pw, "mode": "json" }).to_string(),
+            user: "alice@example.com",
+        },
+        Shape {
+            name: "Payload",
+            path: "/api/users/login",
+            content_type: JSON,
+            body: |pw| serde_json::json!({ "email": "alice@example.com", "password": pw }).to_string(),
+            user: "alice@example.com",
+        },
+        Shape {
+            name: "NestJS",
+            path: "/auth/signin",
+            content_type: JSON,
+            body: |pw| serde_json::json!({ "username": "alice", "password": pw }).to_string(),
+            user: "alice",
+        },
+        Shape {
             name: "passwd in a multipart form",
             path: "/auth",
             content_type: "multipart/form-data; boundary=----WebKitFormBoundaryQ1",
@@ -211,6 +244,19 @@ fn every_framework_shape_is_recognised_with_its_outcome() {
         (from_ip(&evs, "authn_login_fail", "198.51.100.99"), from_ip(&evs, "authn_login_success", "198.51.100.99"));
     assert_eq!((basic_events.0.len(), basic_events.1.len()), (1, 1), "{basic_events:?}");
     assert!(evs.iter().all(|e| !e.to_string().contains("right-pw") && !e.to_string().contains("wrong-pw")));
+    // The route inventory says which routes are taken for logins, and why.
+    let out =
+        std::process::Command::new(KEVLAR).args(["routes", "--json", "--data-dir"]).arg(&k.data_dir).output().unwrap();
+    let routes: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let login_of = |path: &str| {
+        routes["routes"].as_array().unwrap().iter().find(|r| r["route"] == path).map(|r| r["login"].clone())
+    };
+    assert_eq!(login_of("/api/auth/local").unwrap(), "a JSON body with a password and an identifier", "{routes}");
+    assert_eq!(login_of("/wp-login.php").unwrap(), "a form body with a password and an identifier");
+    assert_eq!(login_of("/admin/report").unwrap(), "credentials in Authorization (Basic or Digest)");
+    let text = std::process::Command::new(KEVLAR).args(["routes", "--data-dir"]).arg(&k.data_dir).output().unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.lines().any(|l| l.contains("/auth") && l.contains("login (a multipart form")), "{text}");
 }
 
 #[test]

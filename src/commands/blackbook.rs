@@ -240,6 +240,10 @@ pub fn routes(control: ControlArgs) -> anyhow::Result<ExitCode> {
         if r["stale"].as_bool() == Some(true) {
             flags.push("stale");
         }
+        let login = r["login"].as_str().map(|why| format!("login ({})", kevlar_core::text::printable(why, 80)));
+        if let Some(l) = &login {
+            flags.push(l);
+        }
         println!(
             "{:<7} {:<40} {:>7} {:<24} {:<25} {}",
             shown(&r["method"], 16),

@@ -161,6 +161,9 @@ pub struct LoginAttempt {
     /// names several identities that disagree (`username=decoy&email=alice@…`, a repeated field):
     /// the app may read any of them, so the attempt counts for each and no user is told.
     pub users: Vec<String>,
+    /// Why this is taken for a login (shown in the route inventory): `a form body with a
+    /// password and an identifier`, `Authorization: Basic`, `[[logins.endpoint]]` …
+    pub how: &'static str,
     /// The password is in the breached-password index, seen this many times.
     pub breached: Option<u64>,
 }

@@ -1,6 +1,8 @@
 //! The cost of login monitoring per request (release build; `bash bench/logins.sh`), against the
 //! detectors on the same request measured in the same run:
-//! a page view with a session cookie, and a login POST (form) answered 401.
+//! a page view with a session cookie, a login POST (form) answered 401, and two POSTs that are not
+//! logins (a 1 KB comment form, a JSON API call) on paths that are not login paths — logins are
+//! recognised by their body on any path, so these pay the recognition's byte scan.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Instant;
@@ -46,6 +48,26 @@ fn main() {
         body_complete: true,
     };
     let lv = RequestView { method: "POST", path: "/login", query: None, headers: &form, body, body_complete: true };
+    let comment = format!("name=Ada&email=ada%40example.com&comment={}&subscribe=1", "lorem+ipsum+dolor+".repeat(52));
+    let cv = RequestView {
+        method: "POST",
+        path: "/posts/42/comments",
+        query: None,
+        headers: &form,
+        body: comment.as_bytes(),
+        body_complete: true,
+    };
+    let mut json_h = page.clone();
+    json_h.insert(http::header::CONTENT_TYPE, "application/json".parse().unwrap());
+    let api = br#"{"cart":{"items":[{"sku":"A-1","qty":2},{"sku":"B-7","qty":1}]},"coupon":"WINTER","note":"leave at the door"}"#;
+    let av = RequestView {
+        method: "POST",
+        path: "/api/cart",
+        query: None,
+        headers: &json_h,
+        body: api,
+        body_complete: true,
+    };
     let mut findings = Vec::new();
     let detect_page = per_call(n, |_| {
         findings.clear();
@@ -77,6 +99,26 @@ fn main() {
         let s = logins.on_request(&m, &lv, i64::from(i));
         let mut h = HeaderMap::new();
         let _ = logins.on_response(&m, s.context.as_ref(), 401, &mut h, i64::from(i));
+    });
+    let m = meta("/posts/42/comments", "POST");
+    let logins_comment = per_call(n, |_| {
+        let s = logins.on_request(&m, &cv, 1);
+        let mut h = HeaderMap::new();
+        let _ = logins.on_response(&m, s.context.as_ref(), 201, &mut h, 1);
+    });
+    let detect_comment = per_call(n / 4, |_| {
+        findings.clear();
+        inspector.inspect(&cv, &mut findings);
+    });
+    let m = meta("/api/cart", "POST");
+    let logins_api = per_call(n, |_| {
+        let s = logins.on_request(&m, &av, 1);
+        let mut h = HeaderMap::new();
+        let _ = logins.on_response(&m, s.context.as_ref(), 200, &mut h, 1);
+    });
+    let detect_api = per_call(n, |_| {
+        findings.clear();
+        inspector.inspect(&av, &mut findings);
     });
     // Memory: a million distinct usernames from rotating addresses, the default caps.
     let rss = || -> f64 {
@@ -121,5 +163,13 @@ fn main() {
     println!(
         "login POST answered 401:         logins {logins_login:.0} ns, detectors {detect_login:.0} ns (ratio {:.2})",
         logins_login / detect_login
+    );
+    println!(
+        "1 KB comment form, not a login:  logins {logins_comment:.0} ns, detectors {detect_comment:.0} ns (ratio {:.3})",
+        logins_comment / detect_comment
+    );
+    println!(
+        "JSON API POST, not a login:      logins {logins_api:.0} ns, detectors {detect_api:.0} ns (ratio {:.3})",
+        logins_api / detect_api
     );
 }

@@ -178,7 +178,7 @@ impl ShieldDb {
             )?;
             for ((m, t), r) in routes {
                 let j = serde_json::json!({
-                    "hits": r.hits, "flagged": r.flagged, "first": r.first_seen_ms, "last": r.last_seen_ms,
+                    "hits": r.hits, "flagged": r.flagged, "first": r.first_seen_ms, "last": r.last_seen_ms, "login": r.login,
                     "statuses": r.statuses.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<serde_json::Map<_, _>>(),
                 });
                 st.execute(params![m, t, j.to_string()])?;
@@ -210,6 +210,7 @@ impl ShieldDb {
                     statuses,
                     first_seen_ms: n("first"),
                     last_seen_ms: n("last"),
+                    login: v.get("login").and_then(Value::as_str).map(str::to_owned),
                 },
             ));
         }

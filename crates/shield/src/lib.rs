@@ -1005,6 +1005,12 @@ impl Gate for Shield {
         status: u16,
         headers: &mut http::HeaderMap,
     ) -> Option<Box<dyn kevlar_core::BodyWatch>> {
+        // The route inventory says which routes are taken for logins, and why.
+        if let (Some(login), true) = (ctx.and_then(|c| c.login.as_ref()), self.inner.cfg.routes.enabled) {
+            if let Ok(mut r) = self.inner.routes.lock() {
+                r.mark_login(meta.method, meta.path, login.how);
+            }
+        }
         let mut deferred = None;
         for ev in self.inner.logins.on_response_full(meta, ctx, status, headers, now_ms(), &mut deferred) {
             self.publish(ev);

@@ -15,6 +15,8 @@ pub struct RouteStats {
     pub statuses: BTreeMap<u16, u64>,
     pub first_seen_ms: i64,
     pub last_seen_ms: i64,
+    /// Kevlar takes requests to this route for logins, and why.
+    pub login: Option<String>,
 }
 
 impl RouteStats {
@@ -126,6 +128,17 @@ impl Inventory {
         self.dirty = true;
     }
 
+    /// Notes that requests to this route are taken for logins, and why.
+    pub fn mark_login(&mut self, method: &str, path: &str, why: &str) {
+        let k = format!("{method} {}", template(path));
+        if let Some((_, r)) = self.routes.get_mut(&k) {
+            if r.login.as_deref() != Some(why) {
+                r.login = Some(why.to_owned());
+                self.dirty = true;
+            }
+        }
+    }
+
     pub fn knows(&self, method: &str, path: &str) -> bool {
         let k = format!("{method} {}", template(path));
         self.routes.get(&k).is_some_and(|(_, r)| !r.probe_only() && r.statuses.keys().any(|s| *s < 400))
@@ -165,6 +178,7 @@ pub fn report<'a>(routes: impl Iterator<Item = (&'a RouteKey, &'a RouteStats)>, 
                     "last_seen": kevlar_core::time::rfc3339_ms(r.last_seen_ms),
                     "stale": now_ms - r.last_seen_ms > stale_ms,
                     "probe_only": r.probe_only(),
+                    "login": r.login,
                 })
             })
             .collect(),

@@ -389,9 +389,9 @@ impl Logins {
         if view.body.is_empty() || !recognise::may_carry_password(view.body) {
             return Recognised::Nothing;
         }
-        let fields = recognise::fields(view);
+        let (fields, how) = recognise::fields(view);
         match recognise::classify(&fields, clean_user) {
-            (recognise::Shape::Login { users, .. }, Some(pw)) => Recognised::Login(users, check(pw.as_bytes())),
+            (recognise::Shape::Login { users }, Some(pw)) => Recognised::Login(users, check(pw.as_bytes()), how),
             (recognise::Shape::PasswordChange, _) => Recognised::PasswordChange,
             _ => Recognised::Nothing,
         }
@@ -466,9 +466,9 @@ impl Logins {
         let sessions = self.session_hashes(view.headers);
         let check = |pw: &[u8]| self.breached(pw, now);
         let attempt = match self.endpoint(meta.method, meta.path) {
-            Some((idx, Some(ep))) => Self::credentials(ep, view, check).map(|c| (idx, c)),
+            Some((idx, Some(ep))) => Self::credentials(ep, view, check).map(|c| (idx, c, "a [[logins.endpoint]]")),
             Some((idx, None)) => match Self::recognised(view, check) {
-                Recognised::Login(users, breached) => Some((idx, (users, breached))),
+                Recognised::Login(users, breached, how) => Some((idx, (users, breached), how)),
                 Recognised::PasswordChange => {
                     change = change.or(Some(RECOGNISED_CHANGE));
                     None
@@ -482,7 +482,7 @@ impl Logins {
             (self.cfg.auto && self.cfg.endpoints.is_empty())
                 .then(|| Self::authorization(view, check))
                 .flatten()
-                .map(|c| (BASIC, c))
+                .map(|c| (BASIC, c, "credentials in Authorization (Basic or Digest)"))
         });
         if change.is_none() && sessions.is_empty() && attempt.is_none() {
             return seen;
@@ -491,7 +491,7 @@ impl Logins {
         let session_candidates = Self::session_users(&sessions, now, &st);
         let session_user = (session_candidates.len() == 1).then(|| session_candidates[0].clone());
         let mut login = None;
-        if let Some((idx, (users, breached))) = attempt {
+        if let Some((idx, (users, breached), how)) = attempt {
             if let Some(bucket) = breached {
                 seen.add_headers.push((
                     http::HeaderName::from_static("kevlar-breached-password"),
@@ -523,7 +523,7 @@ impl Logins {
                 kevlar_breach::Bucket::Seen => 1,
                 kevlar_breach::Bucket::Often => kevlar_breach::OFTEN,
             });
-            login = Some(LoginAttempt { endpoint: idx, users, breached });
+            login = Some(LoginAttempt { endpoint: idx, users, how, breached });
         }
         if login.is_some() || !session_candidates.is_empty() || change.is_some() {
             seen.context = Some(RequestContext { login, session_user, session_candidates, change });
@@ -1223,8 +1223,9 @@ impl Logins {
 /// What a login's 2xx answer says of its outcome, read from its first bytes and its cookies:
 /// a failure when it shows a password field again (the form re-rendered) or says `errors`,
 /// `error`, `ok: false`, `success: false`; a success when it hands out a token (`token`,
-/// `access_token`, `jwt`, … at any depth) or sets a session cookie (not a CSRF cookie). `None`
-/// when it says nothing either way.
+/// `access_token`, `jwt`, `sessionToken`, … at any depth); a failure when a JSON answer without a
+/// token says `invalid`, `incorrect`, `failed`, `wrong`, `unauthorized` or `denied`; a success when
+/// it sets a session cookie (not a CSRF or test cookie). `None` when it says nothing either way.
 fn answer_says(body: &[u8], cookies: &HeaderMap, session_cookies: &[String]) -> Option<bool> {
     let lower = String::from_utf8_lossy(&body[..body.len().min(BODY_SCAN)]).to_ascii_lowercase();
     let trimmed = lower.trim_start();
@@ -1239,6 +1240,11 @@ fn answer_says(body: &[u8], cookies: &HeaderMap, session_cookies: &[String]) -> 
             }
             if has_token(&v, 0) {
                 return Some(true);
+            }
+            // No token, and the answer says it did not work (Keystone's `message:
+            // "Authentication failed."`, `invalid credentials`).
+            if ["invalid", "incorrect", "failed", "wrong", "unauthori", "denied"].iter().any(|w| trimmed.contains(w)) {
+                return Some(false);
             }
         }
     } else {
@@ -1275,7 +1281,7 @@ fn has_token(v: &serde_json::Value, depth: usize) -> bool {
 
 /// What the body of a request said, for the login monitor.
 enum Recognised<T> {
-    Login(Vec<String>, Option<T>),
+    Login(Vec<String>, Option<T>, &'static str),
     PasswordChange,
     Nothing,
 }

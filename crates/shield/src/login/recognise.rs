@@ -74,7 +74,7 @@ const IDENTIFIER: &[&str] = &[
 pub enum Shape {
     /// A login attempt: every distinct identity named (in body order) and the password's index
     /// among the fields read.
-    Login { users: Vec<String>, how: &'static str },
+    Login { users: Vec<String> },
     /// The current password and a new one.
     PasswordChange,
     /// A new password with no current one (sign-up, reset), or a password with no identity.
@@ -98,7 +98,7 @@ fn key(name: &str) -> String {
 
 /// The body's fields, read as the app reads them: JSON (when it says so or looks so), multipart,
 /// else a form.
-pub fn fields(view: &RequestView<'_>) -> Vec<(String, String)> {
+pub fn fields(view: &RequestView<'_>) -> (Vec<(String, String)>, &'static str) {
     let ct = view.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let name = |p: &Part<'_>| -> String {
         if p.location.is_empty() {
@@ -110,14 +110,16 @@ pub fn fields(view: &RequestView<'_>) -> Vec<(String, String)> {
     if ct.contains("json") || view.body.trim_ascii_start().starts_with(b"{") {
         let mut owned: Vec<Part<'static>> = Vec::new();
         extract::json(view.body, &mut owned);
-        return owned.iter().map(|p| (name(p), p.value.to_string())).collect();
+        let f = owned.iter().map(|p| (name(p), p.value.to_string())).collect();
+        return (f, "a JSON body with a password and an identifier");
     }
     if ct.to_ascii_lowercase().starts_with("multipart/form-data") {
-        return kevlar_detect::body::multipart::boundary(ct).map(|b| multipart(view.body, &b)).unwrap_or_default();
+        let f = kevlar_detect::body::multipart::boundary(ct).map(|b| multipart(view.body, &b)).unwrap_or_default();
+        return (f, "a multipart form with a password and an identifier");
     }
     let mut parts: Vec<Part<'_>> = Vec::new();
     extract::form(view.body, "body", Source::Body, &mut parts);
-    parts.iter().map(|p| (name(p), p.value.to_string())).collect()
+    (parts.iter().map(|p| (name(p), p.value.to_string())).collect(), "a form body with a password and an identifier")
 }
 
 /// The text fields of a multipart form (file parts skipped).
@@ -148,7 +150,6 @@ fn multipart(body: &[u8], boundary: &str) -> Vec<(String, String)> {
 pub fn classify(fields: &[(String, String)], clean: impl Fn(&str) -> Option<String>) -> (Shape, Option<&str>) {
     let (mut pass, mut new, mut old) = (None, false, false);
     let mut users: Vec<String> = Vec::new();
-    let mut how = "form";
     for (name, value) in fields {
         let k = key(name);
         if value.is_empty() {
@@ -156,9 +157,6 @@ pub fn classify(fields: &[(String, String)], clean: impl Fn(&str) -> Option<Stri
         }
         if PASSWORD.contains(&k.as_str()) {
             pass.get_or_insert(value.as_str());
-            if name.contains('.') || name.contains('[') {
-                how = "nested";
-            }
         } else if NEW_PASSWORD.contains(&k.as_str()) {
             new = true;
         } else if OLD_PASSWORD.contains(&k.as_str()) {
@@ -178,7 +176,7 @@ pub fn classify(fields: &[(String, String)], clean: impl Fn(&str) -> Option<Stri
         return (Shape::Neither, None);
     }
     match pass {
-        Some(p) if !users.is_empty() => (Shape::Login { users, how }, Some(p)),
+        Some(p) if !users.is_empty() => (Shape::Login { users }, Some(p)),
         _ => (Shape::Neither, None),
     }
 }
@@ -199,7 +197,7 @@ mod tests {
             body: body.as_bytes(),
             body_complete: true,
         };
-        classify(&fields(&view), |s| Some(s.to_owned())).0
+        classify(&fields(&view).0, |s| Some(s.to_owned())).0
     }
 
     fn users(s: Shape) -> Vec<String> {
