@@ -44,7 +44,7 @@ if [ ! -d tests/update/node_modules/verdaccio ]; then
 fi
 
 # A plain Express app (express, body-parser, multer) that the evasion tests put Kevlar in front of.
-if [ ! -d tests/express/node_modules/multer ]; then
+if [ ! -d tests/express/node_modules/multer ] || [ ! -d tests/express/node_modules/passport-local ]; then
   (cd tests/express && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 

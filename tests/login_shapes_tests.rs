@@ -332,3 +332,15 @@ fn base64(s: &str) -> String {
     }
     out
 }
+
+#[test]
+fn a_real_passport_app_is_recognised() {
+    let app = DemoApp::passport();
+    let k = guard(&app.url(), "");
+    assert_eq!(post(&k, "/login/password", FORM, "username=alice&password=wrong-pw", "198.51.100.200"), 302);
+    assert_eq!(post(&k, "/login/password", FORM, "username=alice&password=right-pw", "198.51.100.200"), 302);
+    let fail = k.wait_event(|e| e["event"]["action"] == "authn_login_fail");
+    let ok = k.wait_event(|e| e["event"]["action"] == "authn_login_success");
+    assert_eq!((fail["user"]["name"].as_str(), ok["user"]["name"].as_str()), (Some("alice"), Some("alice")));
+    assert_eq!(ok["kevlar"]["session_cookie"], "connect.sid", "{ok}");
+}

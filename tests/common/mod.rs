@@ -60,6 +60,16 @@ impl DemoApp {
         DemoApp::node(&dir.join("app.js"), "express app listening on ")
     }
 
+    /// An Express app with Passport's local strategy and express-session (tests/express/passport.js).
+    pub fn passport() -> DemoApp {
+        let dir = repo().join("tests/express");
+        assert!(
+            dir.join("node_modules/passport-local").is_dir(),
+            "tests/express/node_modules is missing: run the test command (scripts/test.sh), which installs it"
+        );
+        DemoApp::node(&dir.join("passport.js"), "passport app listening on ")
+    }
+
     fn node(script: &Path, ready: &'static str) -> DemoApp {
         use std::os::unix::process::CommandExt;
         let mut child = Command::new("node")

@@ -1386,7 +1386,10 @@ pub fn outcome(ep: Option<&LoginEndpoint>, login_path: &str, status: u16, header
                 return Some(path.starts_with(s));
             }
             let lower = loc.to_ascii_lowercase();
-            if same_path(path, login_path) || lower.contains("error") || lower.contains("fail") {
+            // Back to the login page: the same path, or a usual login page (Passport's
+            // `/login/password` → `/login`).
+            let back = same_path(path, login_path) || (ep.is_none() && AUTO_PATHS.iter().any(|p| same_path(p, path)));
+            if back || lower.contains("error") || lower.contains("fail") {
                 return Some(false);
             }
         }
