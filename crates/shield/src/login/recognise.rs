@@ -84,9 +84,9 @@ pub enum Shape {
 /// Cheap, before anything is parsed: could the body carry a password field at all? A scan for
 /// `pass` or `pwd` in any case — most bodies stop here.
 pub fn may_carry_password(body: &[u8]) -> bool {
-    body.windows(3).any(|w| {
-        let l = |b: u8| b.to_ascii_lowercase();
-        matches!((l(w[0]), l(w[1]), l(w[2])), (b'p', b'a', b's') | (b'p', b'w', b'd'))
+    memchr::memchr2_iter(b'p', b'P', body).any(|i| {
+        let l = |j: usize| body.get(i + j).map_or(0, u8::to_ascii_lowercase);
+        matches!((l(1), l(2)), (b'a', b's') | (b'w', b'd'))
     })
 }
 
