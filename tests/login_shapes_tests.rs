@@ -344,3 +344,28 @@ fn a_real_passport_app_is_recognised() {
     assert_eq!((fail["user"]["name"].as_str(), ok["user"]["name"].as_str()), (Some("alice"), Some("alice")));
     assert_eq!(ok["kevlar"]["session_cookie"], "connect.sid", "{ok}");
 }
+
+#[test]
+fn an_answer_that_says_nothing_is_told_by_what_the_client_does_next() {
+    let (_app, url) = shapes_app();
+    let k = guard(&url, "");
+    let from = "198.51.100.150";
+    let signin =
+        |pw: &str| post(&k, "/portal/signin", FORM, &form(&[("email", "alice@example.com"), ("password", pw)]), from);
+    let get = |path: &str, accept: &str| {
+        ureq::get(&k.url(path)).set("X-Forwarded-For", from).set("Accept", accept).call().unwrap().status()
+    };
+    // Two wrong passwords, each followed by the same login again: retries, so failures.
+    assert_eq!(signin("wrong-1"), 200);
+    assert_eq!(signin("wrong-2"), 200);
+    assert_eq!(signin("right-pw"), 200);
+    // The page's stylesheet is no sign; the browser going on to a page is.
+    assert_eq!(get("/portal/app.css", "text/css,*/*;q=0.1"), 200);
+    assert_eq!(get("/portal/home", "text/html,application/xhtml+xml,*/*;q=0.8"), 200);
+    let ok = k.wait_event(|e| e["event"]["action"] == "authn_login_success" && e["source"]["ip"] == from);
+    assert_eq!(ok["kevlar"]["outcome_by"], "navigation", "{ok}");
+    let fails: Vec<Value> =
+        k.events(&["--action", "authn_login_fail"]).into_iter().filter(|e| e["source"]["ip"] == from).collect();
+    assert_eq!(fails.len(), 2, "{fails:?}");
+    assert!(fails.iter().all(|e| e["kevlar"]["outcome_by"] == "retry" && e["user"]["name"] == "alice@example.com"));
+}

@@ -179,4 +179,7 @@ pub struct RequestContext {
     pub session_candidates: Vec<String>,
     /// An account-change route matched (index into the configured ones).
     pub change: Option<usize>,
+    /// A browser navigation (`Sec-Fetch-Mode: navigate`, or an `Accept` with `text/html`), not a
+    /// page's subresource: it can tell the outcome of a login whose answer said nothing.
+    pub navigation: bool,
 }

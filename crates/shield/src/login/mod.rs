@@ -105,6 +105,10 @@ struct State {
     addrs: HashMap<IpAddr, Addr>,
     /// A session's users (one, or every identity of the ambiguous login that set it), and expiry.
     sessions: HashMap<[u8; 16], (Vec<String>, i64)>,
+    /// Recognised logins whose answer said nothing (a 200 either way), per client, waiting for
+    /// what the client does next: the same login again is a retry (it failed), going on to
+    /// another page is navigation (it worked). With when it was answered.
+    pending: HashMap<IpAddr, (Deferred, i64)>,
     spike: Spike,
 }
 
@@ -124,6 +128,18 @@ pub struct Deferred {
     user_agent: Option<String>,
     app_email: Option<String>,
 }
+
+/// A browser's navigation to a page, not one of its subresources (a stylesheet the answer loads
+/// is no sign that the login worked).
+fn is_navigation(headers: &HeaderMap) -> bool {
+    if let Some(mode) = headers.get("sec-fetch-mode").and_then(|v| v.to_str().ok()) {
+        return mode.eq_ignore_ascii_case("navigate");
+    }
+    headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+}
+
+/// How long a login whose answer said nothing waits for the client's next request.
+const PENDING_MS: i64 = 120_000;
 
 /// How much of an answer's body a body pattern is looked for in.
 pub const BODY_SCAN: usize = 64 << 10;
@@ -146,6 +162,8 @@ pub struct Logins {
     online: Option<std::sync::Arc<Online>>,
     /// Some login has set a session: only then are request cookies hashed and looked up.
     any_session: std::sync::atomic::AtomicBool,
+    /// Some login waits for the client's next request to tell its outcome.
+    any_pending: std::sync::atomic::AtomicBool,
     /// Two independently keyed SipHash states: a 128-bit keyed hash of cookie values and names.
     keys: (std::collections::hash_map::RandomState, std::collections::hash_map::RandomState),
     state: Mutex<State>,
@@ -230,6 +248,7 @@ impl Logins {
             breach: None,
             online,
             any_session: std::sync::atomic::AtomicBool::new(false),
+            any_pending: std::sync::atomic::AtomicBool::new(false),
             keys: Default::default(),
             state: Mutex::new(State::default()),
         }
@@ -484,7 +503,9 @@ impl Logins {
                 .flatten()
                 .map(|c| (BASIC, c, "credentials in Authorization (Basic or Digest)"))
         });
-        if change.is_none() && sessions.is_empty() && attempt.is_none() {
+        let waiting = self.any_pending.load(std::sync::atomic::Ordering::Relaxed);
+        let navigation = waiting && is_navigation(view.headers);
+        if change.is_none() && sessions.is_empty() && attempt.is_none() && !navigation {
             return seen;
         }
         let Ok(st) = self.state.lock() else { return seen };
@@ -525,8 +546,8 @@ impl Logins {
             });
             login = Some(LoginAttempt { endpoint: idx, users, how, breached });
         }
-        if login.is_some() || !session_candidates.is_empty() || change.is_some() {
-            seen.context = Some(RequestContext { login, session_user, session_candidates, change });
+        if login.is_some() || !session_candidates.is_empty() || change.is_some() || navigation {
+            seen.context = Some(RequestContext { login, session_user, session_candidates, change, navigation });
         }
         seen
     }
@@ -567,10 +588,14 @@ impl Logins {
         headers.remove(EVENT_HEADER);
         headers.remove(USER_EMAIL_HEADER);
         let nothing = ctx.is_none_or(|c| c.login.is_none() && c.change.is_none());
-        if !self.cfg.enabled || (reported.is_empty() && nothing) {
+        let waiting = self.any_pending.load(std::sync::atomic::Ordering::Relaxed);
+        if !self.cfg.enabled || (reported.is_empty() && nothing && !waiting) {
             return out;
         }
         let Ok(mut st) = self.state.lock() else { return out };
+        if waiting {
+            self.settle_pending(&mut st, meta, ctx, status, now, &mut out);
+        }
         let session_user = ctx.and_then(|c| c.session_user.clone());
 
         // What the app reported itself.
@@ -846,9 +871,14 @@ impl Logins {
             }
             None => match answer_says(body, &d.cookies, &self.cfg.session_cookies) {
                 Some(ok) => ok,
-                // Nothing in the answer says: a success only where a login is expected.
+                // Nothing in the answer says: a success where a login is expected; elsewhere,
+                // what the client does next tells.
                 None if AUTO_PATHS.iter().any(|p| same_path(p, &d.path)) => true,
-                None => return out,
+                None => {
+                    let Ok(mut st) = self.state.lock() else { return out };
+                    self.wait_for_next(&mut st, d, now, &mut out);
+                    return out;
+                }
             },
         };
         let meta = RequestMeta {
@@ -874,6 +904,71 @@ impl Logins {
             &mut out,
         );
         out
+    }
+
+    /// Keeps a login whose answer said nothing until the client's next request. A login already
+    /// waiting for this client on the same path was retried: it failed.
+    fn wait_for_next(&self, st: &mut State, d: Deferred, now: i64, out: &mut Vec<SecurityEvent>) {
+        if let Some((prev, _)) = st.pending.remove(&d.ip) {
+            if same_path(&prev.path, &d.path) {
+                self.decide_pending(st, prev, false, "retry", now, out);
+            }
+        }
+        let cap = self.cfg.max_tracked;
+        if make_room(&mut st.pending, cap, |(_, at)| *at < now - PENDING_MS, |_| false) {
+            st.pending.insert(d.ip, (d, now));
+            self.any_pending.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The next request of a client with a login waiting: the same login again (a retry) means
+    /// it failed; a page elsewhere answered 2xx/3xx (navigation) means it worked.
+    fn settle_pending(
+        &self,
+        st: &mut State,
+        meta: &RequestMeta<'_>,
+        ctx: Option<&RequestContext>,
+        status: u16,
+        now: i64,
+        out: &mut Vec<SecurityEvent>,
+    ) {
+        let Some((p, at)) = st.pending.get(&meta.ip) else { return };
+        let retry = ctx.is_some_and(|c| c.login.is_some()) && same_path(&p.path, meta.path);
+        let navigation = !retry
+            && ctx.is_some_and(|c| c.navigation)
+            && meta.method.eq_ignore_ascii_case("GET")
+            && (200..400).contains(&status);
+        let expired = now - at > PENDING_MS;
+        if retry {
+            // Left for `wait_for_next`, which sees the retry's own answer.
+            return;
+        }
+        if navigation || expired {
+            if let Some((p, _)) = st.pending.remove(&meta.ip) {
+                if navigation && !expired {
+                    self.decide_pending(st, p, true, "navigation", now, out);
+                }
+            }
+        }
+        if st.pending.is_empty() {
+            self.any_pending.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn decide_pending(&self, st: &mut State, d: Deferred, ok: bool, by: &str, now: i64, out: &mut Vec<SecurityEvent>) {
+        let meta = RequestMeta {
+            ip: d.ip,
+            request_id: &d.request_id,
+            method: &d.method,
+            path: &d.path,
+            query: None,
+            user_agent: d.user_agent.as_deref(),
+        };
+        let start = out.len();
+        self.apply(st, &meta, &d.users, ok, false, d.breached, d.status, &d.cookies, d.app_email.as_deref(), now, out);
+        for e in &mut out[start..] {
+            e.kevlar.insert("outcome_by".into(), serde_json::Value::String(by.to_owned()));
+        }
     }
 
     fn user_mut<'s>(&self, st: &'s mut State, user: &str, now: i64) -> &'s mut User {
