@@ -369,3 +369,26 @@ fn an_answer_that_says_nothing_is_told_by_what_the_client_does_next() {
     assert_eq!(fails.len(), 2, "{fails:?}");
     assert!(fails.iter().all(|e| e["kevlar"]["outcome_by"] == "retry" && e["user"]["name"] == "alice@example.com"));
 }
+
+#[test]
+fn with_detection_off_logins_are_still_read_decoded() {
+    let (_app, url) = shapes_app();
+    let k = guard(&url, "[detect]\nmode = \"off\"\n");
+    let body = gzip(br#"{"identifier":"alice","password":"wrong-pw","note":"1' UNION SELECT password FROM users--"}"#);
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let status = match agent
+        .post(&k.url("/api/auth/local"))
+        .set("Content-Type", "application/json")
+        .set("Content-Encoding", "gzip")
+        .set("X-Forwarded-For", "198.51.100.77")
+        .send_bytes(&body)
+    {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(s, _)) => s,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(status, 400);
+    let fail = k.wait_event(|e| e["event"]["action"] == "authn_login_fail");
+    assert_eq!(fail["user"]["name"], "alice");
+    assert!(k.events(&["--action", "malicious_attack"]).is_empty(), "detection is off");
+}

@@ -586,6 +586,13 @@ impl Shield {
     }
 
     /// The detectors' part of [`Gate::inspect`]; events name the signed-in user when known.
+    /// Detection is off for this path (and no family is in block mode).
+    fn detection_off(&self, path: &str) -> bool {
+        let inner = &self.inner;
+        self.path_mode(path).unwrap_or(inner.cfg.detect.mode) == Mode::Off
+            && inner.family_modes.values().all(|m| *m != Mode::Block)
+    }
+
     fn detect(
         &self,
         meta: &RequestMeta<'_>,
@@ -594,9 +601,7 @@ impl Shield {
         user: Option<&str>,
     ) -> Verdict {
         let inner = &self.inner;
-        let path_mode = self.path_mode(meta.path);
-        let global = inner.cfg.detect.mode;
-        if path_mode.unwrap_or(global) == Mode::Off && inner.family_modes.values().all(|m| *m != Mode::Block) {
+        if self.detection_off(meta.path) {
             return Verdict::ALLOW;
         }
         inner.counters.inspected.fetch_add(1, Ordering::Relaxed);
@@ -965,8 +970,16 @@ impl Gate for Shield {
 
     fn inspect(&self, meta: &RequestMeta<'_>, view: &RequestView<'_>) -> Verdict {
         let inner = &self.inner;
-        // The body once, decoded as the app reads it, for the login monitor and the detectors.
-        let mut scan = (!view.body.is_empty()).then(|| Scanner::new(&inner.inspector, view.headers));
+        // The body once, decoded as the app reads it, for the login monitor and the detectors
+        // (only decoded when detection is off here: the login monitor still reads it).
+        let off = self.detection_off(meta.path);
+        let mut scan = (!view.body.is_empty()).then(|| {
+            if off {
+                Scanner::decoding(&inner.inspector, view.headers)
+            } else {
+                Scanner::new(&inner.inspector, view.headers)
+            }
+        });
         if let Some(s) = scan.as_mut() {
             s.feed(&inner.inspector, view.body);
             if view.body_complete {
@@ -982,7 +995,7 @@ impl Gate for Shield {
             return v;
         }
         let mut v = self.detect(meta, view, scan.as_ref(), session_user.as_deref());
-        if let (Some(s), false, Decision::Allow) = (scan, view.body_complete, &v.decision) {
+        if let (Some(s), false, Decision::Allow, false) = (scan, view.body_complete, &v.decision, off) {
             let reported = s.findings().len();
             v.body = Some(Box::new(RestOfBody {
                 shield: self.clone(),

@@ -255,6 +255,9 @@ pub struct Scanner {
     finished: bool,
     /// The request declared no `Content-Type` at all.
     untyped: bool,
+    /// Only decode (for the login monitor when detection is off): keep the decoded start, read
+    /// no values.
+    decode_only: bool,
 }
 
 /// The rules of the `evasion` family, with their scores.
@@ -311,6 +314,7 @@ impl Scanner {
             stopped: false,
             finished: false,
             untyped: !headers.contains_key(http::header::CONTENT_TYPE),
+            decode_only: false,
         };
         let encodings: Vec<String> = headers
             .get_all(http::header::CONTENT_ENCODING)
@@ -386,6 +390,14 @@ impl Scanner {
         self.shape
     }
 
+    /// A scanner that only undoes `Content-Encoding` and the charset, keeping the decoded start
+    /// (what the login monitor reads when detection is off); it reads no values.
+    pub fn decoding(ins: &Inspector, headers: &HeaderMap) -> Scanner {
+        let mut s = Scanner::new(ins, headers);
+        s.decode_only = true;
+        s
+    }
+
     /// The decoded start of the body (up to [`KEEP`] bytes), as the app's parser reads it.
     pub fn prefix(&self) -> &[u8] {
         &self.prefix
@@ -438,6 +450,9 @@ impl Scanner {
         if self.prefix.len() < KEEP {
             let room = KEEP - self.prefix.len();
             self.prefix.extend_from_slice(&d[..d.len().min(room)]);
+        }
+        if self.decode_only {
+            return;
         }
         if let Tok::Sniff = self.tok {
             self.sniff.extend_from_slice(d);
@@ -527,6 +542,10 @@ impl Scanner {
                     self.problem(ins, p);
                 }
             }
+        }
+        if self.decode_only {
+            self.finished = true;
+            return;
         }
         if let Tok::Sniff = self.tok {
             self.decide(ins);
