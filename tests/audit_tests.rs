@@ -156,7 +156,7 @@ fn bad_input_is_an_error_naming_file_and_line() {
 /// Conformance on the shared corpus: every npm lockfile parses with every package counted, and
 /// the real GitHub advisories import with their known quirks reported, not fatal.
 #[test]
-fn real_lockfiles_and_advisories_from_the_shared_corpus() {
+fn conformance_real_lockfiles_and_advisories_from_the_shared_corpus() {
     let data = repo().join("../shared/data");
     assert!(
         data.join("lockfiles").is_dir() && data.join("advisories/npm").is_dir(),
@@ -348,7 +348,7 @@ reason = "old"
 }
 
 #[test]
-fn cargo_lock_against_the_real_rustsec_database() {
+fn conformance_cargo_lock_against_the_real_rustsec_database() {
     let rust = repo().join("../shared/data/advisories/rust");
     assert!(rust.is_dir(), "the shared RustSec corpus is missing at {}", rust.display());
     let tmp = tempfile::tempdir().unwrap();
@@ -406,7 +406,7 @@ source = "registry+https://github.com/rust-lang/crates.io-index"
 }
 
 #[test]
-fn python_lockfiles_against_the_real_pypa_database() {
+fn conformance_python_lockfiles_against_the_real_pypa_database() {
     let pypi = repo().join("../shared/data/advisories/pypi");
     assert!(pypi.is_dir(), "the shared PyPA corpus is missing at {}", pypi.display());
     let tmp = tempfile::tempdir().unwrap();
@@ -463,7 +463,7 @@ fn python_lockfiles_against_the_real_pypa_database() {
 }
 
 #[test]
-fn doctor_reports_end_of_life_and_node_core_vulnerabilities() {
+fn conformance_doctor_reports_end_of_life_and_node_core_vulnerabilities() {
     let wg = repo().join("../shared/data/advisories/nodejs-security-wg");
     assert!(wg.is_dir(), "the shared security-wg corpus is missing at {}", wg.display());
     let tmp = tempfile::tempdir().unwrap();
@@ -619,7 +619,7 @@ fn monorepo_findings_name_the_workspace_that_pulls_them_in() {
 }
 
 #[test]
-fn a_lockfile_npm_itself_writes() {
+fn conformance_a_lockfile_npm_itself_writes() {
     // The test writes a package.json and lets npm resolve it against the real registry.
     let tmp = tempfile::tempdir().unwrap();
     let app = tmp.path().join("app");

@@ -519,7 +519,7 @@ fn latin1_escape(s: &str) -> String {
 }
 
 #[tokio::test]
-async fn real_world_normal_traffic_with_latin1_urls_passes_monitor_mode_untouched() {
+async fn conformance_real_world_normal_traffic_with_latin1_urls_passes_monitor_mode_untouched() {
     let values = csic_normal_values();
     assert!(values.len() > 19_000, "{} benign values", values.len());
     let app = DemoApp::start();
