@@ -1,7 +1,8 @@
 //! The login parsers: the breached-password import (`HASH:COUNT` lines) and index reader, the
-//! sshd and vsftpd log lines of `[[watch]]`, the
-//! credentials of a login request (form, JSON, Basic) and the app's `Kevlar-Event` reports. None
-//! may panic; the app's headers never reach the client; every event is well formed.
+//! sshd and vsftpd log lines of `[[watch]]`, the credentials of a login request recognised by
+//! its body (form, JSON, multipart) or its `Authorization` (Basic, Digest), the app's
+//! `Kevlar-Event` reports and the reading of a 2xx answer's body. None may panic; the app's
+//! headers never reach the client; every event is well formed.
 #![no_main]
 
 use kevlar_config::LoginsConfig;
@@ -28,8 +29,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let (head, body) = data.split_at(data.len().min(64));
     let mut headers = http::HeaderMap::new();
-    let ct =
-        if head.first().is_some_and(|b| b & 1 == 1) { "application/json" } else { "application/x-www-form-urlencoded" };
+    let ct = match head.first().map(|b| b % 3) {
+        Some(1) => "application/json",
+        Some(2) => "multipart/form-data; boundary=XB",
+        _ => "application/x-www-form-urlencoded",
+    };
     headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(ct));
     if let Ok(v) = http::HeaderValue::from_bytes(head) {
         headers.insert(http::header::AUTHORIZATION, v.clone());
@@ -45,8 +49,13 @@ fuzz_target!(|data: &[u8]| {
         answer.insert(http::header::LOCATION, v);
     }
     let status = 200 + u16::from(head.first().copied().unwrap_or(0)) % 300;
-    let events = logins.on_response(&meta, seen.context.as_ref(), status, &mut answer, 2);
+    let mut deferred = None;
+    let mut events = logins.on_response_full(&meta, seen.context.as_ref(), status, &mut answer, 2, &mut deferred);
     assert!(answer.get("kevlar-event").is_none());
+    // A 2xx answer's body is read for tokens, errors and the form shown again.
+    if let Some(d) = deferred {
+        events.extend(logins.finish(d, body, 3));
+    }
     // Every event reads back (the store and the sinks read them so).
     for e in &events {
         assert!(kevlar_core::SecurityEvent::from_json(&e.to_json()).is_ok());
