@@ -18,19 +18,7 @@ struct Shape {
 }
 
 fn form(pairs: &[(&str, &str)]) -> String {
-    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    pairs.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect::<Vec<_>>().join("&")
 }
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -209,7 +197,7 @@ fn every_framework_shape_is_recognised_with_its_outcome() {
     }
     // HTTP Basic on any path: a 401 is a failed login.
     let basic = |pw: &str| {
-        let auth = format!("Basic {}", base64(&format!("alice:{pw}")));
+        let auth = format!("Basic {}", base64_encode(format!("alice:{pw}").as_bytes()));
         match ureq::get(&k.url("/admin/report"))
             .set("Authorization", &auth)
             .set("X-Forwarded-For", "198.51.100.99")
@@ -315,24 +303,6 @@ fn brute_force_against_other_shapes_is_refused_like_login() {
     }
 }
 
-fn base64(s: &str) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let b = s.as_bytes();
-    let mut out = String::new();
-    for c in b.chunks(3) {
-        let n =
-            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn a_real_passport_app_is_recognised() {
     let app = DemoApp::passport();
@@ -391,4 +361,24 @@ fn with_detection_off_logins_are_still_read_decoded() {
     let fail = k.wait_event(|e| e["event"]["action"] == "authn_login_fail");
     assert_eq!(fail["user"]["name"], "alice");
     assert!(k.events(&["--action", "malicious_attack"]).is_empty(), "detection is off");
+}
+
+#[test]
+fn a_login_padded_past_what_kevlar_reads_is_a_finding() {
+    let (_app, url) = shapes_app();
+    let k = guard(&url, "");
+    let s = shapes().into_iter().find(|s| s.name == "Strapi").unwrap();
+    // Two ordinary attempts: the route is learned as a login.
+    for _ in 0..2 {
+        assert_eq!(post(&k, s.path, s.content_type, &(s.body)("wrong-pw"), "198.51.100.60"), 400);
+    }
+    let padded = serde_json::json!({ "pad": "A".repeat(70 * 1024), "identifier": "alice", "password": "wrong-pw" });
+    assert_eq!(post(&k, s.path, JSON, &padded.to_string(), "198.51.100.61"), 400);
+    let ev = k.wait_event(|e| e["event"]["action"] == "malicious_evasion" && e["source"]["ip"] == "198.51.100.61");
+    assert_eq!(ev["kevlar"]["rule"], "login_unreadable", "{ev}");
+    // The same padding on a usual login path, before any login was seen there.
+    let form = format!("pad={}&email=alice%40example.com&password=x", "A".repeat(70 * 1024));
+    post(&k, "/login", FORM, &form, "198.51.100.62");
+    let ev = k.wait_event(|e| e["event"]["action"] == "malicious_evasion" && e["source"]["ip"] == "198.51.100.62");
+    assert_eq!(ev["kevlar"]["rule"], "login_unreadable");
 }

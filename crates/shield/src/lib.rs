@@ -988,6 +988,24 @@ impl Gate for Shield {
         }
         let decoded = RequestView { body: scan.as_ref().map_or(view.body, |s| s.prefix()), ..*view };
         let seen = inner.logins.on_request(meta, &decoded, now_ms());
+        // A body longer than the login monitor reads, where a login is expected and none was
+        // found in what it read (padding before the fields): unread is a finding, not a skip.
+        if !view.body_complete
+            && seen.context.as_ref().is_none_or(|c| c.login.is_none())
+            && (inner.logins.expects_login(meta.method, meta.path)
+                || inner.routes.lock().is_ok_and(|r| r.is_login(meta.method, meta.path)))
+        {
+            let ev = self
+                .event(
+                    meta,
+                    "malicious_evasion",
+                    Severity::Warning,
+                    format!("a login request longer than the {} bytes the login monitor reads", view.body.len()),
+                )
+                .with_kevlar("family", "evasion")
+                .with_kevlar("rule", "login_unreadable");
+            self.publish(ev);
+        }
         let session_user = seen.context.as_ref().and_then(|c| c.session_user.clone());
         if let Some(secs) = seen.refuse_for {
             let mut v = Verdict::new(Decision::Refuse { status: 429, reason: "login_pair_locked" }, false);

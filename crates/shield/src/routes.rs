@@ -139,6 +139,12 @@ impl Inventory {
         }
     }
 
+    /// Requests to this route have been taken for logins.
+    pub fn is_login(&self, method: &str, path: &str) -> bool {
+        let k = format!("{method} {}", template(path));
+        self.routes.get(&k).is_some_and(|(_, r)| r.login.is_some())
+    }
+
     pub fn knows(&self, method: &str, path: &str) -> bool {
         let k = format!("{method} {}", template(path));
         self.routes.get(&k).is_some_and(|(_, r)| !r.probe_only() && r.statuses.keys().any(|s| *s < 400))
