@@ -66,7 +66,7 @@ fn slack_text_cannot_ping_the_channel_or_link() {
         ),
     );
     let user = "<!channel> <https://evil.example/unlock|Unlock account> & co";
-    let body = format!("username={}&password=nope", urlencode(user));
+    let body = format!("username={}&password=nope", form_encode(user));
     for i in 0..3 {
         assert_eq!(post_form(&k, "/login", &body, &format!("198.51.100.{i}")), 401);
     }
@@ -110,26 +110,18 @@ fn terminal_escapes_and_long_names_are_written_out_in_the_cli() {
     let _: Value = serde_json::from_str(&kevlar_cli(&k, &["blackbook", "show", "203.0.113.66", "--json"])).unwrap();
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 fn mail_sink(port: u16) -> String {
     format!(
         "[[alerts.sink]]\nname = \"mail\"\ntype = \"email\"\nserver = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\nfrom = \"Kevlar <kevlar@example.com>\"\nto = \"ops@example.com\"\n"
     )
 }
 
+/// POSTs an event to the admin API (one kept-alive connection for the whole test binary).
 fn report(k: &Kevlar, body: &str) -> (u16, String) {
-    let r = ureq::post(&k.admin_url("/v1/events"))
+    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+    let r = AGENT
+        .get_or_init(|| ureq::AgentBuilder::new().build())
+        .post(&k.admin_url("/v1/events"))
         .set("Authorization", &format!("Bearer {}", k.token()))
         .set("Content-Type", "application/json")
         .send_string(body);
@@ -195,7 +187,7 @@ fn an_address_the_mailer_refuses_never_holds_up_the_mail() {
     // failed logins and no account.
     for (n, user) in ["x@bad..test", "a@b.test,1", "a@b.test>x"].iter().enumerate() {
         for i in 0..3 {
-            let body = format!("username={}&password=nope", urlencode(user));
+            let body = format!("username={}&password=nope", form_encode(user));
             assert_eq!(post_form(&k, "/login", &body, &format!("198.51.10{n}.{i}")), 401);
         }
     }
@@ -269,7 +261,7 @@ fn a_flood_cannot_spend_the_users_notices_or_mail_strangers() {
     );
     let pw = "correct horse battery staple";
     let login = |user: &str, pass: &str, from: &str| {
-        post_form(&k, "/login", &format!("email={}&password={}", urlencode(user), urlencode(pass)), from)
+        post_form(&k, "/login", &format!("email={}&password={}", form_encode(user), form_encode(pass)), from)
     };
     assert_eq!(login("alice@example.com", pw, "192.0.2.10"), 302);
     // Failed logins naming addresses of no account, from one address: the owner hears of it (and
@@ -311,20 +303,13 @@ fn a_sink_that_is_down_never_costs_a_healthy_one_its_deliveries() {
             closed_port()
         ))
         .start();
-    let agent = ureq::AgentBuilder::new().build();
     for i in 0..1200 {
         let ev = serde_json::json!({
             "event": { "action": "malicious_ban", "category": "intrusion_detection", "severity": 4 },
             "source": { "ip": format!("198.51.{}.{}", 100 + i / 250, i % 250) },
             "message": format!("ban {i}"),
         });
-        let r = agent
-            .post(&k.admin_url("/v1/events"))
-            .set("Authorization", &format!("Bearer {}", k.token()))
-            .set("Content-Type", "application/json")
-            .send_string(&ev.to_string())
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        assert_eq!(report(&k, &ev.to_string()).0, 201);
     }
     let file = k.data_dir.join("alerts.jsonl");
     let bans = || std::fs::read_to_string(&file).unwrap_or_default().lines().filter(|l| l.contains("\"ban ")).count();
@@ -376,20 +361,13 @@ fn retention_runs_on_a_timer_and_gives_the_space_back() {
     let k = Kevlar::guard(&format!("http://127.0.0.1:{}", closed_port()))
         .config("[store]\nretention = \"3s\"\n\n[blackbook]\nmax_age = \"3s\"\n")
         .start();
-    let agent = ureq::AgentBuilder::new().build();
     for i in 0..3000 {
         let ev = serde_json::json!({
             "event": { "action": "malicious_probe", "category": "intrusion_detection", "severity": 2 },
             "source": { "ip": format!("10.{}.{}.{}", i / 62500, (i / 250) % 250, i % 250) },
             "message": format!("probe {i} {}", "x".repeat(300)),
         });
-        let r = agent
-            .post(&k.admin_url("/v1/events"))
-            .set("Authorization", &format!("Bearer {}", k.token()))
-            .set("Content-Type", "application/json")
-            .send_string(&ev.to_string())
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        assert_eq!(report(&k, &ev.to_string()).0, 201);
     }
     let book = || kevlar_cli(&k, &["blackbook", "list", "--json", "--limit", "10000"]);
     wait_until(20, "the black book on disk", || {

@@ -44,19 +44,7 @@ fn post(k: &Kevlar, path: &str, body: &str, from: &str, cookie: Option<&str>) ->
 }
 
 fn login(k: &Kevlar, user: &str, password: &str, from: &str) -> Resp {
-    post(k, "/login", &format!("email={}&password={}", enc(user), enc(password)), from, None)
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    post(k, "/login", &format!("email={}&password={}", form_encode(user), form_encode(password)), from, None)
 }
 
 fn guard(app: &DemoApp, config: &str) -> Kevlar {
@@ -316,7 +304,7 @@ to = "ops@example.com"
         .config(&config)
         .start();
     let echo = |pw: &str| -> Value {
-        let body = format!("email=alice%40example.com&password={}", enc(pw));
+        let body = format!("email=alice%40example.com&password={}", form_encode(pw));
         let r = agent()
             .post(&k.url("/echo-headers"))
             .set("Content-Type", "application/x-www-form-urlencoded")
@@ -364,7 +352,7 @@ fn the_range_api_is_asked_with_five_hex_digits_and_padding() {
         let r = agent()
             .post(&k.url("/echo-headers"))
             .set("Content-Type", "application/x-www-form-urlencoded")
-            .send_string(&format!("email=bob%40example.com&password={}", enc(pw)))
+            .send_string(&format!("email=bob%40example.com&password={}", form_encode(pw)))
             .unwrap();
         serde_json::from_str(&r.into_string().unwrap()).unwrap()
     };

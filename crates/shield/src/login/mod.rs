@@ -282,6 +282,17 @@ impl Logins {
         self.cfg.enabled && self.endpoint(method, path).is_some()
     }
 
+    /// A login is expected here: a configured endpoint, or one of the usual login paths.
+    pub fn expects_login(&self, method: &str, path: &str) -> bool {
+        self.cfg.enabled
+            && method.eq_ignore_ascii_case("POST")
+            && if self.cfg.endpoints.is_empty() {
+                self.cfg.auto && AUTO_PATHS.iter().any(|a| same_path(a, path))
+            } else {
+                self.endpoint(method, path).is_some()
+            }
+    }
+
     fn change(&self, method: &str, path: &str) -> Option<usize> {
         self.cfg.changes.iter().position(|c| c.method.eq_ignore_ascii_case(method) && same_path(&c.path, path))
     }
@@ -881,6 +892,13 @@ impl Logins {
                 }
             },
         };
+        let Ok(mut st) = self.state.lock() else { return out };
+        self.apply_deferred(&mut st, &d, ok, now, &mut out);
+        out
+    }
+
+    /// Decides a login that waited (for its answer's body, or the client's next request).
+    fn apply_deferred(&self, st: &mut State, d: &Deferred, ok: bool, now: i64, out: &mut Vec<SecurityEvent>) {
         let meta = RequestMeta {
             ip: d.ip,
             request_id: &d.request_id,
@@ -889,21 +907,7 @@ impl Logins {
             query: None,
             user_agent: d.user_agent.as_deref(),
         };
-        let Ok(mut st) = self.state.lock() else { return out };
-        self.apply(
-            &mut st,
-            &meta,
-            &d.users,
-            ok,
-            false,
-            d.breached,
-            d.status,
-            &d.cookies,
-            d.app_email.as_deref(),
-            now,
-            &mut out,
-        );
-        out
+        self.apply(st, &meta, &d.users, ok, false, d.breached, d.status, &d.cookies, d.app_email.as_deref(), now, out);
     }
 
     /// Keeps a login whose answer said nothing until the client's next request. A login already
@@ -956,16 +960,8 @@ impl Logins {
     }
 
     fn decide_pending(&self, st: &mut State, d: Deferred, ok: bool, by: &str, now: i64, out: &mut Vec<SecurityEvent>) {
-        let meta = RequestMeta {
-            ip: d.ip,
-            request_id: &d.request_id,
-            method: &d.method,
-            path: &d.path,
-            query: None,
-            user_agent: d.user_agent.as_deref(),
-        };
         let start = out.len();
-        self.apply(st, &meta, &d.users, ok, false, d.breached, d.status, &d.cookies, d.app_email.as_deref(), now, out);
+        self.apply_deferred(st, &d, ok, now, out);
         for e in &mut out[start..] {
             e.kevlar.insert("outcome_by".into(), serde_json::Value::String(by.to_owned()));
         }

@@ -72,8 +72,8 @@ const IDENTIFIER: &[&str] = &[
 /// What a request body says about logins.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Shape {
-    /// A login attempt: every distinct identity named (in body order) and the password's index
-    /// among the fields read.
+    /// A login attempt: every distinct identity named, in body order (the password's value comes
+    /// beside the shape, from [`classify`]).
     Login { users: Vec<String> },
     /// The current password and a new one.
     PasswordChange,
