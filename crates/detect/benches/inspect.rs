@@ -29,6 +29,19 @@ fn typical(c: &mut Criterion) {
         body: body.as_bytes(),
         body_complete: true,
     };
+    // What the proxy does: the head inspected, the body streamed through a `Scanner`.
+    let head = RequestView { body: b"", body_complete: false, ..view };
+    c.bench_function("proxy_path_head_and_streamed_1kb_form", |b| {
+        b.iter(|| {
+            let mut out = Vec::new();
+            inspector.inspect_head(std::hint::black_box(&head), &mut out);
+            let mut s = kevlar_detect::body::Scanner::new(&inspector, &headers);
+            s.feed(&inspector, std::hint::black_box(body.as_bytes()));
+            s.finish(&inspector);
+            out.extend_from_slice(s.findings());
+            out
+        })
+    });
     c.bench_function("typical_request_10_args_1kb_form", |b| {
         b.iter(|| {
             let mut out = Vec::new();

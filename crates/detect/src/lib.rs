@@ -189,59 +189,69 @@ fn needs_look(v: &str) -> bool {
         return false;
     }
     thread_local!(static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
-    let Some(searcher) = plain_suspects() else { return true };
     BUF.with(|b| {
         let mut b = b.borrow_mut();
         b.clear();
-        b.reserve(v.len());
         // One pass: lower-case into the buffer while checking that every byte is plain.
         let mut plain = true;
-        for c in v.bytes() {
+        b.extend(v.bytes().map(|c| {
             plain &= PLAIN[c as usize];
-            b.push(c.to_ascii_lowercase());
-        }
-        !plain || searcher.find(&b[..]).is_some()
+            c.to_ascii_lowercase()
+        }));
+        !plain || suspect(&b)
     })
 }
 
 /// Whether a raw form component (`a+b%2C+c`), once form-decoded, is certainly uninteresting:
 /// ASCII-plain with none of the plain suspects. One pass decodes and lower-cases into a reused
-/// buffer, then one SIMD scan; no allocation. Anything else (`%` layers, non-ASCII, punctuation)
-/// answers `false` and takes the full path.
+/// buffer (the runs between `%` escapes mapped through a table, no branch per byte), then one SIMD
+/// scan; no allocation. Anything else (`%` layers, non-ASCII, punctuation) answers `false` and
+/// takes the full path.
 fn raw_form_clean(raw: &[u8]) -> bool {
     thread_local!(static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
-    let Some(searcher) = plain_suspects() else { return false };
     BUF.with(|b| {
         let mut b = b.borrow_mut();
-        // Decoding never lengthens: written in place, then cut to what was written.
         b.clear();
-        b.resize(raw.len(), 0);
-        let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-        let (mut i, mut n) = (0, 0);
-        while i < raw.len() {
-            let c = match raw[i] {
-                b'+' => b' ',
-                b'%' => match (raw.get(i + 1).and_then(|c| hex(*c)), raw.get(i + 2).and_then(|c| hex(*c))) {
-                    (Some(h), Some(l)) => {
-                        i += 2;
-                        h * 16 + l
-                    }
-                    _ => return false,
-                },
-                c => c,
+        b.reserve(raw.len());
+        let hex = |c: Option<&u8>| c.and_then(|c| (*c as char).to_digit(16)).map(|d| d as u8);
+        let mut plain = true;
+        let mut rest = raw;
+        loop {
+            let (run, escape) = match memchr::memchr(b'%', rest) {
+                Some(at) => (&rest[..at], Some(&rest[at..])),
+                None => (rest, None),
             };
-            // 0: not plain ASCII; otherwise the byte lower-cased.
-            let low = PLAIN_LOWER[c as usize];
-            if low == 0 {
-                return false;
-            }
-            b[n] = low;
-            n += 1;
-            i += 1;
+            // Comparisons only, no table: the compiler turns this loop into SIMD.
+            b.extend(run.iter().map(|&c| {
+                let c = if c == b'+' { b' ' } else { c };
+                let low = c | (u8::from(c.wrapping_sub(b'A') < 26) << 5);
+                plain &= low.wrapping_sub(b'a') < 26
+                    || c.wrapping_sub(b'0') < 10
+                    || matches!(c, b' ' | b',' | b'.' | b'_' | b'@' | b'\t');
+                low
+            }));
+            let Some(e) = escape else { break };
+            let (Some(h), Some(l)) = (hex(e.get(1)), hex(e.get(2))) else { return false };
+            // A decoded `+` is a plus, not a blank: PLAIN_LOWER has it as not plain.
+            let low = PLAIN_LOWER[usize::from(h * 16 + l)];
+            plain &= low != 0;
+            b.push(low);
+            rest = &e[3..];
         }
-        b.truncate(n);
-        searcher.find(&b[..]).is_none()
+        plain && !suspect(&b)
     })
+}
+
+/// Whether a lower-cased plain value holds a suspect word: the words of four bytes and more in
+/// one SIMD scan (four-byte fingerprints: ordinary text rarely even reaches verification), the
+/// short ones around `_` (`__`, `xp_`, `sp_`) by looking at each `_`.
+fn suspect(b: &[u8]) -> bool {
+    let Some(searcher) = plain_suspects() else { return true };
+    if searcher.find(b).is_some() {
+        return true;
+    }
+    memchr::memchr_iter(b'_', b)
+        .any(|at| b.get(at + 1) == Some(&b'_') || (at >= 2 && matches!(&b[at - 2..at], b"xp" | b"sp")))
 }
 
 /// [`PLAIN_ASCII`] as a map: 0 for a byte that is not plain, else the byte lower-cased.
@@ -282,7 +292,9 @@ const PLAIN: [bool; 256] = {
 
 /// What can still make a plain value interesting: SQL keywords that need no punctuation, the
 /// metadata address, dunder names, callback domains, Windows system files. Lower case; matched
-/// against a lower-cased copy with a SIMD multi-substring searcher (Teddy), several GB/s.
+/// against a lower-cased copy with a SIMD multi-substring searcher (Teddy), several GB/s. Every
+/// word has four bytes or more (what keeps Teddy's fingerprints selective); the shorter `__`,
+/// `xp_` and `sp_` are looked for by [`suspect`].
 const PLAIN_SUSPECTS: &[&str] = &[
     // Without punctuation an injection needs one of these: `1 union select 1,2`, `1 order by 5`,
     // `1 having 1 like 1`, `waitfor delay`, `xp_cmdshell` …
@@ -299,12 +311,9 @@ const PLAIN_SUSPECTS: &[&str] = &[
     "procedure",
     "sleep",
     "benchmark",
-    "xp_",
-    "sp_",
     "where",
     // the metadata address, dunder names, prototype pollution, Windows system files
     "169.254",
-    "__",
     "prototype",
     ".ini",
     "web.config",
@@ -325,7 +334,7 @@ const PLAIN_SUSPECTS: &[&str] = &[
 fn plain_suspects() -> Option<&'static aho_corasick::packed::Searcher> {
     static M: std::sync::OnceLock<Option<aho_corasick::packed::Searcher>> = std::sync::OnceLock::new();
     M.get_or_init(|| {
-        let mut b = aho_corasick::packed::Config::new().builder();
+        let mut b = aho_corasick::packed::Config::new().only_teddy_fat(Some(true)).builder();
         for p in PLAIN_SUSPECTS {
             b.add(p);
         }
@@ -335,20 +344,20 @@ fn plain_suspects() -> Option<&'static aho_corasick::packed::Searcher> {
 }
 
 thread_local! {
-    /// Header values seen clean recently on this thread (User-Agent and Referer repeat across
-    /// requests), keyed by SipHash with a random key so an attacker cannot aim a collision.
+    /// Header values and paths seen clean recently on this thread (User-Agent, Referer and the
+    /// app's routes repeat across requests), keyed by SipHash with a random key so an attacker cannot aim a collision.
     static SEEN: std::cell::RefCell<(std::hash::RandomState, std::collections::HashSet<u64>)> =
         std::cell::RefCell::new((std::hash::RandomState::new(), std::collections::HashSet::new()));
 }
 
 const SEEN_MAX: usize = 4096;
 
-/// Whether `v` was seen clean recently, and its key.
-fn seen_clean(v: &str) -> (bool, u64) {
+/// Whether `v` was seen clean recently where `tag` says (a header, the path), and its key.
+fn seen_clean(tag: u8, v: &str) -> (bool, u64) {
     use std::hash::BuildHasher;
     SEEN.with(|s| {
         let s = s.borrow();
-        let h = s.0.hash_one(v);
+        let h = s.0.hash_one((tag, v));
         (s.1.contains(&h), h)
     })
 }
@@ -482,6 +491,19 @@ impl Inspector {
     }
 
     fn path(&self, sink: &mut Sink<'_>, raw: &str) {
+        // Paths repeat across requests: one seen clean recently is not looked at again.
+        let (clean, key) = seen_clean(if self.cfg.php_app { b'P' } else { b'p' }, raw);
+        if clean {
+            return;
+        }
+        let before = sink.out.len();
+        self.path_checks(sink, raw);
+        if sink.out.len() == before && before < MAX_FINDINGS && sink.families == Families::ALL {
+            mark_clean(key);
+        }
+    }
+
+    fn path_checks(&self, sink: &mut Sink<'_>, raw: &str) {
         let norm = normalize::path(raw);
         sink.add(Family::Traversal, traversal::check(&norm, true), "path", "", &norm);
         sink.add(Family::Probe, probe::check(&norm, self.cfg.php_app), "path", "", &norm);
@@ -526,7 +548,7 @@ impl Inspector {
                 self.value(sink, Source::Arg, &format!("header.{n}"), n, &v);
                 continue;
             }
-            let (clean, key) = seen_clean(&v);
+            let (clean, key) = seen_clean(b'h', &v);
             if clean {
                 continue;
             }
@@ -547,7 +569,7 @@ impl Inspector {
                 sink.add(Family::Traversal, traversal::check(&d, false), &location, n, &d);
                 sink.add(Family::Crlf, crlf::check(&d), &location, n, &d);
             }
-            if sink.out.len() == before && sink.families == Families::ALL {
+            if sink.out.len() == before && before < MAX_FINDINGS && sink.families == Families::ALL {
                 mark_clean(key);
             }
         }
@@ -565,9 +587,12 @@ impl Inspector {
     ) {
         let mut rest = Vec::new();
         let mut start = 0;
-        for pair in raw.split(|b| *b == b'&') {
+        // memchr's SIMD search for the separators (a byte-by-byte split was most of the cost).
+        let ends = memchr::memchr_iter(b'&', raw).chain(std::iter::once(raw.len()));
+        for end in ends {
             let here = start;
-            start += pair.len() + 1;
+            let pair = &raw[here..end];
+            start = end + 1;
             if pair.is_empty() {
                 continue;
             }
@@ -746,6 +771,30 @@ mod tests {
         }
         for q in ["q=running+shoes&page=2", "name=Jane+Doe&city=Paris", "comment=Lovely%2C+arrived+on+time."] {
             assert!(query(q).is_empty(), "false positive: {q}: {:?}", query(q));
+        }
+    }
+
+    #[test]
+    fn every_suspect_word_is_found_in_plain_values_in_any_case_and_encoding() {
+        assert!(PLAIN_SUSPECTS.iter().all(|w| w.len() >= 4), "Teddy's fingerprints need four bytes");
+        for w in PLAIN_SUSPECTS.iter().copied().chain(["__", "xp_", "sp_"]) {
+            let upper = w.to_ascii_uppercase();
+            for v in
+                [format!("a {w} b"), format!("a+{}+b", upper.replace(' ', "+")), w.to_string(), format!("%41{upper}")]
+            {
+                assert!(!raw_form_clean(v.as_bytes()), "raw_form_clean let {v:?} through");
+            }
+            assert!(needs_look(&format!("Some {upper} text")), "needs_look let {w:?} through");
+        }
+        for v in ["xp_cmdshell", "EXEC+SP_WHO", "a__b", "%5F%5Fproto"] {
+            assert!(!raw_form_clean(v.as_bytes()), "{v}");
+        }
+        // Plain text with `_`, `+`, escapes of plain bytes: clean. A decoded `+`, a lone `%`: not.
+        for v in ["snake_case+name", "Lovely+product%2C+arrived", "jane.doe%40example.com", "_x", "p_"] {
+            assert!(raw_form_clean(v.as_bytes()), "{v}");
+        }
+        for v in ["a%2Bb", "50%", "%zz", "a%2", "caf%C3%A9", "a;b"] {
+            assert!(!raw_form_clean(v.as_bytes()), "{v}");
         }
     }
 }

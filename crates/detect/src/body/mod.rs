@@ -74,10 +74,20 @@ impl FormTok {
                 }
             }
         }
-        self.carry.extend_from_slice(d);
-        if let Some(last) = memchr::memrchr(b'&', &self.carry) {
-            f(&self.carry[..last]);
-            self.carry.drain(..=last);
+        match memchr::memrchr(b'&', d) {
+            // Whole pairs straight from the chunk: only the unfinished last one is kept.
+            Some(last) if self.carry.is_empty() => {
+                f(&d[..last]);
+                self.carry.extend_from_slice(&d[last + 1..]);
+            }
+            Some(_) => {
+                self.carry.extend_from_slice(d);
+                if let Some(last) = memchr::memrchr(b'&', &self.carry) {
+                    f(&self.carry[..last]);
+                    self.carry.drain(..=last);
+                }
+            }
+            None => self.carry.extend_from_slice(d),
         }
         if self.carry.len() > MAX_VALUE {
             f(&self.carry[..MAX_VALUE]);
@@ -96,7 +106,7 @@ impl FormTok {
 /// PHP stop at 1,000).
 pub(crate) struct Joins {
     /// By a hash of the name as the app reads it (a collision only joins more than needed).
-    map: HashMap<u64, Join>,
+    map: HashMap<u64, Join, std::hash::BuildHasherDefault<Prehashed>>,
     /// First values, one after the other (a `Join` keeps its range): one buffer, not one each.
     firsts: Vec<u8>,
     prefix: &'static str,
@@ -141,12 +151,18 @@ fn head(s: &str, n: usize) -> &str {
 
 impl Joins {
     pub(crate) fn new(prefix: &'static str, source: Source) -> Joins {
-        Joins { map: HashMap::with_capacity(16), firsts: Vec::new(), prefix, source, told: false }
+        Joins {
+            map: HashMap::with_capacity_and_hasher(16, Default::default()),
+            firsts: Vec::new(),
+            prefix,
+            source,
+            told: false,
+        }
     }
 
     /// One `key=value` pair as it came; `clean`: the value is plain (`raw_form_clean`).
     pub(crate) fn add(&mut self, ins: &Inspector, sink: &mut Sink<'_>, key: &[u8], value: &[u8], clean: bool) {
-        use std::hash::{BuildHasher, Hasher};
+        use std::hash::BuildHasher;
         let decoded = crate::extract::form_decode(key);
         let mut name: &str = &decoded;
         // qs's nesting: `q[]`, `q[0]`, `q[a]`, `q[a][0]` are all parts of what the app reads as `q`.
@@ -155,9 +171,7 @@ impl Joins {
                 name = &name[..open];
             }
         }
-        let mut h = JOIN_HASH.build_hasher();
-        h.write(name.as_bytes());
-        let id = h.finish();
+        let id = name_key().hash_one(name.as_bytes());
         if !self.map.contains_key(&id) {
             if self.map.len() >= JOIN_NAMES {
                 if !self.told {
@@ -207,9 +221,30 @@ impl Joins {
     }
 }
 
-/// One hasher for the join table: fixed keys are fine, a collision only joins two names.
-static JOIN_HASH: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
-    std::hash::BuildHasherDefault::new();
+/// The join table's key for a name: SipHash with a key drawn once per process, so that no one can
+/// aim names at one bucket of the table (a collision itself only joins two names).
+fn name_key() -> &'static std::hash::RandomState {
+    static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    KEY.get_or_init(std::hash::RandomState::new)
+}
+
+/// The join table's keys are hashes already: the table uses them as they are.
+#[derive(Default)]
+pub(crate) struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
 
 /// Tells the shape of an undeclared body from its first bytes.
 pub fn sniff(b: &[u8]) -> (Shape, Option<String>) {
