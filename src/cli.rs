@@ -111,9 +111,13 @@ pub enum Command {
     /// Known vulnerabilities in the app's dependencies, from the local advisory database.
     /// Exit code 0 when nothing is at or above --fail-on, 1 when something is, 2 on an error.
     Audit(AuditArgs),
-    /// The runtime: whether the running Node.js's release line reached end of life, and the
-    /// known Node.js core vulnerabilities of its version, with the version to move to (from the
-    /// local advisory database). Exit code 0 when fine, 1 when end-of-life or vulnerable, 2 on an error.
+    /// The runtime and the deployment, each line a verdict (ok / warn / fail) and a fix: whether the
+    /// running Node.js's release line reached end of life and its known core vulnerabilities (from
+    /// the local advisory database); then the configuration (what only monitors, what is not
+    /// enforced), TLS (certificate expiry, chain order, key), the data directory's and the
+    /// secrets' exposure, the admin API's, and whether each alert sink can be reached.
+    /// Exit code 0 when nothing fails, 1 when something does (end-of-life, vulnerable, a failing
+    /// check), 2 on an error.
     Doctor(DoctorArgs),
     /// For each direct dependency: the version the lockfile holds, the newest within the declared
     /// range, and the registry's latest, from the registry the project uses (.npmrc honoured).
@@ -375,6 +379,12 @@ pub struct DoctorArgs {
     /// table or json.
     #[arg(long, default_value = "table", value_parser = ["table", "json"])]
     pub format: String,
+    /// The configuration to check (default: ./kevlar.toml when present, else the embedded defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The data directory to check (default: the configuration's).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

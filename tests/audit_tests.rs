@@ -694,3 +694,133 @@ fn sarif_output_is_valid_against_the_sarif_2_1_0_schema() {
     let r = check(&file);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stdout));
 }
+
+/// A runtime database with just a release schedule (enough for `kevlar doctor`'s first part).
+fn schedule_db(tmp: &Path) -> std::path::PathBuf {
+    let db = tmp.join("db");
+    let schedule = tmp.join("schedule.json");
+    std::fs::write(
+        &schedule,
+        r#"{"v22": {"start": "2024-04-24", "lts": "2024-10-29", "maintenance": "2025-10-21", "end": "2999-04-30"}}"#,
+    )
+    .unwrap();
+    let (code, _, err) = kevlar(&["db", "update", "--from", schedule.to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+    db
+}
+
+fn checks(out: &str) -> Vec<(String, String, String)> {
+    let v: Value = serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no checks: {v:#}"))
+        .iter()
+        .map(|c| {
+            (
+                c["verdict"].as_str().unwrap().to_owned(),
+                c["area"].as_str().unwrap().to_owned(),
+                c["what"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn has(cs: &[(String, String, String)], verdict: &str, area: &str, what: &str) -> bool {
+    cs.iter().any(|(v, a, w)| v == verdict && a == area && w.contains(what))
+}
+
+/// `kevlar doctor` looks at the deployment: each exposure is a failing line with its fix, and
+/// once each is fixed the same command passes.
+#[test]
+fn doctor_checks_the_deployment_and_each_fix_turns_it_green() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let db = schedule_db(tmp.path());
+    let tls = tmp.path().join("tls");
+    let (code, _, err) = kevlar(&["cert", "--self-signed", "--out", tls.to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+    // A data dir and token others can read; one sink that answers, one that does not.
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(data.join("admin.token"), "x").unwrap();
+    std::fs::set_permissions(data.join("admin.token"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config = |mode: &str, secret: &str, sinks: &str| {
+        format!(
+            "data_dir = \"{data}\"\n[detect]\nmode = \"{mode}\"\n[tls]\nlisten = \"127.0.0.1:0\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\
+             [[alerts.sink]]\nname = \"up\"\ntype = \"logstash\"\naddress = \"{open}\"\n\
+             [[alerts.sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{open}/hook\"\nsecret = \"{secret}\"\n{sinks}",
+            data = data.display(),
+            cert = tls.join("cert.pem").display(),
+            key = tls.join("key.pem").display(),
+            open = open.local_addr().unwrap(),
+        )
+    };
+    let file = tmp.path().join("kevlar.toml");
+    std::fs::write(
+        &file,
+        config(
+            "monitor",
+            "a-long-literal-secret",
+            &format!(
+                "[[alerts.sink]]\nname = \"down\"\ntype = \"syslog\"\naddress = \"{closed}\"\ntransport = \"tcp\"\n"
+            ),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let doctor = |format: &str| {
+        kevlar(&["doctor", "--node-version", "22.99.0", "--config", file.to_str().unwrap(), "--format", format], &db)
+    };
+    let (code, out, err) = doctor("json");
+    assert_eq!(code, 1, "{out}{err}");
+    let cs = checks(&out);
+    assert!(has(&cs, "warn", "detect", "monitor"), "{cs:?}");
+    assert!(has(&cs, "warn", "bans", "not enforced"), "{cs:?}");
+    assert!(has(&cs, "ok", "tls", "valid until"), "{cs:?}");
+    assert!(has(&cs, "ok", "tls", "2 certificates in order"), "{cs:?}");
+    assert!(has(&cs, "ok", "tls", "key matches"), "{cs:?}");
+    assert!(has(&cs, "fail", "data", "admin.token (644)"), "{cs:?}");
+    assert!(has(&cs, "fail", "secrets", "others can read it (644)"), "{cs:?}");
+    assert!(has(&cs, "ok", "alerts", "up (logstash)"), "{cs:?}");
+    assert!(has(&cs, "fail", "alerts", &format!("down (syslog): cannot reach {closed}")), "{cs:?}");
+    // The table says the same, each failure with its fix.
+    let (code, out, _) = doctor("table");
+    assert_eq!(code, 1);
+    assert!(out.contains("FAIL  data") && out.contains("fix: chmod 700"), "{out}");
+    assert!(out.contains("WARN  detect   monitor"), "{out}");
+
+    // Fixed: modes, permissions, the secret from the environment, the dead sink gone.
+    std::fs::write(&file, config("block", "env:PATH", "")).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(data.join("admin.token"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, out, err) = doctor("json");
+    assert_eq!(code, 0, "{out}{err}");
+    let cs = checks(&out);
+    assert!(!cs.iter().any(|(v, _, _)| v == "fail"), "{cs:?}");
+    assert!(has(&cs, "ok", "detect", "block"), "{cs:?}");
+    assert!(has(&cs, "ok", "data", "owner's alone"), "{cs:?}");
+    assert!(!cs.iter().any(|(_, a, _)| a == "secrets"), "a secret from the environment is not in the file: {cs:?}");
+
+    // An expired, self-signed certificate; then a key that is not the certificate's.
+    let mut p = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+    p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let key = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(tls.join("cert.pem"), p.self_signed(&key).unwrap().pem()).unwrap();
+    let (code, out, _) = doctor("json");
+    assert_eq!(code, 1);
+    let cs = checks(&out);
+    assert!(has(&cs, "fail", "tls", "expired on 2021-01-01"), "{cs:?}");
+    assert!(has(&cs, "warn", "tls", "self-signed"), "{cs:?}");
+    assert!(has(&cs, "fail", "tls", "key does not go with the certificate"), "{cs:?}");
+
+    // An invalid configuration is the first failure, not a crash.
+    std::fs::write(&file, "[detect]\nmode = \"blok\"\n").unwrap();
+    let (code, out, _) = doctor("json");
+    assert_eq!(code, 1);
+    assert!(has(&checks(&out), "fail", "config", "1 problem"), "{out}");
+    drop(open);
+}

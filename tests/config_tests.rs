@@ -135,3 +135,48 @@ fn help_lists_every_command_and_flag() {
         assert!(text.contains(f), "{f} missing from guard --help");
     }
 }
+
+/// The example systemd unit: `systemd-analyze verify` finds nothing to say (a misspelt key or a
+/// wrong section is a warning there, so silence is the check), `systemd-analyze security` rates
+/// its exposure "OK" (2.0 or less of 10), and the command it starts is one Kevlar accepts.
+#[test]
+fn the_systemd_unit_verifies_and_is_hardened() {
+    let unit = std::fs::read_to_string(repo().join("examples/systemd/kevlar.service")).unwrap();
+    for key in ["ProtectSystem=strict", "NoNewPrivileges=yes", "User=kevlar", "StateDirectory=kevlar"] {
+        assert!(unit.lines().any(|l| l == key), "{key} missing");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // verify checks that ExecStart's program exists: point it at the binary under test.
+    let path = dir.path().join("kevlar.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/kevlar", KEVLAR)).unwrap();
+    let out =
+        Command::new("systemd-analyze").arg("verify").arg(&path).output().expect("systemd-analyze (package systemd)");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+    // The check can fail: a misspelt key is reported.
+    std::fs::write(&path, unit.replace("/usr/local/bin/kevlar", KEVLAR).replace("ProtectHome=", "ProtectHom="))
+        .unwrap();
+    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ProtectHom"), "a misspelt key goes unnoticed");
+
+    std::fs::write(&path, unit.replace("/usr/local/bin/kevlar", KEVLAR)).unwrap();
+    let out = Command::new("systemd-analyze").args(["security", "--offline=yes"]).arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let level: f64 = text
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for kevlar.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in: {text}"));
+    assert!(level <= 2.0, "exposure {level}: {text}");
+
+    // ExecStart's arguments are Kevlar's: the same line with --help after `run` is accepted.
+    let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap();
+    let args: Vec<&str> = exec.split_whitespace().skip(1).take_while(|a| *a != "--").collect();
+    assert_eq!(args[0], "run");
+    let help = Command::new(KEVLAR).arg("run").arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(help.contains(flag), "`kevlar run` has no {flag}");
+    }
+}

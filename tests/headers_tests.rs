@@ -1,5 +1,6 @@
 //! Security headers (OWASP Secure Headers Project; helmet 8.3 defaults): every response carries
-//! helmet's twelve headers byte for byte, `Server` and `X-Powered-By` are stripped, and each
+//! helmet's twelve headers byte for byte and a conservative `Permissions-Policy`, `Server` and
+//! `X-Powered-By` are stripped, and each
 //! header can be changed, removed, kept from the app or overridden, per path.
 
 #![allow(clippy::unwrap_used)]
@@ -61,6 +62,30 @@ async fn app_values_are_kept_by_default_and_overridden_on_request() {
     let r = client().get(k2.url("/app-headers")).send().await.unwrap();
     assert_eq!(r.headers()["x-frame-options"], "SAMEORIGIN", "override: Kevlar's value wins");
     assert_eq!(r.headers()["referrer-policy"], "same-origin", "per-header keep beats the global override");
+}
+
+/// Beyond helmet: a conservative Permissions-Policy on every response, the app's own kept (a video
+/// call app that allows its camera is not broken), removable in the config.
+#[tokio::test]
+async fn a_conservative_permissions_policy_by_default_the_apps_own_kept() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).start();
+    let c = client();
+    for path in ["/", "/nope"] {
+        let r = c.get(k.url(path)).send().await.unwrap();
+        let pp = r.headers()["permissions-policy"].to_str().unwrap().to_owned();
+        for off in ["camera=()", "microphone=()", "geolocation=()", "payment=()", "usb=()", "browsing-topics=()"] {
+            assert!(pp.split(", ").any(|f| f == off), "{path}: {off} missing from {pp}");
+        }
+        for used in ["fullscreen", "autoplay", "publickey-credentials-get", "picture-in-picture"] {
+            assert!(!pp.contains(used), "{path}: {used} is used by ordinary pages: {pp}");
+        }
+    }
+    let r = c.get(k.url("/app-headers")).send().await.unwrap();
+    assert_eq!(r.headers()["permissions-policy"], "camera=(self)", "the app's own policy is kept");
+    let k2 = Kevlar::guard(&app.url()).config("[headers.set]\n\"Permissions-Policy\" = false\n").start();
+    let r = c.get(k2.url("/")).send().await.unwrap();
+    assert!(r.headers().get("permissions-policy").is_none(), "removed when the config says false");
 }
 
 #[tokio::test]

@@ -113,7 +113,7 @@ function route(req, res) {
     return setTimeout(() => send(res, 200, 'text/plain', 'slow\n'), ms);
   }
   if (req.method === 'GET' && p === '/app-headers') {
-    return send(res, 200, 'text/plain', 'the app set its own headers\n', { 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'same-origin' });
+    return send(res, 200, 'text/plain', 'the app set its own headers\n', { 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'same-origin', 'Permissions-Policy': 'camera=(self)' });
   }
   if (req.method === 'POST' && p === '/upload') {
     let n = 0;

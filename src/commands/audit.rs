@@ -288,9 +288,19 @@ fn runtime_report(
 pub fn doctor(a: DoctorArgs) -> anyhow::Result<ExitCode> {
     let db = AdvisoryDb::open(&db_dir(a.db))?;
     let version = node_version(&a.node, a.node_version.as_deref())?;
-    let (r, failing) = runtime_report(&db, &version, a.format == "json")?;
-    if a.format == "json" {
-        println!("{r}");
+    let json_out = a.format == "json";
+    let (mut r, failing) = runtime_report(&db, &version, json_out)?;
+    let (config, mut checks) = super::doctor::load(a.config.as_deref(), a.data_dir);
+    if let Some(c) = &config {
+        checks.extend(super::doctor::checks(c));
     }
-    Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let checks_fail = checks.iter().any(|c| c.verdict == super::doctor::Verdict::Fail);
+    if json_out {
+        r["checks"] = super::doctor::to_json(&checks);
+        println!("{r}");
+    } else {
+        println!();
+        super::doctor::print(&checks);
+    }
+    Ok(if failing || checks_fail { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -21,7 +21,7 @@ pub fn run(out: &Path, hosts: &[String]) -> anyhow::Result<ExitCode> {
     ca.distinguished_name.push(DnType::CommonName, "Kevlar local CA");
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     ca.not_before = rcgen::date_time_ymd(year - 1, 1, 1);
-    ca.not_after = rcgen::date_time_ymd(year + 2, 1, 1);
+    ca.not_after = rcgen::date_time_ymd(year + 3, 1, 1);
     let ca_key = KeyPair::generate()?;
     let ca_cert = ca.self_signed(&ca_key)?;
 
@@ -31,7 +31,8 @@ pub fn run(out: &Path, hosts: &[String]) -> anyhow::Result<ExitCode> {
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     leaf.use_authority_key_identifier_extension = true;
     leaf.not_before = rcgen::date_time_ymd(year - 1, 1, 1);
-    leaf.not_after = rcgen::date_time_ymd(year + 1, 1, 1);
+    // At least a year left whatever the day it is made (`kevlar doctor` warns under 30 days).
+    leaf.not_after = rcgen::date_time_ymd(year + 2, 1, 1);
     let leaf_key = KeyPair::generate()?;
     let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key)?;
 

@@ -6,6 +6,7 @@ mod blackbook;
 mod breach;
 mod cert;
 mod control;
+mod doctor;
 mod events;
 mod init;
 mod logs;

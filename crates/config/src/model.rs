@@ -327,8 +327,8 @@ impl Default for AppLogsConfig {
     }
 }
 
-/// What detection does with a finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What detection does with a finding, from least to most (`Off < Monitor < Block`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Mode {
     /// Not inspected.
     Off,

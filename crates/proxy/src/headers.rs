@@ -1,5 +1,6 @@
-//! The security-header policy: helmet 8's defaults byte for byte, then the user's rules, compiled
-//! once into a list of header operations per route, applied to every response.
+//! The security-header policy: helmet 8's defaults byte for byte plus a conservative
+//! `Permissions-Policy`, then the user's rules, compiled once into a list of header operations per
+//! route, applied to every response.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use kevlar_config::{AppValues, CspConfig, HeaderRule, HeadersConfig};
@@ -34,6 +35,18 @@ pub const HELMET_HEADERS: &[(&str, &str)] = &[
     ("x-xss-protection", "0"),
 ];
 
+/// What Kevlar adds to helmet: a `Permissions-Policy` that turns off, for the page and every frame
+/// in it, the powerful features an ordinary web app never asks for (sensors, camera, microphone,
+/// location, payment, device access, screen capture, ad topics). Features that real pages use for
+/// ordinary things (fullscreen, autoplay, picture-in-picture, passkeys, clipboard) are left alone,
+/// so the default breaks no one; an app that needs one sets its own header (kept by default) or
+/// `[headers.set] "Permissions-Policy"`. Only features in Chromium's list are named (an unknown
+/// one is a console warning on every page).
+pub const PERMISSIONS_POLICY: &str =
+    "accelerometer=(), bluetooth=(), browsing-topics=(), camera=(), display-capture=(), \
+geolocation=(), gyroscope=(), hid=(), magnetometer=(), microphone=(), midi=(), payment=(), serial=(), usb=(), \
+xr-spatial-tracking=()";
+
 #[derive(Debug, Clone)]
 enum Op {
     Set { name: HeaderName, value: HeaderValue, keep_app: bool },
@@ -65,7 +78,11 @@ struct Draft {
 impl Draft {
     fn helmet(app_values: AppValues) -> Self {
         Draft {
-            headers: HELMET_HEADERS.iter().map(|(n, v)| ((*n).to_owned(), Some((*v).to_owned()), app_values)).collect(),
+            headers: HELMET_HEADERS
+                .iter()
+                .chain(&[("permissions-policy", PERMISSIONS_POLICY)])
+                .map(|(n, v)| ((*n).to_owned(), Some((*v).to_owned()), app_values))
+                .collect(),
             csp: HELMET_CSP
                 .iter()
                 .map(|(n, s)| ((*n).to_owned(), s.iter().map(|x| (*x).to_owned()).collect()))
@@ -242,7 +259,7 @@ mod tests {
     const HELMET_CSP_STRING: &str = "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' https: 'unsafe-inline';upgrade-insecure-requests";
 
     #[test]
-    fn defaults_are_helmets_byte_for_byte() {
+    fn defaults_are_helmets_byte_for_byte_and_a_permissions_policy() {
         let p = HeaderPolicy::from_config(&HeadersConfig::default());
         let mut h = HeaderMap::new();
         h.insert("server", HeaderValue::from_static("nginx"));
@@ -254,7 +271,9 @@ mod tests {
         }
         assert!(h.get("server").is_none());
         assert!(h.get("x-powered-by").is_none());
-        assert_eq!(h.len(), 12);
+        assert_eq!(h["permissions-policy"], PERMISSIONS_POLICY);
+        assert!(PERMISSIONS_POLICY.split(", ").all(|f| f.ends_with("=()") && !f.contains(' ')));
+        assert_eq!(h.len(), 13);
     }
 
     #[test]
