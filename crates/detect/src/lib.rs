@@ -352,12 +352,13 @@ thread_local! {
 
 const SEEN_MAX: usize = 4096;
 
-/// Whether `v` was seen clean recently where `tag` says (a header, the path), and its key.
-fn seen_clean(tag: u8, v: &str) -> (bool, u64) {
+/// Whether `v` was seen clean recently (a header value, the path, a cookie, each with its tag),
+/// and its key.
+fn seen_clean(v: impl std::hash::Hash) -> (bool, u64) {
     use std::hash::BuildHasher;
     SEEN.with(|s| {
         let s = s.borrow();
-        let h = s.0.hash_one((tag, v));
+        let h = s.0.hash_one(v);
         (s.1.contains(&h), h)
     })
 }
@@ -492,7 +493,7 @@ impl Inspector {
 
     fn path(&self, sink: &mut Sink<'_>, raw: &str) {
         // Paths repeat across requests: one seen clean recently is not looked at again.
-        let (clean, key) = seen_clean(if self.cfg.php_app { b'P' } else { b'p' }, raw);
+        let (clean, key) = seen_clean((if self.cfg.php_app { b'P' } else { b'p' }, raw));
         if clean {
             return;
         }
@@ -548,7 +549,7 @@ impl Inspector {
                 self.value(sink, Source::Arg, &format!("header.{n}"), n, &v);
                 continue;
             }
-            let (clean, key) = seen_clean(b'h', &v);
+            let (clean, key) = seen_clean((b'h', &*v));
             if clean {
                 continue;
             }
@@ -686,6 +687,13 @@ impl Inspector {
             if !needs_look(&v) && !p.name.contains("proto") {
                 continue;
             }
+            // A browser sends the same cookies with every request: one seen clean is not looked
+            // at again (`lang=en-GB`, a session id with `-`).
+            let (clean, seen) = seen_clean((b'c', &*p.name, &*v));
+            if clean {
+                continue;
+            }
+            let before = sink.out.len();
             let location = p.location();
             self.key(&mut sink, &location, &p.name);
             for (fam, hit) in [
@@ -698,6 +706,9 @@ impl Inspector {
                 (Family::Ssti, ssti::check(&v)),
             ] {
                 sink.add(fam, hit, &location, &p.name, &v);
+            }
+            if sink.out.len() == before && before < MAX_FINDINGS && sink.families == Families::ALL {
+                mark_clean(seen);
             }
         }
         self.headers(&mut sink, req.headers);
