@@ -88,6 +88,50 @@ async fn a_conservative_permissions_policy_by_default_the_apps_own_kept() {
     assert!(r.headers().get("permissions-policy").is_none(), "removed when the config says false");
 }
 
+/// An enforced CSP and a report-only CSP at once: the current policy protects while a stricter
+/// one is tried; per path too. Both at once with `report_only = true` is a config error.
+#[tokio::test]
+async fn an_enforced_and_a_report_only_policy_at_once() {
+    let app = DemoApp::start();
+    let cfg = r#"
+[headers.csp_report_only.directives]
+"script-src" = ["'self'", "'strict-dynamic'"]
+"require-trusted-types-for" = ["'script'"]
+[[headers.route]]
+path = "/echo-headers"
+[headers.route.csp_report_only]
+use_defaults = false
+[headers.route.csp_report_only.directives]
+"default-src" = ["'none'"]
+"#;
+    let k = Kevlar::guard(&app.url()).config(cfg).start();
+    let c = client();
+    let r = c.get(k.url("/health")).send().await.unwrap();
+    let enforced = r.headers()["content-security-policy"].to_str().unwrap();
+    assert_eq!(enforced, HELMET[0].1, "the enforced policy is still helmet's");
+    let trial = r.headers()["content-security-policy-report-only"].to_str().unwrap();
+    assert!(trial.contains("script-src 'self' 'strict-dynamic';"), "{trial}");
+    assert!(
+        trial.contains("require-trusted-types-for 'script'") && trial.starts_with("default-src 'self';"),
+        "{trial}"
+    );
+    let r = c.get(k.url("/echo-headers")).send().await.unwrap();
+    assert_eq!(r.headers()["content-security-policy-report-only"], "default-src 'none'");
+    assert_eq!(r.headers()["content-security-policy"], HELMET[0].1);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("k.toml");
+    std::fs::write(
+        &file,
+        "[headers.csp]\nreport_only = true\n[headers.csp_report_only.directives]\n\"script-src\" = [\"'self'\"]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::KEVLAR).arg("validate").arg(&file).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("k.toml:3: headers.csp_report_only: the policy in `csp` is already report-only"), "{said}");
+}
+
 #[tokio::test]
 async fn headers_can_be_changed_removed_added_and_overridden_per_path() {
     let app = DemoApp::start();

@@ -170,6 +170,7 @@ pub struct RouteHeaders {
     pub path: String,
     pub set: Vec<HeaderRule>,
     pub csp: Option<CspConfig>,
+    pub csp_report_only: Option<CspConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +180,9 @@ pub struct HeadersConfig {
     pub remove: Vec<String>,
     pub set: Vec<HeaderRule>,
     pub csp: CspConfig,
+    /// A second policy sent as `Content-Security-Policy-Report-Only` beside the enforced one
+    /// (to try a stricter policy while the current one protects).
+    pub csp_report_only: Option<CspConfig>,
     pub routes: Vec<RouteHeaders>,
 }
 
@@ -189,6 +193,7 @@ impl Default for HeadersConfig {
             remove: vec!["Server".into(), "X-Powered-By".into()],
             set: Vec::new(),
             csp: CspConfig::default(),
+            csp_report_only: None,
             routes: Vec::new(),
         }
     }

@@ -623,6 +623,25 @@ fn read_csp(doc: &mut Doc, t: &mut Table, csp: &mut CspConfig) {
     }
 }
 
+/// `csp_report_only`: a second policy, sent as `Content-Security-Policy-Report-Only` beside the
+/// enforced one. Its `use_defaults` starts from helmet's directives too; `report_only` has no
+/// meaning there, and the enforced policy cannot be report-only at the same time.
+fn read_csp_report_only(doc: &mut Doc, t: &mut Table, enforced_is_report_only: bool) -> Option<CspConfig> {
+    let mut table = t.table(doc, "csp_report_only")?;
+    let mut cfg = CspConfig::default();
+    read_csp(doc, &mut table, &mut cfg);
+    cfg.report_only = true;
+    if enforced_is_report_only {
+        doc.error(
+            table.span(),
+            &table.path,
+            "the policy in `csp` is already report-only (`report_only = true`): set one of the two",
+        );
+    }
+    table.finish(doc);
+    Some(cfg)
+}
+
 fn read_headers(doc: &mut Doc, t: &mut Table, h: &mut HeadersConfig) {
     if let Some(a) = t.parsed(doc, "app_values", app_values, None) {
         h.app_values = a;
@@ -643,6 +662,7 @@ fn read_headers(doc: &mut Doc, t: &mut Table, h: &mut HeadersConfig) {
         read_csp(doc, &mut csp, &mut h.csp);
         csp.finish(doc);
     }
+    h.csp_report_only = read_csp_report_only(doc, t, h.csp.report_only);
     for (mut r, span) in t.tables(doc, "route") {
         let path = match r.string(doc, "path") {
             Some((p, pspan)) => {
@@ -663,8 +683,10 @@ fn read_headers(doc: &mut Doc, t: &mut Table, h: &mut HeadersConfig) {
             c.finish(doc);
             cfg
         });
+        let report_only = csp.as_ref().map_or(h.csp.report_only, |c| c.report_only);
+        let csp_report_only = read_csp_report_only(doc, &mut r, report_only);
         r.finish(doc);
-        h.routes.push(RouteHeaders { path: path.trim_end_matches('/').to_owned(), set, csp });
+        h.routes.push(RouteHeaders { path: path.trim_end_matches('/').to_owned(), set, csp, csp_report_only });
     }
 }
 

@@ -63,6 +63,11 @@ impl<'t> Table<'t> {
         doc.line_of(self.key_span.clone())
     }
 
+    /// Where the table's own key is.
+    pub fn span(&self) -> Option<Range<usize>> {
+        self.key_span.clone()
+    }
+
     pub fn key_path(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_owned()

@@ -72,6 +72,8 @@ struct Draft {
     headers: Vec<(String, Option<String>, AppValues)>,
     csp: Vec<(String, Vec<String>)>,
     csp_report_only: bool,
+    /// A second policy, report-only, beside the first (`[headers.csp_report_only]`).
+    trial: Option<Vec<(String, Vec<String>)>>,
     remove: Vec<String>,
 }
 
@@ -88,8 +90,16 @@ impl Draft {
                 .map(|(n, s)| ((*n).to_owned(), s.iter().map(|x| (*x).to_owned()).collect()))
                 .collect(),
             csp_report_only: false,
+            trial: None,
             remove: Vec::new(),
         }
+    }
+
+    /// The report-only policy: helmet's directives (or none) with the given ones applied.
+    fn apply_trial(&mut self, csp: &CspConfig) {
+        let mut d = Draft::helmet(AppValues::Keep);
+        d.apply_csp(csp);
+        self.trial = Some(d.csp);
     }
 
     fn apply_rules(&mut self, rules: &[HeaderRule], default_app: AppValues) {
@@ -143,11 +153,20 @@ impl Draft {
         let csp_names = ["content-security-policy", "content-security-policy-report-only"];
         let (csp_on, csp_off) =
             if self.csp_report_only { (csp_names[1], csp_names[0]) } else { (csp_names[0], csp_names[1]) };
-        let _ = csp_off;
         if self.csp.is_empty() {
             ops.push(Op::Remove(HeaderName::from_static(csp_on)));
         } else if let Ok(value) = HeaderValue::from_str(&render_csp(&self.csp)) {
             ops.push(Op::Set { name: HeaderName::from_static(csp_on), value, keep_app: app_values == AppValues::Keep });
+        }
+        // Both at once: the enforced policy protects while the report-only one is tried.
+        if let Some(trial) = self.trial.as_ref().filter(|t| !t.is_empty() && !self.csp_report_only) {
+            if let Ok(value) = HeaderValue::from_str(&render_csp(trial)) {
+                ops.push(Op::Set {
+                    name: HeaderName::from_static(csp_off),
+                    value,
+                    keep_app: app_values == AppValues::Keep,
+                });
+            }
         }
         for (name, value, app) in &self.headers {
             let Ok(n) = HeaderName::from_bytes(name.as_bytes()) else { continue };
@@ -195,6 +214,9 @@ impl HeaderPolicy {
         let mut base = Draft::helmet(c.app_values);
         base.remove = c.remove.clone();
         base.apply_csp(&c.csp);
+        if let Some(t) = &c.csp_report_only {
+            base.apply_trial(t);
+        }
         base.apply_rules(&c.set, c.app_values);
         let default = base.compile(c.app_values);
         let mut routes: Vec<(String, Compiled)> = c
@@ -204,6 +226,9 @@ impl HeaderPolicy {
                 let mut d = base.clone();
                 if let Some(csp) = &r.csp {
                     d.apply_csp(csp);
+                }
+                if let Some(t) = &r.csp_report_only {
+                    d.apply_trial(t);
                 }
                 d.apply_rules(&r.set, c.app_values);
                 (r.path.clone(), d.compile(c.app_values))
@@ -288,6 +313,7 @@ mod tests {
         c.routes.push(RouteHeaders {
             path: "/docs".into(),
             set: vec![],
+            csp_report_only: None,
             csp: Some(CspConfig {
                 use_defaults: true,
                 directives: vec![("script-src".into(), Some(vec!["'self'".into(), "'unsafe-inline'".into()]))],
