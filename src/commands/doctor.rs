@@ -44,7 +44,7 @@ fn check(verdict: Verdict, area: &'static str, what: impl Into<String>, fix: Opt
 /// embedded defaults. An invalid file is itself the first (failing) check.
 pub fn load(config: Option<&Path>, data_dir: Option<PathBuf>) -> (Option<Config>, Vec<Check>) {
     let overrides = kevlar_config::Overrides { data_dir, ..Default::default() };
-    let file = config.map(Path::to_path_buf).or_else(|| Some(PathBuf::from("kevlar.toml")).filter(|p| p.exists()));
+    let file = super::serve::config_file(config);
     match &file {
         None => match kevlar_config::defaults_with(&overrides) {
             Ok(c) => (

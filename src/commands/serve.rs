@@ -28,6 +28,12 @@ const ALERTS_GRACE: Duration = Duration::from_secs(3);
 /// Written at start: the admin API's URL, for the CLI's control commands.
 pub const ADMIN_ADDR_FILE: &str = "admin.addr";
 
+/// The configuration file to read: the one given, else ./kevlar.toml when there is one (else the
+/// embedded defaults).
+pub fn config_file(given: Option<&std::path::Path>) -> Option<PathBuf> {
+    given.map(std::path::Path::to_path_buf).or_else(|| Some(PathBuf::from("kevlar.toml")).filter(|p| p.exists()))
+}
+
 fn load_config(common: &CommonArgs, upstream: Option<String>) -> anyhow::Result<Config> {
     let overrides = Overrides {
         listen: common.listen,
@@ -39,10 +45,7 @@ fn load_config(common: &CommonArgs, upstream: Option<String>) -> anyhow::Result<
         data_dir: common.data_dir.clone(),
         trusted_proxies: common.trusted_proxy.clone(),
     };
-    let file = match &common.config {
-        Some(f) => Some(f.clone()),
-        None => Some(PathBuf::from("kevlar.toml")).filter(|p| p.exists()),
-    };
+    let file = config_file(common.config.as_deref());
     let result = match &file {
         Some(f) => kevlar_config::load_file(f, &overrides),
         None => kevlar_config::defaults_with(&overrides),

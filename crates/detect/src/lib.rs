@@ -204,7 +204,7 @@ fn needs_look(v: &str) -> bool {
 
 /// Whether a raw form component (`a+b%2C+c`), once form-decoded, is certainly uninteresting:
 /// ASCII-plain with none of the plain suspects. One pass decodes and lower-cases into a reused
-/// buffer (the runs between `%` escapes mapped through a table, no branch per byte), then one SIMD
+/// buffer (the runs between `%` escapes by comparisons the compiler vectorises), then one SIMD
 /// scan; no allocation. Anything else (`%` layers, non-ASCII, punctuation) answers `false` and
 /// takes the full path.
 fn raw_form_clean(raw: &[u8]) -> bool {
@@ -221,21 +221,17 @@ fn raw_form_clean(raw: &[u8]) -> bool {
                 Some(at) => (&rest[..at], Some(&rest[at..])),
                 None => (rest, None),
             };
-            // Comparisons only, no table: the compiler turns this loop into SIMD.
             b.extend(run.iter().map(|&c| {
                 let c = if c == b'+' { b' ' } else { c };
-                let low = c | (u8::from(c.wrapping_sub(b'A') < 26) << 5);
-                plain &= low.wrapping_sub(b'a') < 26
-                    || c.wrapping_sub(b'0') < 10
-                    || matches!(c, b' ' | b',' | b'.' | b'_' | b'@' | b'\t');
-                low
+                plain &= plain_ascii(c);
+                c.to_ascii_lowercase()
             }));
             let Some(e) = escape else { break };
             let (Some(h), Some(l)) = (hex(e.get(1)), hex(e.get(2))) else { return false };
-            // A decoded `+` is a plus, not a blank: PLAIN_LOWER has it as not plain.
-            let low = PLAIN_LOWER[usize::from(h * 16 + l)];
-            plain &= low != 0;
-            b.push(low);
+            // A decoded `+` is a plus, not a blank: not plain.
+            let c = h * 16 + l;
+            plain &= plain_ascii(c);
+            b.push(c.to_ascii_lowercase());
             rest = &e[3..];
         }
         plain && !suspect(&b)
@@ -254,37 +250,18 @@ fn suspect(b: &[u8]) -> bool {
         .any(|at| b.get(at + 1) == Some(&b'_') || (at >= 2 && matches!(&b[at - 2..at], b"xp" | b"sp")))
 }
 
-/// [`PLAIN_ASCII`] as a map: 0 for a byte that is not plain, else the byte lower-cased.
-const PLAIN_LOWER: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        if PLAIN_ASCII[i] {
-            t[i] = (i as u8).to_ascii_lowercase();
-        }
-        i += 1;
-    }
-    t
-};
+/// ASCII letters and digits, blanks and `,._@`: the plain ASCII bytes. Comparisons only, so that a
+/// loop over it vectorises.
+const fn plain_ascii(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b' ' | b',' | b'.' | b'_' | b'@' | b'\t')
+}
 
-/// [`PLAIN`] without the non-ASCII bytes (which need folding first).
-const PLAIN_ASCII: [bool; 256] = {
-    let mut t = PLAIN;
-    let mut i = 0x80;
-    while i < 256 {
-        t[i] = false;
-        i += 1;
-    }
-    t
-};
-
-/// Letters (any script), digits, blanks and `,._@` are plain.
+/// Letters (any script), digits, blanks and `,._@` are plain (non-ASCII once look-alikes are folded).
 const PLAIN: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
     while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric() || matches!(b, b' ' | b',' | b'.' | b'_' | b'@' | b'\t') || b >= 0x80;
+        t[i] = plain_ascii(i as u8) || i >= 0x80;
         i += 1;
     }
     t
@@ -344,8 +321,9 @@ fn plain_suspects() -> Option<&'static aho_corasick::packed::Searcher> {
 }
 
 thread_local! {
-    /// Header values and paths seen clean recently on this thread (User-Agent, Referer and the
-    /// app's routes repeat across requests), keyed by SipHash with a random key so an attacker cannot aim a collision.
+    /// Header values, paths and cookies seen clean recently on this thread (User-Agent, Referer,
+    /// the app's routes and a browser's cookies repeat across requests), keyed by SipHash with a
+    /// random key so an attacker cannot aim a collision; only the keys are kept, never a value.
     static SEEN: std::cell::RefCell<(std::hash::RandomState, std::collections::HashSet<u64>)> =
         std::cell::RefCell::new((std::hash::RandomState::new(), std::collections::HashSet::new()));
 }
