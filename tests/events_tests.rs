@@ -121,3 +121,43 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+/// One catalogue of action names (`kevlar_core::action`): no code outside it spells a name of its
+/// own, so that a rename cannot leave a sensor and a consumer (a jail, a route) disagreeing.
+/// Tests keep the literal names: they check the contract from outside.
+#[test]
+fn action_names_are_spelt_only_in_the_catalogue() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs = vec![root.join("src")];
+    for c in std::fs::read_dir(root.join("crates")).unwrap() {
+        dirs.push(c.unwrap().path().join("src"));
+    }
+    let catalogue = root.join("crates/core/src/action.rs");
+    let mut offenders = Vec::new();
+    let mut files = 0;
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "rs") || p == catalogue || p.ends_with("tests.rs") {
+                continue;
+            }
+            files += 1;
+            let text = std::fs::read_to_string(&p).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (n, line) in code.lines().enumerate() {
+                for name in kevlar_core::action::ALL {
+                    if line.contains(&format!("\"{name}\"")) {
+                        offenders.push(format!("{}:{}: {name}", p.display(), n + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(files > 100, "the walk found only {files} source files");
+    assert!(offenders.is_empty(), "action names spelt outside kevlar_core::action:\n{}", offenders.join("\n"));
+}

@@ -179,9 +179,19 @@ async fn the_next_start_ends_a_group_left_by_a_kevlar_that_died_with_its_keeper(
     let (old_app, old_grandchild) = pids(&pid_file);
     let keeper = pgid_of(old_app);
     assert_ne!(keeper, old_app, "the app runs under a keeper that leads its group");
+    // Both die "at once": Kevlar is frozen first so that it cannot react to its keeper's death (it
+    // ends the group of an instance that exits), then the keeper dies, then Kevlar. (Freezing the
+    // keeper instead would leave a stopped process in an orphaned group: the kernel hangs it up.)
+    let kevlar_pid = nix::unistd::Pid::from_raw(first.child.id() as i32);
+    nix::sys::signal::kill(kevlar_pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(keeper), nix::sys::signal::Signal::SIGKILL).unwrap();
     first.kill9();
-    assert!(alive(old_app) && alive(old_grandchild), "with its keeper gone too, the app is an orphan");
+    assert!(
+        alive(old_app) && alive(old_grandchild),
+        "with its keeper gone too, the app is an orphan: {:?} {:?}",
+        std::fs::read_to_string(format!("/proc/{old_app}/stat")),
+        std::fs::read_to_string(format!("/proc/{old_grandchild}/stat"))
+    );
     let second = start();
     assert!(!alive(old_app) && !alive(old_grandchild), "the orphaned group is ended before the new app starts");
     wait_up(&second, "/").await;

@@ -1,6 +1,7 @@
 //! `kevlar alerts [retry IDS|--all] [test]`: the alert sinks' health and the outbox, through the
 //! running Kevlar's admin API, or straight from `<data-dir>/outbox.db` when Kevlar is not running.
 
+use kevlar_core::action;
 use std::process::ExitCode;
 
 use anyhow::bail;
@@ -80,7 +81,7 @@ pub fn run(command: Option<AlertsCommand>, control: ControlArgs) -> anyhow::Resu
                 }
                 v
             } else {
-                match kevlar_sinks::dispatch::offline_status(&control.data_dir).map_err(anyhow::Error::msg)? {
+                match kevlar_sinks::dispatch::offline_status(&control.data_dir)? {
                     None => json!({ "sinks": [], "dead": [] }),
                     Some((counts, dead)) => json!({
                         "sinks": counts.iter().map(|(name, c)| json!({
@@ -111,7 +112,7 @@ pub fn run(command: Option<AlertsCommand>, control: ControlArgs) -> anyhow::Resu
                 v["retried"].as_u64().unwrap_or(0) as usize
             } else {
                 let ids = if all { None } else { Some(ids.as_slice()) };
-                kevlar_sinks::dispatch::offline_retry(&control.data_dir, ids).map_err(anyhow::Error::msg)?
+                kevlar_sinks::dispatch::offline_retry(&control.data_dir, ids)?
             };
             println!("{n} dead letter(s) back in the queue");
             Ok(if n == 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
@@ -121,7 +122,7 @@ pub fn run(command: Option<AlertsCommand>, control: ControlArgs) -> anyhow::Resu
                 bail!("Kevlar is not running with --data-dir {}", control.data_dir.display());
             }
             let ev = json!({
-                "event": { "action": "sys_alert_test", "category": "process", "severity": 4, "outcome": "success" },
+                "event": { "action": action::SYS_ALERT_TEST, "category": "process", "severity": 4, "outcome": "success" },
                 "message": "Test alert from `kevlar alerts test`: if you read this, this sink works",
             });
             let (code, v) = call_with(&control, http::Method::POST, "/v1/events", Some(ev))?;

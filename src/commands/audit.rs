@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use kevlar_audit::{lockfile, report, AdvisoryDb, Severity};
+use kevlar_audit::{lockfile, present, AdvisoryDb, Severity};
 
 use crate::cli::{AuditArgs, DbCommand, DoctorArgs};
 
@@ -114,10 +114,10 @@ fn ignores(a: &AuditArgs) -> anyhow::Result<(Vec<kevlar_config::AuditIgnore>, St
 
 /// Drops findings an unexpired ignore covers; warns about expired and unused ignores.
 fn apply_ignores(
-    findings: Vec<report::Finding>,
+    findings: Vec<kevlar_audit::Finding>,
     ignores: &[kevlar_config::AuditIgnore],
     file: &str,
-) -> (Vec<report::Finding>, Vec<serde_json::Value>) {
+) -> (Vec<kevlar_audit::Finding>, Vec<serde_json::Value>) {
     let today = kevlar_core::time::rfc3339_ms(kevlar_core::time::now_ms())[..10].to_owned();
     let mut kept = Vec::new();
     let mut ignored = Vec::new();
@@ -167,7 +167,7 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
             eprintln!("kevlar: warning: the advisory database was updated {days} days ago; run `kevlar db update`");
         }
     }
-    let findings = report::audit(&project, &db, a.production)?;
+    let findings = kevlar_audit::audit(&project, &db, a.production)?;
     let (findings, ignored) = apply_ignores(findings, &ignores, &config_file);
     if !ignored.is_empty() && a.format != "json" {
         eprintln!(
@@ -178,7 +178,7 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
     }
     match a.format.as_str() {
         "json" => {
-            let mut v = report::to_json(&project, &findings);
+            let mut v = present::to_json(&project, &findings);
             v["ignored"] = serde_json::Value::Array(ignored);
             println!("{v}");
         }
@@ -190,10 +190,10 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or(&project.lockfile)
                 .display()
                 .to_string();
-            println!("{}", report::to_sarif(&project, &findings, &text, &uri));
+            println!("{}", present::to_sarif(&project, &findings, &text, &uri));
         }
-        "markdown" => print!("{}", report::to_markdown(&project, &findings)),
-        _ => print!("{}", report::to_table(&project, &findings)),
+        "markdown" => print!("{}", present::to_markdown(&project, &findings)),
+        _ => print!("{}", present::to_table(&project, &findings)),
     }
     let threshold = Severity::parse(&a.fail_on).unwrap_or(Severity::Low);
     let mut failing = findings
@@ -229,7 +229,7 @@ fn node_version(node: &str, given: Option<&str>) -> anyhow::Result<semver::Versi
         .with_context(|| format!("`{text}` is not a Node.js version"))
 }
 
-/// The runtime report; `true` when it should fail a CI run (end of life, or vulnerable).
+/// The runtime report (printed for people unless `json_out`); `true` when it should fail a CI run.
 fn runtime_report(
     db: &AdvisoryDb,
     version: &semver::Version,
@@ -244,45 +244,10 @@ fn runtime_report(
     }
     let today = kevlar_core::time::rfc3339_ms(kevlar_core::time::now_ms())[..10].to_owned();
     let r = kevlar_audit::runtime::report(version, schedule.as_ref(), &docs, &today);
-    let failing = r["status"] == "end-of-life" || r["vulnerabilities"].as_array().is_some_and(|a| !a.is_empty());
     if !json_out {
-        let line = r["line"].as_str().unwrap_or("?");
-        match r["status"].as_str().unwrap_or("unknown") {
-            "end-of-life" => println!(
-                "Node.js {} ({line}) reached end of life on {}: no more security fixes. Move to {}.",
-                r["version"].as_str().unwrap_or("?"),
-                r["end_of_life"].as_str().unwrap_or("?"),
-                r["move_to"].as_str().unwrap_or("a supported line")
-            ),
-            "unknown" => println!("Node.js {}: release line not in the schedule", r["version"].as_str().unwrap_or("?")),
-            s => println!(
-                "Node.js {} ({line}, {s}; end of life {})",
-                r["version"].as_str().unwrap_or("?"),
-                r["end_of_life"].as_str().unwrap_or("?")
-            ),
-        }
-        let vulns = r["vulnerabilities"].as_array().cloned().unwrap_or_default();
-        if vulns.is_empty() {
-            println!("no known Node.js core vulnerabilities for this version");
-        } else {
-            println!("{} known Node.js core vulnerabilit{}:", vulns.len(), if vulns.len() == 1 { "y" } else { "ies" });
-            for v in &vulns {
-                let cves = v["cves"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|c| c.as_str()).collect::<Vec<_>>().join(", "))
-                    .unwrap_or_default();
-                let overview: String = v["overview"].as_str().unwrap_or("").chars().take(110).collect();
-                println!(
-                    "  {:<8} {:<18} fixed in {:<10} {}",
-                    v["severity"].as_str().unwrap_or("?").to_uppercase(),
-                    cves,
-                    v["fixed_version"].as_str().unwrap_or("a newer line"),
-                    overview
-                );
-            }
-        }
+        print!("{}", present::runtime_text(&r));
     }
-    Ok((r, failing))
+    Ok((serde_json::to_value(&r)?, r.failing()))
 }
 
 pub fn doctor(a: DoctorArgs) -> anyhow::Result<ExitCode> {

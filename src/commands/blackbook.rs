@@ -114,7 +114,7 @@ pub fn run(cmd: BlackbookCommand) -> anyhow::Result<ExitCode> {
                 }
                 v["records"].clone()
             } else {
-                kevlar_shield::offline_list(&control.data_dir, limit, banned).map_err(anyhow::Error::msg)?
+                kevlar_shield::offline_list(&control.data_dir, limit, banned)?
             };
             if control.json {
                 println!("{}", json!({ "records": records }));
@@ -133,7 +133,7 @@ pub fn run(cmd: BlackbookCommand) -> anyhow::Result<ExitCode> {
                     _ => bail!("{}", fail(&v)),
                 }
             } else {
-                kevlar_shield::offline_show(&control.data_dir, &addr).map_err(anyhow::Error::msg)?
+                kevlar_shield::offline_show(&control.data_dir, &addr)?
             };
             match rec {
                 Some(r) if control.json => println!("{r}"),
@@ -166,7 +166,7 @@ pub fn run(cmd: BlackbookCommand) -> anyhow::Result<ExitCode> {
                 }
                 v
             } else {
-                kevlar_shield::offline_ban(&control.data_dir, &addr, dur, reason).map_err(anyhow::Error::msg)?
+                kevlar_shield::offline_ban(&control.data_dir, &addr, dur, reason)?
             };
             if control.json {
                 println!("{rec}");
@@ -189,7 +189,7 @@ pub fn run(cmd: BlackbookCommand) -> anyhow::Result<ExitCode> {
                     _ => bail!("{}", fail(&v)),
                 }
             } else {
-                kevlar_shield::offline_unban(&control.data_dir, &addr).map_err(anyhow::Error::msg)?
+                kevlar_shield::offline_unban(&control.data_dir, &addr)?
             };
             if removed {
                 println!("unbanned {addr}");
@@ -210,8 +210,7 @@ pub fn routes(control: ControlArgs) -> anyhow::Result<ExitCode> {
         }
         v["routes"].clone()
     } else {
-        kevlar_shield::offline_routes(&control.data_dir, std::time::Duration::from_secs(30 * 86400))
-            .map_err(anyhow::Error::msg)?
+        kevlar_shield::offline_routes(&control.data_dir, std::time::Duration::from_secs(30 * 86400))?
     };
     if control.json {
         println!("{}", json!({ "routes": routes }));

@@ -372,14 +372,8 @@ fn sinks(c: &Config, out: &mut Vec<Check>) {
                 }
                 format!("{}:{}", x.server, x.port)
             }
-            SinkKind::Webhook(x) => match url_authority(&x.url) {
-                Some(a) => a,
-                None => continue,
-            },
-            SinkKind::Sms(x) => match url_authority(&x.base_url) {
-                Some(a) => a,
-                None => continue,
-            },
+            SinkKind::Webhook(x) => kevlar_sinks::util::http::authority(&x.url),
+            SinkKind::Sms(x) => kevlar_sinks::util::http::authority(&x.base_url),
             SinkKind::File(f) => {
                 let dir = f.path.parent().map(Path::to_path_buf).unwrap_or_default();
                 let dir = if dir.is_relative() { c.data_dir.join(dir) } else { dir };
@@ -408,20 +402,6 @@ fn sinks(c: &Config, out: &mut Vec<Check>) {
 
 fn is_loopback_host(h: &str) -> bool {
     h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
-}
-
-/// `host:port` of an http(s) URL.
-fn url_authority(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit('@').next()?;
-    let has_port =
-        authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) && !authority.ends_with(']');
-    Some(if has_port {
-        authority.to_owned()
-    } else {
-        format!("{authority}:{}", if scheme == "https" { 443 } else { 80 })
-    })
 }
 
 /// A TCP connection to `target` within `timeout`.
@@ -454,17 +434,4 @@ pub fn to_json(checks: &[Check]) -> Value {
             .map(|c| json!({"verdict": c.verdict.as_str(), "area": c.area, "what": c.what, "fix": c.fix}))
             .collect(),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_authorities() {
-        assert_eq!(url_authority("https://hooks.slack.com/services/x").as_deref(), Some("hooks.slack.com:443"));
-        assert_eq!(url_authority("http://127.0.0.1:8080/x?y").as_deref(), Some("127.0.0.1:8080"));
-        assert_eq!(url_authority("http://u:p@h/x").as_deref(), Some("h:80"));
-        assert_eq!(url_authority("nonsense"), None);
-    }
 }

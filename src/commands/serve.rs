@@ -2,6 +2,7 @@
 //!
 //! sensors (proxy, supervisor, admin API) → bus → store (durable) ; access log on the side.
 
+use kevlar_core::action;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use kevlar_engine::BusBuilder;
 use kevlar_proxy::{Guard, Stats, Upstream};
 use kevlar_sinks::{AccessLogger, AccessTarget};
 use kevlar_store::{Retention, StoreWriter};
-use kevlar_supervisor::{AppLogs, AppSpec, Backoff, Health, Supervisor};
+use kevlar_supervisor::{AppLogs, AppSpec, Backoff, Health, InstanceState, Supervisor};
 use tokio::sync::watch;
 
 use crate::cli::CommonArgs;
@@ -300,7 +301,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
             );
             bus.publish(
                 SecurityEvent::new(
-                    "sys_orphan_reaped",
+                    action::SYS_ORPHAN_REAPED,
                     Category::Process,
                     Severity::Warning,
                     format!("ended process group {} left running by a Kevlar that died", r.pgid),
@@ -368,20 +369,20 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
                     .iter()
                     .map(|i| {
                         let mut j = serde_json::to_value(i).unwrap_or_default();
-                        if let (Some(start), "running") = (i.started_ms, i.state) {
+                        if let (Some(start), InstanceState::Running) = (i.started_ms, i.state) {
                             j["uptime_ms"] = serde_json::json!(now - start);
                         }
                         j
                     })
                     .collect();
-                let state = if list.iter().all(|i| i.state == "running") {
+                let state = if list.iter().all(|i| i.state == InstanceState::Running) {
                     "running"
-                } else if list.iter().any(|i| i.state == "errored") {
+                } else if list.iter().any(|i| i.state == InstanceState::Errored) {
                     "errored"
-                } else if list.len() > 1 && list.iter().any(|i| i.state == "running") {
+                } else if list.len() > 1 && list.iter().any(|i| i.state == InstanceState::Running) {
                     "partly running"
                 } else {
-                    list.first().map(|i| i.state).unwrap_or("stopped")
+                    list.first().map_or("stopped", |i| i.state.as_str())
                 };
                 v["app"] = serde_json::json!({ "state": state, "instances": instances });
             }
@@ -404,7 +405,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     let admin_addr = admin_listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     bus.publish(
         SecurityEvent::new(
-            "sys_startup",
+            action::SYS_STARTUP,
             Category::Process,
             Severity::Info,
             format!("Kevlar {} started", env!("CARGO_PKG_VERSION")),
@@ -450,7 +451,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     shield.close();
     let _ = bus
         .publish_acked(
-            SecurityEvent::new("sys_shutdown", Category::Process, Severity::Info, "Kevlar stopped")
+            SecurityEvent::new(action::SYS_SHUTDOWN, Category::Process, Severity::Info, "Kevlar stopped")
                 .with_outcome(Outcome::Success),
         )
         .await;

@@ -6,6 +6,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use kevlar_core::action;
 use kevlar_core::{Category, SecurityEvent, Severity};
 use kevlar_store::{EventQuery, Reader};
 use serde::Deserialize;
@@ -49,7 +50,7 @@ async fn require_token(State(state): State<AdminState>, headers: HeaderMap, req:
         return next.run(req).await;
     }
     let mut ev = SecurityEvent::new(
-        "authz_fail",
+        action::AUTHZ_FAIL,
         Category::Iam,
         Severity::Warning,
         if given.is_some() { "admin API: wrong bearer token" } else { "admin API: no bearer token" },
@@ -242,6 +243,16 @@ async fn alerts_retry(State(state): State<AdminState>, body: axum::body::Bytes) 
     }
 }
 
+/// 400 for the caller's mistake, 500 (with the cause, once) for Kevlar's own.
+fn shield_error(e: &kevlar_shield::ShieldError) -> Response {
+    if e.is_client_error() {
+        error(StatusCode::BAD_REQUEST, &e.to_string())
+    } else {
+        tracing::error!("black book: {}", kevlar_core::error::chain(e));
+        error(StatusCode::INTERNAL_SERVER_ERROR, &kevlar_core::error::chain(e))
+    }
+}
+
 fn shield(state: &AdminState) -> Result<&kevlar_shield::Shield, Box<Response>> {
     state.shield.as_ref().ok_or_else(|| Box::new(error(StatusCode::SERVICE_UNAVAILABLE, "detection is not running")))
 }
@@ -259,7 +270,7 @@ async fn blackbook_list(State(state): State<AdminState>, Query(p): Query<Blackbo
     };
     match s.list(p.limit.unwrap_or(100).min(10_000), p.banned.unwrap_or(false)) {
         Ok(v) => Json(json!({ "records": v })).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Err(e) => shield_error(&e),
     }
 }
 
@@ -274,7 +285,7 @@ async fn blackbook_show(
     match s.show(&addr) {
         Ok(Some(v)) => Json(v).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, "no record for this address"),
-        Err(e) => error(StatusCode::BAD_REQUEST, &e),
+        Err(e) => shield_error(&e),
     }
 }
 
@@ -305,7 +316,7 @@ async fn blackbook_ban(
     let reason = body.reason.map(|r| r.chars().take(200).collect());
     match s.manual_ban(&addr, dur, reason) {
         Ok(v) => Json(v).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, &e),
+        Err(e) => shield_error(&e),
     }
 }
 
@@ -320,7 +331,7 @@ async fn blackbook_unban(
     match s.unban(&addr) {
         Ok(true) => Json(json!({ "unbanned": addr })).into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, "this address is not banned"),
-        Err(e) => error(StatusCode::BAD_REQUEST, &e),
+        Err(e) => shield_error(&e),
     }
 }
 

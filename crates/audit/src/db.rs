@@ -16,9 +16,9 @@ pub const DB_FILE: &str = "advisories.db";
 pub enum DbError {
     #[error("no advisory database at {0}; import one with `kevlar db update --from PATH`")]
     Missing(PathBuf),
-    #[error("advisory database {path}: {source}")]
+    #[error("advisory database {path}")]
     Sql { path: PathBuf, source: rusqlite::Error },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read { path: PathBuf, source: std::io::Error },
 }
 

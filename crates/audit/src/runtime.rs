@@ -4,7 +4,7 @@
 //! schedule (`schedule.json` of nodejs/Release, also shipped as node-releases'
 //! `release-schedule.json`: `{"v20": {"start", "lts", "maintenance", "end", "codename"}}`).
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::npm_range;
 
@@ -19,15 +19,73 @@ pub fn is_schedule(v: &Value) -> bool {
     !o.is_empty() && o.iter().all(|(k, e)| k.starts_with('v') && e.get("start").is_some() && e.get("end").is_some())
 }
 
-#[derive(Debug, Clone)]
+/// A known vulnerability of Node.js core that the version has.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct CoreVuln {
     pub id: String,
     pub cves: Vec<String>,
-    pub overview: String,
     pub severity: String,
+    pub overview: String,
     /// The smallest patched version on the running release line, when there is one.
+    #[serde(rename = "fixed_version")]
     pub fixed: Option<String>,
     pub url: Option<String>,
+}
+
+/// Where a release line is in its schedule on the day of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LineStatus {
+    Current,
+    ActiveLts,
+    Maintenance,
+    EndOfLife,
+    /// The line is not in the schedule (or there is no schedule).
+    Unknown,
+}
+
+impl LineStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineStatus::Current => "current",
+            LineStatus::ActiveLts => "active-lts",
+            LineStatus::Maintenance => "maintenance",
+            LineStatus::EndOfLife => "end-of-life",
+            LineStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// A release line still supported on the day of the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SupportedLine {
+    pub line: String,
+    pub lts: bool,
+    pub codename: Option<String>,
+    pub end: Option<String>,
+}
+
+/// The runtime report: what `kevlar audit --runtime` and `kevlar doctor` say of Node.js itself.
+/// Serialised as it is for `--format json`; `present::runtime_text` writes it for people.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RuntimeReport {
+    pub runtime: &'static str,
+    pub version: String,
+    pub line: Option<String>,
+    pub status: LineStatus,
+    pub end_of_life: Option<String>,
+    /// The line to move to (end of life) or the lowest version that fixes every vulnerability.
+    pub move_to: Option<String>,
+    /// Supported lines, LTS first, newest first.
+    pub supported_lines: Vec<SupportedLine>,
+    pub vulnerabilities: Vec<CoreVuln>,
+}
+
+impl RuntimeReport {
+    /// Whether it should fail a CI run: end of life, or a known vulnerability.
+    pub fn failing(&self) -> bool {
+        self.status == LineStatus::EndOfLife || !self.vulnerabilities.is_empty()
+    }
 }
 
 /// The patched version on `major`'s line: the lowest bound of the `patched` alternative that
@@ -89,48 +147,37 @@ fn line_of<'a>(version: &semver::Version, schedule: &'a Value) -> Option<(String
 }
 
 /// The report `kevlar doctor` prints: the line's status, what to move to, the vulnerabilities.
-pub fn report(version: &semver::Version, schedule: Option<&Value>, docs: &[(String, Value)], today: &str) -> Value {
+pub fn report(
+    version: &semver::Version,
+    schedule: Option<&Value>,
+    docs: &[(String, Value)],
+    today: &str,
+) -> RuntimeReport {
     let vulns = vulns_for(version, docs);
-    let mut status = "unknown";
+    let mut status = LineStatus::Unknown;
     let mut end = None;
     let mut line = None;
-    let mut supported: Vec<Value> = Vec::new();
+    let mut supported = Vec::new();
     if let Some(s) = schedule {
         if let Some((key, e)) = line_of(version, s) {
             line = Some(key);
             let d = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_owned);
             end = d("end");
-            status = if d("end").is_some_and(|x| x.as_str() <= today) {
-                "end-of-life"
-            } else if d("maintenance").is_some_and(|x| x.as_str() <= today) {
-                "maintenance"
-            } else if d("lts").is_some_and(|x| x.as_str() <= today) {
-                "active-lts"
+            let reached = |k: &str| d(k).is_some_and(|x| x.as_str() <= today);
+            status = if reached("end") {
+                LineStatus::EndOfLife
+            } else if reached("maintenance") {
+                LineStatus::Maintenance
+            } else if reached("lts") {
+                LineStatus::ActiveLts
             } else {
-                "current"
+                LineStatus::Current
             };
         }
-        // Lines still supported today, LTS ones first (the usual target of a move).
-        if let Some(o) = s.as_object() {
-            let mut lines: Vec<(u64, &Value, String)> = o
-                .iter()
-                .filter(|(_, e)| {
-                    e.get("start").and_then(Value::as_str).is_some_and(|x| x <= today)
-                        && e.get("end").and_then(Value::as_str).is_some_and(|x| x > today)
-                })
-                .filter_map(|(k, e)| Some((k.trim_start_matches('v').parse::<u64>().ok()?, e, k.clone())))
-                .collect();
-            lines.sort_by_key(|(n, e, _)| (e.get("lts").is_none(), std::cmp::Reverse(*n)));
-            supported = lines
-                .into_iter()
-                .map(|(_, e, k)| {
-                    json!({"line": k, "lts": e.get("lts").is_some(), "codename": e.get("codename"), "end": e.get("end")})
-                })
-                .collect();
-        }
+        supported = supported_lines(s, today);
     }
-    let move_to = if status == "end-of-life" {
-        supported.first().and_then(|s| s["line"].as_str()).map(str::to_owned)
+    let move_to = if status == LineStatus::EndOfLife {
+        supported.first().map(|s| s.line.clone())
     } else {
         vulns
             .iter()
@@ -139,23 +186,46 @@ pub fn report(version: &semver::Version, schedule: Option<&Value>, docs: &[(Stri
             .max()
             .map(|v| v.to_string())
     };
-    json!({
-        "runtime": "node",
-        "version": version.to_string(),
-        "line": line,
-        "status": status,
-        "end_of_life": end,
-        "move_to": move_to,
-        "supported_lines": supported,
-        "vulnerabilities": vulns.iter().map(|v| json!({
-            "id": v.id, "cves": v.cves, "severity": v.severity, "overview": v.overview, "fixed_version": v.fixed, "url": v.url,
-        })).collect::<Vec<_>>(),
-    })
+    RuntimeReport {
+        runtime: "node",
+        version: version.to_string(),
+        line,
+        status,
+        end_of_life: end,
+        move_to,
+        supported_lines: supported,
+        vulnerabilities: vulns,
+    }
+}
+
+/// The lines started and not yet ended on `today`, LTS first, newest first.
+fn supported_lines(schedule: &Value, today: &str) -> Vec<SupportedLine> {
+    let Some(o) = schedule.as_object() else { return Vec::new() };
+    let text = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).map(str::to_owned);
+    let mut lines: Vec<(u64, &Value, &String)> = o
+        .iter()
+        .filter(|(_, e)| {
+            e.get("start").and_then(Value::as_str).is_some_and(|x| x <= today)
+                && e.get("end").and_then(Value::as_str).is_some_and(|x| x > today)
+        })
+        .filter_map(|(k, e)| Some((k.trim_start_matches('v').parse::<u64>().ok()?, e, k)))
+        .collect();
+    lines.sort_by_key(|(n, e, _)| (e.get("lts").is_none(), std::cmp::Reverse(*n)));
+    lines
+        .into_iter()
+        .map(|(_, e, k)| SupportedLine {
+            line: k.clone(),
+            lts: e.get("lts").is_some(),
+            codename: text(e, "codename"),
+            end: text(e, "end"),
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn eol_and_vulns() {
@@ -169,11 +239,13 @@ mod tests {
             json!({"cve": ["CVE-2022-35256"], "vulnerable": "14.x || 16.x || 18.x", "patched": "^14.20.1 || ^16.17.1 || ^18.9.1", "severity": "medium", "overview": "llhttp"}),
         )];
         let v = semver::Version::parse("18.9.0").unwrap();
-        let r = report(&v, Some(&schedule), &docs, "2026-11-24");
+        let r = serde_json::to_value(report(&v, Some(&schedule), &docs, "2026-11-24")).unwrap();
         assert_eq!(r["status"], "end-of-life");
         assert_eq!(r["move_to"], "v22");
         assert_eq!(r["vulnerabilities"][0]["fixed_version"], "18.9.1");
         let r = report(&semver::Version::parse("18.9.1").unwrap(), Some(&schedule), &docs, "2024-01-01");
+        assert!(!r.failing());
+        let r = serde_json::to_value(r).unwrap();
         assert_eq!(r["status"], "maintenance");
         assert_eq!(r["vulnerabilities"], json!([]));
         assert!(is_schedule(&schedule));

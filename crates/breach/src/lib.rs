@@ -32,7 +32,7 @@ pub enum BreachError {
     Line { line: u64, message: String },
     #[error("line {line}: the hashes are not in order (the Pwned Passwords download is sorted by hash; use it as downloaded)")]
     NotSorted { line: u64 },
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("not a Kevlar breach index (or from another version): {0}")]
     Format(String),

@@ -1,5 +1,6 @@
 //! The validated configuration: domain types with their defaults. Nothing here is raw text.
 
+use kevlar_core::action;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -481,7 +482,7 @@ impl Default for BansConfig {
             jails: vec![
                 JailConfig {
                     name: "attacks".into(),
-                    actions: vec!["malicious_attack".into(), "malicious_attack_tool".into()],
+                    actions: vec![action::MALICIOUS_ATTACK.into(), action::MALICIOUS_ATTACK_TOOL.into()],
                     maxretry: 5,
                     findtime: min(10),
                     bantime: min(10),
@@ -489,7 +490,7 @@ impl Default for BansConfig {
                 },
                 JailConfig {
                     name: "probes".into(),
-                    actions: vec!["malicious_probe".into(), "malicious_excess_404".into()],
+                    actions: vec![action::MALICIOUS_PROBE.into(), action::MALICIOUS_EXCESS_404.into()],
                     maxretry: 10,
                     findtime: min(10),
                     bantime: min(10),
@@ -497,7 +498,7 @@ impl Default for BansConfig {
                 },
                 JailConfig {
                     name: "login-fast".into(),
-                    actions: vec!["authn_login_fail".into()],
+                    actions: vec![action::AUTHN_LOGIN_FAIL.into()],
                     maxretry: 5,
                     findtime: Duration::from_secs(10),
                     bantime: min(10),
@@ -505,7 +506,7 @@ impl Default for BansConfig {
                 },
                 JailConfig {
                     name: "login-slow".into(),
-                    actions: vec!["authn_login_fail".into()],
+                    actions: vec![action::AUTHN_LOGIN_FAIL.into()],
                     maxretry: 100,
                     findtime: min(24 * 60),
                     bantime: min(24 * 60),
@@ -513,7 +514,7 @@ impl Default for BansConfig {
                 },
                 JailConfig {
                     name: "stuffing".into(),
-                    actions: vec!["authn_credential_stuffing".into()],
+                    actions: vec![action::AUTHN_CREDENTIAL_STUFFING.into()],
                     maxretry: 1,
                     findtime: min(60),
                     bantime: min(60),

@@ -4,13 +4,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use ipnet::IpNet;
 use toml_edit::{ImDocument, Item, Value};
 
 use crate::error::{ConfigError, ConfigErrors};
 use crate::model::*;
 use crate::reader::{Doc, Table};
-use crate::units::{parse_duration, parse_size};
+use crate::units::{cidr, parse_duration, parse_size, secs_from_int, size_from_int};
 
 /// Values given on the command line; each one wins over the same key in the file.
 #[derive(Debug, Clone, Default)]
@@ -166,20 +165,6 @@ fn is_date(s: &str) -> bool {
         && p.iter().all(|x| x.bytes().all(|c| c.is_ascii_digit()))
         && (1..=12).contains(&p[1].parse::<u32>().unwrap_or(0))
         && (1..=31).contains(&p[2].parse::<u32>().unwrap_or(0))
-}
-
-pub(crate) fn cidr(s: &str) -> Result<IpNet, String> {
-    s.parse::<IpNet>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("`{s}` is not an address or CIDR range (example: \"10.0.0.0/8\")"))
-}
-
-fn size_from_int(n: i64) -> Result<u64, String> {
-    u64::try_from(n).map_err(|_| "a size cannot be negative".to_owned())
-}
-
-fn secs_from_int(n: i64) -> Result<std::time::Duration, String> {
-    u64::try_from(n).map(std::time::Duration::from_secs).map_err(|_| "a duration cannot be negative".to_owned())
 }
 
 fn header_name(s: &str) -> Result<(), String> {

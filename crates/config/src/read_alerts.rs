@@ -10,8 +10,6 @@ use crate::units::{parse_duration, parse_size};
 
 const TYPES: &str = "syslog, logstash, webhook, email, sms, file, stdout";
 
-use crate::read_shield::duration;
-
 /// Severity names as `kevlar_core::Severity` spells them, without depending on it.
 pub(crate) fn severity(s: &str) -> Result<u8, String> {
     match s.to_ascii_lowercase().as_str() {
@@ -97,7 +95,7 @@ fn ca_file(doc: &mut Doc, t: &mut Table) -> Option<PathBuf> {
 }
 
 fn timeout(doc: &mut Doc, t: &mut Table, default: Duration) -> Duration {
-    duration(doc, t, "timeout").unwrap_or(default)
+    t.positive_duration(doc, "timeout").unwrap_or(default)
 }
 
 fn email_address(s: &str) -> bool {
@@ -114,181 +112,18 @@ fn read_sink(doc: &mut Doc, s: &mut Table, span: Option<std::ops::Range<usize>>)
     let kind = s.string(doc, "type");
     let dedup = off_or(doc, s, "dedup", parse_nonzero_duration);
     let digest = off_or(doc, s, "digest", parse_nonzero_duration);
-    let rate_limit = off_or(doc, s, "rate_limit", crate::read_shield::rate);
+    let rate_limit = off_or(doc, s, "rate_limit", crate::units::rate);
     let Some((kind, kspan)) = kind else {
         doc.error(span, &s.path, format!("a sink needs `type` ({TYPES})"));
         return None;
     };
     let kind = match kind.as_str() {
-        "syslog" => {
-            let address = address(doc, s, "syslog");
-            let transport = s.parsed(
-                doc,
-                "transport",
-                |v| match v {
-                    "udp" => Ok(Transport::Udp),
-                    "tcp" => Ok(Transport::Tcp),
-                    "tls" => Ok(Transport::Tls),
-                    _ => Err(format!("`{v}` is not a transport (udp, tcp, tls)")),
-                },
-                None,
-            );
-            let framing = s.parsed(
-                doc,
-                "framing",
-                |v| match v {
-                    "octet-counting" => Ok(Framing::OctetCounting),
-                    "newline" => Ok(Framing::Newline),
-                    _ => Err(format!("`{v}` is not a framing (octet-counting, newline)")),
-                },
-                None,
-            );
-            let app_name = s.string(doc, "app_name").map(|(v, _)| v);
-            if app_name
-                .as_ref()
-                .is_some_and(|a| a.is_empty() || a.len() > 48 || !a.bytes().all(|b| (33..=126).contains(&b)))
-            {
-                doc.error(None, &s.key_path("app_name"), "must be 1 to 48 printable ASCII characters without spaces");
-            }
-            let hostname = s.string(doc, "hostname").map(|(v, _)| v);
-            let facility = s.integer(doc, "facility", 0, 23).map(|n| n as u8);
-            let ca_file = ca_file(doc, s);
-            SinkKind::Syslog(SyslogSink {
-                address: address?,
-                transport: transport.unwrap_or(Transport::Udp),
-                framing: framing.unwrap_or(Framing::OctetCounting),
-                app_name: app_name.unwrap_or_else(|| "kevlar".into()),
-                hostname,
-                facility: facility.unwrap_or(10),
-                ca_file,
-            })
-        }
-        "logstash" => {
-            let address = address(doc, s, "logstash");
-            let tls = s.boolean(doc, "tls").unwrap_or(false);
-            let ca_file = ca_file(doc, s);
-            SinkKind::Logstash(LogstashSink { address: address?, tls, ca_file })
-        }
-        "webhook" => {
-            let url = http_url(doc, s, "url", "webhook");
-            let format = s.parsed(
-                doc,
-                "format",
-                |v| match v {
-                    "json" => Ok(WebhookFormat::Json),
-                    "slack" => Ok(WebhookFormat::Slack),
-                    _ => Err(format!("`{v}` is not a webhook format (json, slack)")),
-                },
-                None,
-            );
-            let mut headers = Vec::new();
-            if let Some(h) = s.table(doc, "headers") {
-                for (k, item, hspan) in h.entries() {
-                    match (http::HeaderName::from_bytes(k.as_bytes()), item.as_str()) {
-                        (Ok(_), Some(v)) if http::HeaderValue::from_str(v).is_ok() => {
-                            headers.push((k.to_owned(), v.to_owned()))
-                        }
-                        (Err(_), _) => doc.error(hspan, &h.key_path(k), "not a valid header name"),
-                        _ => doc.error(hspan, &h.key_path(k), "expected a header value (a string of visible ASCII)"),
-                    }
-                }
-            }
-            let secret = secret(doc, s, "secret");
-            let timeout = timeout(doc, s, Duration::from_secs(10));
-            let ca_file = ca_file(doc, s);
-            SinkKind::Webhook(WebhookSink {
-                url: url?,
-                format: format.unwrap_or(WebhookFormat::Json),
-                headers,
-                secret,
-                timeout,
-                ca_file,
-            })
-        }
-        "email" => {
-            let server = required(doc, s, "server", "email");
-            let security = s.parsed(
-                doc,
-                "security",
-                |v| match v {
-                    "starttls" => Ok(SmtpSecurity::Starttls),
-                    "tls" => Ok(SmtpSecurity::Tls),
-                    "none" => Ok(SmtpSecurity::None),
-                    _ => Err(format!("`{v}` is not an SMTP security (starttls, tls, none)")),
-                },
-                None,
-            );
-            let security = security.unwrap_or(SmtpSecurity::Starttls);
-            let port = s.integer(doc, "port", 1, 65535).map(|p| p as u16);
-            let username = s.string(doc, "username").map(|(v, _)| v);
-            let password = secret(doc, s, "password");
-            if username.is_some() != password.is_some() {
-                doc.error(None, &s.path, "`username` and `password` go together");
-            }
-            let from = required(doc, s, "from", "email");
-            let to = s.strings(doc, "to").map(|(v, _)| v).unwrap_or_default();
-            if to.is_empty() {
-                doc.error(None, &s.path, "an email sink needs `to` (one address or a list)");
-            }
-            for a in from.iter().chain(to.iter()) {
-                if !email_address(a) {
-                    doc.error(None, &s.path, format!("`{a}` is not an email address"));
-                }
-            }
-            let ca_file = ca_file(doc, s);
-            let timeout = timeout(doc, s, Duration::from_secs(20));
-            SinkKind::Email(EmailSink {
-                server: server?,
-                port: port.unwrap_or(match security {
-                    SmtpSecurity::Starttls => 587,
-                    SmtpSecurity::Tls => 465,
-                    SmtpSecurity::None => 25,
-                }),
-                security,
-                username,
-                password,
-                from: from?,
-                to,
-                ca_file,
-                timeout,
-            })
-        }
-        "sms" => {
-            let account_sid = required(doc, s, "account_sid", "sms");
-            let auth_token = secret(doc, s, "auth_token");
-            if auth_token.is_none() {
-                doc.error(None, &s.path, "an sms sink needs `auth_token` (or \"env:NAME\")");
-            }
-            let from = required(doc, s, "from", "sms");
-            let to = s.strings(doc, "to").map(|(v, _)| v).unwrap_or_default();
-            if to.is_empty() {
-                doc.error(None, &s.path, "an sms sink needs `to` (one number or a list)");
-            }
-            let base_url = match s.item("base_url") {
-                Some(_) => http_url(doc, s, "base_url", "sms"),
-                None => Some("https://api.twilio.com".to_owned()),
-            };
-            let timeout = timeout(doc, s, Duration::from_secs(10));
-            SinkKind::Sms(SmsSink {
-                account_sid: account_sid?,
-                auth_token: auth_token?,
-                from: from?,
-                to,
-                base_url: base_url?.trim_end_matches('/').to_owned(),
-                timeout,
-            })
-        }
-        "file" => {
-            let path = required(doc, s, "path", "file").map(PathBuf::from);
-            let max_bytes = s.parsed(
-                doc,
-                "max_bytes",
-                parse_size,
-                Some(&|n: i64| u64::try_from(n).map_err(|_| "a size cannot be negative".to_owned())),
-            );
-            let keep = s.integer(doc, "keep", 0, 1000).map(|n| n as usize);
-            SinkKind::File(FileSink { path: path?, max_bytes: max_bytes.unwrap_or(100 << 20), keep: keep.unwrap_or(5) })
-        }
+        "syslog" => read_syslog(doc, s)?,
+        "logstash" => read_logstash(doc, s)?,
+        "webhook" => read_webhook(doc, s)?,
+        "email" => read_email(doc, s)?,
+        "sms" => read_sms(doc, s)?,
+        "file" => read_file(doc, s)?,
         "stdout" => SinkKind::Stdout,
         other => {
             doc.error(kspan, &s.key_path("type"), format!("`{other}` is not a sink type ({TYPES})"));
@@ -315,29 +150,202 @@ fn read_sink(doc: &mut Doc, s: &mut Table, span: Option<std::ops::Range<usize>>)
     })
 }
 
+/// `type = "syslog"`.
+fn read_syslog(doc: &mut Doc, s: &mut Table) -> Option<SinkKind> {
+    let address = address(doc, s, "syslog");
+    let transport = s.parsed(
+        doc,
+        "transport",
+        |v| match v {
+            "udp" => Ok(Transport::Udp),
+            "tcp" => Ok(Transport::Tcp),
+            "tls" => Ok(Transport::Tls),
+            _ => Err(format!("`{v}` is not a transport (udp, tcp, tls)")),
+        },
+        None,
+    );
+    let framing = s.parsed(
+        doc,
+        "framing",
+        |v| match v {
+            "octet-counting" => Ok(Framing::OctetCounting),
+            "newline" => Ok(Framing::Newline),
+            _ => Err(format!("`{v}` is not a framing (octet-counting, newline)")),
+        },
+        None,
+    );
+    let app_name = s.string(doc, "app_name").map(|(v, _)| v);
+    if app_name.as_ref().is_some_and(|a| a.is_empty() || a.len() > 48 || !a.bytes().all(|b| (33..=126).contains(&b))) {
+        doc.error(None, &s.key_path("app_name"), "must be 1 to 48 printable ASCII characters without spaces");
+    }
+    let hostname = s.string(doc, "hostname").map(|(v, _)| v);
+    let facility = s.integer(doc, "facility", 0, 23).map(|n| n as u8);
+    let ca_file = ca_file(doc, s);
+    Some(SinkKind::Syslog(SyslogSink {
+        address: address?,
+        transport: transport.unwrap_or(Transport::Udp),
+        framing: framing.unwrap_or(Framing::OctetCounting),
+        app_name: app_name.unwrap_or_else(|| "kevlar".into()),
+        hostname,
+        facility: facility.unwrap_or(10),
+        ca_file,
+    }))
+}
+
+/// `type = "logstash"`.
+fn read_logstash(doc: &mut Doc, s: &mut Table) -> Option<SinkKind> {
+    let address = address(doc, s, "logstash");
+    let tls = s.boolean(doc, "tls").unwrap_or(false);
+    let ca_file = ca_file(doc, s);
+    Some(SinkKind::Logstash(LogstashSink { address: address?, tls, ca_file }))
+}
+
+/// `type = "webhook"`.
+fn read_webhook(doc: &mut Doc, s: &mut Table) -> Option<SinkKind> {
+    let url = http_url(doc, s, "url", "webhook");
+    let format = s.parsed(
+        doc,
+        "format",
+        |v| match v {
+            "json" => Ok(WebhookFormat::Json),
+            "slack" => Ok(WebhookFormat::Slack),
+            _ => Err(format!("`{v}` is not a webhook format (json, slack)")),
+        },
+        None,
+    );
+    let mut headers = Vec::new();
+    if let Some(h) = s.table(doc, "headers") {
+        for (k, item, hspan) in h.entries() {
+            match (http::HeaderName::from_bytes(k.as_bytes()), item.as_str()) {
+                (Ok(_), Some(v)) if http::HeaderValue::from_str(v).is_ok() => {
+                    headers.push((k.to_owned(), v.to_owned()))
+                }
+                (Err(_), _) => doc.error(hspan, &h.key_path(k), "not a valid header name"),
+                _ => doc.error(hspan, &h.key_path(k), "expected a header value (a string of visible ASCII)"),
+            }
+        }
+    }
+    let secret = secret(doc, s, "secret");
+    let timeout = timeout(doc, s, Duration::from_secs(10));
+    let ca_file = ca_file(doc, s);
+    Some(SinkKind::Webhook(WebhookSink {
+        url: url?,
+        format: format.unwrap_or(WebhookFormat::Json),
+        headers,
+        secret,
+        timeout,
+        ca_file,
+    }))
+}
+
+/// `type = "email"`.
+fn read_email(doc: &mut Doc, s: &mut Table) -> Option<SinkKind> {
+    let server = required(doc, s, "server", "email");
+    let security = s.parsed(
+        doc,
+        "security",
+        |v| match v {
+            "starttls" => Ok(SmtpSecurity::Starttls),
+            "tls" => Ok(SmtpSecurity::Tls),
+            "none" => Ok(SmtpSecurity::None),
+            _ => Err(format!("`{v}` is not an SMTP security (starttls, tls, none)")),
+        },
+        None,
+    );
+    let security = security.unwrap_or(SmtpSecurity::Starttls);
+    let port = s.integer(doc, "port", 1, 65535).map(|p| p as u16);
+    let username = s.string(doc, "username").map(|(v, _)| v);
+    let password = secret(doc, s, "password");
+    if username.is_some() != password.is_some() {
+        doc.error(None, &s.path, "`username` and `password` go together");
+    }
+    let from = required(doc, s, "from", "email");
+    let to = s.strings(doc, "to").map(|(v, _)| v).unwrap_or_default();
+    if to.is_empty() {
+        doc.error(None, &s.path, "an email sink needs `to` (one address or a list)");
+    }
+    for a in from.iter().chain(to.iter()) {
+        if !email_address(a) {
+            doc.error(None, &s.path, format!("`{a}` is not an email address"));
+        }
+    }
+    let ca_file = ca_file(doc, s);
+    let timeout = timeout(doc, s, Duration::from_secs(20));
+    Some(SinkKind::Email(EmailSink {
+        server: server?,
+        port: port.unwrap_or(match security {
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::None => 25,
+        }),
+        security,
+        username,
+        password,
+        from: from?,
+        to,
+        ca_file,
+        timeout,
+    }))
+}
+
+/// `type = "sms"`.
+fn read_sms(doc: &mut Doc, s: &mut Table) -> Option<SinkKind> {
+    let account_sid = required(doc, s, "account_sid", "sms");
+    let auth_token = secret(doc, s, "auth_token");
+    if auth_token.is_none() {
+        doc.error(None, &s.path, "an sms sink needs `auth_token` (or \"env:NAME\")");
+    }
+    let from = required(doc, s, "from", "sms");
+    let to = s.strings(doc, "to").map(|(v, _)| v).unwrap_or_default();
+    if to.is_empty() {
+        doc.error(None, &s.path, "an sms sink needs `to` (one number or a list)");
+    }
+    let base_url = match s.item("base_url") {
+        Some(_) => http_url(doc, s, "base_url", "sms"),
+        None => Some("https://api.twilio.com".to_owned()),
+    };
+    let timeout = timeout(doc, s, Duration::from_secs(10));
+    Some(SinkKind::Sms(SmsSink {
+        account_sid: account_sid?,
+        auth_token: auth_token?,
+        from: from?,
+        to,
+        base_url: base_url?.trim_end_matches('/').to_owned(),
+        timeout,
+    }))
+}
+
+/// `type = "file"`.
+fn read_file(doc: &mut Doc, s: &mut Table) -> Option<SinkKind> {
+    let path = required(doc, s, "path", "file").map(PathBuf::from);
+    let max_bytes = s.parsed(doc, "max_bytes", parse_size, Some(&crate::units::size_from_int));
+    let keep = s.integer(doc, "keep", 0, 1000).map(|n| n as usize);
+    Some(SinkKind::File(FileSink { path: path?, max_bytes: max_bytes.unwrap_or(100 << 20), keep: keep.unwrap_or(5) }))
+}
+
 pub(crate) fn read_alerts(doc: &mut Doc, t: &mut Table, a: &mut AlertsConfig) {
     if let Some(n) = t.integer(doc, "max_attempts", 1, 1000) {
         a.max_attempts = n as u32;
     }
-    if let Some(d) = duration(doc, t, "backoff_min") {
+    if let Some(d) = t.positive_duration(doc, "backoff_min") {
         a.backoff_min = d;
     }
-    if let Some(d) = duration(doc, t, "backoff_max") {
+    if let Some(d) = t.positive_duration(doc, "backoff_max") {
         a.backoff_max = d;
     }
     if a.backoff_max < a.backoff_min {
         doc.error(None, &t.key_path("backoff_max"), "must not be shorter than `backoff_min`");
     }
-    if let Some(d) = duration(doc, t, "health_interval") {
+    if let Some(d) = t.positive_duration(doc, "health_interval") {
         a.health_interval = d;
     }
     if let Some(n) = t.integer(doc, "max_pending", 1000, 1_000_000_000) {
         a.max_pending = n as u64;
     }
-    if let Some(r) = t.parsed(doc, "user_notices", crate::read_shield::rate, None) {
+    if let Some(r) = t.parsed(doc, "user_notices", crate::units::rate, None) {
         a.user_notices = r;
     }
-    if let Some(r) = t.parsed(doc, "user_notices_total", crate::read_shield::rate, None) {
+    if let Some(r) = t.parsed(doc, "user_notices_total", crate::units::rate, None) {
         a.user_notices_total = r;
     }
     for (mut s, span) in t.tables(doc, "sink") {
@@ -378,7 +386,7 @@ pub(crate) fn read_alerts(doc: &mut Doc, t: &mut Table, a: &mut AlertsConfig) {
         route.min_severity = r.parsed(doc, "min_severity", severity, Some(&|n: i64| severity(&n.to_string())));
         if let Some((list, lspan)) = r.strings(doc, "addresses") {
             for s in list {
-                match crate::read::cidr(&s) {
+                match crate::units::cidr(&s) {
                     Ok(n) => route.addresses.push(n),
                     Err(m) => doc.error(lspan.clone(), &r.key_path("addresses"), m),
                 }

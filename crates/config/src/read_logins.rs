@@ -2,7 +2,6 @@
 //! (`[[logins.change]]`) and the thresholds of the login rules.
 
 use crate::model::*;
-use crate::read_shield::duration;
 use crate::reader::{Doc, Table};
 
 fn path(doc: &mut Doc, t: &mut Table, what: &str) -> Option<String> {
@@ -53,19 +52,19 @@ pub(crate) fn read_logins(doc: &mut Doc, t: &mut Table, l: &mut LoginsConfig) {
     if let Some(n) = count(doc, t, "pair_failures", 1_000_000) {
         l.pair_failures = n;
     }
-    if let Some(d) = duration(doc, t, "pair_block") {
+    if let Some(d) = t.positive_duration(doc, "pair_block") {
         l.pair_block = d;
     }
     if let Some(n) = count(doc, t, "user_failures", 1_000_000) {
         l.user_failures = n;
     }
-    if let Some(d) = duration(doc, t, "user_delay") {
+    if let Some(d) = t.positive_duration(doc, "user_delay") {
         l.user_delay = d.min(std::time::Duration::from_secs(30));
     }
     if let Some(n) = count(doc, t, "spray_users", 1000) {
         l.spray_users = n.max(2);
     }
-    if let Some(d) = duration(doc, t, "spray_window") {
+    if let Some(d) = t.positive_duration(doc, "spray_window") {
         l.spray_window = d;
     }
     if let Some(n) = count(doc, t, "spike_factor", 1000) {
@@ -80,10 +79,10 @@ pub(crate) fn read_logins(doc: &mut Doc, t: &mut Table, l: &mut LoginsConfig) {
     if let Some(n) = t.integer(doc, "new_ip_prefix_v6", 16, 128) {
         l.new_ip_prefix_v6 = n as u8;
     }
-    if let Some(d) = duration(doc, t, "notify_every") {
+    if let Some(d) = t.positive_duration(doc, "notify_every") {
         l.notify_every = d;
     }
-    if let Some(d) = duration(doc, t, "takeover_window") {
+    if let Some(d) = t.positive_duration(doc, "takeover_window") {
         l.takeover_window = d;
     }
     if let Some(n) = t.integer(doc, "max_tracked", 1000, 100_000_000) {

@@ -7,7 +7,7 @@ use toml_edit::{Item, Value};
 
 use crate::model::*;
 use crate::reader::{Doc, Table};
-use crate::units::parse_duration;
+use crate::units::{cidr, rate};
 
 /// Family names the built-in detectors know (`kevlar_detect::Family`); kept here so the config
 /// can name a typo without depending on the detectors.
@@ -37,19 +37,6 @@ fn family(s: &str) -> Result<String, String> {
     }
 }
 
-fn secs(n: i64) -> Result<Duration, String> {
-    u64::try_from(n).map(Duration::from_secs).map_err(|_| "a duration cannot be negative".to_owned())
-}
-
-pub(crate) fn duration(doc: &mut Doc, t: &mut Table, key: &'static str) -> Option<Duration> {
-    let d = t.parsed(doc, key, parse_duration, Some(&secs as &dyn Fn(i64) -> Result<Duration, String>))?;
-    if d.is_zero() {
-        doc.error(None, &t.key_path(key), "must be longer than zero");
-        return None;
-    }
-    Some(d)
-}
-
 fn prefix(doc: &mut Doc, t: &mut Table, key: &'static str) -> Option<String> {
     let (p, span) = t.string(doc, key)?;
     if !p.starts_with('/') {
@@ -57,28 +44,6 @@ fn prefix(doc: &mut Doc, t: &mut Table, key: &'static str) -> Option<String> {
         return None;
     }
     Some(p)
-}
-
-/// `"100/s"`, `"600/min"`, `"10/5m"`: a count per duration.
-pub fn rate(s: &str) -> Result<(u32, Duration), String> {
-    let bad = || format!("`{s}` is not a rate (examples: \"100/s\", \"600/min\", \"20/10s\")");
-    let (n, per) = s.split_once('/').ok_or_else(bad)?;
-    let count: u32 = n.trim().parse().map_err(|_| bad())?;
-    if count == 0 {
-        return Err("a rate needs a count above zero".into());
-    }
-    let per = per.trim();
-    let per = match per {
-        "s" | "sec" | "second" => Duration::from_secs(1),
-        "m" | "min" | "minute" => Duration::from_secs(60),
-        "h" | "hour" => Duration::from_secs(3600),
-        "d" | "day" => Duration::from_secs(86400),
-        other => parse_duration(other).map_err(|_| bad())?,
-    };
-    if per.is_zero() {
-        return Err(bad());
-    }
-    Ok((count, per))
 }
 
 /// A rate as a string (`"100/s"`, burst = count) or a table `{ rate = "100/s", burst = 200 }`.
@@ -145,7 +110,7 @@ pub(crate) fn read_detect(doc: &mut Doc, t: &mut Table, d: &mut DetectConfig) {
     if let Some(n) = t.integer(doc, "excess_404", 1, 100_000) {
         d.excess_404 = n as u32;
     }
-    if let Some(w) = duration(doc, t, "excess_404_window") {
+    if let Some(w) = t.positive_duration(doc, "excess_404_window") {
         d.excess_404_window = w;
     }
     if let Some(fams) = t.table(doc, "families") {
@@ -211,7 +176,7 @@ pub(crate) fn read_blackbook(doc: &mut Doc, t: &mut Table, b: &mut BlackbookConf
     if let Some((list, span)) = t.strings(doc, "allow") {
         b.allow.clear();
         for s in list {
-            match super::read::cidr(&s) {
+            match cidr(&s) {
                 Ok(n) => b.allow.push(n),
                 Err(m) => doc.error(span.clone(), &t.key_path("allow"), m),
             }
@@ -233,10 +198,10 @@ pub(crate) fn read_bans(doc: &mut Doc, t: &mut Table, b: &mut BansConfig) {
     if let Some(n) = t.integer(doc, "recidive_bans", 1, 1000) {
         b.recidive_bans = n as u32;
     }
-    if let Some(d) = duration(doc, t, "recidive_findtime") {
+    if let Some(d) = t.positive_duration(doc, "recidive_findtime") {
         b.recidive_findtime = d;
     }
-    if let Some(d) = duration(doc, t, "recidive_bantime") {
+    if let Some(d) = t.positive_duration(doc, "recidive_bantime") {
         b.recidive_bantime = d;
     }
     for (key, slot) in [("command", &mut b.command), ("unban_command", &mut b.unban_command)] {
@@ -290,13 +255,13 @@ pub(crate) fn read_bans(doc: &mut Doc, t: &mut Table, b: &mut BansConfig) {
         if let Some(n) = j.integer(doc, "maxretry", 1, 1_000_000) {
             jail.maxretry = n as u32;
         }
-        if let Some(d) = duration(doc, &mut j, "findtime") {
+        if let Some(d) = j.positive_duration(doc, "findtime") {
             jail.findtime = d;
         }
-        if let Some(d) = duration(doc, &mut j, "bantime") {
+        if let Some(d) = j.positive_duration(doc, "bantime") {
             jail.bantime = d;
         }
-        if let Some(d) = duration(doc, &mut j, "max_bantime") {
+        if let Some(d) = j.positive_duration(doc, "max_bantime") {
             jail.max_bantime = d;
         }
         if jail.max_bantime < jail.bantime {
@@ -328,7 +293,7 @@ pub(crate) fn read_routes(doc: &mut Doc, t: &mut Table, r: &mut RoutesConfig) {
     if let Some(n) = t.integer(doc, "max_routes", 10, 1_000_000) {
         r.max_routes = n as usize;
     }
-    if let Some(d) = duration(doc, t, "stale_after") {
+    if let Some(d) = t.positive_duration(doc, "stale_after") {
         r.stale_after = d;
     }
     if let Some(b) = t.boolean(doc, "positive") {

@@ -188,6 +188,16 @@ impl<'t> Table<'t> {
         }
     }
 
+    /// A duration above zero: a string (`"30s"`) or a whole number of seconds.
+    pub fn positive_duration(&mut self, doc: &mut Doc, key: &'static str) -> Option<std::time::Duration> {
+        let d = self.parsed(doc, key, crate::units::parse_duration, Some(&crate::units::secs_from_int))?;
+        if d.is_zero() {
+            doc.error(None, &self.key_path(key), "must be longer than zero");
+            return None;
+        }
+        Some(d)
+    }
+
     /// A sub-table (`[a.b]` or an inline `{ … }`).
     pub fn table(&mut self, doc: &mut Doc, key: &'static str) -> Option<Table<'t>> {
         let (item, span) = self.item(key)?;

@@ -1,4 +1,5 @@
-//! Sizes (`"10MiB"`, `16384`) and durations (`"30s"`, `"1h"`, `"30d"`) as written in the config.
+//! Sizes (`"10MiB"`, `16384`), durations (`"30s"`, `"1h"`, `"30d"`), rates (`"100/s"`) and
+//! address ranges as written in the config: plain string parsers, shared by every section's reader.
 
 use std::time::Duration;
 
@@ -29,6 +30,44 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|_| format!("`{s}` is not a duration (examples: \"500ms\", \"30s\", \"10m\", \"1h\", \"30d\")"))
+}
+
+/// A whole number of bytes, as an integer in the config.
+pub fn size_from_int(n: i64) -> Result<u64, String> {
+    u64::try_from(n).map_err(|_| "a size cannot be negative".to_owned())
+}
+
+/// A whole number of seconds, as an integer in the config.
+pub fn secs_from_int(n: i64) -> Result<Duration, String> {
+    u64::try_from(n).map(Duration::from_secs).map_err(|_| "a duration cannot be negative".to_owned())
+}
+
+/// An address (`10.1.2.3`) or a CIDR range (`10.0.0.0/8`).
+pub fn cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{s}` is not an address or CIDR range (example: \"10.0.0.0/8\")"))
+}
+
+/// `"100/s"`, `"600/min"`, `"10/5m"`: a count per duration.
+pub fn rate(s: &str) -> Result<(u32, Duration), String> {
+    let bad = || format!("`{s}` is not a rate (examples: \"100/s\", \"600/min\", \"20/10s\")");
+    let (n, per) = s.split_once('/').ok_or_else(bad)?;
+    let count: u32 = n.trim().parse().map_err(|_| bad())?;
+    if count == 0 {
+        return Err("a rate needs a count above zero".into());
+    }
+    let per = match per.trim() {
+        "s" | "sec" | "second" => Duration::from_secs(1),
+        "m" | "min" | "minute" => Duration::from_secs(60),
+        "h" | "hour" => Duration::from_secs(3600),
+        "d" | "day" => Duration::from_secs(86400),
+        other => parse_duration(other).map_err(|_| bad())?,
+    };
+    if per.is_zero() {
+        return Err(bad());
+    }
+    Ok((count, per))
 }
 
 #[cfg(test)]

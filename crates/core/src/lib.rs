@@ -3,6 +3,8 @@
 //! Kevlar's data files; every other crate points here.
 #![forbid(unsafe_code)]
 
+pub mod action;
+pub mod error;
 pub mod event;
 pub mod gate;
 pub mod id;

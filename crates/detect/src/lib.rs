@@ -14,8 +14,8 @@ pub mod extract;
 pub mod jndi;
 pub mod normalize;
 pub mod nosql;
+pub mod pollution;
 pub mod probe;
-pub mod proto;
 pub mod protocol;
 pub mod sqli;
 pub mod ssrf;
@@ -27,6 +27,7 @@ pub mod xxe;
 
 use extract::{Part, Source};
 use http::HeaderMap;
+use kevlar_core::action;
 
 /// An attack family. The names are the `kevlar.family` of events and the keys of per-family
 /// settings.
@@ -97,10 +98,10 @@ impl Family {
     /// The event action a finding of this family becomes.
     pub fn action(self) -> &'static str {
         match self {
-            Family::Probe => "malicious_probe",
-            Family::Tool => "malicious_attack_tool",
-            Family::Evasion => "malicious_evasion",
-            _ => "malicious_attack",
+            Family::Probe => action::MALICIOUS_PROBE,
+            Family::Tool => action::MALICIOUS_ATTACK_TOOL,
+            Family::Evasion => action::MALICIOUS_EVASION,
+            _ => action::MALICIOUS_ATTACK,
         }
     }
 
@@ -441,7 +442,7 @@ impl Inspector {
             sink.add(Family::Nosql, nosql::check(v), location, name, v);
         }
         if f.contains(Family::PrototypePollution) {
-            sink.add(Family::PrototypePollution, proto::check(v), location, name, v);
+            sink.add(Family::PrototypePollution, pollution::check(v), location, name, v);
         }
         if f.contains(Family::Ssti) {
             sink.add(Family::Ssti, ssti::check(v), location, name, v);
@@ -465,7 +466,7 @@ impl Inspector {
             sink.add(Family::Nosql, nosql::check_key(location), location, name, name);
         }
         if name.contains("proto") || location.contains("__proto__") || location.contains("prototype") {
-            sink.add(Family::PrototypePollution, proto::check_key(location), location, name, name);
+            sink.add(Family::PrototypePollution, pollution::check_key(location), location, name, name);
         }
     }
 
@@ -680,7 +681,7 @@ impl Inspector {
                 (Family::Traversal, traversal::check(&v, false)),
                 (Family::Cmdi, cmdi::check(&v)),
                 (Family::Jndi, jndi::check(&v)),
-                (Family::PrototypePollution, proto::check(&v)),
+                (Family::PrototypePollution, pollution::check(&v)),
                 (Family::Ssti, ssti::check(&v)),
             ] {
                 sink.add(fam, hit, &location, &p.name, &v);

@@ -4,6 +4,7 @@
 //! event. The one exception is [`Bus::publish_acked`], for callers that promised a client an
 //! acknowledgement: it waits for room in the durable consumer's queue and for the commit.
 
+use kevlar_core::action;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,7 +122,7 @@ impl Bus {
                         tracing::warn!(consumer = sub.name, lost, "event queue overflowed");
                         bus.publish(
                             SecurityEvent::new(
-                                "sys_event_overflow",
+                                action::SYS_EVENT_OVERFLOW,
                                 Category::Configuration,
                                 Severity::Alert,
                                 format!("{lost} events were dropped for consumer `{}` whose queue was full", sub.name),

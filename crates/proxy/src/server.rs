@@ -1,5 +1,6 @@
 //! Listeners, connections and the per-request path.
 
+use kevlar_core::action;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
@@ -32,7 +33,7 @@ use crate::{client_ip, pages, validate};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GuardError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -566,7 +567,7 @@ impl Worker {
                 self.count_status(status);
                 let ip = client_ip::canonical(peer.ip());
                 let mut ev = SecurityEvent::new(
-                    "input_validation_fail",
+                    action::INPUT_VALIDATION_FAIL,
                     Category::Web,
                     Severity::Notice,
                     format!("{status}: {why}"),
@@ -765,7 +766,7 @@ impl Worker {
         if let Err(inv) = checked {
             if let Some(rule) = inv.attack_rule() {
                 let mut ev = SecurityEvent::new(
-                    "malicious_attack",
+                    action::MALICIOUS_ATTACK,
                     Category::IntrusionDetection,
                     Severity::Warning,
                     format!("protocol attempt in the URL: {}; refused", inv.reason()),
@@ -790,7 +791,7 @@ impl Worker {
             }
             self.event(
                 &info,
-                "input_validation_fail",
+                action::INPUT_VALIDATION_FAIL,
                 Severity::Notice,
                 inv.status(),
                 format!("request refused: {}", inv.reason()),
@@ -806,7 +807,7 @@ impl Worker {
         if declared.is_some_and(|n| n > self.shared.limits.max_body_bytes) {
             self.event(
                 &info,
-                "input_validation_fail",
+                action::INPUT_VALIDATION_FAIL,
                 Severity::Notice,
                 413,
                 "request body larger than the limit".into(),
@@ -864,7 +865,7 @@ impl Worker {
                         };
                         self.event(
                             &info,
-                            "input_validation_fail",
+                            action::INPUT_VALIDATION_FAIL,
                             Severity::Notice,
                             status,
                             format!("request refused: {reason}"),
@@ -931,7 +932,7 @@ impl Worker {
         let Ok(Some(slots)) = slots else {
             self.event(
                 &info,
-                "sys_upstream_unavailable",
+                action::SYS_UPSTREAM_UNAVAILABLE,
                 Severity::Warning,
                 503,
                 "too many requests already waiting for the application".into(),
@@ -959,7 +960,7 @@ impl Worker {
                 Err(_) => {
                     self.event(
                         &info,
-                        "input_validation_fail",
+                        action::INPUT_VALIDATION_FAIL,
                         Severity::Notice,
                         400,
                         "request target cannot be forwarded".into(),
@@ -977,7 +978,7 @@ impl Worker {
                         FAIL_TOO_LARGE => {
                             self.event(
                                 &info,
-                                "input_validation_fail",
+                                action::INPUT_VALIDATION_FAIL,
                                 Severity::Notice,
                                 413,
                                 "request body larger than the limit".into(),
@@ -988,7 +989,7 @@ impl Worker {
                         FAIL_MALFORMED => {
                             self.event(
                                 &info,
-                                "input_validation_fail",
+                                action::INPUT_VALIDATION_FAIL,
                                 Severity::Notice,
                                 400,
                                 "malformed request body".into(),
@@ -999,7 +1000,7 @@ impl Worker {
                         FAIL_TIMEOUT => {
                             self.event(
                                 &info,
-                                "input_validation_fail",
+                                action::INPUT_VALIDATION_FAIL,
                                 Severity::Notice,
                                 408,
                                 "request body stalled".into(),
@@ -1027,7 +1028,7 @@ impl Worker {
                             tracing::warn!(request_id = %info.request_id, error = %e, "upstream request failed");
                             self.event(
                                 &info,
-                                "sys_upstream_unavailable",
+                                action::SYS_UPSTREAM_UNAVAILABLE,
                                 Severity::Warning,
                                 502,
                                 "the application did not accept the request".into(),
@@ -1042,7 +1043,7 @@ impl Worker {
                     self.shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
                     self.event(
                         &info,
-                        "sys_upstream_timeout",
+                        action::SYS_UPSTREAM_TIMEOUT,
                         Severity::Warning,
                         504,
                         "the application did not answer in time".into(),
@@ -1071,7 +1072,7 @@ impl Worker {
                     // A 101 nobody asked for cannot be relayed.
                     self.event(
                         &info,
-                        "sys_upstream_unavailable",
+                        action::SYS_UPSTREAM_UNAVAILABLE,
                         Severity::Warning,
                         502,
                         "the application switched protocols unasked".into(),

@@ -17,9 +17,9 @@ pub const FILE: &str = "shield.db";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DbError {
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}")]
     Open { path: PathBuf, source: rusqlite::Error },
-    #[error("shield store: {0}")]
+    #[error("shield store")]
     Sql(#[from] rusqlite::Error),
 }
 

@@ -14,12 +14,14 @@
 pub mod bans;
 pub mod blackbook;
 pub mod db;
+pub mod error;
 pub mod key;
 pub mod login;
 pub mod ratelimit;
 pub mod routes;
 pub mod watch;
 
+use kevlar_core::action;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::Path;
@@ -42,6 +44,7 @@ use tokio::sync::mpsc;
 use bans::{Ban, BanTable};
 use blackbook::{BanRecord, BlackBook};
 use db::ShieldDb;
+pub use error::ShieldError;
 use key::IpKey;
 use ratelimit::{Global, Keyed};
 use routes::Inventory;
@@ -274,14 +277,14 @@ impl Shield {
     /// One event through the black book and the jails.
     fn correlate(&self, ev: &SecurityEvent, jails: &mut Jails) {
         let Some(ip) = ev.source_ip else { return };
-        if matches!(ev.action.as_str(), "malicious_ban" | "malicious_unban") {
+        if matches!(ev.action.as_str(), action::MALICIOUS_BAN | action::MALICIOUS_UNBAN) {
             return;
         }
         let key = self.key(ip);
         let counted = ev.action.starts_with("malicious_")
-            || ev.action.starts_with("authn_login_fail")
-            || ev.action == "authz_fail"
-            || ev.action == "input_validation_fail";
+            || ev.action.starts_with(action::AUTHN_LOGIN_FAIL)
+            || ev.action == action::AUTHZ_FAIL
+            || ev.action == action::INPUT_VALIDATION_FAIL;
         if counted {
             self.remember(key, ev);
         }
@@ -403,7 +406,7 @@ impl Shield {
         }
         let verb = if enforced { "banned" } else { "would be banned (monitor mode)" };
         let mut ev = SecurityEvent::new(
-            "malicious_ban",
+            action::MALICIOUS_BAN,
             Category::IntrusionDetection,
             // Alert level: the sinks that page people get bans by default (monitor mode included).
             Severity::Alert,
@@ -468,11 +471,11 @@ impl Shield {
     // ---- control: the admin API and the CLI ----
 
     /// Bans `addr` by hand (always enforced). `None`: until lifted.
-    pub fn manual_ban(&self, addr: &str, dur: Option<Duration>, reason: Option<String>) -> Result<Value, String> {
-        let key = IpKey::parse(addr, self.inner.v6_prefix)?;
+    pub fn manual_ban(&self, addr: &str, dur: Option<Duration>, reason: Option<String>) -> Result<Value, ShieldError> {
+        let key = IpKey::parse(addr, self.inner.v6_prefix).map_err(ShieldError::Refused)?;
         let ip = first_ip(&key);
         if self.allowed(ip) {
-            return Err(format!("{key} is in blackbook.allow; it cannot be banned"));
+            return Err(ShieldError::Refused(format!("{key} is in blackbook.allow; it cannot be banned")));
         }
         self.ban(
             key,
@@ -487,8 +490,8 @@ impl Shield {
     }
 
     /// Lifts a ban. `Ok(false)` when the address was not banned.
-    pub fn unban(&self, addr: &str) -> Result<bool, String> {
-        let key = IpKey::parse(addr, self.inner.v6_prefix)?;
+    pub fn unban(&self, addr: &str) -> Result<bool, ShieldError> {
+        let key = IpKey::parse(addr, self.inner.v6_prefix).map_err(ShieldError::Refused)?;
         let removed = self.inner.bans.remove(&key).is_some();
         let now = now_ms();
         if let Ok(mut b) = self.inner.book.lock() {
@@ -496,17 +499,18 @@ impl Shield {
                 b.end_ban(key, now);
             }
         }
-        if let Ok(mut db) = self.inner.db.lock() {
-            if let Some(db) = db.as_mut() {
-                let _ = db.delete_ban(&key);
-            }
-        }
+        // Lifted in memory at once; a store that fails to forget it is said (the ban would come
+        // back at the next start).
+        let stored = match self.inner.db.lock() {
+            Ok(mut db) => db.as_mut().map_or(Ok(false), |db| db.delete_ban(&key)).map_err(ShieldError::from),
+            Err(_) => Err(ShieldError::Unavailable),
+        };
         if removed {
             if let Some(cmd) = &self.inner.cfg.bans.unban_command {
                 run_hook(cmd, &key.to_string(), 0);
             }
             let mut ev = SecurityEvent::new(
-                "malicious_unban",
+                action::MALICIOUS_UNBAN,
                 Category::IntrusionDetection,
                 Severity::Info,
                 format!("{key} unbanned"),
@@ -517,25 +521,28 @@ impl Shield {
             self.publish(ev);
         }
         self.housekeeping();
-        Ok(removed)
+        stored.map(|_| removed)
     }
 
     /// The black book, most recently seen first (after writing pending changes).
-    pub fn list(&self, limit: usize, banned_only: bool) -> Result<Value, String> {
+    pub fn list(&self, limit: usize, banned_only: bool) -> Result<Value, ShieldError> {
         self.housekeeping();
-        let db = self.inner.db.lock().map_err(|_| "black book unavailable".to_owned())?;
-        let db = db.as_ref().ok_or("black book unavailable")?;
-        db.list(limit, banned_only, now_ms()).map(Value::Array).map_err(|e| e.to_string())
+        let db = self.inner.db.lock().map_err(|_| ShieldError::Unavailable)?;
+        let db = db.as_ref().ok_or(ShieldError::Unavailable)?;
+        Ok(db.list(limit, banned_only, now_ms()).map(Value::Array)?)
     }
 
-    pub fn show(&self, addr: &str) -> Result<Option<Value>, String> {
-        let key = IpKey::parse(addr, self.inner.v6_prefix)?;
+    pub fn show(&self, addr: &str) -> Result<Option<Value>, ShieldError> {
+        let key = IpKey::parse(addr, self.inner.v6_prefix).map_err(ShieldError::Refused)?;
         let now = now_ms();
         if let Some(r) = self.inner.book.lock().ok().and_then(|b| b.get(&key).cloned()) {
             return Ok(Some(r.to_json(&key, now)));
         }
-        let db = self.inner.db.lock().map_err(|_| "black book unavailable".to_owned())?;
-        let rec = db.as_ref().and_then(|d| d.load_record(&key).ok().flatten());
+        let db = self.inner.db.lock().map_err(|_| ShieldError::Unavailable)?;
+        let rec = match db.as_ref() {
+            Some(d) => d.load_record(&key)?,
+            None => None,
+        };
         Ok(rec.map(|r| r.to_json(&key, now)))
     }
 
@@ -612,7 +619,7 @@ impl Shield {
                 let ev = self
                     .event(
                         meta,
-                        "malicious_probe",
+                        action::MALICIOUS_PROBE,
                         Severity::Notice,
                         "request outside the learned route inventory".into(),
                     )
@@ -655,17 +662,22 @@ impl Shield {
         }
         let block = findings.iter().any(|f| mode_of(f) == Mode::Block);
         // One event per action, led by its strongest finding, listing the others.
-        for action in ["malicious_attack", "malicious_attack_tool", "malicious_probe", "malicious_evasion"] {
+        for action in [
+            action::MALICIOUS_ATTACK,
+            action::MALICIOUS_ATTACK_TOOL,
+            action::MALICIOUS_PROBE,
+            action::MALICIOUS_EVASION,
+        ] {
             let group: Vec<&Finding> = findings.iter().filter(|f| f.family.action() == action).collect();
             let Some(top) = group.iter().max_by_key(|f| f.score) else { continue };
             let severity = match action {
-                "malicious_attack" => Severity::Warning,
+                action::MALICIOUS_ATTACK => Severity::Warning,
                 _ => Severity::Notice,
             };
             let what = match action {
-                "malicious_attack" => format!("{} attempt in {}", top.family.as_str(), top.location),
-                "malicious_evasion" => format!("request Kevlar cannot read in full ({})", top.rule),
-                "malicious_attack_tool" => format!("attack tool {} in {}", top.rule, top.location),
+                action::MALICIOUS_ATTACK => format!("{} attempt in {}", top.family.as_str(), top.location),
+                action::MALICIOUS_EVASION => format!("request Kevlar cannot read in full ({})", top.rule),
+                action::MALICIOUS_ATTACK_TOOL => format!("attack tool {} in {}", top.rule, top.location),
                 _ => format!("probe for a sensitive resource ({})", top.rule),
             };
             let blocked = block && group.iter().any(|f| mode_of(f) == Mode::Block);
@@ -998,7 +1010,7 @@ impl Gate for Shield {
             let ev = self
                 .event(
                     meta,
-                    "malicious_evasion",
+                    action::MALICIOUS_EVASION,
                     Severity::Warning,
                     format!("a login request longer than the {} bytes the login monitor reads", view.body.len()),
                 )
@@ -1090,7 +1102,7 @@ impl Gate for Shield {
             let ev = self
                 .event(
                     meta,
-                    "malicious_excess_404",
+                    action::MALICIOUS_EXCESS_404,
                     Severity::Notice,
                     format!(
                         "{threshold} not-found answers within {}",
@@ -1104,20 +1116,20 @@ impl Gate for Shield {
 }
 
 /// For the CLI when Kevlar is not running: the stored black book.
-pub fn offline_list(data_dir: &Path, limit: usize, banned_only: bool) -> Result<Value, String> {
-    let db = ShieldDb::open(data_dir).map_err(|e| e.to_string())?;
-    db.list(limit, banned_only, now_ms()).map(Value::Array).map_err(|e| e.to_string())
+pub fn offline_list(data_dir: &Path, limit: usize, banned_only: bool) -> Result<Value, ShieldError> {
+    let db = ShieldDb::open(data_dir)?;
+    Ok(db.list(limit, banned_only, now_ms()).map(Value::Array)?)
 }
 
-pub fn offline_show(data_dir: &Path, addr: &str) -> Result<Option<Value>, String> {
-    let db = ShieldDb::open(data_dir).map_err(|e| e.to_string())?;
-    let key = IpKey::parse(addr, 64)?;
-    Ok(db.load_record(&key).map_err(|e| e.to_string())?.map(|r| r.to_json(&key, now_ms())))
+pub fn offline_show(data_dir: &Path, addr: &str) -> Result<Option<Value>, ShieldError> {
+    let db = ShieldDb::open(data_dir)?;
+    let key = IpKey::parse(addr, 64).map_err(ShieldError::Refused)?;
+    Ok(db.load_record(&key)?.map(|r| r.to_json(&key, now_ms())))
 }
 
-pub fn offline_routes(data_dir: &Path, stale_after: Duration) -> Result<Value, String> {
-    let db = ShieldDb::open(data_dir).map_err(|e| e.to_string())?;
-    let routes = db.load_routes().map_err(|e| e.to_string())?;
+pub fn offline_routes(data_dir: &Path, stale_after: Duration) -> Result<Value, ShieldError> {
+    let db = ShieldDb::open(data_dir)?;
+    let routes = db.load_routes()?;
     Ok(routes::report(routes.iter().map(|(k, v)| (k, v)), now_ms(), stale_after.as_millis() as i64))
 }
 
@@ -1127,35 +1139,35 @@ pub fn offline_ban(
     addr: &str,
     dur: Option<Duration>,
     reason: Option<String>,
-) -> Result<Value, String> {
-    let mut db = ShieldDb::open(data_dir).map_err(|e| e.to_string())?;
-    let key = IpKey::parse(addr, 64)?;
+) -> Result<Value, ShieldError> {
+    let mut db = ShieldDb::open(data_dir)?;
+    let key = IpKey::parse(addr, 64).map_err(ShieldError::Refused)?;
     let since = now_ms();
     let until = dur.map_or(i64::MAX, |d| since.saturating_add(d.as_millis().min(i64::MAX as u128) as i64));
     let reason = reason.unwrap_or_else(|| "manual ban".into());
     let ban = Ban { since_ms: since, until_ms: until, reason: reason.clone(), source: "manual".into(), enforced: true };
-    db.save_ban(&key, &ban).map_err(|e| e.to_string())?;
-    let mut rec = db.load_record(&key).map_err(|e| e.to_string())?.unwrap_or(blackbook::Record {
+    db.save_ban(&key, &ban)?;
+    let mut rec = db.load_record(&key)?.unwrap_or(blackbook::Record {
         first_seen_ms: since,
         last_seen_ms: since,
         ..Default::default()
     });
     rec.bans.push_back(BanRecord { since_ms: since, until_ms: until, reason, source: "manual".into(), enforced: true });
-    db.save_records(&[(key, rec.clone())], since).map_err(|e| e.to_string())?;
+    db.save_records(&[(key, rec.clone())], since)?;
     Ok(rec.to_json(&key, since))
 }
 
 /// For the CLI when Kevlar is not running. `Ok(false)`: there was no ban.
-pub fn offline_unban(data_dir: &Path, addr: &str) -> Result<bool, String> {
-    let mut db = ShieldDb::open(data_dir).map_err(|e| e.to_string())?;
-    let key = IpKey::parse(addr, 64)?;
+pub fn offline_unban(data_dir: &Path, addr: &str) -> Result<bool, ShieldError> {
+    let mut db = ShieldDb::open(data_dir)?;
+    let key = IpKey::parse(addr, 64).map_err(ShieldError::Refused)?;
     let now = now_ms();
-    let removed = db.delete_ban(&key).map_err(|e| e.to_string())?;
-    if let Some(mut rec) = db.load_record(&key).map_err(|e| e.to_string())? {
+    let removed = db.delete_ban(&key)?;
+    if let Some(mut rec) = db.load_record(&key)? {
         if let Some(b) = rec.bans.back_mut() {
             b.until_ms = b.until_ms.min(now);
         }
-        db.save_records(&[(key, rec)], now).map_err(|e| e.to_string())?;
+        db.save_records(&[(key, rec)], now)?;
     }
     Ok(removed)
 }

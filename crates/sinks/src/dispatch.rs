@@ -9,6 +9,7 @@
 //! A syslog-over-UDP sink has no acknowledgement at all; TCP and TLS count a write the kernel
 //! accepted (the connection is checked for a peer that went away before each batch).
 
+use kevlar_core::action;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -35,7 +36,7 @@ const IDLE: Duration = Duration::from_secs(1);
 pub enum AlertsError {
     #[error(transparent)]
     Outbox(#[from] OutboxError),
-    #[error("cannot read the event store {path}: {source}")]
+    #[error("cannot read the event store {path}")]
     Store { path: PathBuf, source: rusqlite::Error },
     #[error("alert sink `{name}`: {error}")]
     Sink { name: String, error: SinkError },
@@ -290,7 +291,7 @@ fn feeder(inner: &Inner, mut outbox: Outbox, store: Connection, mut cursor: i64,
         let rows = match read_events(&store, cursor) {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(error = %e, "alerts: cannot read new events; retrying");
+                tracing::warn!(error = %kevlar_core::error::chain(&e), "alerts: cannot read new events; retrying");
                 if stopping {
                     return;
                 }
@@ -347,7 +348,7 @@ fn feeder(inner: &Inner, mut outbox: Outbox, store: Connection, mut cursor: i64,
                             inner,
                             event_about(
                                 slot,
-                                "sys_alert_refused",
+                                action::SYS_ALERT_REFUSED,
                                 Severity::Alert,
                                 Outcome::Failure,
                                 format!(
@@ -376,7 +377,7 @@ fn feeder(inner: &Inner, mut outbox: Outbox, store: Connection, mut cursor: i64,
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "alerts: cannot write to the outbox; retrying");
+                    tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot write to the outbox; retrying");
                     std::thread::sleep(Duration::from_millis(200));
                     continue;
                 }
@@ -392,7 +393,7 @@ fn feeder(inner: &Inner, mut outbox: Outbox, store: Connection, mut cursor: i64,
         if gave_back.elapsed() >= Duration::from_secs(60) {
             gave_back = Instant::now();
             if let Err(e) = outbox.give_back(256) {
-                tracing::debug!(error = %e, "alerts: cannot shrink the outbox");
+                tracing::debug!(error = %kevlar_core::error::chain(&e), "alerts: cannot shrink the outbox");
             }
         }
         let timeout = router
@@ -435,7 +436,7 @@ fn record_ok(inner: &Inner, slot: &Slot, delivered: u64) {
             inner,
             event_about(
                 slot,
-                "sys_sink_recovered",
+                action::SYS_SINK_RECOVERED,
                 Severity::Notice,
                 Outcome::Success,
                 format!("Alert sink `{}` ({}) works again", slot.cfg.name, slot.cfg.kind.name()),
@@ -466,7 +467,7 @@ fn record_failure(inner: &Inner, slot: &Slot, err: &SinkError, attempted: bool) 
             inner,
             event_about(
                 slot,
-                "sys_sink_failed",
+                action::SYS_SINK_FAILED,
                 Severity::Alert,
                 Outcome::Failure,
                 format!(
@@ -593,7 +594,7 @@ fn worker(inner: &Inner, idx: usize, mut sink: Box<dyn Sink>, mut outbox: Outbox
                     match sink.send(std::slice::from_ref(&ev)) {
                         Ok(()) => {
                             if let Err(e) = outbox.delete_held(name, h.max_id) {
-                                tracing::error!(error = %e, "alerts: cannot update the outbox");
+                                tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot update the outbox");
                             }
                             if let Some(b) = budget.as_mut() {
                                 b.take(now);
@@ -611,7 +612,7 @@ fn worker(inner: &Inner, idx: usize, mut sink: Box<dyn Sink>, mut outbox: Outbox
                     }
                 }
                 Ok(None) => {}
-                Err(e) => tracing::error!(error = %e, "alerts: cannot read the outbox"),
+                Err(e) => tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot read the outbox"),
             }
             if let Some(d) = slot.cfg.digest {
                 next_digest = Some(now + d);
@@ -621,7 +622,7 @@ fn worker(inner: &Inner, idx: usize, mut sink: Box<dyn Sink>, mut outbox: Outbox
         let rows = match outbox.take(name, PENDING, batch) {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!(error = %e, "alerts: cannot read the outbox");
+                tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot read the outbox");
                 slot.wake.wait(&mut seen, IDLE);
                 continue;
             }
@@ -668,11 +669,11 @@ fn worker(inner: &Inner, idx: usize, mut sink: Box<dyn Sink>, mut outbox: Outbox
                     h.notices_dropped += dropped.len() as u64;
                 }
                 if let Err(e) = outbox.delete(&dropped) {
-                    tracing::error!(error = %e, "alerts: cannot update the outbox");
+                    tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot update the outbox");
                 }
             }
             if let Err(e) = outbox.defer(&later) {
-                tracing::error!(error = %e, "alerts: cannot update the outbox");
+                tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot update the outbox");
             }
         }
         let (ops_send, hold): (Vec<_>, Vec<_>) = match budget.as_mut() {
@@ -683,7 +684,7 @@ fn worker(inner: &Inner, idx: usize, mut sink: Box<dyn Sink>, mut outbox: Outbox
         if !hold.is_empty() {
             let ids: Vec<i64> = hold.iter().map(|d| d.id).collect();
             if let Err(e) = outbox.hold(&ids) {
-                tracing::error!(error = %e, "alerts: cannot update the outbox");
+                tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot update the outbox");
             }
         }
         if send.is_empty() {
@@ -695,7 +696,7 @@ fn worker(inner: &Inner, idx: usize, mut sink: Box<dyn Sink>, mut outbox: Outbox
         match sink.send(&events) {
             Ok(()) => {
                 if let Err(e) = outbox.delete(&ids) {
-                    tracing::error!(error = %e, "alerts: cannot update the outbox");
+                    tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot update the outbox");
                 }
                 record_ok(inner, slot, ids.len() as u64);
                 failures = 0;
@@ -705,9 +706,11 @@ fn worker(inner: &Inner, idx: usize, mut sink: Box<dyn Sink>, mut outbox: Outbox
                 // This delivery can never succeed: a dead letter now, and the next one goes on.
                 match outbox.bury(&ids, &e.message) {
                     Ok(n) => {
-                        tracing::warn!(sink = name, dead = n, error = %e, "alerts: a delivery was refused for good")
+                        tracing::warn!(sink = name, dead = n, error = %kevlar_core::error::chain(&e), "alerts: a delivery was refused for good")
                     }
-                    Err(e) => tracing::error!(error = %e, "alerts: cannot update the outbox"),
+                    Err(e) => {
+                        tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot update the outbox")
+                    }
                 }
                 record_delivery_failure(slot, &e);
             }
@@ -724,7 +727,9 @@ fn worker(inner: &Inner, idx: usize, mut sink: Box<dyn Sink>, mut outbox: Outbox
                         tracing::warn!(sink = name, dead, "alerts: deliveries moved to the dead letters")
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "alerts: cannot update the outbox"),
+                    Err(e) => {
+                        tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot update the outbox")
+                    }
                 }
                 record_delivery_failure(slot, &e);
             }
@@ -736,7 +741,9 @@ fn worker(inner: &Inner, idx: usize, mut sink: Box<dyn Sink>, mut outbox: Outbox
                         tracing::warn!(sink = name, dead, "alerts: deliveries moved to the dead letters")
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "alerts: cannot update the outbox"),
+                    Err(e) => {
+                        tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot update the outbox")
+                    }
                 }
                 fail(&mut failures, &mut retry_at, &e, true);
             }

@@ -1,6 +1,7 @@
 //! Words for people: the subject, body and short text of an event (email, SMS, Slack), and the
 //! events Kevlar makes up on the way (a repeat count after de-duplication, a digest).
 
+use kevlar_core::action;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -210,7 +211,7 @@ pub fn repeat(last: &SecurityEvent, more: u64, window: Duration) -> SecurityEven
 pub fn digest(sink: &str, h: &HeldSummary) -> SecurityEvent {
     let top: Vec<String> = h.groups.iter().take(3).map(|g| format!("{} × {}", g.count, g.action)).collect();
     let mut e = SecurityEvent::new(
-        "sys_alert_digest",
+        action::SYS_ALERT_DIGEST,
         Category::Process,
         Severity::Warning,
         format!("{} events since {}: {}", h.count, kevlar_core::time::rfc3339_ms(h.first_ms), top.join(", ")),

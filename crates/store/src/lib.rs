@@ -20,9 +20,9 @@ pub const DB_FILE: &str = "events.db";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    #[error("cannot open the event store at {path}: {source}")]
+    #[error("cannot open the event store at {path}")]
     Open { path: PathBuf, source: rusqlite::Error },
-    #[error("cannot migrate the event store at {path}: {source}")]
+    #[error("cannot migrate the event store at {path}")]
     Migrate { path: PathBuf, source: rusqlite::Error },
     #[error(
         "the event store at {path} has schema version {found}, newer than this Kevlar knows ({known}); upgrade Kevlar"
@@ -30,7 +30,7 @@ pub enum StoreError {
     TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("no event store at {0} (has Kevlar run with this --data-dir?)")]
     Missing(PathBuf),
-    #[error("cannot read events: {0}")]
+    #[error("cannot read events")]
     Query(#[from] rusqlite::Error),
     #[error("cannot start the store writer: {0}")]
     Thread(std::io::Error),

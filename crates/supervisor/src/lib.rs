@@ -67,7 +67,7 @@ pub struct AppSpec {
 pub enum SupervisorError {
     #[error("no command to run (give one after `--`, or set app.command)")]
     NoCommand,
-    #[error("cannot start `{program}`: {source}")]
+    #[error("cannot start `{program}`")]
     Spawn { program: String, source: std::io::Error },
     #[error("cannot find a free port: {0}")]
     Port(std::io::Error),
@@ -91,17 +91,60 @@ pub trait Router: Send + Sync + 'static {
     fn hold_requests(&self, yes: bool);
 }
 
+/// Where an instance is in its lifecycle: the states of `LIFECYCLE.md` (beside `Cargo.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceState {
+    /// Spawned, not yet answering its readiness probe.
+    #[default]
+    Starting,
+    /// Ready and in the upstream set.
+    Running,
+    /// Exited or hung (or told to restart); waiting out the backoff or starting again.
+    Restarting,
+    /// Being drained and ended.
+    Stopping,
+    Stopped,
+    /// Crashed too often too fast: no more restarts until `kevlar restart`.
+    Errored,
+}
+
+impl InstanceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Starting => "starting",
+            InstanceState::Running => "running",
+            InstanceState::Restarting => "restarting",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Stopped => "stopped",
+            InstanceState::Errored => "errored",
+        }
+    }
+}
+
+/// What the last health checks said of a running instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    /// Not checked since it (re)started.
+    #[default]
+    Unknown,
+    Ok,
+    /// The last check failed (the instance is restarted after `health.failures` in a row).
+    Failing,
+}
+
 /// One instance's state, for `/v1/status` and `kevlar status`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct InstanceStatus {
     pub slot: usize,
-    pub state: &'static str,
+    pub state: InstanceState,
     pub pid: Option<u32>,
     pub port: Option<u16>,
     pub started_ms: Option<i64>,
     pub restarts: u64,
     pub last_exit: Option<String>,
-    pub health: &'static str,
+    pub health: HealthState,
 }
 
 pub type Status = Arc<Mutex<Vec<InstanceStatus>>>;
@@ -166,11 +209,7 @@ impl Supervisor {
             return Err(SupervisorError::NoCommand);
         }
         let n = spec.instances.max(1);
-        let status = Arc::new(Mutex::new(
-            (0..n)
-                .map(|slot| InstanceStatus { slot, state: "starting", health: "unknown", ..Default::default() })
-                .collect(),
-        ));
+        let status = Arc::new(Mutex::new((0..n).map(|slot| InstanceStatus { slot, ..Default::default() }).collect()));
         Ok(Supervisor { spec: Arc::new(spec), bus, router, logs, status })
     }
 

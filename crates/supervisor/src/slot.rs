@@ -1,6 +1,7 @@
 //! One instance slot's life: start, wait until ready, route, watch (exit, health, commands),
 //! restart with backoff, give up (`errored`), replace on reload, stop.
 
+use kevlar_core::action;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +11,7 @@ use kevlar_engine::Bus;
 use tokio::sync::{mpsc, watch};
 
 use crate::instance::{probe, wait_ready, AppLogs, Instance, NotReady};
-use crate::{describe_exit, free_port, AppSpec, InstanceStatus, Router, SlotCmd, Status};
+use crate::{describe_exit, free_port, AppSpec, HealthState, InstanceState, InstanceStatus, Router, SlotCmd, Status};
 
 pub(crate) struct Slot {
     pub index: usize,
@@ -41,7 +42,8 @@ impl Slot {
 
     /// Tells the router whether waiting for an instance still makes sense.
     fn update_holding(&self) {
-        let all_errored = self.status.lock().map(|s| s.iter().all(|i| i.state == "errored")).unwrap_or(false);
+        let all_errored =
+            self.status.lock().map(|s| s.iter().all(|i| i.state == InstanceState::Errored)).unwrap_or(false);
         self.router.hold_requests(!all_errored);
     }
 
@@ -74,8 +76,9 @@ impl Slot {
 
     /// Starts a successor, waits until it is ready, routes to it, drains and stops the old one.
     async fn replace(&mut self, inst: &mut Instance, backend: &mut Option<u64>) -> Result<(), String> {
-        let port = free_port().map_err(|e| e.to_string())?;
-        let mut next = Instance::spawn(&self.spec, port, self.index, &self.logs).map_err(|e| e.to_string())?;
+        let port = free_port().map_err(|e| kevlar_core::error::chain(&e))?;
+        let mut next =
+            Instance::spawn(&self.spec, port, self.index, &self.logs).map_err(|e| kevlar_core::error::chain(&e))?;
         if let Err(why) = wait_ready(&mut next, &self.spec).await {
             next.stop(Duration::from_millis(500)).await;
             let tail = next.stderr_tail();
@@ -92,7 +95,7 @@ impl Slot {
             s.pid = inst.pid;
             s.port = Some(inst.port);
             s.started_ms = Some(kevlar_core::time::now_ms());
-            s.health = "ok";
+            s.health = HealthState::Ok;
         });
         Ok(())
     }
@@ -110,34 +113,34 @@ impl Slot {
             let mut inst = match Instance::spawn(&spec, port, self.index, &self.logs) {
                 Ok(i) => i,
                 Err(e) => {
-                    tracing::error!(instance = self.index, error = %e, "cannot start the application");
+                    tracing::error!(instance = self.index, error = %kevlar_core::error::chain(&e), "cannot start the application");
                     self.set(|s| {
-                        s.state = "errored";
-                        s.last_exit = Some(e.to_string());
+                        s.state = InstanceState::Errored;
+                        s.last_exit = Some(kevlar_core::error::chain(&e));
                     });
                     self.update_holding();
                     self.publish(
                         SecurityEvent::new(
-                            "sys_errored",
+                            action::SYS_ERRORED,
                             Category::Process,
                             Severity::Alert,
-                            format!("the application cannot be started: {e}"),
+                            format!("the application cannot be started: {}", kevlar_core::error::chain(&e)),
                         )
                         .with_outcome(Outcome::Failure),
                     );
                     if !self.wait_for_restart(&mut cmds, &mut stop).await {
                         break;
                     }
-                    self.set(|s| s.state = "restarting");
+                    self.set(|s| s.state = InstanceState::Restarting);
                     self.update_holding();
                     continue;
                 }
             };
             self.set(|s| {
-                s.state = "starting";
+                s.state = InstanceState::Starting;
                 s.pid = inst.pid;
                 s.port = Some(inst.port);
-                s.health = "unknown";
+                s.health = HealthState::Unknown;
             });
             let ready = tokio::select! {
                 r = wait_ready(&mut inst, &spec) => r,
@@ -151,14 +154,14 @@ impl Slot {
                 Ok(()) => {
                     backend = Some(self.router.add(inst.addr()));
                     self.set(|s| {
-                        s.state = "running";
+                        s.state = InstanceState::Running;
                         s.started_ms = Some(kevlar_core::time::now_ms());
-                        s.health = "ok";
+                        s.health = HealthState::Ok;
                     });
                     if let Some(reason) = restart_reason.take() {
                         self.publish(
                             SecurityEvent::new(
-                                "sys_restart",
+                                action::SYS_RESTART,
                                 Category::Process,
                                 Severity::Notice,
                                 format!("the application is running again ({reason})"),
@@ -175,10 +178,10 @@ impl Slot {
             }
             match exit {
                 Exit::Stop => {
-                    self.set(|s| s.state = "stopping");
+                    self.set(|s| s.state = InstanceState::Stopping);
                     self.stop_instance(&mut inst).await;
                     self.set(|s| {
-                        s.state = "stopped";
+                        s.state = InstanceState::Stopped;
                         s.pid = None;
                     });
                     break;
@@ -190,7 +193,7 @@ impl Slot {
                     let _ = inst.child.wait().await;
                     self.publish(
                         SecurityEvent::new(
-                            "sys_crash",
+                            action::SYS_CRASH,
                             Category::Process,
                             Severity::Alert,
                             format!("the application hung: {why}"),
@@ -203,7 +206,7 @@ impl Slot {
                     self.set(|s| {
                         s.restarts += 1;
                         s.last_exit = Some("killed: hang".into());
-                        s.state = "restarting";
+                        s.state = InstanceState::Restarting;
                     });
                     restart_reason = Some("hang");
                     continue;
@@ -212,7 +215,7 @@ impl Slot {
                     self.stop_instance(&mut inst).await;
                     self.set(|s| {
                         s.restarts += 1;
-                        s.state = "restarting";
+                        s.state = InstanceState::Restarting;
                     });
                     restart_reason = Some("manual");
                     fast_crashes.clear();
@@ -235,7 +238,7 @@ impl Slot {
             };
             inst.kill_group();
             let mut ev = SecurityEvent::new(
-                "sys_crash",
+                action::SYS_CRASH,
                 Category::Process,
                 Severity::Alert,
                 format!("the application stopped: {what}"),
@@ -252,8 +255,8 @@ impl Slot {
                 s.restarts += 1;
                 s.last_exit = Some(what.clone());
                 s.pid = None;
-                s.state = "restarting";
-                s.health = "unknown";
+                s.state = InstanceState::Restarting;
+                s.health = HealthState::Unknown;
             });
             restart_reason = Some("crash");
             let delay = if uptime >= spec.backoff.min_uptime {
@@ -273,17 +276,17 @@ impl Slot {
                         spec.backoff.window
                     );
                     tracing::error!(instance = self.index, "{msg}");
-                    self.set(|s| s.state = "errored");
+                    self.set(|s| s.state = InstanceState::Errored);
                     self.update_holding();
                     self.publish(
-                        SecurityEvent::new("sys_errored", Category::Process, Severity::Alert, msg)
+                        SecurityEvent::new(action::SYS_ERRORED, Category::Process, Severity::Alert, msg)
                             .with_outcome(Outcome::Failure)
                             .with_kevlar("last_exit", what),
                     );
                     if !self.wait_for_restart(&mut cmds, &mut stop).await {
                         break;
                     }
-                    self.set(|s| s.state = "restarting");
+                    self.set(|s| s.state = InstanceState::Restarting);
                     self.update_holding();
                     fast_crashes.clear();
                     backoff = spec.backoff.first;
@@ -310,7 +313,7 @@ impl Slot {
             }
         }
         self.set(|s| {
-            s.state = "stopped";
+            s.state = InstanceState::Stopped;
             s.pid = None;
         });
     }
@@ -348,12 +351,12 @@ impl Slot {
                 _ = tick.tick(), if spec.health.path.is_some() => {
                     if probe(inst.addr(), spec.health.path.as_deref(), spec.health.timeout).await {
                         if failures > 0 {
-                            self.set(|s| s.health = "ok");
+                            self.set(|s| s.health = HealthState::Ok);
                         }
                         failures = 0;
                     } else {
                         failures += 1;
-                        self.set(|s| s.health = "failing");
+                        self.set(|s| s.health = HealthState::Failing);
                         if failures >= spec.health.failures {
                             return Exit::Hang;
                         }
@@ -364,12 +367,12 @@ impl Slot {
                         let res = self.replace(inst, backend).await;
                         match &res {
                             Ok(()) => self.publish(
-                                SecurityEvent::new("sys_restart", Category::Process, Severity::Notice, "the application was reloaded")
+                                SecurityEvent::new(action::SYS_RESTART, Category::Process, Severity::Notice, "the application was reloaded")
                                     .with_outcome(Outcome::Success)
                                     .with_kevlar("reason", "reload"),
                             ),
                             Err(why) => self.publish(
-                                SecurityEvent::new("sys_reload_fail", Category::Process, Severity::Warning, format!("reload failed: {why}"))
+                                SecurityEvent::new(action::SYS_RELOAD_FAIL, Category::Process, Severity::Warning, format!("reload failed: {why}"))
                                     .with_outcome(Outcome::Failure),
                             ),
                         }

@@ -19,7 +19,7 @@ pub use npmrc::Registries;
 pub enum UpdateError {
     #[error("cannot read {path}: {message}")]
     Project { path: String, message: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Lockfile(#[from] kevlar_audit::lockfile::LockfileError),
     #[error("registry {registry}: {name}: {message}")]
     Registry { registry: String, name: String, message: String },

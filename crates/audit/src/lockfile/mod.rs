@@ -108,7 +108,7 @@ pub struct Project {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LockfileError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Read { path: String, source: std::io::Error },
     #[error("{path}:{line}: {message}")]
     Syntax { path: String, line: usize, message: String },

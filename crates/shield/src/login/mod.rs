@@ -8,6 +8,7 @@
 //! dropped. Every table is bounded by `logins.max_tracked` and expires; a live lockout is never
 //! evicted to make room.
 
+use kevlar_core::action;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -632,8 +633,8 @@ impl Logins {
                 }
             }
             match (action.as_str(), &user) {
-                ("authn_login_success", Some(u)) => reported_login = Some((u.clone(), true)),
-                ("authn_login_fail", Some(u)) => reported_login = Some((u.clone(), false)),
+                (action::AUTHN_LOGIN_SUCCESS, Some(u)) => reported_login = Some((u.clone(), true)),
+                (action::AUTHN_LOGIN_FAIL, Some(u)) => reported_login = Some((u.clone(), false)),
                 _ => {
                     let severity = if action.starts_with("malicious_") { Severity::Warning } else { Severity::Info };
                     let msg = message.unwrap_or_else(|| format!("{action} reported by the app"));
@@ -753,9 +754,9 @@ impl Logins {
         let takeover_window = self.cfg.takeover_window.as_millis() as i64;
         let u = self.user_mut(st, user, now);
         let (action, what) = match ch.kind {
-            ChangeKind::Email => ("user_updated", "email address"),
-            ChangeKind::Password => ("authn_password_change", "password"),
-            ChangeKind::Profile => ("user_updated", "profile"),
+            ChangeKind::Email => (action::USER_UPDATED, "email address"),
+            ChangeKind::Password => (action::AUTHN_PASSWORD_CHANGE, "password"),
+            ChangeKind::Profile => (action::USER_UPDATED, "profile"),
         };
         let mut ev = Self::event(
             meta,
@@ -781,7 +782,7 @@ impl Logins {
             out.push(
                 Self::event(
                     meta,
-                    "authn_account_takeover",
+                    action::AUTHN_ACCOUNT_TAKEOVER,
                     Severity::Alert,
                     Outcome::Unknown,
                     Some(user),
@@ -829,7 +830,7 @@ impl Logins {
             out.push(
                 Self::event(
                     meta,
-                    "authn_login_ambiguous",
+                    action::AUTHN_LOGIN_AMBIGUOUS,
                     Severity::Warning,
                     if ok { Outcome::Success } else { Outcome::Failure },
                     None,
@@ -853,7 +854,7 @@ impl Logins {
                     out.push(
                         Self::event(
                             meta,
-                            "authn_password_breached",
+                            action::AUTHN_PASSWORD_BREACHED,
                             Severity::Notice,
                             Outcome::Failure,
                             Some(user),
@@ -1023,7 +1024,7 @@ impl Logins {
             }
             let mut ev = Self::event(
                 meta,
-                "authn_login_success",
+                action::AUTHN_LOGIN_SUCCESS,
                 Severity::Info,
                 Outcome::Success,
                 Some(user),
@@ -1059,7 +1060,7 @@ impl Logins {
                 u.new_ip = Some((now, meta.ip));
                 let mut ev = Self::event(
                     meta,
-                    "authn_login_new_ip",
+                    action::AUTHN_LOGIN_NEW_IP,
                     Severity::Warning,
                     Outcome::Success,
                     Some(user),
@@ -1076,7 +1077,7 @@ impl Logins {
             if let Some(count) = breached {
                 let ev = Self::event(
                     meta,
-                    "authn_password_breached",
+                    action::AUTHN_PASSWORD_BREACHED,
                     Severity::Warning,
                     Outcome::Success,
                     Some(user),
@@ -1109,7 +1110,7 @@ impl Logins {
             let user = user.as_str();
             let mut ev = Self::event(
                 meta,
-                "authn_login_fail",
+                action::AUTHN_LOGIN_FAIL,
                 Severity::Notice,
                 Outcome::Failure,
                 Some(user),
@@ -1140,7 +1141,7 @@ impl Logins {
                     out.push(
                         Self::event(
                             meta,
-                            "authn_login_fail_max",
+                            action::AUTHN_LOGIN_FAIL_MAX,
                             Severity::Warning,
                             Outcome::Failure,
                             Some(user),
@@ -1183,7 +1184,7 @@ impl Logins {
                 };
                 let ev = Self::event(
                     meta,
-                    "authn_login_user_targeted",
+                    action::AUTHN_LOGIN_USER_TARGETED,
                     Severity::Alert,
                     Outcome::Failure,
                     Some(user),
@@ -1219,7 +1220,7 @@ impl Logins {
                 out.push(
                     Self::event(
                         meta,
-                        "authn_credential_stuffing",
+                        action::AUTHN_CREDENTIAL_STUFFING,
                         Severity::Alert,
                         Outcome::Failure,
                         None,
@@ -1258,7 +1259,7 @@ impl Logins {
             out.push(
                 Self::event(
                     meta,
-                    "authn_login_spike",
+                    action::AUTHN_LOGIN_SPIKE,
                     Severity::Alert,
                     Outcome::Failure,
                     None,

@@ -7,8 +7,7 @@ use base64::Engine;
 use kevlar_config::SmsSink as Config;
 use kevlar_core::SecurityEvent;
 
-use crate::util::net::http_reachable;
-use crate::webhook::{agent, http_error};
+use crate::util::http::{agent, http_error, http_reachable};
 use crate::{Sink, SinkError};
 
 pub struct SmsSink {

@@ -40,16 +40,6 @@ pub fn resolve(address: &str) -> Result<Vec<SocketAddr>, SinkError> {
     Ok(addrs)
 }
 
-/// Whether a TCP connection to the host and port of an http(s) URL opens: the health check of
-/// the HTTP sinks (a request would be seen by the receiver).
-pub fn http_reachable(url: &str, timeout: Duration) -> Result<(), SinkError> {
-    let auth = crate::webhook::authority(url);
-    let addr = resolve(&auth)?;
-    TcpStream::connect_timeout(&addr[0], timeout)
-        .map(|_| ())
-        .map_err(|e| SinkError::connect(format!("cannot connect to {auth}: {e}")))
-}
-
 pub enum Conn {
     Plain(TcpStream),
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),

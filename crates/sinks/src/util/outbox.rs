@@ -19,7 +19,7 @@ pub const HELD: i64 = 1;
 pub const DEAD: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
-#[error("outbox {path}: {source}")]
+#[error("outbox {path}")]
 pub struct OutboxError {
     pub path: PathBuf,
     #[source]
