@@ -138,6 +138,12 @@ fn bad_input_is_an_error_naming_file_and_line() {
     let (code, _, err) = kevlar(&["audit", empty.path().to_str().unwrap()], &db);
     assert_eq!(code, 2);
     assert!(err.contains("no lockfile found"), "{err}");
+    // An error says what failed and its cause, each once.
+    let missing = tmp.path().join("nope/package-lock.json");
+    let (code, _, err) = kevlar(&["audit", missing.to_str().unwrap()], &db);
+    assert_eq!(code, 2);
+    assert!(err.contains("package-lock.json: cannot read"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "the cause said once: {err}");
     // A YAML alias bomb (under 500 bytes, billions of nodes once expanded): a clear error, no abort.
     let bomb = tempfile::tempdir().unwrap();
     let mut doc = String::from("lockfileVersion: '9.0'\na: &a [x,x,x,x,x,x,x,x,x]\n");

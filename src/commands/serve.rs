@@ -129,7 +129,7 @@ impl kevlar_supervisor::Router for UpstreamRouter {
 }
 
 fn app_logs(config: &Config, data_dir: &std::path::Path) -> anyhow::Result<AppLogs> {
-    use kevlar_sinks::util::rotate::RotatingFile;
+    use kevlar_core::rotate::RotatingFile;
     let open = |name: &str| -> anyhow::Result<Arc<std::sync::Mutex<RotatingFile>>> {
         let p = data_dir.join("logs").join(name);
         let f = RotatingFile::open(&p, config.app.logs.max_bytes, config.app.logs.keep)
@@ -242,20 +242,20 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
         )
     };
 
-    let access = match &config.access_log {
+    let access: Option<Arc<dyn kevlar_core::access::AccessLog>> = match &config.access_log {
         AccessLog::Off => None,
         AccessLog::Stdout => {
-            Some(AccessLogger::start(AccessTarget::Stdout, 65_536).context("cannot start the access log")?)
+            Some(Arc::new(AccessLogger::start(AccessTarget::Stdout, 65_536).context("cannot start the access log")?))
         }
         AccessLog::File { path, max_bytes, keep } => {
             let path = if path.is_relative() { data_dir.join(path) } else { path.clone() };
-            Some(
+            Some(Arc::new(
                 AccessLogger::start(
                     AccessTarget::File { path: path.clone(), max_bytes: *max_bytes, keep: *keep },
                     65_536,
                 )
                 .with_context(|| format!("cannot open the access log {}", path.display()))?,
-            )
+            ))
         }
     };
 

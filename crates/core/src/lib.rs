@@ -1,14 +1,17 @@
-//! Kevlar's shared vocabulary: the security event every stage speaks, its severity, and the
-//! decision a stage can take about a request. No I/O lives here but the one rule on the mode of
-//! Kevlar's data files; every other crate points here.
+//! Kevlar's shared vocabulary: the security event every stage speaks, its severity, the catalogue
+//! of action names, and the decision a stage can take about a request; the ports the proxy calls
+//! through (`Gate`, `AccessLog`). The only I/O here is the rule on the mode of Kevlar's data files
+//! and the size-rotated file several crates write; every other crate points here.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod action;
 pub mod error;
 pub mod event;
 pub mod gate;
 pub mod id;
 pub mod private;
+pub mod rotate;
 pub mod text;
 pub mod time;
 

@@ -16,9 +16,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ipnet::IpNet;
 use kevlar_config::{Config, Limits};
+use kevlar_core::access::{AccessLog, AccessRecord};
 use kevlar_core::{Category, Decision, Gate, Outcome, RequestId, RequestMeta, RequestView, SecurityEvent, Severity};
 use kevlar_engine::Bus;
-use kevlar_sinks::{AccessLogger, AccessRecord};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -71,7 +71,7 @@ struct Shared {
     upstream: Arc<Upstream>,
     workers: usize,
     bus: Bus,
-    access: Option<AccessLogger>,
+    access: Option<Arc<dyn AccessLog>>,
     stats: Arc<Stats>,
     /// With TLS on, the plain listener redirects to HTTPS.
     redirect: bool,
@@ -327,7 +327,7 @@ impl Guard {
         config: &Config,
         upstream: Arc<Upstream>,
         bus: Bus,
-        access: Option<AccessLogger>,
+        access: Option<Arc<dyn AccessLog>>,
         stats: Arc<Stats>,
         gate: Option<Arc<dyn Gate>>,
     ) -> Self {

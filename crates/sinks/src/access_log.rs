@@ -3,67 +3,19 @@
 //! so a slow disk never slows a request.
 
 use std::io::Write;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
-
-use crate::util::rotate::RotatingFile;
+use kevlar_core::access::{AccessLog, AccessRecord};
+use kevlar_core::rotate::RotatingFile;
 
 /// Where access-log lines go.
 #[derive(Debug, Clone)]
 pub enum AccessTarget {
     Stdout,
     File { path: PathBuf, max_bytes: u64, keep: usize },
-}
-
-/// What the proxy knows about a finished request.
-#[derive(Debug, Clone)]
-pub struct AccessRecord {
-    pub timestamp_ms: i64,
-    pub request_id: String,
-    pub client_ip: IpAddr,
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
-    pub host: Option<String>,
-    pub version: &'static str,
-    pub status: u16,
-    pub duration_us: u64,
-    pub user_agent: Option<String>,
-    pub tls: bool,
-}
-
-impl AccessRecord {
-    pub fn to_json(&self) -> Value {
-        let mut url = Map::new();
-        url.insert("path".into(), json!(self.path));
-        if let Some(q) = &self.query {
-            url.insert("query".into(), json!(q));
-        }
-        if let Some(h) = &self.host {
-            url.insert("domain".into(), json!(h));
-        }
-        url.insert("scheme".into(), json!(if self.tls { "https" } else { "http" }));
-        let mut v = json!({
-            "@timestamp": kevlar_core::time::rfc3339_ms(self.timestamp_ms),
-            "event": { "dataset": "kevlar.access", "kind": "event", "category": ["web"], "duration": self.duration_us * 1000 },
-            "source": { "ip": self.client_ip.to_string() },
-            "http": {
-                "version": self.version,
-                "request": { "id": self.request_id, "method": self.method },
-                "response": { "status_code": self.status },
-            },
-            "url": Value::Object(url),
-        });
-        if let Some(ua) = &self.user_agent {
-            v["user_agent"] = json!({ "original": ua });
-        }
-        v
-    }
 }
 
 /// A handle to the access-log writer; cheap to clone.
@@ -85,14 +37,16 @@ impl AccessLogger {
         Ok(AccessLogger { tx, dropped: Arc::new(AtomicU64::new(0)) })
     }
 
-    pub fn log(&self, record: AccessRecord) {
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl AccessLog for AccessLogger {
+    fn log(&self, record: AccessRecord) {
         if let Err(TrySendError::Full(_)) = self.tx.try_send(record) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
     }
 }
 

@@ -25,7 +25,7 @@ pub mod webhook;
 
 use std::fmt;
 
-pub use access_log::{AccessLogger, AccessRecord, AccessTarget};
+pub use access_log::{AccessLogger, AccessTarget};
 pub use dispatch::Alerts;
 use kevlar_config::{SinkConfig, SinkKind};
 use kevlar_core::SecurityEvent;

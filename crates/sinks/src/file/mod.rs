@@ -6,8 +6,8 @@ use std::path::Path;
 use kevlar_config::FileSink as Config;
 use kevlar_core::SecurityEvent;
 
-use crate::util::rotate::RotatingFile;
 use crate::{Sink, SinkError};
+use kevlar_core::rotate::RotatingFile;
 
 pub struct FileSink {
     file: RotatingFile,

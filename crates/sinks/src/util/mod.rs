@@ -5,4 +5,3 @@ pub mod net;
 pub mod outbox;
 pub mod rate;
 pub mod retry;
-pub mod rotate;

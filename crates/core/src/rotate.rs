@@ -24,7 +24,7 @@ impl RotatingFile {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        kevlar_core::private::private_file(path);
+        crate::private::private_file(path);
         let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
         let size = file.metadata()?.len();
         Ok(RotatingFile { path: path.to_owned(), file: io::BufWriter::new(file), size, max_bytes, keep })
