@@ -11,25 +11,20 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod bans;
-pub mod blackbook;
 pub mod db;
-pub mod error;
-pub mod key;
 pub mod login;
 pub mod ratelimit;
 pub mod routes;
 pub mod watch;
 
 use kevlar_core::action;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ipnet::IpNet;
 use kevlar_config::{Config, Mode};
 use kevlar_core::{
     Category, Decision, Gate, Outcome, Refusal, RequestContext, RequestMeta, RequestView, SecurityEvent, Severity,
@@ -41,16 +36,14 @@ use kevlar_engine::{Bus, Envelope};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use bans::{Ban, BanTable};
-use blackbook::{BanRecord, BlackBook};
-use db::ShieldDb;
-pub use error::ShieldError;
-use key::IpKey;
+use db::RoutesDb;
+use kevlar_engine::book_db::DbError;
+pub use kevlar_engine::correlator::{offline_ban, offline_list, offline_show, offline_unban, MAX_TRACKED};
+/// What the black book's control calls fail with (the caller's mistake, or the store).
+pub use kevlar_engine::BookError as ShieldError;
+use kevlar_engine::{Correlator, IpKey};
 use ratelimit::{Global, Keyed};
 use routes::Inventory;
-
-/// Per-address state kept for rate limits and jails is bounded by this many keys.
-pub const MAX_TRACKED: usize = 100_000;
 
 #[derive(Default)]
 struct Counters {
@@ -65,57 +58,24 @@ struct Inner {
     cfg: Config,
     inspector: Inspector,
     family_modes: HashMap<Family, Mode>,
-    bans: BanTable,
-    allow: Vec<IpNet>,
-    v6_prefix: u8,
+    /// The black book, jails and bans (crates/engine); the gate reads its ban table.
+    correlator: Arc<Correlator>,
     global: Option<Global>,
     per_ip: Option<Keyed<IpKey>>,
     paths: Vec<(String, Keyed<IpKey>)>,
     /// Taken out on shutdown so the event queues can close.
     bus: std::sync::RwLock<Option<Bus>>,
-    book: Mutex<BlackBook>,
     routes: Mutex<Inventory>,
     notfound: Mutex<HashMap<IpKey, (u32, i64)>>,
-    db: Mutex<Option<ShieldDb>>,
-    /// Automatic bans refuse requests (else they are recorded only).
-    enforce_auto: bool,
+    routes_db: Mutex<Option<RoutesDb>>,
     counters: Counters,
     logins: login::Logins,
-    /// When `shield.db` was last pruned (`blackbook.max_age`, `max_stored`).
-    pruned_ms: std::sync::atomic::AtomicI64,
 }
 
 /// A cheap handle: the proxy's gate, the admin API's control, the correlator's state.
 #[derive(Clone)]
 pub struct Shield {
     inner: Arc<Inner>,
-}
-
-/// Runs a ban hook (`bans.command`, `bans.unban_command`) through `sh -c`, with `{ip}` (an address
-/// or prefix Kevlar printed itself: digits, `.`, `:`, `/`) and `{seconds}` filled in, without
-/// waiting for it; a failure is logged.
-fn run_hook(template: &str, ip: &str, seconds: u64) {
-    if !ip.bytes().all(|b| b.is_ascii_hexdigit() || matches!(b, b'.' | b':' | b'/')) {
-        return;
-    }
-    let cmd = template.replace("{ip}", ip).replace("{seconds}", &seconds.to_string());
-    let spawned = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&cmd)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    match spawned {
-        Ok(child) => {
-            let _ = std::thread::Builder::new().name("kevlar-ban-hook".into()).spawn(move || match child.wait_with_output() {
-                Ok(out) if out.status.success() => {}
-                Ok(out) => tracing::warn!(command = %cmd, status = %out.status, stderr = %String::from_utf8_lossy(&out.stderr).trim(), "ban command failed"),
-                Err(e) => tracing::warn!(command = %cmd, error = %e, "ban command failed"),
-            });
-        }
-        Err(e) => tracing::warn!(command = %cmd, error = %e, "cannot run the ban command"),
-    }
 }
 
 /// `<data_dir>/breach.idx` when it is there (`kevlar breach import`).
@@ -149,7 +109,7 @@ fn mono_ns() -> u64 {
 impl Shield {
     /// Builds the shield from the configuration, and reloads bans and routes from
     /// `<data_dir>/shield.db`.
-    pub fn new(cfg: &Config, bus: Bus) -> Result<Shield, db::DbError> {
+    pub fn new(cfg: &Config, bus: Bus) -> Result<Shield, DbError> {
         let d = &cfg.detect;
         let mut families = Families::ALL;
         let mut family_modes = HashMap::new();
@@ -166,47 +126,38 @@ impl Shield {
             headers: d.headers.iter().filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok()).collect(),
             php_app: d.php_app,
         });
-        let db = ShieldDb::open(&cfg.data_dir)?;
-        let bans = BanTable::default();
-        let now = now_ms();
-        for (k, b) in db.load_bans(now)? {
-            bans.insert(k, b);
-        }
+        let enforce_auto = cfg.bans.enforce.unwrap_or(d.mode == Mode::Block);
+        let correlator = Correlator::open(cfg, bus.clone(), enforce_auto)?;
+        let routes_db = RoutesDb::open(&cfg.data_dir)?;
         let mut inv = Inventory::new(cfg.routes.max_routes);
-        for (k, r) in db.load_routes()? {
+        for (k, r) in routes_db.load_routes()? {
             inv.insert(k, r);
         }
         let rl = &cfg.ratelimit;
         let inner = Inner {
             inspector,
             family_modes,
-            bans,
-            allow: cfg.blackbook.allow.clone(),
-            v6_prefix: cfg.blackbook.ipv6_prefix,
+            correlator,
             global: rl.global.map(Global::new),
             per_ip: rl.per_ip.map(|r| Keyed::new(r, MAX_TRACKED)),
             paths: rl.paths.iter().map(|p| (p.prefix.clone(), Keyed::new(p.rate, MAX_TRACKED))).collect(),
             bus: std::sync::RwLock::new(Some(bus)),
-            book: Mutex::new(BlackBook::new(cfg.blackbook.max_records)),
             routes: Mutex::new(inv),
             notfound: Mutex::new(HashMap::new()),
-            db: Mutex::new(Some(db)),
-            enforce_auto: cfg.bans.enforce.unwrap_or(d.mode == Mode::Block),
+            routes_db: Mutex::new(Some(routes_db)),
             counters: Counters::default(),
-            logins: login::Logins::new(&cfg.logins, cfg.bans.enforce.unwrap_or(d.mode == Mode::Block))
-                .with_breach_index(breach_index(&cfg.data_dir)),
-            pruned_ms: std::sync::atomic::AtomicI64::new(0),
+            logins: login::Logins::new(&cfg.logins, enforce_auto).with_breach_index(breach_index(&cfg.data_dir)),
             cfg: cfg.clone(),
         };
         Ok(Shield { inner: Arc::new(inner) })
     }
 
     pub fn key(&self, ip: IpAddr) -> IpKey {
-        IpKey::new(ip, self.inner.v6_prefix)
+        self.inner.correlator.key(ip)
     }
 
     fn allowed(&self, ip: IpAddr) -> bool {
-        self.inner.allow.iter().any(|n| n.contains(&ip))
+        self.inner.correlator.allowed(ip)
     }
 
     fn path_mode(&self, path: &str) -> Option<Mode> {
@@ -244,195 +195,15 @@ impl Shield {
         ev
     }
 
-    /// Starts the correlator on its own thread: reads `rx` until the bus closes, flushes to the
-    /// store every second and on exit.
-    pub fn start_correlator(&self, mut rx: mpsc::Receiver<Envelope>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    /// Starts the correlator (`kevlar_engine::Correlator`) on its own thread, reading `rx` until
+    /// the bus closes; the route inventory is saved on its tick.
+    pub fn start_correlator(&self, rx: mpsc::Receiver<Envelope>) -> std::io::Result<std::thread::JoinHandle<()>> {
         let me = self.clone();
-        std::thread::Builder::new().name("kevlar-correlator".into()).spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!(error = %e, "correlator: cannot start");
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                let mut jails = Jails::default();
-                let mut tick = tokio::time::interval(Duration::from_secs(1));
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tokio::select! {
-                        env = rx.recv() => match env {
-                            Some(env) => me.correlate(&env.event, &mut jails),
-                            None => break,
-                        },
-                        _ = tick.tick() => me.housekeeping(),
-                    }
-                }
-                me.housekeeping();
-            });
-        })
+        self.inner.correlator.start(rx, move || me.save_routes())
     }
 
-    /// One event through the black book and the jails.
-    fn correlate(&self, ev: &SecurityEvent, jails: &mut Jails) {
-        let Some(ip) = ev.source_ip else { return };
-        if matches!(ev.action.as_str(), action::MALICIOUS_BAN | action::MALICIOUS_UNBAN) {
-            return;
-        }
-        let key = self.key(ip);
-        let counted = ev.action.starts_with("malicious_")
-            || ev.action.starts_with(action::AUTHN_LOGIN_FAIL)
-            || ev.action == action::AUTHZ_FAIL
-            || ev.action == action::INPUT_VALIDATION_FAIL;
-        if counted {
-            self.remember(key, ev);
-        }
-        if self.allowed(ip) {
-            return;
-        }
-        let now = ev.timestamp_ms.max(now_ms() - 60_000);
-        for (i, jail) in self.inner.cfg.bans.jails.iter().enumerate() {
-            let hit = jail.actions.iter().any(|a| match a.strip_suffix('*') {
-                Some(prefix) => ev.action.starts_with(prefix),
-                None => *a == ev.action,
-            });
-            if !hit {
-                continue;
-            }
-            if jails.count(i, key, now, jail.findtime.as_millis() as i64) >= jail.maxretry as usize {
-                jails.clear(i, key);
-                if self.inner.bans.get(&key).is_some_and(|b| b.until_ms > now) {
-                    continue;
-                }
-                let source = format!("jail:{}", jail.name);
-                let repeats = self.past_bans(key, Some(&source), now - 30 * 86_400_000);
-                let factor = 1u32.checked_shl(repeats.min(20) as u32).unwrap_or(u32::MAX);
-                let dur = jail.bantime.saturating_mul(factor).min(jail.max_bantime);
-                let reason = format!(
-                    "{} {} events within {}",
-                    jail.maxretry,
-                    jail.name,
-                    humantime::format_duration(jail.findtime)
-                );
-                self.ban(key, ip, dur, reason, source, self.inner.enforce_auto);
-                let b = &self.inner.cfg.bans;
-                if self.past_bans(key, None, now - b.recidive_findtime.as_millis() as i64) >= b.recidive_bans as usize {
-                    self.ban(
-                        key,
-                        ip,
-                        b.recidive_bantime,
-                        format!("{} bans within {}", b.recidive_bans, humantime::format_duration(b.recidive_findtime)),
-                        "recidive".into(),
-                        self.inner.enforce_auto,
-                    );
-                }
-            }
-        }
-    }
-
-    fn remember(&self, key: IpKey, ev: &SecurityEvent) {
-        let Ok(mut book) = self.inner.book.lock() else { return };
-        if !book.contains(&key) {
-            // An address seen before (and evicted from memory) picks up where it left off.
-            let stored =
-                self.inner.db.lock().ok().and_then(|db| db.as_ref().and_then(|d| d.load_record(&key).ok().flatten()));
-            if let Some(rec) = stored {
-                let out = book.restore(key, rec);
-                self.write_out(&out);
-            }
-        }
-        book.record(key, ev);
-        let out = book.evict();
-        drop(book);
-        self.write_out(&out);
-    }
-
-    fn write_out(&self, recs: &[(IpKey, blackbook::Record)]) {
-        if recs.is_empty() {
-            return;
-        }
-        if let Ok(mut db) = self.inner.db.lock() {
-            if let Some(db) = db.as_mut() {
-                if let Err(e) = db.save_records(recs, now_ms()) {
-                    tracing::warn!(error = %e, "black book: cannot save");
-                }
-            }
-        }
-    }
-
-    fn past_bans(&self, key: IpKey, source: Option<&str>, since_ms: i64) -> usize {
-        self.inner
-            .book
-            .lock()
-            .ok()
-            .and_then(|b| {
-                b.get(&key).map(|r| {
-                    r.bans.iter().filter(|x| x.since_ms >= since_ms && source.is_none_or(|s| x.source == s)).count()
-                })
-            })
-            .unwrap_or(0)
-    }
-
-    fn ban(&self, key: IpKey, ip: IpAddr, dur: Duration, reason: String, source: String, enforced: bool) {
-        let since = now_ms();
-        let until =
-            if dur.is_zero() { i64::MAX } else { since.saturating_add(dur.as_millis().min(i64::MAX as u128) as i64) };
-        let ban = Ban { since_ms: since, until_ms: until, reason: reason.clone(), source: source.clone(), enforced };
-        self.inner.bans.insert(key, ban.clone());
-        if let Ok(mut b) = self.inner.book.lock() {
-            b.add_ban(
-                key,
-                BanRecord {
-                    since_ms: since,
-                    until_ms: until,
-                    reason: reason.clone(),
-                    source: source.clone(),
-                    enforced,
-                },
-            );
-        }
-        if let Ok(mut db) = self.inner.db.lock() {
-            if let Some(db) = db.as_mut() {
-                if let Err(e) = db.save_ban(&key, &ban) {
-                    tracing::warn!(error = %e, "bans: cannot save");
-                }
-            }
-        }
-        if enforced {
-            if let Some(cmd) = &self.inner.cfg.bans.command {
-                run_hook(cmd, &key.to_string(), dur.as_secs());
-            }
-        }
-        let verb = if enforced { "banned" } else { "would be banned (monitor mode)" };
-        let mut ev = SecurityEvent::new(
-            action::MALICIOUS_BAN,
-            Category::IntrusionDetection,
-            // Alert level: the sinks that page people get bans by default (monitor mode included).
-            Severity::Alert,
-            format!(
-                "{key} {verb} for {}: {reason}",
-                if dur.is_zero() { "ever".into() } else { humantime::format_duration(dur).to_string() }
-            ),
-        )
-        .with_outcome(Outcome::Success)
-        .with_kevlar("address", key.to_string())
-        .with_kevlar("source", source)
-        .with_kevlar("enforced", enforced)
-        .with_kevlar("duration_s", dur.as_secs());
-        if until != i64::MAX {
-            ev = ev.with_kevlar("until", kevlar_core::time::rfc3339_ms(until));
-        }
-        ev.source_ip = Some(ip);
-        self.publish(ev);
-    }
-
-    /// Every second: ended bans leave the table; changed records and routes go to the store.
-    fn housekeeping(&self) {
-        let now = now_ms();
-        self.inner.bans.expire(now);
-        let dirty = self.inner.book.lock().map(|mut b| b.take_dirty()).unwrap_or_default();
-        self.write_out(&dirty);
+    /// Every second (on the correlator's thread): the route inventory, when changed, to the store.
+    fn save_routes(&self) {
         let routes = self.inner.routes.lock().ok().and_then(|mut r| {
             if !r.dirty {
                 return None;
@@ -440,110 +211,35 @@ impl Shield {
             r.dirty = false;
             Some(r.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>())
         });
-        if let Some(routes) = routes {
-            if let Ok(mut db) = self.inner.db.lock() {
-                if let Some(db) = db.as_mut() {
-                    if let Err(e) = db.save_routes(routes.iter().map(|(k, v)| (k, v))) {
-                        tracing::warn!(error = %e, "routes: cannot save");
-                    }
-                }
-            }
-        }
-        // The black book on disk has a size and an age too (every minute, sooner for short ages).
-        let bb = &self.inner.cfg.blackbook;
-        let every = (bb.max_age.as_millis() as i64 / 4).clamp(1000, 60_000);
-        let last = self.inner.pruned_ms.load(std::sync::atomic::Ordering::Relaxed);
-        if now - last >= every {
-            self.inner.pruned_ms.store(now, std::sync::atomic::Ordering::Relaxed);
-            let before = now - bb.max_age.as_millis().min(i64::MAX as u128) as i64;
-            if let Ok(mut db) = self.inner.db.lock() {
-                if let Some(db) = db.as_mut() {
-                    match db.prune(before, bb.max_stored, now) {
-                        Ok(0) => {}
-                        Ok(n) => tracing::debug!(records = n, "black book: old records forgotten"),
-                        Err(e) => tracing::warn!(error = %e, "black book: cannot prune shield.db"),
-                    }
+        let Some(routes) = routes else { return };
+        if let Ok(mut db) = self.inner.routes_db.lock() {
+            if let Some(db) = db.as_mut() {
+                if let Err(e) = db.save_routes(routes.iter().map(|(k, v)| (k, v))) {
+                    tracing::warn!(error = %kevlar_core::error::chain(&e), "routes: cannot save");
                 }
             }
         }
     }
 
-    // ---- control: the admin API and the CLI ----
+    // ---- control: the admin API and the CLI (the black book's, through the correlator) ----
 
     /// Bans `addr` by hand (always enforced). `None`: until lifted.
     pub fn manual_ban(&self, addr: &str, dur: Option<Duration>, reason: Option<String>) -> Result<Value, ShieldError> {
-        let key = IpKey::parse(addr, self.inner.v6_prefix).map_err(ShieldError::Refused)?;
-        let ip = first_ip(&key);
-        if self.allowed(ip) {
-            return Err(ShieldError::Refused(format!("{key} is in blackbook.allow; it cannot be banned")));
-        }
-        self.ban(
-            key,
-            ip,
-            dur.unwrap_or(Duration::ZERO),
-            reason.unwrap_or_else(|| "manual ban".into()),
-            "manual".into(),
-            true,
-        );
-        self.housekeeping();
-        Ok(self.show(&key.to_string())?.unwrap_or(Value::Null))
+        self.inner.correlator.manual_ban(addr, dur, reason)
     }
 
     /// Lifts a ban. `Ok(false)` when the address was not banned.
     pub fn unban(&self, addr: &str) -> Result<bool, ShieldError> {
-        let key = IpKey::parse(addr, self.inner.v6_prefix).map_err(ShieldError::Refused)?;
-        let removed = self.inner.bans.remove(&key).is_some();
-        let now = now_ms();
-        if let Ok(mut b) = self.inner.book.lock() {
-            if b.contains(&key) || removed {
-                b.end_ban(key, now);
-            }
-        }
-        // Lifted in memory at once; a store that fails to forget it is said (the ban would come
-        // back at the next start).
-        let stored = match self.inner.db.lock() {
-            Ok(mut db) => db.as_mut().map_or(Ok(false), |db| db.delete_ban(&key)).map_err(ShieldError::from),
-            Err(_) => Err(ShieldError::Unavailable),
-        };
-        if removed {
-            if let Some(cmd) = &self.inner.cfg.bans.unban_command {
-                run_hook(cmd, &key.to_string(), 0);
-            }
-            let mut ev = SecurityEvent::new(
-                action::MALICIOUS_UNBAN,
-                Category::IntrusionDetection,
-                Severity::Info,
-                format!("{key} unbanned"),
-            )
-            .with_outcome(Outcome::Success)
-            .with_kevlar("address", key.to_string());
-            ev.source_ip = Some(first_ip(&key));
-            self.publish(ev);
-        }
-        self.housekeeping();
-        stored.map(|_| removed)
+        self.inner.correlator.unban(addr)
     }
 
     /// The black book, most recently seen first (after writing pending changes).
     pub fn list(&self, limit: usize, banned_only: bool) -> Result<Value, ShieldError> {
-        self.housekeeping();
-        let db = self.inner.db.lock().map_err(|_| ShieldError::Unavailable)?;
-        let db = db.as_ref().ok_or(ShieldError::Unavailable)?;
-        Ok(db.list(limit, banned_only, now_ms()).map(Value::Array)?)
+        self.inner.correlator.list(limit, banned_only)
     }
 
     pub fn show(&self, addr: &str) -> Result<Option<Value>, ShieldError> {
-        let key = IpKey::parse(addr, self.inner.v6_prefix).map_err(ShieldError::Refused)?;
-        let now = now_ms();
-        if let Some(r) = self.inner.book.lock().ok().and_then(|b| b.get(&key).cloned()) {
-            return Ok(Some(r.to_json(&key, now)));
-        }
-        let db = self.inner.db.lock().map_err(|_| ShieldError::Unavailable)?;
-        let rec = match db.as_ref() {
-            Some(d) => d.load_record(&key)?,
-            None => None,
-        };
-        Ok(rec.map(|r| r.to_json(&key, now)))
+        self.inner.correlator.show(addr)
     }
 
     pub fn routes(&self) -> Value {
@@ -558,19 +254,18 @@ impl Shield {
     pub fn status(&self) -> Value {
         let c = &self.inner.counters;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let active = self.inner.bans.all().into_iter().filter(|(_, b)| b.until_ms > now_ms()).count();
         let (pairs, users, addresses, sessions) = self.inner.logins.sizes();
         let logins = json!({ "pairs": pairs, "users": users, "addresses": addresses, "sessions": sessions });
         json!({
             "mode": self.inner.cfg.detect.mode.as_str(),
-            "bans_enforced": self.inner.enforce_auto,
+            "bans_enforced": self.inner.correlator.enforces_auto(),
             "inspected": g(&c.inspected),
             "flagged": g(&c.flagged),
             "blocked": g(&c.blocked),
             "refused_banned": g(&c.refused_banned),
             "refused_rate_limited": g(&c.refused_rate),
-            "active_bans": active,
-            "blackbook_in_memory": self.inner.book.lock().map(|b| b.len()).unwrap_or(0),
+            "active_bans": self.inner.correlator.active_bans(),
+            "blackbook_in_memory": self.inner.correlator.in_memory(),
             "routes": self.inner.routes.lock().map(|r| r.len()).unwrap_or(0),
             "logins": logins,
         })
@@ -586,7 +281,8 @@ impl Shield {
 
     /// Writes everything pending and lets go of the event bus; call on shutdown.
     pub fn close(&self) {
-        self.housekeeping();
+        self.inner.correlator.close();
+        self.save_routes();
         if let Ok(mut b) = self.inner.bus.write() {
             b.take();
         }
@@ -887,44 +583,6 @@ impl kevlar_core::MessageScan for WsMessages {
     }
 }
 
-/// A representative address of a key (events need an `IpAddr`).
-fn first_ip(k: &IpKey) -> IpAddr {
-    match k {
-        IpKey::V4(v) => IpAddr::V4((*v).into()),
-        IpKey::V6 { net, .. } => IpAddr::V6((*net).into()),
-    }
-}
-
-/// Sliding windows of event times per (jail, address), bounded.
-#[derive(Default)]
-struct Jails {
-    windows: HashMap<(usize, IpKey), VecDeque<i64>>,
-}
-
-impl Jails {
-    fn count(&mut self, jail: usize, key: IpKey, now: i64, findtime_ms: i64) -> usize {
-        if self.windows.len() >= MAX_TRACKED && !self.windows.contains_key(&(jail, key)) {
-            self.windows.retain(|_, w| w.back().is_some_and(|t| *t > now - findtime_ms));
-            if self.windows.len() >= MAX_TRACKED {
-                self.windows.clear();
-            }
-        }
-        let w = self.windows.entry((jail, key)).or_default();
-        w.push_back(now);
-        while w.front().is_some_and(|t| *t <= now - findtime_ms) {
-            w.pop_front();
-        }
-        while w.len() > 10_000 {
-            w.pop_front();
-        }
-        w.len()
-    }
-
-    fn clear(&mut self, jail: usize, key: IpKey) {
-        self.windows.remove(&(jail, key));
-    }
-}
-
 impl Gate for Shield {
     fn websocket(&self, meta: &RequestMeta<'_>) -> Option<Box<dyn kevlar_core::MessageScan>> {
         let d = &self.inner.cfg.detect;
@@ -936,12 +594,12 @@ impl Gate for Shield {
 
     fn admit(&self, meta: &RequestMeta<'_>) -> Result<(), Refusal> {
         let inner = &self.inner;
-        if !inner.allow.is_empty() && self.allowed(meta.ip) {
+        if inner.correlator.allows_any() && self.allowed(meta.ip) {
             return Ok(());
         }
         let key = self.key(meta.ip);
         let now = now_ms();
-        if let Some(until) = inner.bans.check(&key, now) {
+        if let Some(until) = inner.correlator.banned_until(&key, now) {
             inner.counters.refused_banned.fetch_add(1, Ordering::Relaxed);
             let retry = if until == i64::MAX { None } else { Some(((until - now) / 1000).max(1) as u64) };
             return Err(Refusal { status: inner.cfg.bans.status, retry_after: retry, reason: "banned" });
@@ -1115,61 +773,11 @@ impl Gate for Shield {
     }
 }
 
-/// For the CLI when Kevlar is not running: the stored black book.
-pub fn offline_list(data_dir: &Path, limit: usize, banned_only: bool) -> Result<Value, ShieldError> {
-    let db = ShieldDb::open(data_dir)?;
-    Ok(db.list(limit, banned_only, now_ms()).map(Value::Array)?)
-}
-
-pub fn offline_show(data_dir: &Path, addr: &str) -> Result<Option<Value>, ShieldError> {
-    let db = ShieldDb::open(data_dir)?;
-    let key = IpKey::parse(addr, 64).map_err(ShieldError::Refused)?;
-    Ok(db.load_record(&key)?.map(|r| r.to_json(&key, now_ms())))
-}
-
+/// For the CLI when Kevlar is not running: the stored route inventory.
 pub fn offline_routes(data_dir: &Path, stale_after: Duration) -> Result<Value, ShieldError> {
-    let db = ShieldDb::open(data_dir)?;
+    let db = RoutesDb::open(data_dir)?;
     let routes = db.load_routes()?;
     Ok(routes::report(routes.iter().map(|(k, v)| (k, v)), now_ms(), stale_after.as_millis() as i64))
-}
-
-/// For the CLI when Kevlar is not running: a ban written to the store, in force from the next start.
-pub fn offline_ban(
-    data_dir: &Path,
-    addr: &str,
-    dur: Option<Duration>,
-    reason: Option<String>,
-) -> Result<Value, ShieldError> {
-    let mut db = ShieldDb::open(data_dir)?;
-    let key = IpKey::parse(addr, 64).map_err(ShieldError::Refused)?;
-    let since = now_ms();
-    let until = dur.map_or(i64::MAX, |d| since.saturating_add(d.as_millis().min(i64::MAX as u128) as i64));
-    let reason = reason.unwrap_or_else(|| "manual ban".into());
-    let ban = Ban { since_ms: since, until_ms: until, reason: reason.clone(), source: "manual".into(), enforced: true };
-    db.save_ban(&key, &ban)?;
-    let mut rec = db.load_record(&key)?.unwrap_or(blackbook::Record {
-        first_seen_ms: since,
-        last_seen_ms: since,
-        ..Default::default()
-    });
-    rec.bans.push_back(BanRecord { since_ms: since, until_ms: until, reason, source: "manual".into(), enforced: true });
-    db.save_records(&[(key, rec.clone())], since)?;
-    Ok(rec.to_json(&key, since))
-}
-
-/// For the CLI when Kevlar is not running. `Ok(false)`: there was no ban.
-pub fn offline_unban(data_dir: &Path, addr: &str) -> Result<bool, ShieldError> {
-    let mut db = ShieldDb::open(data_dir)?;
-    let key = IpKey::parse(addr, 64).map_err(ShieldError::Refused)?;
-    let now = now_ms();
-    let removed = db.delete_ban(&key)?;
-    if let Some(mut rec) = db.load_record(&key)? {
-        if let Some(b) = rec.bans.back_mut() {
-            b.until_ms = b.until_ms.min(now);
-        }
-        db.save_records(&[(key, rec)], now)?;
-    }
-    Ok(removed)
 }
 
 #[cfg(test)]

@@ -18,7 +18,6 @@ use http::HeaderMap;
 use ipnet::IpNet;
 use kevlar_config::{ChangeKind, LoginEndpoint, LoginsConfig};
 use kevlar_core::{Category, LoginAttempt, Outcome, RequestContext, RequestMeta, RequestView, SecurityEvent, Severity};
-use kevlar_detect::extract::{self, Part, Source};
 
 mod online;
 mod recognise;
@@ -363,36 +362,19 @@ impl Logins {
         }
         let users: Vec<&str> = ep.username.iter().map(String::as_str).collect();
         let passwords: Vec<&str> = ep.password.iter().map(String::as_str).collect();
-        let ct = view.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let mut parts: Vec<Part<'_>> = Vec::new();
-        let mut owned: Vec<Part<'static>> = Vec::new();
-        // A body without a (JSON) type that is JSON all the same is read as apps read it.
-        if ct.contains("json") || view.body.trim_ascii_start().starts_with(b"{") {
-            extract::json(view.body, &mut owned);
-        } else {
-            extract::form(view.body, "body", Source::Body, &mut parts);
-        }
-        let field = |p: &Part<'_>| -> String {
-            if p.location.is_empty() {
-                p.name.to_string()
-            } else {
-                p.location.strip_prefix("body.").unwrap_or(&p.location).to_owned()
-            }
-        };
-        let all = parts.iter().chain(owned.iter());
+        // The body read as the app reads it, by the same reader as logins recognised by shape.
+        let (fields, _) = recognise::fields(view);
         let mut found: Vec<String> = Vec::new();
         let mut password = None;
-        for p in all {
-            let f = field(p);
-            if users.iter().any(|u| u.eq_ignore_ascii_case(&f)) {
-                if let Some(u) = clean_user(&p.value) {
+        for (f, value) in &fields {
+            if users.iter().any(|u| u.eq_ignore_ascii_case(f)) {
+                if let Some(u) = clean_user(value) {
                     if found.len() < MAX_CANDIDATES && !found.iter().any(|x| x.to_lowercase() == u.to_lowercase()) {
                         found.push(u);
                     }
                 }
-            } else if password.is_none() && passwords.iter().any(|u| u.eq_ignore_ascii_case(&f)) && !p.value.is_empty()
-            {
-                password = Some(check(p.value.as_bytes()));
+            } else if password.is_none() && passwords.iter().any(|u| u.eq_ignore_ascii_case(f)) && !value.is_empty() {
+                password = Some(check(value.as_bytes()));
             }
         }
         (!found.is_empty()).then_some((found, password?))

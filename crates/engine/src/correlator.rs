@@ -1,0 +1,532 @@
+//! The correlator: every event with an address goes through the black book (a record per address:
+//! counts per action, first and last seen, its bans) and the jails (fail2ban's model: `maxretry`
+//! events of the jail's actions within `findtime` ban for `bantime`, doubled for each earlier ban
+//! of the same jail up to `max_bantime`; the recidive jail bans repeat offenders for longer).
+//! Bans go into the ban table the proxy's gate reads on every request, into `shield.db`, and out
+//! as `malicious_ban` events. Also the control calls behind `kevlar blackbook` and the admin API,
+//! with Kevlar running (here) or not (`offline_*`, on the store).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use kevlar_config::{BansConfig, BlackbookConfig, Config};
+use kevlar_core::{action, Category, Outcome, SecurityEvent, Severity};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::bans::{Ban, BanTable};
+use crate::blackbook::{BanRecord, BlackBook, Record};
+use crate::book_db::{BookDb, DbError};
+use crate::book_error::BookError;
+use crate::key::IpKey;
+use crate::{Bus, Envelope};
+
+/// Per-address state kept for the jails is bounded by this many keys.
+pub const MAX_TRACKED: usize = 100_000;
+
+fn now_ms() -> i64 {
+    kevlar_core::time::now_ms()
+}
+
+pub struct Correlator {
+    bans_cfg: BansConfig,
+    book_cfg: BlackbookConfig,
+    allow: Vec<IpNet>,
+    v6_prefix: u8,
+    /// Automatic bans refuse requests (else they are recorded only).
+    enforce_auto: bool,
+    bans: BanTable,
+    book: Mutex<BlackBook>,
+    db: Mutex<Option<BookDb>>,
+    /// Taken out on shutdown so the event queues can close.
+    bus: RwLock<Option<Bus>>,
+    /// When `shield.db` was last pruned (`blackbook.max_age`, `max_stored`).
+    pruned_ms: AtomicI64,
+}
+
+impl Correlator {
+    /// Opens the black book's store and reloads the bans still running. `enforce_auto`: whether
+    /// automatic bans refuse requests (manual bans always do).
+    pub fn open(cfg: &Config, bus: Bus, enforce_auto: bool) -> Result<Arc<Correlator>, DbError> {
+        let db = BookDb::open(&cfg.data_dir)?;
+        let bans = BanTable::default();
+        for (k, b) in db.load_bans(now_ms())? {
+            bans.insert(k, b);
+        }
+        Ok(Arc::new(Correlator {
+            bans_cfg: cfg.bans.clone(),
+            book_cfg: cfg.blackbook.clone(),
+            allow: cfg.blackbook.allow.clone(),
+            v6_prefix: cfg.blackbook.ipv6_prefix,
+            enforce_auto,
+            bans,
+            book: Mutex::new(BlackBook::new(cfg.blackbook.max_records)),
+            db: Mutex::new(Some(db)),
+            bus: RwLock::new(Some(bus)),
+            pruned_ms: AtomicI64::new(0),
+        }))
+    }
+
+    /// The black book's key of an address (IPv6 by `blackbook.ipv6_prefix`).
+    pub fn key(&self, ip: IpAddr) -> IpKey {
+        IpKey::new(ip, self.v6_prefix)
+    }
+
+    /// Whether `blackbook.allow` lists any range at all.
+    pub fn allows_any(&self) -> bool {
+        !self.allow.is_empty()
+    }
+
+    /// Whether the address is in `blackbook.allow` (never counted toward a ban, never banned).
+    pub fn allowed(&self, ip: IpAddr) -> bool {
+        self.allow.iter().any(|n| n.contains(&ip))
+    }
+
+    /// An enforced ban on `key` at `now`: its end (`i64::MAX`: until lifted). The gate's check.
+    pub fn banned_until(&self, key: &IpKey, now: i64) -> Option<i64> {
+        self.bans.check(key, now)
+    }
+
+    pub fn enforces_auto(&self) -> bool {
+        self.enforce_auto
+    }
+
+    /// Bans running now.
+    pub fn active_bans(&self) -> usize {
+        let now = now_ms();
+        self.bans.all().into_iter().filter(|(_, b)| b.until_ms > now).count()
+    }
+
+    /// Records held in memory.
+    pub fn in_memory(&self) -> usize {
+        self.book.lock().map(|b| b.len()).unwrap_or(0)
+    }
+
+    /// Starts the correlator on its own thread: reads `rx` until the bus closes; every second
+    /// (and on exit) its housekeeping, then `tick` (the caller's own, e.g. saving routes).
+    pub fn start(
+        self: &Arc<Self>,
+        mut rx: mpsc::Receiver<Envelope>,
+        tick: impl Fn() + Send + 'static,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let me = self.clone();
+        std::thread::Builder::new().name("kevlar-correlator".into()).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "correlator: cannot start");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let mut jails = Jails::default();
+                let mut every = tokio::time::interval(Duration::from_secs(1));
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        env = rx.recv() => match env {
+                            Some(env) => me.correlate(&env.event, &mut jails),
+                            None => break,
+                        },
+                        _ = every.tick() => {
+                            me.housekeeping();
+                            tick();
+                        }
+                    }
+                }
+                me.housekeeping();
+                tick();
+            });
+        })
+    }
+
+    /// Writes everything pending and lets go of the event bus; call on shutdown.
+    pub fn close(&self) {
+        self.housekeeping();
+        if let Ok(mut b) = self.bus.write() {
+            b.take();
+        }
+    }
+
+    fn publish(&self, ev: SecurityEvent) {
+        if let Ok(b) = self.bus.read() {
+            if let Some(b) = b.as_ref() {
+                b.publish(ev);
+            }
+        }
+    }
+
+    /// One event through the black book and the jails.
+    fn correlate(&self, ev: &SecurityEvent, jails: &mut Jails) {
+        let Some(ip) = ev.source_ip else { return };
+        if matches!(ev.action.as_str(), action::MALICIOUS_BAN | action::MALICIOUS_UNBAN) {
+            return;
+        }
+        let key = self.key(ip);
+        let counted = ev.action.starts_with("malicious_")
+            || ev.action.starts_with(action::AUTHN_LOGIN_FAIL)
+            || ev.action == action::AUTHZ_FAIL
+            || ev.action == action::INPUT_VALIDATION_FAIL;
+        if counted {
+            self.remember(key, ev);
+        }
+        if self.allowed(ip) {
+            return;
+        }
+        let now = ev.timestamp_ms.max(now_ms() - 60_000);
+        for (i, jail) in self.bans_cfg.jails.iter().enumerate() {
+            let hit = jail.actions.iter().any(|a| match a.strip_suffix('*') {
+                Some(prefix) => ev.action.starts_with(prefix),
+                None => *a == ev.action,
+            });
+            if !hit {
+                continue;
+            }
+            if jails.count(i, key, now, jail.findtime.as_millis() as i64) >= jail.maxretry as usize {
+                jails.clear(i, key);
+                if self.bans.get(&key).is_some_and(|b| b.until_ms > now) {
+                    continue;
+                }
+                let source = format!("jail:{}", jail.name);
+                let repeats = self.past_bans(key, Some(&source), now - 30 * 86_400_000);
+                let factor = 1u32.checked_shl(repeats.min(20) as u32).unwrap_or(u32::MAX);
+                let dur = jail.bantime.saturating_mul(factor).min(jail.max_bantime);
+                let reason = format!(
+                    "{} {} events within {}",
+                    jail.maxretry,
+                    jail.name,
+                    humantime::format_duration(jail.findtime)
+                );
+                self.ban(key, ip, dur, reason, source, self.enforce_auto);
+                let b = &self.bans_cfg;
+                if self.past_bans(key, None, now - b.recidive_findtime.as_millis() as i64) >= b.recidive_bans as usize {
+                    self.ban(
+                        key,
+                        ip,
+                        b.recidive_bantime,
+                        format!("{} bans within {}", b.recidive_bans, humantime::format_duration(b.recidive_findtime)),
+                        "recidive".into(),
+                        self.enforce_auto,
+                    );
+                }
+            }
+        }
+    }
+
+    fn remember(&self, key: IpKey, ev: &SecurityEvent) {
+        let Ok(mut book) = self.book.lock() else { return };
+        if !book.contains(&key) {
+            // An address seen before (and evicted from memory) picks up where it left off.
+            let stored =
+                self.db.lock().ok().and_then(|db| db.as_ref().and_then(|d| d.load_record(&key).ok().flatten()));
+            if let Some(rec) = stored {
+                let out = book.restore(key, rec);
+                self.write_out(&out);
+            }
+        }
+        book.record(key, ev);
+        let out = book.evict();
+        drop(book);
+        self.write_out(&out);
+    }
+
+    fn write_out(&self, recs: &[(IpKey, Record)]) {
+        if recs.is_empty() {
+            return;
+        }
+        if let Ok(mut db) = self.db.lock() {
+            if let Some(db) = db.as_mut() {
+                if let Err(e) = db.save_records(recs, now_ms()) {
+                    tracing::warn!(error = %e, "black book: cannot save");
+                }
+            }
+        }
+    }
+
+    fn past_bans(&self, key: IpKey, source: Option<&str>, since_ms: i64) -> usize {
+        self.book
+            .lock()
+            .ok()
+            .and_then(|b| {
+                b.get(&key).map(|r| {
+                    r.bans.iter().filter(|x| x.since_ms >= since_ms && source.is_none_or(|s| x.source == s)).count()
+                })
+            })
+            .unwrap_or(0)
+    }
+
+    fn ban(&self, key: IpKey, ip: IpAddr, dur: Duration, reason: String, source: String, enforced: bool) {
+        let since = now_ms();
+        let until =
+            if dur.is_zero() { i64::MAX } else { since.saturating_add(dur.as_millis().min(i64::MAX as u128) as i64) };
+        let ban = Ban { since_ms: since, until_ms: until, reason: reason.clone(), source: source.clone(), enforced };
+        self.bans.insert(key, ban.clone());
+        if let Ok(mut b) = self.book.lock() {
+            b.add_ban(
+                key,
+                BanRecord {
+                    since_ms: since,
+                    until_ms: until,
+                    reason: reason.clone(),
+                    source: source.clone(),
+                    enforced,
+                },
+            );
+        }
+        if let Ok(mut db) = self.db.lock() {
+            if let Some(db) = db.as_mut() {
+                if let Err(e) = db.save_ban(&key, &ban) {
+                    tracing::warn!(error = %e, "bans: cannot save");
+                }
+            }
+        }
+        if enforced {
+            if let Some(cmd) = &self.bans_cfg.command {
+                run_hook(cmd, &key.to_string(), dur.as_secs());
+            }
+        }
+        let verb = if enforced { "banned" } else { "would be banned (monitor mode)" };
+        let mut ev = SecurityEvent::new(
+            action::MALICIOUS_BAN,
+            Category::IntrusionDetection,
+            // Alert level: the sinks that page people get bans by default (monitor mode included).
+            Severity::Alert,
+            format!(
+                "{key} {verb} for {}: {reason}",
+                if dur.is_zero() { "ever".into() } else { humantime::format_duration(dur).to_string() }
+            ),
+        )
+        .with_outcome(Outcome::Success)
+        .with_kevlar("address", key.to_string())
+        .with_kevlar("source", source)
+        .with_kevlar("enforced", enforced)
+        .with_kevlar("duration_s", dur.as_secs());
+        if until != i64::MAX {
+            ev = ev.with_kevlar("until", kevlar_core::time::rfc3339_ms(until));
+        }
+        ev.source_ip = Some(ip);
+        self.publish(ev);
+    }
+
+    /// Every second: ended bans leave the table; changed records go to the store, and the store
+    /// is pruned to its size and age.
+    pub fn housekeeping(&self) {
+        let now = now_ms();
+        self.bans.expire(now);
+        let dirty = self.book.lock().map(|mut b| b.take_dirty()).unwrap_or_default();
+        self.write_out(&dirty);
+        // The black book on disk has a size and an age too (every minute, sooner for short ages).
+        let bb = &self.book_cfg;
+        let every = (bb.max_age.as_millis() as i64 / 4).clamp(1000, 60_000);
+        let last = self.pruned_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if now - last >= every {
+            self.pruned_ms.store(now, std::sync::atomic::Ordering::Relaxed);
+            let before = now - bb.max_age.as_millis().min(i64::MAX as u128) as i64;
+            if let Ok(mut db) = self.db.lock() {
+                if let Some(db) = db.as_mut() {
+                    match db.prune(before, bb.max_stored, now) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(records = n, "black book: old records forgotten"),
+                        Err(e) => tracing::warn!(error = %e, "black book: cannot prune shield.db"),
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- control: the admin API and the CLI ----
+
+    /// Bans `addr` by hand (always enforced). `None`: until lifted.
+    pub fn manual_ban(&self, addr: &str, dur: Option<Duration>, reason: Option<String>) -> Result<Value, BookError> {
+        let key = IpKey::parse(addr, self.v6_prefix).map_err(BookError::Refused)?;
+        let ip = first_ip(&key);
+        if self.allowed(ip) {
+            return Err(BookError::Refused(format!("{key} is in blackbook.allow; it cannot be banned")));
+        }
+        self.ban(
+            key,
+            ip,
+            dur.unwrap_or(Duration::ZERO),
+            reason.unwrap_or_else(|| "manual ban".into()),
+            "manual".into(),
+            true,
+        );
+        self.housekeeping();
+        Ok(self.show(&key.to_string())?.unwrap_or(Value::Null))
+    }
+
+    /// Lifts a ban. `Ok(false)` when the address was not banned.
+    pub fn unban(&self, addr: &str) -> Result<bool, BookError> {
+        let key = IpKey::parse(addr, self.v6_prefix).map_err(BookError::Refused)?;
+        let removed = self.bans.remove(&key).is_some();
+        let now = now_ms();
+        if let Ok(mut b) = self.book.lock() {
+            if b.contains(&key) || removed {
+                b.end_ban(key, now);
+            }
+        }
+        // Lifted in memory at once; a store that fails to forget it is said (the ban would come
+        // back at the next start).
+        let stored = match self.db.lock() {
+            Ok(mut db) => db.as_mut().map_or(Ok(false), |db| db.delete_ban(&key)).map_err(BookError::from),
+            Err(_) => Err(BookError::Unavailable),
+        };
+        if removed {
+            if let Some(cmd) = &self.bans_cfg.unban_command {
+                run_hook(cmd, &key.to_string(), 0);
+            }
+            let mut ev = SecurityEvent::new(
+                action::MALICIOUS_UNBAN,
+                Category::IntrusionDetection,
+                Severity::Info,
+                format!("{key} unbanned"),
+            )
+            .with_outcome(Outcome::Success)
+            .with_kevlar("address", key.to_string());
+            ev.source_ip = Some(first_ip(&key));
+            self.publish(ev);
+        }
+        self.housekeeping();
+        stored.map(|_| removed)
+    }
+
+    /// The black book, most recently seen first (after writing pending changes).
+    pub fn list(&self, limit: usize, banned_only: bool) -> Result<Value, BookError> {
+        self.housekeeping();
+        let db = self.db.lock().map_err(|_| BookError::Unavailable)?;
+        let db = db.as_ref().ok_or(BookError::Unavailable)?;
+        Ok(db.list(limit, banned_only, now_ms()).map(Value::Array)?)
+    }
+
+    pub fn show(&self, addr: &str) -> Result<Option<Value>, BookError> {
+        let key = IpKey::parse(addr, self.v6_prefix).map_err(BookError::Refused)?;
+        let now = now_ms();
+        if let Some(r) = self.book.lock().ok().and_then(|b| b.get(&key).cloned()) {
+            return Ok(Some(r.to_json(&key, now)));
+        }
+        let db = self.db.lock().map_err(|_| BookError::Unavailable)?;
+        let rec = match db.as_ref() {
+            Some(d) => d.load_record(&key)?,
+            None => None,
+        };
+        Ok(rec.map(|r| r.to_json(&key, now)))
+    }
+}
+
+/// Runs a ban hook (`bans.command`, `bans.unban_command`) through `sh -c`, with `{ip}` (an address
+/// or prefix Kevlar printed itself: digits, `.`, `:`, `/`) and `{seconds}` filled in, without
+/// waiting for it; a failure is logged.
+fn run_hook(template: &str, ip: &str, seconds: u64) {
+    if !ip.bytes().all(|b| b.is_ascii_hexdigit() || matches!(b, b'.' | b':' | b'/')) {
+        return;
+    }
+    let cmd = template.replace("{ip}", ip).replace("{seconds}", &seconds.to_string());
+    let spawned = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    match spawned {
+        Ok(child) => {
+            let _ = std::thread::Builder::new().name("kevlar-ban-hook".into()).spawn(move || match child.wait_with_output() {
+                Ok(out) if out.status.success() => {}
+                Ok(out) => tracing::warn!(command = %cmd, status = %out.status, stderr = %String::from_utf8_lossy(&out.stderr).trim(), "ban command failed"),
+                Err(e) => tracing::warn!(command = %cmd, error = %e, "ban command failed"),
+            });
+        }
+        Err(e) => tracing::warn!(command = %cmd, error = %e, "cannot run the ban command"),
+    }
+}
+
+/// A representative address of a key (events need an `IpAddr`).
+fn first_ip(k: &IpKey) -> IpAddr {
+    match k {
+        IpKey::V4(v) => IpAddr::V4((*v).into()),
+        IpKey::V6 { net, .. } => IpAddr::V6((*net).into()),
+    }
+}
+
+/// Sliding windows of event times per (jail, address), bounded.
+#[derive(Default)]
+struct Jails {
+    windows: HashMap<(usize, IpKey), VecDeque<i64>>,
+}
+
+impl Jails {
+    fn count(&mut self, jail: usize, key: IpKey, now: i64, findtime_ms: i64) -> usize {
+        if self.windows.len() >= MAX_TRACKED && !self.windows.contains_key(&(jail, key)) {
+            self.windows.retain(|_, w| w.back().is_some_and(|t| *t > now - findtime_ms));
+            if self.windows.len() >= MAX_TRACKED {
+                self.windows.clear();
+            }
+        }
+        let w = self.windows.entry((jail, key)).or_default();
+        w.push_back(now);
+        while w.front().is_some_and(|t| *t <= now - findtime_ms) {
+            w.pop_front();
+        }
+        while w.len() > 10_000 {
+            w.pop_front();
+        }
+        w.len()
+    }
+
+    fn clear(&mut self, jail: usize, key: IpKey) {
+        self.windows.remove(&(jail, key));
+    }
+}
+
+/// For the CLI when Kevlar is not running: the stored black book.
+pub fn offline_list(data_dir: &Path, limit: usize, banned_only: bool) -> Result<Value, BookError> {
+    let db = BookDb::open(data_dir)?;
+    Ok(db.list(limit, banned_only, now_ms()).map(Value::Array)?)
+}
+
+pub fn offline_show(data_dir: &Path, addr: &str) -> Result<Option<Value>, BookError> {
+    let db = BookDb::open(data_dir)?;
+    let key = IpKey::parse(addr, 64).map_err(BookError::Refused)?;
+    Ok(db.load_record(&key)?.map(|r| r.to_json(&key, now_ms())))
+}
+
+/// For the CLI when Kevlar is not running: a ban written to the store, in force from the next start.
+pub fn offline_ban(
+    data_dir: &Path,
+    addr: &str,
+    dur: Option<Duration>,
+    reason: Option<String>,
+) -> Result<Value, BookError> {
+    let mut db = BookDb::open(data_dir)?;
+    let key = IpKey::parse(addr, 64).map_err(BookError::Refused)?;
+    let since = now_ms();
+    let until = dur.map_or(i64::MAX, |d| since.saturating_add(d.as_millis().min(i64::MAX as u128) as i64));
+    let reason = reason.unwrap_or_else(|| "manual ban".into());
+    let ban = Ban { since_ms: since, until_ms: until, reason: reason.clone(), source: "manual".into(), enforced: true };
+    db.save_ban(&key, &ban)?;
+    let mut rec =
+        db.load_record(&key)?.unwrap_or(Record { first_seen_ms: since, last_seen_ms: since, ..Default::default() });
+    rec.bans.push_back(BanRecord { since_ms: since, until_ms: until, reason, source: "manual".into(), enforced: true });
+    db.save_records(&[(key, rec.clone())], since)?;
+    Ok(rec.to_json(&key, since))
+}
+
+/// For the CLI when Kevlar is not running. `Ok(false)`: there was no ban.
+pub fn offline_unban(data_dir: &Path, addr: &str) -> Result<bool, BookError> {
+    let mut db = BookDb::open(data_dir)?;
+    let key = IpKey::parse(addr, 64).map_err(BookError::Refused)?;
+    let now = now_ms();
+    let removed = db.delete_ban(&key)?;
+    if let Some(mut rec) = db.load_record(&key)? {
+        if let Some(b) = rec.bans.back_mut() {
+            b.until_ms = b.until_ms.min(now);
+        }
+        db.save_records(&[(key, rec)], now)?;
+    }
+    Ok(removed)
+}
