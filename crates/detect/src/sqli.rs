@@ -507,44 +507,84 @@ fn is_operand(t: T) -> bool {
     matches!(t, T::Str { .. } | T::Num | T::Word | T::Literal | T::Var { .. } | T::Func { .. } | T::LParen)
 }
 
-/// The rule that fired and its score (1–10), for one reading.
-fn judge(t: &[T], quote: Option<u8>) -> Option<(&'static str, u32)> {
-    let quoted = quote.is_some();
-    if t.is_empty() {
-        return None;
+/// The best rule so far for one reading: a higher score replaces it; the first of equals stays.
+#[derive(Default)]
+struct Best(Option<(&'static str, u32)>);
+
+impl Best {
+    fn bump(&mut self, rule: &'static str, score: u32) {
+        if self.0.is_none_or(|(_, s)| score > s) {
+            self.0 = Some((rule, score));
+        }
     }
-    let n = t.len();
-    let skip = |mut i: usize| {
-        while i < n && matches!(t[i], T::Comment | T::LParen) {
+}
+
+/// One reading's tokens and where its injected part starts: after the closed literal in a quoted
+/// reading, after a leading number or word (and closing parentheses) in the plain one.
+struct Reading<'t> {
+    t: &'t [T],
+    quote: Option<u8>,
+    quoted: bool,
+    start: usize,
+    /// The reading broke out of the app's literal or expression (`'`, `1)`).
+    broke: bool,
+}
+
+impl<'t> Reading<'t> {
+    fn new(t: &'t [T], quote: Option<u8>) -> Reading<'t> {
+        let quoted = quote.is_some();
+        let n = t.len();
+        let mut start = 0;
+        let mut broke = false;
+        if quoted {
+            if matches!(t[0], T::Str { closed: true }) {
+                start = 1;
+                broke = true;
+            }
+        } else if matches!(t[0], T::Num | T::Word | T::Literal | T::Var { .. }) || t[0] == T::RParen {
+            start = 1;
+            broke = t[0] != T::Word;
+        }
+        while start < n && t[start] == T::RParen {
+            start += 1;
+            broke = true;
+        }
+        Reading { t, quote, quoted, start, broke }
+    }
+
+    /// The next token from `i` that is not a comment or an opening parenthesis.
+    fn skip(&self, mut i: usize) -> usize {
+        while i < self.t.len() && matches!(self.t[i], T::Comment | T::LParen) {
             i += 1;
         }
         i
-    };
-    let mut best: Option<(&'static str, u32)> = None;
-    let mut bump = |rule: &'static str, score: u32| {
-        if best.is_none_or(|(_, s)| score > s) {
-            best = Some((rule, score));
-        }
-    };
-
-    // Where the injected part starts: after the closed literal in a quoted reading, after a leading
-    // number or word (and closing parentheses) in the plain one.
-    let mut start = 0;
-    let mut broke = false;
-    if quoted {
-        if matches!(t[0], T::Str { closed: true }) {
-            start = 1;
-            broke = true;
-        }
-    } else if matches!(t[0], T::Num | T::Word | T::Literal | T::Var { .. }) || t[0] == T::RParen {
-        start = 1;
-        broke = t[0] != T::Word;
     }
-    while start < n && t[start] == T::RParen {
-        start += 1;
-        broke = true;
-    }
+}
 
+/// The rule that fired and its score (1–10), for one reading: each family of shapes in turn, in
+/// a fixed order (on equal scores the first rule named stays).
+fn judge(t: &[T], quote: Option<u8>) -> Option<(&'static str, u32)> {
+    if t.is_empty() {
+        return None;
+    }
+    let r = Reading::new(t, quote);
+    let mut best = Best::default();
+    let code = single_tokens(&r, &mut best);
+    selects(&r, &mut best);
+    breakouts(&r, &mut best);
+    logic_comparisons(&r, &mut best);
+    comment_cuts(&r, &mut best);
+    statements(&r, &mut best);
+    shapes_after(&r, &mut best, code);
+    best.0
+}
+
+/// `union select`, dangerous functions, stacked queries; returns how much of the value is code
+/// (signals that it is code, not prose).
+fn single_tokens(r: &Reading<'_>, best: &mut Best) -> u32 {
+    let (t, n, broke) = (r.t, r.t.len(), r.broke);
+    let mut bump = |rule: &'static str, score: u32| best.bump(rule, score);
+    let skip = |i: usize| r.skip(i);
     let mut code = 0; // signals that the value is code, not prose
     for (i, tok) in t.iter().enumerate() {
         match tok {
@@ -571,7 +611,13 @@ fn judge(t: &[T], quote: Option<u8>) -> Option<(&'static str, u32)> {
             _ => {}
         }
     }
+    code
+}
 
+/// `SELECT … FROM` with code around it, or a sub-select.
+fn selects(r: &Reading<'_>, best: &mut Best) {
+    let (t, broke) = (r.t, r.broke);
+    let mut bump = |rule: &'static str, score: u32| best.bump(rule, score);
     // SELECT … FROM with code around it, or a sub-select.
     if let Some(sel) = t.iter().position(|x| *x == T::Select) {
         let after = &t[sel + 1..];
@@ -590,7 +636,12 @@ fn judge(t: &[T], quote: Option<u8>) -> Option<(&'static str, u32)> {
             bump("select_after_break", 8);
         }
     }
+}
 
+/// What follows the break out of the app's literal or expression: logic, comments, statements.
+fn breakouts(r: &Reading<'_>, best: &mut Best) {
+    let (t, n, quoted, start, broke) = (r.t, r.t.len(), r.quoted, r.start, r.broke);
+    let mut bump = |rule: &'static str, score: u32| best.bump(rule, score);
     if start < n && (broke || quoted) {
         let rest = &t[start..];
         match rest[0] {
@@ -688,6 +739,12 @@ fn judge(t: &[T], quote: Option<u8>) -> Option<(&'static str, u32)> {
             _ => {}
         }
     }
+}
+
+/// A logical operator joining comparisons.
+fn logic_comparisons(r: &Reading<'_>, best: &mut Best) {
+    let (t, n, broke) = (r.t, r.t.len(), r.broke);
+    let mut bump = |rule: &'static str, score: u32| best.bump(rule, score);
     // A logical operator joining comparisons: `HOPE AND 8=3`, ` OR 1=1`, `-9-(2) OR 1 = 1`,
     // `HAVING 1=1`. Prose has logic words, but not followed by a comparison of literals.
     for i in 0..n {
@@ -742,6 +799,12 @@ fn judge(t: &[T], quote: Option<u8>) -> Option<(&'static str, u32)> {
             }
         }
     }
+}
+
+/// A comment that cuts the rest of the query off after SQL-only tokens.
+fn comment_cuts(r: &Reading<'_>, best: &mut Best) {
+    let (t, quoted) = (r.t, r.quoted);
+    let mut bump = |rule: &'static str, score: u32| best.bump(rule, score);
     // SQL-only tokens, then a comment that cuts the rest of the query off: `-1#`, `1 * 1 --`,
     // `( 'a' ) --`, `@version /*`. A value of words (`Apt #5`) or a lone keyword (`TRUE#LAST`)
     // does not count.
@@ -773,6 +836,12 @@ fn judge(t: &[T], quote: Option<u8>) -> Option<(&'static str, u32)> {
             bump("code_then_comment", 7);
         }
     }
+}
+
+/// Whole-statement shapes: SQL functions, `ORDER BY n`, `WAITFOR`, `DECLARE`, `INTO OUTFILE`, `CASE`.
+fn statements(r: &Reading<'_>, best: &mut Best) {
+    let t = r.t;
+    let mut bump = |rule: &'static str, score: u32| best.bump(rule, score);
     let commons = t.iter().filter(|x| matches!(x, T::Func { common: true, .. })).count();
     if commons >= 2 {
         bump("sql_functions", 7);
@@ -808,6 +877,13 @@ fn judge(t: &[T], quote: Option<u8>) -> Option<(&'static str, u32)> {
             bump("case_when", 7);
         }
     }
+}
+
+/// Breaking in and out of the literal around an operator, system variables, comparisons inside
+/// function arguments, stored procedures, dense SQL.
+fn shapes_after(r: &Reading<'_>, best: &mut Best, code: u32) {
+    let (t, n, quote) = (r.t, r.t.len(), r.quote);
+    let mut bump = |rule: &'static str, score: u32| best.bump(rule, score);
     // Breaking out of the literal and back into it around an operator: `aa'like-'aa`,
     // `A' + 'B`, `asd'|column&&'1` (the app's own closing quote ends the last string).
     // Single quotes only: double quotes are inch marks in product names (`16" or 18"`).
@@ -861,7 +937,6 @@ fn judge(t: &[T], quote: Option<u8>) -> Option<(&'static str, u32)> {
     if code >= 6 && t.iter().filter(|x| matches!(x, T::Func { .. })).count() >= 2 {
         bump("dense_sql", 7);
     }
-    best
 }
 
 /// Scores a decoded value. Returns the rule that fired, or `None`.

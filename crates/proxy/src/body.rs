@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -26,16 +26,39 @@ pub enum BodyError {
     Timeout,
     #[error("request body read failed")]
     Read,
+    /// Inspection of the body past its read-ahead start refused it, with this status (its event
+    /// is already out).
     #[error("request body refused by inspection")]
-    Blocked,
+    Blocked { status: u16 },
 }
 
-pub const FAIL_NONE: u8 = 0;
-pub const FAIL_TOO_LARGE: u8 = 1;
-pub const FAIL_TIMEOUT: u8 = 2;
-pub const FAIL_MALFORMED: u8 = 3;
-/// Inspection of the body past its read-ahead start refused it; the status is in `blocked`.
-pub const FAIL_BLOCKED: u8 = 4;
+/// How a request body was cut off while streaming, for the proxy to read after the upstream
+/// client failed on it: the client's fault (413, 408, 400, refused), not the app's (502).
+#[derive(Debug, Default)]
+pub struct Failure(AtomicU32);
+
+impl Failure {
+    fn set(&self, e: BodyError) {
+        let code = match e {
+            BodyError::TooLarge => 1,
+            BodyError::Timeout => 2,
+            BodyError::Read => 3,
+            BodyError::Blocked { status } => 4 << 16 | u32::from(status),
+        };
+        self.0.store(code, Ordering::Relaxed);
+    }
+
+    /// The body's failure, if it failed.
+    pub fn get(&self) -> Option<BodyError> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            1 => Some(BodyError::TooLarge),
+            2 => Some(BodyError::Timeout),
+            3 => Some(BodyError::Read),
+            c => Some(BodyError::Blocked { status: (c & 0xffff) as u16 }),
+        }
+    }
+}
 
 /// The client's request body on its way upstream.
 pub struct RequestBody {
@@ -52,11 +75,9 @@ pub struct RequestBody {
     /// A trailers frame met while reading ahead.
     trailers: Option<http::HeaderMap>,
     /// Set when the body is cut off, so the proxy can answer 413 or 408 instead of 502.
-    pub failed: Arc<AtomicU8>,
+    pub failed: Arc<Failure>,
     /// Sees the body after the read-ahead start as it streams.
     scan: Option<Box<dyn kevlar_core::BodyScan>>,
-    /// The status inspection refused the body with.
-    pub blocked: Arc<std::sync::atomic::AtomicU16>,
 }
 
 impl RequestBody {
@@ -71,9 +92,8 @@ impl RequestBody {
             sleep: None,
             prefix: None,
             trailers: None,
-            failed: Arc::new(AtomicU8::new(FAIL_NONE)),
+            failed: Arc::default(),
             scan: None,
-            blocked: Arc::new(std::sync::atomic::AtomicU16::new(0)),
         }
     }
 
@@ -97,9 +117,8 @@ impl RequestBody {
     fn refuse(&mut self, status: u16) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         self.scan = None;
         self.inner = None;
-        self.blocked.store(status, Ordering::Relaxed);
-        self.failed.store(FAIL_BLOCKED, Ordering::Relaxed);
-        Poll::Ready(Some(Err(BodyError::Blocked)))
+        self.failed.set(BodyError::Blocked { status });
+        Poll::Ready(Some(Err(BodyError::Blocked { status })))
     }
 
     /// Reads at least `n` bytes ahead (or the whole body when shorter), keeps them to send
@@ -146,9 +165,8 @@ impl RequestBody {
             sleep: None,
             prefix: None,
             trailers: None,
-            failed: Arc::new(AtomicU8::new(FAIL_NONE)),
+            failed: Arc::default(),
             scan: None,
-            blocked: Arc::new(std::sync::atomic::AtomicU16::new(0)),
         }
     }
 }
@@ -180,14 +198,14 @@ impl Body for RequestBody {
                 if let Some(d) = frame.data_ref() {
                     this.read += d.len() as u64;
                     if this.read > this.max {
-                        this.failed.store(FAIL_TOO_LARGE, Ordering::Relaxed);
+                        this.failed.set(BodyError::TooLarge);
                         return Poll::Ready(Some(Err(BodyError::TooLarge)));
                     }
                 }
                 let now = Instant::now();
                 let deadline = this.deadline(now);
                 if deadline <= now {
-                    this.failed.store(FAIL_TIMEOUT, Ordering::Relaxed);
+                    this.failed.set(BodyError::Timeout);
                     return Poll::Ready(Some(Err(BodyError::Timeout)));
                 }
                 if let Some(s) = this.sleep.as_mut() {
@@ -208,7 +226,7 @@ impl Body for RequestBody {
             }
             Poll::Ready(Some(Err(_))) => {
                 // Broken framing (bad chunk sizes) or a client that went away mid-body.
-                this.failed.store(FAIL_MALFORMED, Ordering::Relaxed);
+                this.failed.set(BodyError::Read);
                 Poll::Ready(Some(Err(BodyError::Read)))
             }
             Poll::Ready(None) => {
@@ -223,7 +241,7 @@ impl Body for RequestBody {
                 let deadline = this.deadline(Instant::now());
                 let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 ready!(sleep.as_mut().poll(cx));
-                this.failed.store(FAIL_TIMEOUT, Ordering::Relaxed);
+                this.failed.set(BodyError::Timeout);
                 Poll::Ready(Some(Err(BodyError::Timeout)))
             }
         }
