@@ -76,6 +76,30 @@ async fn requests_during_a_crash_restart_are_held_and_served() {
     assert_ne!(wait_ok(&k).await, first);
 }
 
+/// The first crash of an instance that was serving restarts it at once (pm2 and forever do); the
+/// backoff starts from the second fast crash.
+#[tokio::test]
+async fn the_first_crash_after_ready_restarts_at_once_the_second_backs_off() {
+    let k = run_app("[app]\nmin_uptime = \"1h\"\nbackoff_first = \"300ms\"\n");
+    let c = client();
+    let first = wait_ok(&k).await;
+    c.get(k.url("/crash")).send().await.unwrap();
+    k.wait_event(|e| e["event"]["action"] == "sys_restart" && e["kevlar"]["reason"] == "crash");
+    let second = wait_ok(&k).await;
+    assert_ne!(second, first);
+    c.get(k.url("/crash")).send().await.unwrap();
+    for _ in 0..400 {
+        if count(&k, "sys_crash") >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let crashes = k.events(&["--action", "sys_crash", "--limit", "10"]);
+    let delays: Vec<Value> = crashes.iter().map(|e| e["kevlar"]["restart_in_ms"].clone()).collect();
+    assert_eq!(delays, vec![Value::from(0), Value::from(300)], "{crashes:#?}");
+    assert_ne!(wait_ok(&k).await, second);
+}
+
 #[tokio::test]
 async fn fast_crashes_back_off_then_give_up_until_restart() {
     let k = Kevlar::cmd(&["run", "--", "node", &app()])

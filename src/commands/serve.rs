@@ -3,7 +3,7 @@
 //! sensors (proxy, supervisor, admin API) → bus → store (durable) ; access log on the side.
 
 use kevlar_core::action;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,14 +199,7 @@ fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
 
 async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Result<ExitCode> {
     let data_dir = config.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
-    // Events, the black book and the access log are Kevlar's alone: the dir is 0700.
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot restrict the data dir {}", data_dir.display()))?;
-    }
-    let _lock = lock_data_dir(&data_dir)?;
+    let _lock = own_data_dir(&data_dir)?;
 
     // Consumers first, then the bus that feeds them.
     let mut bus_builder = BusBuilder::new();
@@ -215,67 +208,17 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     let bus = bus_builder.build();
     let shield = kevlar_shield::Shield::new(&config, bus.clone()).context("cannot open the black book")?;
     shield.start_correlator(shield_rx).context("cannot start the correlator")?;
-    // Server logs ([[watch]]) feed the same login rules and jails.
-    let watch_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if !config.watch.is_empty() {
-        let sh = shield.clone();
-        kevlar_shield::watch::start(config.watch.clone(), watch_stop.clone(), move |src, l| {
-            sh.external_login(&src.name, l.ip, l.user.as_deref(), l.ok)
-        })
-        .context("cannot start the log watcher")?;
-    }
-    let store_wake = kevlar_engine::Wake::new();
-    let store = StoreWriter::start_with_wake(
-        &data_dir,
-        Retention { max_age: config.store.retention, max_size_bytes: config.store.max_size_bytes },
-        store_rx,
-        Some(store_wake.clone()),
-    )
-    .context("cannot open the event store")?;
-    // The alert sinks read what the store committed, through their durable outbox.
-    let alerts = if config.alerts.sinks.is_empty() {
-        None
-    } else {
-        Some(
-            kevlar_sinks::Alerts::start(&config.alerts, &data_dir, store.path(), store_wake, bus.clone())
-                .context("cannot start the alert sinks")?,
-        )
-    };
+    let watch_stop = start_watch(&config, &shield)?;
+    let (store, alerts) = start_store_and_alerts(&config, store_rx, &bus)?;
 
-    let access: Option<Arc<dyn kevlar_core::access::AccessLog>> = match &config.access_log {
-        AccessLog::Off => None,
-        AccessLog::Stdout => {
-            Some(Arc::new(AccessLogger::start(AccessTarget::Stdout, 65_536).context("cannot start the access log")?))
-        }
-        AccessLog::File { path, max_bytes, keep } => {
-            let path = if path.is_relative() { data_dir.join(path) } else { path.clone() };
-            Some(Arc::new(
-                AccessLogger::start(
-                    AccessTarget::File { path: path.clone(), max_bytes: *max_bytes, keep: *keep },
-                    65_536,
-                )
-                .with_context(|| format!("cannot open the access log {}", path.display()))?,
-            ))
-        }
-    };
+    let access = access_log(&config, &data_dir)?;
 
     let token = kevlar_admin::ensure_token(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.join(kevlar_admin::TOKEN_FILE).display()))?;
-    let admin_listener = tokio::net::TcpListener::bind(config.admin.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} for the admin API", config.admin.listen))?;
-    let admin_tls = match (&config.admin.tls_cert, &config.admin.tls_key) {
-        (Some(c), Some(k)) => Some(tokio_rustls::TlsAcceptor::from(kevlar_proxy::tls::server_config(c, k, false)?)),
-        _ => None,
-    };
+    let (admin_listener, admin_tls) = admin_listener(&config).await?;
 
     let stats = Arc::new(Stats::default());
-    let initial = config.proxy.upstream.as_ref().and_then(|u| u.authority().cloned());
-    let upstream = Arc::new(
-        Upstream::new(if command.is_some() { None } else { initial })
-            .with_hold(config.app.hold_timeout, config.app.max_held)
-            .supervised(command.is_some()),
-    );
+    let upstream = upstream_for(&config, command.is_some());
     let gate: Arc<dyn kevlar_core::Gate> = Arc::new(shield.clone());
     let guard = Guard::new(&config, upstream.clone(), bus.clone(), access, stats.clone(), Some(gate));
     let listeners = guard.bind(&config).await?;
@@ -285,59 +228,9 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     let mut app_status = None;
     let mut app_handle = None;
     if let Some(cmd) = command {
-        let a = &config.app;
-        // Groups a dead Kevlar (and its keepers) left running are ended before ours start.
-        let groups = config.data_dir.join("groups");
-        let grace = a.stop_grace;
-        let reaped = tokio::task::spawn_blocking(move || kevlar_supervisor::orphans::reap(&groups, grace))
-            .await
-            .unwrap_or_default();
-        for r in reaped {
-            let how = if r.killed { "SIGKILL after the grace" } else { "SIGTERM" };
-            eprintln!(
-                "kevlar: ended process group {} ({} processes) left running by a Kevlar that died ({how})",
-                r.pgid,
-                r.pids.len()
-            );
-            bus.publish(
-                SecurityEvent::new(
-                    action::SYS_ORPHAN_REAPED,
-                    Category::Process,
-                    Severity::Warning,
-                    format!("ended process group {} left running by a Kevlar that died", r.pgid),
-                )
-                .with_kevlar("pgid", r.pgid)
-                .with_kevlar("pids", r.pids.clone())
-                .with_kevlar("killed", r.killed),
-            );
-        }
-        let spec = AppSpec {
-            command: cmd,
-            port: a.port,
-            env: a.env.clone(),
-            cwd: a.cwd.clone(),
-            instances: a.instances,
-            ready_timeout: a.ready_timeout,
-            stop_grace: a.stop_grace,
-            keeper: std::env::current_exe().ok(),
-            groups_dir: Some(config.data_dir.join("groups")),
-            health: Health {
-                path: a.health.path.clone(),
-                interval: a.health.interval,
-                timeout: a.health.timeout,
-                failures: a.health.failures,
-            },
-            backoff: Backoff {
-                first: a.backoff_first,
-                factor: a.backoff_factor,
-                max: a.backoff_max,
-                min_uptime: a.min_uptime,
-                max_fast_crashes: a.max_fast_crashes,
-                window: a.crash_window,
-            },
-        };
+        reap_orphans(&config, &bus).await;
         let sup = Supervisor::new(
-            spec,
+            app_spec(cmd, &config),
             bus.clone(),
             Arc::new(UpstreamRouter(upstream.clone())),
             app_logs(&config, &data_dir)?,
@@ -348,47 +241,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
         supervisor_task = Some(task);
     }
 
-    let status_upstream = upstream.clone();
-    let status_stats = stats.clone();
-    let status_shield = shield.clone();
-    let status_alerts = alerts.clone();
-    let status_fn: kevlar_admin::StatusFn = Arc::new(move || {
-        let mut v = serde_json::json!({
-            "proxy": status_stats.to_json(),
-            "detection": status_shield.status(),
-            "upstream": status_upstream.authorities(),
-            "held_requests": status_upstream.held(),
-        });
-        if let Some(a) = &status_alerts {
-            v["alerts"] = a.status();
-        }
-        if let Some(s) = &app_status {
-            if let Ok(list) = s.lock() {
-                let now = kevlar_core::time::now_ms();
-                let instances: Vec<serde_json::Value> = list
-                    .iter()
-                    .map(|i| {
-                        let mut j = serde_json::to_value(i).unwrap_or_default();
-                        if let (Some(start), InstanceState::Running) = (i.started_ms, i.state) {
-                            j["uptime_ms"] = serde_json::json!(now - start);
-                        }
-                        j
-                    })
-                    .collect();
-                let state = if list.iter().all(|i| i.state == InstanceState::Running) {
-                    "running"
-                } else if list.iter().any(|i| i.state == InstanceState::Errored) {
-                    "errored"
-                } else if list.len() > 1 && list.iter().any(|i| i.state == InstanceState::Running) {
-                    "partly running"
-                } else {
-                    list.first().map_or("stopped", |i| i.state.as_str())
-                };
-                v["app"] = serde_json::json!({ "state": state, "instances": instances });
-            }
-        }
-        v
-    });
+    let status_fn = status_fn(&upstream, &stats, &shield, alerts.clone(), app_status);
     let admin_state = kevlar_admin::AdminState {
         token: Arc::new(token),
         data_dir: data_dir.clone(),
@@ -404,14 +257,9 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     let https_addr = listeners.https_addr().map(|a| format!(" https={a}")).unwrap_or_default();
     let admin_addr = admin_listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     bus.publish(
-        SecurityEvent::new(
-            action::SYS_STARTUP,
-            Category::Process,
-            Severity::Info,
-            format!("Kevlar {} started", env!("CARGO_PKG_VERSION")),
-        )
-        .with_outcome(Outcome::Success)
-        .with_kevlar("listen", http_addr.clone()),
+        SecurityEvent::new(action::SYS_STARTUP, Category::Process, Severity::Info, STARTED)
+            .with_outcome(Outcome::Success)
+            .with_kevlar("listen", http_addr.clone()),
     );
     let overflow = bus.spawn_overflow_reporter(Duration::from_secs(5));
 
@@ -427,13 +275,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
         },
         SHUTDOWN_GRACE,
     ));
-    // `kevlar status`, `reload` and `restart` find the admin API through this file.
-    let scheme = if config.admin.tls_cert.is_some() { "https" } else { "http" };
-    let addr_file = data_dir.join(ADMIN_ADDR_FILE);
-    kevlar_core::private::private_file(&addr_file);
-    if let Err(e) = std::fs::write(&addr_file, format!("{scheme}://{admin_addr}\n")) {
-        tracing::warn!(error = %e, "cannot write {}", ADMIN_ADDR_FILE);
-    }
+    write_admin_addr(&config, &data_dir, &admin_addr);
     // A stable line that scripts and tests can wait for.
     eprintln!("kevlar: ready http={http_addr}{https_addr} admin={admin_addr} data_dir={}", data_dir.display());
 
@@ -449,6 +291,232 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     overflow.abort();
     watch_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     shield.close();
+    flush_and_close(bus, alerts, store).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The event store's writer, and the alert sinks, which read what the store committed through
+/// their durable outbox.
+fn start_store_and_alerts(
+    config: &Config,
+    store_rx: tokio::sync::mpsc::Receiver<kevlar_engine::Envelope>,
+    bus: &kevlar_engine::Bus,
+) -> anyhow::Result<(StoreWriter, Option<kevlar_sinks::Alerts>)> {
+    let store_wake = kevlar_engine::Wake::new();
+    let store = StoreWriter::start_with_wake(
+        &config.data_dir,
+        Retention { max_age: config.store.retention, max_size_bytes: config.store.max_size_bytes },
+        store_rx,
+        Some(store_wake.clone()),
+    )
+    .context("cannot open the event store")?;
+    let alerts = if config.alerts.sinks.is_empty() {
+        None
+    } else {
+        Some(
+            kevlar_sinks::Alerts::start(&config.alerts, &config.data_dir, store.path(), store_wake, bus.clone())
+                .context("cannot start the alert sinks")?,
+        )
+    };
+    Ok((store, alerts))
+}
+
+const STARTED: &str = concat!("Kevlar ", env!("CARGO_PKG_VERSION"), " started");
+
+/// Server logs (`[[watch]]`) feed the same login rules and jails; the flag stops the watcher.
+fn start_watch(config: &Config, shield: &kevlar_shield::Shield) -> anyhow::Result<Arc<std::sync::atomic::AtomicBool>> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if !config.watch.is_empty() {
+        let sh = shield.clone();
+        kevlar_shield::watch::start(config.watch.clone(), stop.clone(), move |src, l| {
+            sh.external_login(&src.name, l.ip, l.user.as_deref(), l.ok)
+        })
+        .context("cannot start the log watcher")?;
+    }
+    Ok(stop)
+}
+
+/// The admin API's socket, and its TLS when `admin.tls_cert`/`tls_key` are set.
+async fn admin_listener(
+    config: &Config,
+) -> anyhow::Result<(tokio::net::TcpListener, Option<tokio_rustls::TlsAcceptor>)> {
+    let listener = tokio::net::TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} for the admin API", config.admin.listen))?;
+    let tls = match (&config.admin.tls_cert, &config.admin.tls_key) {
+        (Some(c), Some(k)) => Some(tokio_rustls::TlsAcceptor::from(kevlar_proxy::tls::server_config(c, k, false)?)),
+        _ => None,
+    };
+    Ok((listener, tls))
+}
+
+/// The upstream set: the fixed `proxy.upstream`, or (under `kevlar run`) the supervised
+/// instances as they become ready.
+fn upstream_for(config: &Config, supervised: bool) -> Arc<Upstream> {
+    let initial = config.proxy.upstream.as_ref().and_then(|u| u.authority().cloned());
+    Arc::new(
+        Upstream::new(if supervised { None } else { initial })
+            .with_hold(config.app.hold_timeout, config.app.max_held)
+            .supervised(supervised),
+    )
+}
+
+/// Creates the data dir, makes it Kevlar's alone (0700: events, the black book and the access
+/// log), and locks it against a second Kevlar.
+fn own_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot restrict the data dir {}", data_dir.display()))?;
+    lock_data_dir(data_dir)
+}
+
+/// The access log's writer, as configured (a relative file is under the data dir).
+fn access_log(config: &Config, data_dir: &Path) -> anyhow::Result<Option<Arc<dyn kevlar_core::access::AccessLog>>> {
+    Ok(match &config.access_log {
+        AccessLog::Off => None,
+        AccessLog::Stdout => {
+            Some(Arc::new(AccessLogger::start(AccessTarget::Stdout, 65_536).context("cannot start the access log")?))
+        }
+        AccessLog::File { path, max_bytes, keep } => {
+            let path = if path.is_relative() { data_dir.join(path) } else { path.clone() };
+            Some(Arc::new(
+                AccessLogger::start(
+                    AccessTarget::File { path: path.clone(), max_bytes: *max_bytes, keep: *keep },
+                    65_536,
+                )
+                .with_context(|| format!("cannot open the access log {}", path.display()))?,
+            ))
+        }
+    })
+}
+
+/// Ends the process groups a dead Kevlar (and its keepers) left running, before ours start.
+async fn reap_orphans(config: &Config, bus: &kevlar_engine::Bus) {
+    let groups = config.data_dir.join("groups");
+    let grace = config.app.stop_grace;
+    let reaped =
+        tokio::task::spawn_blocking(move || kevlar_supervisor::orphans::reap(&groups, grace)).await.unwrap_or_default();
+    for r in reaped {
+        let how = if r.killed { "SIGKILL after the grace" } else { "SIGTERM" };
+        eprintln!(
+            "kevlar: ended process group {} ({} processes) left running by a Kevlar that died ({how})",
+            r.pgid,
+            r.pids.len()
+        );
+        bus.publish(
+            SecurityEvent::new(
+                action::SYS_ORPHAN_REAPED,
+                Category::Process,
+                Severity::Warning,
+                format!("ended process group {} left running by a Kevlar that died", r.pgid),
+            )
+            .with_kevlar("pgid", r.pgid)
+            .with_kevlar("pids", r.pids.clone())
+            .with_kevlar("killed", r.killed),
+        );
+    }
+}
+
+/// What the supervisor runs, from `[app]`.
+fn app_spec(cmd: Vec<String>, config: &Config) -> AppSpec {
+    let a = &config.app;
+    AppSpec {
+        command: cmd,
+        port: a.port,
+        env: a.env.clone(),
+        cwd: a.cwd.clone(),
+        instances: a.instances,
+        ready_timeout: a.ready_timeout,
+        stop_grace: a.stop_grace,
+        keeper: std::env::current_exe().ok(),
+        groups_dir: Some(config.data_dir.join("groups")),
+        health: Health {
+            path: a.health.path.clone(),
+            interval: a.health.interval,
+            timeout: a.health.timeout,
+            failures: a.health.failures,
+        },
+        backoff: Backoff {
+            first: a.backoff_first,
+            factor: a.backoff_factor,
+            max: a.backoff_max,
+            min_uptime: a.min_uptime,
+            max_fast_crashes: a.max_fast_crashes,
+            window: a.crash_window,
+        },
+    }
+}
+
+/// `/v1/status`: the proxy's counters, detection, the upstream, alerts, the app's instances.
+fn status_fn(
+    upstream: &Arc<Upstream>,
+    stats: &Arc<Stats>,
+    shield: &kevlar_shield::Shield,
+    alerts: Option<kevlar_sinks::Alerts>,
+    app_status: Option<kevlar_supervisor::Status>,
+) -> kevlar_admin::StatusFn {
+    let status_upstream = upstream.clone();
+    let status_stats = stats.clone();
+    let status_shield = shield.clone();
+    let status_alerts = alerts;
+    Arc::new(move || {
+        let mut v = serde_json::json!({
+            "proxy": status_stats.to_json(),
+            "detection": status_shield.status(),
+            "upstream": status_upstream.authorities(),
+            "held_requests": status_upstream.held(),
+        });
+        if let Some(a) = &status_alerts {
+            v["alerts"] = a.status();
+        }
+        if let Some(s) = &app_status {
+            if let Ok(list) = s.lock() {
+                v["app"] = app_json(&list);
+            }
+        }
+        v
+    })
+}
+
+/// The app's state and instances, for `/v1/status` (`kevlar status`).
+fn app_json(list: &[kevlar_supervisor::InstanceStatus]) -> serde_json::Value {
+    let now = kevlar_core::time::now_ms();
+    let instances: Vec<serde_json::Value> = list
+        .iter()
+        .map(|i| {
+            let mut j = serde_json::to_value(i).unwrap_or_default();
+            if let (Some(start), InstanceState::Running) = (i.started_ms, i.state) {
+                j["uptime_ms"] = serde_json::json!(now - start);
+            }
+            j
+        })
+        .collect();
+    let state = if list.iter().all(|i| i.state == InstanceState::Running) {
+        "running"
+    } else if list.iter().any(|i| i.state == InstanceState::Errored) {
+        "errored"
+    } else if list.len() > 1 && list.iter().any(|i| i.state == InstanceState::Running) {
+        "partly running"
+    } else {
+        list.first().map_or("stopped", |i| i.state.as_str())
+    };
+    serde_json::json!({ "state": state, "instances": instances })
+}
+
+/// `kevlar status`, `reload` and `restart` find the admin API through this file.
+fn write_admin_addr(config: &Config, data_dir: &Path, admin_addr: &str) {
+    let scheme = if config.admin.tls_cert.is_some() { "https" } else { "http" };
+    let addr_file = data_dir.join(ADMIN_ADDR_FILE);
+    kevlar_core::private::private_file(&addr_file);
+    if let Err(e) = std::fs::write(&addr_file, format!("{scheme}://{admin_addr}\n")) {
+        tracing::warn!(error = %e, "cannot write {}", ADMIN_ADDR_FILE);
+    }
+}
+
+/// The last event (`sys_shutdown`) acknowledged by the store, the sinks' last deliveries, the
+/// store's last batch.
+async fn flush_and_close(bus: kevlar_engine::Bus, alerts: Option<kevlar_sinks::Alerts>, store: StoreWriter) {
     let _ = bus
         .publish_acked(
             SecurityEvent::new(action::SYS_SHUTDOWN, Category::Process, Severity::Info, "Kevlar stopped")
@@ -462,5 +530,4 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     drop(bus);
     // Every batch is committed as it arrives; this only waits for the last one, briefly.
     let _ = tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || store.join())).await;
-    Ok(ExitCode::SUCCESS)
 }

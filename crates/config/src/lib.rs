@@ -8,6 +8,8 @@ mod error;
 mod model;
 mod read;
 mod read_alerts;
+mod read_app;
+mod read_headers;
 mod read_logins;
 mod read_shield;
 mod reader;

@@ -4,10 +4,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use toml_edit::{ImDocument, Item, Value};
+use toml_edit::ImDocument;
 
 use crate::error::{ConfigError, ConfigErrors};
 use crate::model::*;
+use crate::read_app::read_app;
+use crate::read_headers::read_headers;
 use crate::reader::{Doc, Table};
 use crate::units::{cidr, parse_duration, parse_size, secs_from_int, size_from_int};
 
@@ -167,93 +169,20 @@ fn is_date(s: &str) -> bool {
         && (1..=31).contains(&p[2].parse::<u32>().unwrap_or(0))
 }
 
-fn header_name(s: &str) -> Result<(), String> {
-    http::HeaderName::from_bytes(s.as_bytes()).map(|_| ()).map_err(|_| format!("`{s}` is not a valid header name"))
-}
-
-fn header_value(s: &str) -> Result<(), String> {
-    http::HeaderValue::from_str(s)
-        .map(|_| ())
-        .map_err(|_| "the value holds characters a header cannot carry".to_owned())
-}
-
 fn read_root(doc: &mut Doc, root: &mut Table, c: &mut Config, tls: &mut TlsPartial, spans: &mut Spans) {
     if let Some((s, _)) = root.string(doc, "data_dir") {
         c.data_dir = PathBuf::from(s);
     }
     if let Some(mut t) = root.table(doc, "proxy") {
-        if let Some(a) = t.parsed(doc, "listen", addr, None) {
-            c.proxy.listen = a;
-        }
-        if let Some(u) = t.parsed(doc, "upstream", upstream, None) {
-            c.proxy.upstream = Some(u);
-        }
-        if let Some(n) = t.integer(doc, "workers", 0, 256) {
-            c.proxy.workers = n as usize;
-        }
-        if let Some((list, span)) = t.strings(doc, "trusted_proxies") {
-            c.proxy.trusted_proxies.clear();
-            for s in list {
-                match cidr(&s) {
-                    Ok(n) => c.proxy.trusted_proxies.push(n),
-                    Err(m) => doc.error(span.clone(), &t.key_path("trusted_proxies"), m),
-                }
-            }
-        }
+        read_proxy(doc, &mut t, c);
         t.finish(doc);
     }
     if let Some(mut t) = root.table(doc, "tls") {
-        tls.line = t.line(doc);
-        tls.listen = t.parsed(doc, "listen", addr, None);
-        tls.cert = t.string(doc, "cert").map(|(s, _)| PathBuf::from(s));
-        tls.key = t.string(doc, "key").map(|(s, _)| PathBuf::from(s));
-        tls.redirect_http = t.boolean(doc, "redirect_http");
+        read_tls(doc, &mut t, tls);
         t.finish(doc);
     }
     if let Some(mut t) = root.table(doc, "limits") {
-        let l = &mut c.limits;
-        let int: &dyn Fn(i64) -> Result<u64, String> = &size_from_int;
-        let secs: &dyn Fn(i64) -> Result<std::time::Duration, String> = &secs_from_int;
-        if let Some(n) = t.parsed(doc, "max_header_bytes", parse_size, Some(int)) {
-            if !(8192..=1 << 20).contains(&n) {
-                doc.error(None, &t.key_path("max_header_bytes"), "must be between 8KiB and 1MiB");
-            } else {
-                l.max_header_bytes = n as usize;
-            }
-        }
-        if let Some(n) = t.integer(doc, "max_headers", 1, 1000) {
-            l.max_headers = n as usize;
-        }
-        if let Some(n) = t.parsed(doc, "max_body_bytes", parse_size, Some(int)) {
-            l.max_body_bytes = n;
-        }
-        for (key, slot) in [
-            ("header_timeout", &mut l.header_timeout),
-            ("body_timeout", &mut l.body_timeout),
-            ("idle_timeout", &mut l.idle_timeout),
-            ("upstream_connect_timeout", &mut l.upstream_connect_timeout),
-            ("upstream_timeout", &mut l.upstream_timeout),
-        ] {
-            if let Some(d) = t.parsed(doc, key, parse_duration, Some(secs)) {
-                if d.is_zero() {
-                    doc.error(None, &t.key_path(key), "must be longer than zero");
-                } else {
-                    *slot = d;
-                }
-            }
-        }
-        if let Some(n) = t.integer(doc, "body_min_rate", 0, 1 << 30) {
-            l.body_min_rate = n as u64;
-        }
-        if let Some(n) = t.integer(doc, "max_connections", 1, 1_000_000) {
-            l.max_connections = n as usize;
-        }
-        if let Some(n) = t.integer(doc, "max_upstream_connections", 1, 1_000_000) {
-            l.max_upstream_connections = n as usize;
-        }
-        if let Some(n) = t.integer(doc, "max_upstream_per_client", 1, 256) {
-            l.max_upstream_per_client = n as usize;
-        }
+        read_limits(doc, &mut t, c);
         t.finish(doc);
     }
     if let Some(mut t) = root.table(doc, "headers") {
@@ -261,59 +190,15 @@ fn read_root(doc: &mut Doc, root: &mut Table, c: &mut Config, tls: &mut TlsParti
         t.finish(doc);
     }
     if let Some(mut t) = root.table(doc, "admin") {
-        if let Some((s, span)) = t.string(doc, "listen") {
-            spans.admin_listen = doc.line_of(span.clone());
-            match addr(&s) {
-                Ok(a) => c.admin.listen = a,
-                Err(m) => doc.error(span, "admin.listen", m),
-            }
-        }
-        if let Some((s, span)) = t.string(doc, "tls_cert") {
-            spans.admin_tls = doc.line_of(span);
-            c.admin.tls_cert = Some(PathBuf::from(s));
-        }
-        c.admin.tls_key = t.string(doc, "tls_key").map(|(s, _)| PathBuf::from(s));
+        read_admin(doc, &mut t, c, spans);
         t.finish(doc);
     }
     if let Some(mut t) = root.table(doc, "store") {
-        if let Some(d) = t.parsed(doc, "retention", parse_duration, None) {
-            c.store.retention = d;
-        }
-        let int: &dyn Fn(i64) -> Result<u64, String> = &size_from_int;
-        if let Some(n) = t.parsed(doc, "max_size", parse_size, Some(int)) {
-            if n < 1 << 20 {
-                doc.error(None, "store.max_size", "must be at least 1MiB");
-            } else {
-                c.store.max_size_bytes = n;
-            }
-        }
+        read_store(doc, &mut t, c);
         t.finish(doc);
     }
     if let Some(mut t) = root.table(doc, "access_log") {
-        let (mut path, mut max_bytes, mut keep) = match &c.access_log {
-            AccessLog::File { path, max_bytes, keep } => (path.clone(), *max_bytes, *keep),
-            _ => (PathBuf::new(), 0, 0),
-        };
-        let target = t.string(doc, "target");
-        if let Some((p, _)) = t.string(doc, "path") {
-            path = PathBuf::from(p);
-        }
-        let int: &dyn Fn(i64) -> Result<u64, String> = &size_from_int;
-        if let Some(n) = t.parsed(doc, "max_size", parse_size, Some(int)) {
-            max_bytes = n;
-        }
-        if let Some(n) = t.integer(doc, "keep", 0, 100) {
-            keep = n as usize;
-        }
-        match target {
-            None => c.access_log = AccessLog::File { path, max_bytes, keep },
-            Some((s, span)) => match s.as_str() {
-                "file" => c.access_log = AccessLog::File { path, max_bytes, keep },
-                "stdout" => c.access_log = AccessLog::Stdout,
-                "off" => c.access_log = AccessLog::Off,
-                other => doc.error(span, "access_log.target", format!("`{other}` is not one of file, stdout, off")),
-            },
-        }
+        read_access_log(doc, &mut t, c);
         t.finish(doc);
     }
     if let Some(mut t) = root.table(doc, "app") {
@@ -340,6 +225,160 @@ fn read_root(doc: &mut Doc, root: &mut Table, c: &mut Config, tls: &mut TlsParti
         crate::read_shield::read_routes(doc, &mut t, &mut c.routes);
         t.finish(doc);
     }
+    read_watch(doc, root, c);
+    if let Some(mut t) = root.table(doc, "logins") {
+        crate::read_logins::read_logins(doc, &mut t, &mut c.logins);
+        t.finish(doc);
+    }
+    if let Some(mut t) = root.table(doc, "alerts") {
+        crate::read_alerts::read_alerts(doc, &mut t, &mut c.alerts);
+        t.finish(doc);
+    }
+    if let Some(mut t) = root.table(doc, "audit") {
+        read_audit(doc, &mut t, c);
+        t.finish(doc);
+    }
+}
+
+/// `[proxy]`: where Kevlar listens, the app it forwards to, its workers, trusted proxies.
+fn read_proxy(doc: &mut Doc, t: &mut Table, c: &mut Config) {
+    if let Some(a) = t.parsed(doc, "listen", addr, None) {
+        c.proxy.listen = a;
+    }
+    if let Some(u) = t.parsed(doc, "upstream", upstream, None) {
+        c.proxy.upstream = Some(u);
+    }
+    if let Some(n) = t.integer(doc, "workers", 0, 256) {
+        c.proxy.workers = n as usize;
+    }
+    if let Some((list, span)) = t.strings(doc, "trusted_proxies") {
+        c.proxy.trusted_proxies.clear();
+        for s in list {
+            match cidr(&s) {
+                Ok(n) => c.proxy.trusted_proxies.push(n),
+                Err(m) => doc.error(span.clone(), &t.key_path("trusted_proxies"), m),
+            }
+        }
+    }
+}
+
+/// `[tls]`: the HTTPS listener (checked as a whole in `finish`).
+fn read_tls(doc: &mut Doc, t: &mut Table, tls: &mut TlsPartial) {
+    tls.line = t.line(doc);
+    tls.listen = t.parsed(doc, "listen", addr, None);
+    tls.cert = t.string(doc, "cert").map(|(s, _)| PathBuf::from(s));
+    tls.key = t.string(doc, "key").map(|(s, _)| PathBuf::from(s));
+    tls.redirect_http = t.boolean(doc, "redirect_http");
+}
+
+/// `[limits]`: sizes, counts and timeouts that bound every request and connection.
+fn read_limits(doc: &mut Doc, t: &mut Table, c: &mut Config) {
+    let l = &mut c.limits;
+    let int: &dyn Fn(i64) -> Result<u64, String> = &size_from_int;
+    let secs: &dyn Fn(i64) -> Result<std::time::Duration, String> = &secs_from_int;
+    if let Some(n) = t.parsed(doc, "max_header_bytes", parse_size, Some(int)) {
+        if !(8192..=1 << 20).contains(&n) {
+            doc.error(None, &t.key_path("max_header_bytes"), "must be between 8KiB and 1MiB");
+        } else {
+            l.max_header_bytes = n as usize;
+        }
+    }
+    if let Some(n) = t.integer(doc, "max_headers", 1, 1000) {
+        l.max_headers = n as usize;
+    }
+    if let Some(n) = t.parsed(doc, "max_body_bytes", parse_size, Some(int)) {
+        l.max_body_bytes = n;
+    }
+    for (key, slot) in [
+        ("header_timeout", &mut l.header_timeout),
+        ("body_timeout", &mut l.body_timeout),
+        ("idle_timeout", &mut l.idle_timeout),
+        ("upstream_connect_timeout", &mut l.upstream_connect_timeout),
+        ("upstream_timeout", &mut l.upstream_timeout),
+    ] {
+        if let Some(d) = t.parsed(doc, key, parse_duration, Some(secs)) {
+            if d.is_zero() {
+                doc.error(None, &t.key_path(key), "must be longer than zero");
+            } else {
+                *slot = d;
+            }
+        }
+    }
+    if let Some(n) = t.integer(doc, "body_min_rate", 0, 1 << 30) {
+        l.body_min_rate = n as u64;
+    }
+    if let Some(n) = t.integer(doc, "max_connections", 1, 1_000_000) {
+        l.max_connections = n as usize;
+    }
+    if let Some(n) = t.integer(doc, "max_upstream_connections", 1, 1_000_000) {
+        l.max_upstream_connections = n as usize;
+    }
+    if let Some(n) = t.integer(doc, "max_upstream_per_client", 1, 256) {
+        l.max_upstream_per_client = n as usize;
+    }
+}
+
+/// `[admin]`: the admin API's address (loopback unless it has TLS) and certificate.
+fn read_admin(doc: &mut Doc, t: &mut Table, c: &mut Config, spans: &mut Spans) {
+    if let Some((s, span)) = t.string(doc, "listen") {
+        spans.admin_listen = doc.line_of(span.clone());
+        match addr(&s) {
+            Ok(a) => c.admin.listen = a,
+            Err(m) => doc.error(span, "admin.listen", m),
+        }
+    }
+    if let Some((s, span)) = t.string(doc, "tls_cert") {
+        spans.admin_tls = doc.line_of(span);
+        c.admin.tls_cert = Some(PathBuf::from(s));
+    }
+    c.admin.tls_key = t.string(doc, "tls_key").map(|(s, _)| PathBuf::from(s));
+}
+
+/// `[store]`: the event store's retention and size.
+fn read_store(doc: &mut Doc, t: &mut Table, c: &mut Config) {
+    if let Some(d) = t.parsed(doc, "retention", parse_duration, None) {
+        c.store.retention = d;
+    }
+    let int: &dyn Fn(i64) -> Result<u64, String> = &size_from_int;
+    if let Some(n) = t.parsed(doc, "max_size", parse_size, Some(int)) {
+        if n < 1 << 20 {
+            doc.error(None, "store.max_size", "must be at least 1MiB");
+        } else {
+            c.store.max_size_bytes = n;
+        }
+    }
+}
+
+/// `[access_log]`: file (rotated), stdout, or off.
+fn read_access_log(doc: &mut Doc, t: &mut Table, c: &mut Config) {
+    let (mut path, mut max_bytes, mut keep) = match &c.access_log {
+        AccessLog::File { path, max_bytes, keep } => (path.clone(), *max_bytes, *keep),
+        _ => (PathBuf::new(), 0, 0),
+    };
+    let target = t.string(doc, "target");
+    if let Some((p, _)) = t.string(doc, "path") {
+        path = PathBuf::from(p);
+    }
+    let int: &dyn Fn(i64) -> Result<u64, String> = &size_from_int;
+    if let Some(n) = t.parsed(doc, "max_size", parse_size, Some(int)) {
+        max_bytes = n;
+    }
+    if let Some(n) = t.integer(doc, "keep", 0, 100) {
+        keep = n as usize;
+    }
+    match target {
+        None => c.access_log = AccessLog::File { path, max_bytes, keep },
+        Some((s, span)) => match s.as_str() {
+            "file" => c.access_log = AccessLog::File { path, max_bytes, keep },
+            "stdout" => c.access_log = AccessLog::Stdout,
+            "off" => c.access_log = AccessLog::Off,
+            other => doc.error(span, "access_log.target", format!("`{other}` is not one of file, stdout, off")),
+        },
+    }
+}
+
+/// `[[watch]]`: server logs (sshd, vsftpd) whose logins count like the proxy's.
+fn read_watch(doc: &mut Doc, root: &mut Table, c: &mut Config) {
     for (mut w, span) in root.tables(doc, "watch") {
         let name = w.string(doc, "name").map(|(s, _)| s);
         let path = w.string(doc, "path").map(|(s, _)| PathBuf::from(s));
@@ -359,319 +398,32 @@ fn read_root(doc: &mut Doc, root: &mut Table, c: &mut Config, tls: &mut TlsParti
             _ => doc.error(span, "watch", "a [[watch]] needs `name`, `path` and `format` (sshd, vsftpd)"),
         }
     }
-    if let Some(mut t) = root.table(doc, "logins") {
-        crate::read_logins::read_logins(doc, &mut t, &mut c.logins);
-        t.finish(doc);
-    }
-    if let Some(mut t) = root.table(doc, "alerts") {
-        crate::read_alerts::read_alerts(doc, &mut t, &mut c.alerts);
-        t.finish(doc);
-    }
-    if let Some(mut t) = root.table(doc, "audit") {
-        for (mut i, span) in t.tables(doc, "ignore") {
-            let line = i.line(doc);
-            let id = i.string(doc, "id").map(|(s, _)| s);
-            let reason = i.string(doc, "reason").map(|(s, _)| s);
-            let until = match i.string(doc, "until") {
-                Some((u, uspan)) => {
-                    if is_date(&u) {
-                        Some(u)
-                    } else {
-                        doc.error(uspan, &i.key_path("until"), format!("`{u}` is not a date (YYYY-MM-DD)"));
-                        None
-                    }
-                }
-                None => None,
-            };
-            match (id, reason) {
-                (Some(id), Some(reason)) if !reason.trim().is_empty() => {
-                    c.audit.ignore.push(AuditIgnore { id, reason, until, line })
-                }
-                _ => doc.error(span, &i.path, "an ignore needs `id` and a `reason` (and usually `until`)"),
-            }
-            i.finish(doc);
-        }
-        t.finish(doc);
-    }
 }
 
-fn read_app(doc: &mut Doc, t: &mut Table, a: &mut AppConfig) {
-    let secs: &dyn Fn(i64) -> Result<std::time::Duration, String> = &secs_from_int;
-    if let Some((cmd, span)) = t.strings(doc, "command") {
-        if cmd.is_empty() {
-            doc.error(span, "app.command", "must name a program");
-        }
-        a.command = cmd;
-    }
-    if let Some(p) = t.integer(doc, "port", 1, 65535) {
-        a.port = Some(p as u16);
-    }
-    if let Some((d, _)) = t.string(doc, "cwd") {
-        a.cwd = Some(PathBuf::from(d));
-    }
-    if let Some(n) = t.integer(doc, "instances", 1, 64) {
-        a.instances = n as usize;
-    }
-    for (key, slot) in [
-        ("ready_timeout", &mut a.ready_timeout),
-        ("stop_grace", &mut a.stop_grace),
-        ("hold_timeout", &mut a.hold_timeout),
-        ("backoff_first", &mut a.backoff_first),
-        ("backoff_max", &mut a.backoff_max),
-        ("min_uptime", &mut a.min_uptime),
-        ("crash_window", &mut a.crash_window),
-    ] {
-        if let Some(d) = t.parsed(doc, key, parse_duration, Some(secs)) {
-            *slot = d;
-        }
-    }
-    if let Some(n) = t.integer(doc, "max_held", 0, 1_000_000) {
-        a.max_held = n as usize;
-    }
-    if let Some(n) = t.integer(doc, "max_fast_crashes", 1, 1000) {
-        a.max_fast_crashes = n as u32;
-    }
-    if let Some((item, span)) = t.item("backoff_factor") {
-        match item.as_float().or_else(|| item.as_integer().map(|i| i as f64)) {
-            Some(f) if (1.0..=10.0).contains(&f) => a.backoff_factor = f,
-            _ => doc.error(span, "app.backoff_factor", "must be a number from 1 to 10"),
-        }
-    }
-    if a.backoff_first > a.backoff_max {
-        doc.error(None, "app.backoff_first", "must not be longer than app.backoff_max");
-    }
-    if let Some(env) = t.table(doc, "env") {
-        for (k, item, span) in env.entries() {
-            match item.as_str() {
-                Some(v) => a.env.push((k.to_owned(), v.to_owned())),
-                None => doc.error(span, &env.key_path(k), "expected a string"),
-            }
-        }
-    }
-    if let Some(mut h) = t.table(doc, "health") {
-        if let Some((item, span)) = h.item("path") {
-            match (item.as_str(), item.as_bool()) {
-                (Some(p), _) if p.starts_with('/') && !p.contains(char::is_whitespace) => {
-                    a.health.path = Some(p.to_owned())
-                }
-                (_, Some(false)) => a.health.path = None,
-                _ => doc.error(span, "app.health.path", "must be a path starting with `/`, or false (TCP check only)"),
-            }
-        }
-        for (key, slot) in [("interval", &mut a.health.interval), ("timeout", &mut a.health.timeout)] {
-            if let Some(d) = h.parsed(doc, key, parse_duration, Some(secs)) {
-                if d.is_zero() {
-                    doc.error(None, &h.key_path(key), "must be longer than zero");
+/// `[audit]`: `[[audit.ignore]]` entries, each with a reason and usually an end date.
+fn read_audit(doc: &mut Doc, t: &mut Table, c: &mut Config) {
+    for (mut i, span) in t.tables(doc, "ignore") {
+        let line = i.line(doc);
+        let id = i.string(doc, "id").map(|(s, _)| s);
+        let reason = i.string(doc, "reason").map(|(s, _)| s);
+        let until = match i.string(doc, "until") {
+            Some((u, uspan)) => {
+                if is_date(&u) {
+                    Some(u)
                 } else {
-                    *slot = d;
+                    doc.error(uspan, &i.key_path("until"), format!("`{u}` is not a date (YYYY-MM-DD)"));
+                    None
                 }
             }
-        }
-        if let Some(n) = h.integer(doc, "failures", 1, 100) {
-            a.health.failures = n as u32;
-        }
-        h.finish(doc);
-    }
-    if let Some(mut l) = t.table(doc, "logs") {
-        let int: &dyn Fn(i64) -> Result<u64, String> = &size_from_int;
-        if let Some(n) = l.parsed(doc, "max_size", parse_size, Some(int)) {
-            a.logs.max_bytes = n;
-        }
-        if let Some(n) = l.integer(doc, "keep", 0, 100) {
-            a.logs.keep = n as usize;
-        }
-        if let Some(b) = l.boolean(doc, "echo") {
-            a.logs.echo = b;
-        }
-        l.finish(doc);
-    }
-}
-
-fn app_values(s: &str) -> Result<AppValues, String> {
-    match s {
-        "keep" => Ok(AppValues::Keep),
-        "override" => Ok(AppValues::Override),
-        other => Err(format!("`{other}` is not one of keep, override")),
-    }
-}
-
-/// `[headers.set]`-style tables: name = "value" | false | { value = "…", app_values = "…" }.
-fn read_header_rules(doc: &mut Doc, t: &Table) -> Vec<HeaderRule> {
-    let mut out = Vec::new();
-    for (name, item, span) in t.entries() {
-        let path = t.key_path(name);
-        if let Err(m) = header_name(name) {
-            doc.error(span.clone(), &path, m);
-            continue;
-        }
-        let rule = match item {
-            Item::Value(Value::String(s)) => {
-                let v = s.value();
-                if let Err(m) = header_value(v) {
-                    doc.error(span, &path, m);
-                    continue;
-                }
-                HeaderRule { name: name.to_owned(), value: Some(v.clone()), app_values: None }
-            }
-            Item::Value(Value::Boolean(b)) if !*b.value() => {
-                HeaderRule { name: name.to_owned(), value: None, app_values: None }
-            }
-            other => {
-                match other.as_table_like() {
-                    Some(inner) => {
-                        let mut value = None;
-                        let mut av = None;
-                        let mut known = true;
-                        for (k, v) in inner.iter() {
-                            match (k, v.as_str()) {
-                                ("value", Some(s)) => value = Some(s.to_owned()),
-                                ("app_values", Some(s)) => match app_values(s) {
-                                    Ok(a) => av = Some(a),
-                                    Err(m) => doc.error(span.clone(), &format!("{path}.app_values"), m),
-                                },
-                                ("value", None) | ("app_values", None) => {
-                                    doc.error(span.clone(), &format!("{path}.{k}"), "expected a string")
-                                }
-                                (k, _) => {
-                                    known = false;
-                                    doc.error(
-                                        span.clone(),
-                                        &format!("{path}.{k}"),
-                                        "unknown key; known keys here: value, app_values",
-                                    );
-                                }
-                            }
-                        }
-                        if let Some(v) = &value {
-                            if let Err(m) = header_value(v) {
-                                doc.error(span, &path, m);
-                                continue;
-                            }
-                        }
-                        if !known {
-                            continue;
-                        }
-                        HeaderRule { name: name.to_owned(), value, app_values: av }
-                    }
-                    None => {
-                        doc.error(span, &path, "expected a string, false (remove), or { value = \"…\", app_values = \"keep\"|\"override\" }");
-                        continue;
-                    }
-                }
-            }
+            None => None,
         };
-        out.push(rule);
-    }
-    out
-}
-
-fn read_csp(doc: &mut Doc, t: &mut Table, csp: &mut CspConfig) {
-    if let Some(b) = t.boolean(doc, "use_defaults") {
-        csp.use_defaults = b;
-    }
-    if let Some(b) = t.boolean(doc, "report_only") {
-        csp.report_only = b;
-    }
-    if let Some(d) = t.table(doc, "directives") {
-        for (name, item, span) in d.entries() {
-            let path = d.key_path(name);
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                doc.error(span, &path, "a directive name is letters, digits and `-`");
-                continue;
+        match (id, reason) {
+            (Some(id), Some(reason)) if !reason.trim().is_empty() => {
+                c.audit.ignore.push(AuditIgnore { id, reason, until, line })
             }
-            let sources = match item {
-                Item::Value(Value::Boolean(b)) if !*b.value() => None,
-                Item::Value(Value::String(s)) => Some(s.value().split_whitespace().map(str::to_owned).collect()),
-                Item::Value(Value::Array(a)) => {
-                    let list: Option<Vec<String>> = a.iter().map(|v| v.as_str().map(str::to_owned)).collect();
-                    match list {
-                        Some(l) => Some(l),
-                        None => {
-                            doc.error(span, &path, "expected an array of strings");
-                            continue;
-                        }
-                    }
-                }
-                _ => {
-                    doc.error(span, &path, "expected an array of sources, a string, or false (remove)");
-                    continue;
-                }
-            };
-            if let Some(list) = &sources {
-                if list.iter().any(|s| s.contains(';') || s.contains(',') || header_value(s).is_err()) {
-                    doc.error(span, &path, "a source cannot contain `;`, `,` or control characters");
-                    continue;
-                }
-            }
-            csp.directives.push((name.to_ascii_lowercase(), sources));
+            _ => doc.error(span, &i.path, "an ignore needs `id` and a `reason` (and usually `until`)"),
         }
-    }
-}
-
-/// `csp_report_only`: a second policy, sent as `Content-Security-Policy-Report-Only` beside the
-/// enforced one. Its `use_defaults` starts from helmet's directives too; `report_only` has no
-/// meaning there, and the enforced policy cannot be report-only at the same time.
-fn read_csp_report_only(doc: &mut Doc, t: &mut Table, enforced_is_report_only: bool) -> Option<CspConfig> {
-    let mut table = t.table(doc, "csp_report_only")?;
-    let mut cfg = CspConfig::default();
-    read_csp(doc, &mut table, &mut cfg);
-    cfg.report_only = true;
-    if enforced_is_report_only {
-        doc.error(
-            table.span(),
-            &table.path,
-            "the policy in `csp` is already report-only (`report_only = true`): set one of the two",
-        );
-    }
-    table.finish(doc);
-    Some(cfg)
-}
-
-fn read_headers(doc: &mut Doc, t: &mut Table, h: &mut HeadersConfig) {
-    if let Some(a) = t.parsed(doc, "app_values", app_values, None) {
-        h.app_values = a;
-    }
-    if let Some((list, span)) = t.strings(doc, "remove") {
-        h.remove.clear();
-        for name in list {
-            match header_name(&name) {
-                Ok(()) => h.remove.push(name),
-                Err(m) => doc.error(span.clone(), "headers.remove", m),
-            }
-        }
-    }
-    if let Some(set) = t.table(doc, "set") {
-        h.set = read_header_rules(doc, &set);
-    }
-    if let Some(mut csp) = t.table(doc, "csp") {
-        read_csp(doc, &mut csp, &mut h.csp);
-        csp.finish(doc);
-    }
-    h.csp_report_only = read_csp_report_only(doc, t, h.csp.report_only);
-    for (mut r, span) in t.tables(doc, "route") {
-        let path = match r.string(doc, "path") {
-            Some((p, pspan)) => {
-                if !p.starts_with('/') {
-                    doc.error(pspan, &r.key_path("path"), "must start with `/`");
-                }
-                p
-            }
-            None => {
-                doc.error(span, &r.path, "a route needs `path`");
-                String::new()
-            }
-        };
-        let set = r.table(doc, "set").map(|s| read_header_rules(doc, &s)).unwrap_or_default();
-        let csp = r.table(doc, "csp").map(|mut c| {
-            let mut cfg = CspConfig::default();
-            read_csp(doc, &mut c, &mut cfg);
-            c.finish(doc);
-            cfg
-        });
-        let report_only = csp.as_ref().map_or(h.csp.report_only, |c| c.report_only);
-        let csp_report_only = read_csp_report_only(doc, &mut r, report_only);
-        r.finish(doc);
-        h.routes.push(RouteHeaders { path: path.trim_end_matches('/').to_owned(), set, csp, csp_report_only });
+        i.finish(doc);
     }
 }
 
