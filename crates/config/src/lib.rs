@@ -6,6 +6,8 @@
 
 mod error;
 mod model;
+mod model_alerts;
+mod model_logins;
 mod read;
 mod read_alerts;
 mod read_app;
