@@ -23,10 +23,13 @@ use rusqlite::Connection;
 use serde_json::{json, Value};
 
 use crate::router::{Routed, Router};
-use crate::util::outbox::{Counts, Outbox, OutboxError, HELD, PENDING};
+use crate::util::outbox::{Counts, Delivery, Outbox, OutboxError, HELD, PENDING};
 use crate::util::rate::Budget;
 use crate::util::retry::Backoff;
 use crate::{build, render, Sink, SinkError};
+
+mod worker;
+use worker::worker;
 
 const FEED_BATCH: usize = 2000;
 const IDLE: Duration = Duration::from_secs(1);
@@ -280,6 +283,58 @@ fn read_events(store: &Connection, after: i64) -> rusqlite::Result<Vec<(i64, Sec
         .collect())
 }
 
+/// Which routed deliveries fit under their sink's cap (`alerts.max_pending`, counting what
+/// waits already); how many each sink refused.
+fn within_caps<'r>(
+    inner: &'r Inner,
+    routed: &'r [Routed],
+    counts: &mut [u64],
+) -> (Vec<(&'r str, i64, &'r SecurityEvent)>, Vec<u64>) {
+    let max = inner.cfg.max_pending;
+    let mut refused = vec![0u64; inner.slots.len()];
+    let mut items = Vec::with_capacity(routed.len());
+    for r in routed {
+        if counts[r.sink] >= max {
+            refused[r.sink] += 1;
+            continue;
+        }
+        counts[r.sink] += 1;
+        items.push((inner.slots[r.sink].cfg.name.as_str(), if r.held { HELD } else { PENDING }, &r.event));
+    }
+    (items, refused)
+}
+
+/// Refusals counted per sink; a sink that starts refusing says so once (`sys_alert_refused`), and
+/// is no longer refusing once it is under its cap again.
+fn note_refusals(inner: &Inner, refused: &[u64], counts: &[u64]) {
+    for (i, slot) in inner.slots.iter().enumerate() {
+        if refused[i] > 0 {
+            slot.refused.fetch_add(refused[i], Ordering::Relaxed);
+            inner.refused.fetch_add(refused[i], Ordering::Relaxed);
+            if !slot.refusing.swap(true, Ordering::Relaxed) {
+                tracing::warn!(sink = %slot.cfg.name, "alerts: the sink's queue is full; new deliveries for it are refused");
+                publish(
+                    inner,
+                    event_about(
+                        slot,
+                        action::SYS_ALERT_REFUSED,
+                        Severity::Alert,
+                        Outcome::Failure,
+                        format!(
+                            "Alert sink `{}` ({}) has {} deliveries waiting (alerts.max_pending): new ones for it are refused and counted",
+                            slot.cfg.name,
+                            slot.cfg.kind.name(),
+                            counts[i]
+                        ),
+                    ),
+                );
+            }
+        } else if counts[i] < inner.cfg.max_pending {
+            slot.refusing.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
 fn feeder(inner: &Inner, mut outbox: Outbox, store: Connection, mut cursor: i64, mut router: Router) {
     let mut seen = 0u64;
     let mut routed: Vec<Routed> = Vec::new();
@@ -328,42 +383,8 @@ fn feeder(inner: &Inner, mut outbox: Outbox, store: Connection, mut cursor: i64,
             if !from_disk && over(&counts) {
                 (counts, at) = read(&outbox);
             }
-            let mut refused = vec![0u64; inner.slots.len()];
-            let mut items: Vec<(&str, i64, &SecurityEvent)> = Vec::with_capacity(routed.len());
-            for r in &routed {
-                if counts[r.sink] >= max {
-                    refused[r.sink] += 1;
-                    continue;
-                }
-                counts[r.sink] += 1;
-                items.push((inner.slots[r.sink].cfg.name.as_str(), if r.held { HELD } else { PENDING }, &r.event));
-            }
-            for (i, slot) in inner.slots.iter().enumerate() {
-                if refused[i] > 0 {
-                    slot.refused.fetch_add(refused[i], Ordering::Relaxed);
-                    inner.refused.fetch_add(refused[i], Ordering::Relaxed);
-                    if !slot.refusing.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(sink = %slot.cfg.name, "alerts: the sink's queue is full; new deliveries for it are refused");
-                        publish(
-                            inner,
-                            event_about(
-                                slot,
-                                action::SYS_ALERT_REFUSED,
-                                Severity::Alert,
-                                Outcome::Failure,
-                                format!(
-                                    "Alert sink `{}` ({}) has {} deliveries waiting (alerts.max_pending): new ones for it are refused and counted",
-                                    slot.cfg.name,
-                                    slot.cfg.kind.name(),
-                                    counts[i]
-                                ),
-                            ),
-                        );
-                    }
-                } else if counts[i] < inner.cfg.max_pending {
-                    slot.refusing.store(false, Ordering::Relaxed);
-                }
-            }
+            let (items, refused) = within_caps(inner, &routed, &mut counts);
+            note_refusals(inner, &refused, &counts);
             match outbox.enqueue(&items, new_cursor) {
                 Ok(()) => {
                     cursor = new_cursor.unwrap_or(cursor);
@@ -481,276 +502,6 @@ fn record_failure(inner: &Inner, slot: &Slot, err: &SinkError, attempted: bool) 
     }
 }
 
-/// What the user-notice budgets say of one notice.
-enum Notice {
-    Send,
-    /// Over this mailbox's budget: dropped (counted); a flood must not turn into mail to one person.
-    Drop,
-    /// Over the budget of all notices: it waits this long.
-    Later(Duration),
-}
-
-/// The budgets of notices to users (`alerts.user_notices` per mailbox, `alerts.user_notices_total`
-/// in all), apart from the owner's.
-struct Notices {
-    per: (u32, Duration),
-    total: Budget,
-    boxes: std::collections::HashMap<String, Budget>,
-}
-
-const MAX_MAILBOXES: usize = 10_000;
-
-impl Notices {
-    fn new(per: (u32, Duration), total: (u32, Duration)) -> Self {
-        Notices { per, total: Budget::new(total.0, total.1), boxes: Default::default() }
-    }
-
-    /// One mailbox however it is written: lower case, without a `+tag` in the local part.
-    fn mailbox(to: &str) -> String {
-        let to = to.to_lowercase();
-        match to.rsplit_once('@') {
-            Some((local, domain)) => format!("{}@{domain}", local.split('+').next().unwrap_or(local)),
-            None => to,
-        }
-    }
-
-    fn admit(&mut self, to: &str, now: Instant) -> Notice {
-        let key = Self::mailbox(to);
-        if !self.boxes.contains_key(&key) && self.boxes.len() >= MAX_MAILBOXES {
-            // Forget the mailboxes whose budget is whole again (they would start whole anyway).
-            let cap = f64::from(self.per.0);
-            self.boxes.retain(|_, b| !b.is_full(now, cap));
-        }
-        let per = self.per;
-        if self.boxes.len() >= MAX_MAILBOXES && !self.boxes.contains_key(&key) {
-            return Notice::Later(Duration::from_secs(60));
-        }
-        let b = self.boxes.entry(key).or_insert_with(|| Budget::new(per.0, per.1));
-        if !b.ready(now) {
-            return Notice::Drop;
-        }
-        if !self.total.ready(now) {
-            return Notice::Later(self.total.wait(now).max(Duration::from_millis(100)));
-        }
-        b.take(now);
-        self.total.take(now);
-        Notice::Send
-    }
-}
-
-/// A delivery the peer refused (for now or for good): counted and shown as the last error, but the
-/// sink is not "failing" for it — it answers, and the deliveries behind it go on. (An outsider who
-/// can get one bad delivery queued must not be able to make a sink flap.)
-fn record_delivery_failure(slot: &Slot, err: &SinkError) {
-    if let Ok(mut h) = slot.health.lock() {
-        h.failed_attempts += 1;
-        h.last_error = Some(err.message.clone());
-        h.last_error_ms = Some(now_ms());
-    }
-}
-
-fn worker(inner: &Inner, idx: usize, mut sink: Box<dyn Sink>, mut outbox: Outbox) {
-    let slot = &inner.slots[idx];
-    let name = slot.cfg.name.as_str();
-    let backoff = Backoff { min: inner.cfg.backoff_min, max: inner.cfg.backoff_max };
-    let mut budget = slot.cfg.rate_limit.map(|(n, per)| Budget::new(n, per));
-    let mut notices = Notices::new(inner.cfg.user_notices, inner.cfg.user_notices_total);
-    let mut failures = 0u32;
-    let mut retry_at: Option<Instant> = None;
-    let mut next_health = Instant::now();
-    let mut next_digest = slot.cfg.digest.map(|d| Instant::now() + d);
-    let mut seen = 0u64;
-    let batch = sink.batch_size().max(1);
-    loop {
-        let now = Instant::now();
-        if inner.stop.load(Ordering::SeqCst) {
-            let past = inner.deadline.lock().ok().and_then(|d| *d).is_none_or(|d| now >= d);
-            if past || retry_at.is_some() {
-                return;
-            }
-        }
-        if let Some(t) = retry_at {
-            if now < t {
-                slot.wake.wait(&mut seen, (t - now).min(IDLE));
-                continue;
-            }
-            retry_at = None;
-        }
-        let fail = |failures: &mut u32, retry_at: &mut Option<Instant>, e: &SinkError, attempted: bool| {
-            record_failure(inner, slot, e, attempted);
-            *failures += 1;
-            *retry_at = Some(Instant::now() + backoff.delay(*failures));
-        };
-
-        // Held deliveries leave as one digest: at the digest interval, or when the budget allows.
-        let digest_due = match (slot.cfg.digest, next_digest) {
-            (Some(_), Some(t)) => now >= t,
-            _ => budget.as_mut().is_some_and(|b| b.ready(now)),
-        };
-        if digest_due {
-            match outbox.held_summary(name) {
-                Ok(Some(h)) => {
-                    let ev = render::digest(name, &h);
-                    match sink.send(std::slice::from_ref(&ev)) {
-                        Ok(()) => {
-                            if let Err(e) = outbox.delete_held(name, h.max_id) {
-                                tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot update the outbox");
-                            }
-                            if let Some(b) = budget.as_mut() {
-                                b.take(now);
-                            }
-                            if let Ok(mut hh) = slot.health.lock() {
-                                hh.digests += 1;
-                            }
-                            record_ok(inner, slot, h.count);
-                            failures = 0;
-                        }
-                        Err(e) => {
-                            fail(&mut failures, &mut retry_at, &e, true);
-                            continue;
-                        }
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot read the outbox"),
-            }
-            if let Some(d) = slot.cfg.digest {
-                next_digest = Some(now + d);
-            }
-        }
-
-        let rows = match outbox.take(name, PENDING, batch) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot read the outbox");
-                slot.wake.wait(&mut seen, IDLE);
-                continue;
-            }
-        };
-        if rows.is_empty() {
-            if inner.stop.load(Ordering::SeqCst) {
-                return;
-            }
-            if now >= next_health {
-                match sink.health() {
-                    Ok(()) => record_ok(inner, slot, 0),
-                    Err(e) => record_failure(inner, slot, &e, false),
-                }
-                next_health = Instant::now() + inner.cfg.health_interval;
-            }
-            let mut sleep = IDLE.min(next_health.saturating_duration_since(Instant::now()));
-            if let Some(t) = next_digest {
-                sleep = sleep.min(t.saturating_duration_since(Instant::now()));
-            }
-            slot.wake.wait(&mut seen, sleep.max(Duration::from_millis(5)));
-            continue;
-        }
-        // Notices to users never draw on the owner's budget and are never folded into a digest:
-        // they have budgets of their own, per mailbox and in all.
-        let (users, ops): (Vec<_>, Vec<_>) = rows.into_iter().partition(|d| d.event.kevlar.contains_key("deliver_to"));
-        let mut send = Vec::new();
-        if !users.is_empty() {
-            let (mut dropped, mut later) = (Vec::new(), Vec::new());
-            for d in users {
-                let to = d.event.kevlar.get("deliver_to").and_then(Value::as_str).unwrap_or("");
-                match notices.admit(to, now) {
-                    Notice::Send => send.push(d),
-                    Notice::Drop => dropped.push(d.id),
-                    Notice::Later(wait) => later.push((d.id, now_ms() + wait.as_millis() as i64)),
-                }
-            }
-            if !dropped.is_empty() {
-                tracing::warn!(
-                    sink = name,
-                    n = dropped.len(),
-                    "alerts: user notices over their mailbox's budget dropped"
-                );
-                if let Ok(mut h) = slot.health.lock() {
-                    h.notices_dropped += dropped.len() as u64;
-                }
-                if let Err(e) = outbox.delete(&dropped) {
-                    tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot update the outbox");
-                }
-            }
-            if let Err(e) = outbox.defer(&later) {
-                tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot update the outbox");
-            }
-        }
-        let (ops_send, hold): (Vec<_>, Vec<_>) = match budget.as_mut() {
-            Some(b) => ops.into_iter().partition(|_| b.take(now)),
-            None => (ops, Vec::new()),
-        };
-        send.extend(ops_send);
-        if !hold.is_empty() {
-            let ids: Vec<i64> = hold.iter().map(|d| d.id).collect();
-            if let Err(e) = outbox.hold(&ids) {
-                tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot update the outbox");
-            }
-        }
-        if send.is_empty() {
-            continue;
-        }
-        let ids: Vec<i64> = send.iter().map(|d| d.id).collect();
-        let attempts: Vec<u32> = send.iter().map(|d| d.attempts).collect();
-        let events: Vec<SecurityEvent> = send.into_iter().map(|d| d.event).collect();
-        match sink.send(&events) {
-            Ok(()) => {
-                if let Err(e) = outbox.delete(&ids) {
-                    tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot update the outbox");
-                }
-                record_ok(inner, slot, ids.len() as u64);
-                failures = 0;
-                next_health = Instant::now() + inner.cfg.health_interval;
-            }
-            Err(e) if e.is_permanent() => {
-                // This delivery can never succeed: a dead letter now, and the next one goes on.
-                match outbox.bury(&ids, &e.message) {
-                    Ok(n) => {
-                        tracing::warn!(sink = name, dead = n, error = %kevlar_core::error::chain(&e), "alerts: a delivery was refused for good")
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot update the outbox")
-                    }
-                }
-                record_delivery_failure(slot, &e);
-            }
-            Err(e) if e.is_per_delivery() => {
-                // The peer refused this one for now: it waits on its own backoff, the others go on.
-                let now_ms = now_ms();
-                let due: Vec<(i64, i64)> = ids
-                    .iter()
-                    .zip(&attempts)
-                    .map(|(id, a)| (*id, now_ms + backoff.delay(a + 1).as_millis() as i64))
-                    .collect();
-                match outbox.fail_each(&due, &e.message, inner.cfg.max_attempts) {
-                    Ok(dead) if dead > 0 => {
-                        tracing::warn!(sink = name, dead, "alerts: deliveries moved to the dead letters")
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot update the outbox")
-                    }
-                }
-                record_delivery_failure(slot, &e);
-            }
-            Err(e) => {
-                // The peer cannot be reached: everything for it waits, with the sink's backoff.
-                let due: Vec<(i64, i64)> = ids.iter().map(|id| (*id, 0)).collect();
-                match outbox.fail_each(&due, &e.message, inner.cfg.max_attempts) {
-                    Ok(dead) if dead > 0 => {
-                        tracing::warn!(sink = name, dead, "alerts: deliveries moved to the dead letters")
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::error!(error = %kevlar_core::error::chain(&e), "alerts: cannot update the outbox")
-                    }
-                }
-                fail(&mut failures, &mut retry_at, &e, true);
-            }
-        }
-    }
-}
-
 /// Reads the outbox without a running Kevlar (`kevlar alerts` offline).
 pub fn offline_status(data_dir: &Path) -> Result<Option<OfflineStatus>, OutboxError> {
     let Some(o) = Outbox::open_existing(data_dir)? else { return Ok(None) };
@@ -762,22 +513,5 @@ pub fn offline_retry(data_dir: &Path, ids: Option<&[i64]>) -> Result<usize, Outb
     match Outbox::open_existing(data_dir)? {
         Some(mut o) => o.retry(ids),
         None => Ok(0),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_notices_have_a_budget_per_mailbox_however_written_and_in_all() {
-        let hour = Duration::from_secs(3600);
-        let mut n = Notices::new((2, hour), (3, hour));
-        let t = Instant::now();
-        assert!(matches!(n.admit("Alice@Example.com", t), Notice::Send));
-        assert!(matches!(n.admit("alice+1@example.com", t), Notice::Send));
-        assert!(matches!(n.admit("ALICE+x@example.COM", t), Notice::Drop), "one mailbox, plus-tags or not");
-        assert!(matches!(n.admit("bob@example.com", t), Notice::Send));
-        assert!(matches!(n.admit("carol@example.com", t), Notice::Later(_)), "the total waits, it does not drop");
     }
 }
