@@ -4,6 +4,17 @@
 
 use super::*;
 
+/// How a login went, as far as the answer (or the app) told.
+struct LoginOutcome {
+    users: Vec<String>,
+    /// `None`: the answer said nothing.
+    ok: Option<bool>,
+    /// The app reported it (`Kevlar-Event`).
+    by_app: bool,
+    /// The breached-password count of the password tried.
+    breached: Option<u64>,
+}
+
 impl Logins {
     /// Looks at the head of the app's answer: the login outcome, the app's own `Kevlar-Event`
     /// reports and `Kevlar-User-Email` (both removed), a session set, an account change.
@@ -51,9 +62,39 @@ impl Logins {
         }
         let session_user = ctx.and_then(|c| c.session_user.clone());
 
-        // What the app reported itself.
-        let mut reported_login: Option<(String, bool)> = None;
-        for r in &reported {
+        let reported_login = self.reported(meta, &reported, session_user, &mut out);
+        let login = self.login_outcome(&st, meta, ctx, reported_login, status, headers, app_email.as_deref(), deferred);
+        if let Some(LoginOutcome { users, ok: Some(ok), by_app, breached }) = login {
+            self.apply(
+                &mut st,
+                meta,
+                &users,
+                ok,
+                by_app,
+                breached,
+                status,
+                headers,
+                app_email.as_deref(),
+                now,
+                &mut out,
+            );
+        }
+
+        self.account_change(&mut st, meta, ctx, status, app_email.as_deref(), now, &mut out);
+        out
+    }
+
+    /// What the app reported itself in `Kevlar-Event` headers: its events out, and the login it
+    /// reported (the user, and whether it succeeded).
+    fn reported(
+        &self,
+        meta: &RequestMeta<'_>,
+        reported: &[String],
+        session_user: Option<String>,
+        out: &mut Vec<SecurityEvent>,
+    ) -> Option<(String, bool)> {
+        let mut reported_login = None;
+        for r in reported {
             let mut fields = r.split(';').map(str::trim);
             let action = fields.next().unwrap_or("").to_ascii_lowercase();
             if !kevlar_core::event::is_valid_action(&action) {
@@ -86,11 +127,33 @@ impl Logins {
                 }
             }
         }
+        reported_login
+    }
 
+    /// How a login went: as the app reported it, by the answer's status (and for `Authorization`
+    /// logins, only when worth telling), or deferred to the answer's body (`deferred`). The users,
+    /// the outcome (`None`: the answer said nothing), whether the app said so, the breach bucket.
+    #[allow(clippy::too_many_arguments)]
+    fn login_outcome(
+        &self,
+        st: &State,
+        meta: &RequestMeta<'_>,
+        ctx: Option<&RequestContext>,
+        reported_login: Option<(String, bool)>,
+        status: u16,
+        headers: &HeaderMap,
+        app_email: Option<&str>,
+        deferred: &mut Option<Deferred>,
+    ) -> Option<LoginOutcome> {
         let attempt = ctx.and_then(|c| c.login.as_ref());
-        let login = match (reported_login, attempt) {
+        match (reported_login, attempt) {
             // The app said who it was: that wins over what the request named.
-            (Some((u, ok)), _) => Some((vec![u], Some(ok), true, attempt.and_then(|a| a.breached))),
+            (Some((u, ok)), _) => Some(LoginOutcome {
+                users: vec![u],
+                ok: Some(ok),
+                by_app: true,
+                breached: attempt.and_then(|a| a.breached),
+            }),
             (None, Some(a)) if a.endpoint == BASIC => {
                 // Credentials in a header: 401 is a failure; a success is worth telling only when
                 // it ends a run of failures or comes from a new network (not every API call).
@@ -109,7 +172,7 @@ impl Logins {
                     }
                     _ => None,
                 };
-                Some((a.users.clone(), by_status, false, a.breached))
+                Some(LoginOutcome { users: a.users.clone(), ok: by_status, by_app: false, breached: a.breached })
             }
             (None, Some(a)) => {
                 let ep = (a.endpoint < self.cfg.endpoints.len()).then(|| self.cfg.endpoints.get(a.endpoint)).flatten();
@@ -134,33 +197,30 @@ impl Logins {
                         method: meta.method.to_owned(),
                         path: meta.path.to_owned(),
                         user_agent: meta.user_agent.map(str::to_owned),
-                        app_email: app_email.clone(),
+                        app_email: app_email.map(str::to_owned),
                     });
                     None
                 } else {
-                    Some((a.users.clone(), by_status, false, a.breached))
+                    Some(LoginOutcome { users: a.users.clone(), ok: by_status, by_app: false, breached: a.breached })
                 }
             }
             _ => None,
-        };
-        if let Some((users, Some(ok), by_app, breached)) = login {
-            self.apply(
-                &mut st,
-                meta,
-                &users,
-                ok,
-                by_app,
-                breached,
-                status,
-                headers,
-                app_email.as_deref(),
-                now,
-                &mut out,
-            );
         }
+    }
 
-        // An account change by the signed-in user (or, after an ambiguous login, by one of the
-        // identities it named: each is told to the owner, none to the user).
+    /// An account change by the signed-in user (or, after an ambiguous login, by one of the
+    /// identities it named: each is told to the owner, none to the user).
+    #[allow(clippy::too_many_arguments)]
+    fn account_change(
+        &self,
+        st: &mut State,
+        meta: &RequestMeta<'_>,
+        ctx: Option<&RequestContext>,
+        status: u16,
+        app_email: Option<&str>,
+        now: i64,
+        out: &mut Vec<SecurityEvent>,
+    ) {
         let candidates = ctx.map(|c| c.session_candidates.as_slice()).unwrap_or_default();
         if let (Some(ci), false, true) =
             (ctx.and_then(|c| c.change), candidates.is_empty(), (200..300).contains(&status))
@@ -173,11 +233,10 @@ impl Logins {
             if let Some(ch) = recognised.or_else(|| self.cfg.changes.get(ci).cloned()) {
                 let ambiguous = candidates.len() > 1;
                 for user in candidates {
-                    self.change_by(&mut st, meta, user, &ch, ambiguous, app_email.as_deref(), now, &mut out);
+                    self.change_by(st, meta, user, &ch, ambiguous, app_email, now, out);
                 }
             }
         }
-        out
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -140,9 +140,7 @@ impl Logins {
         now: i64,
         out: &mut Vec<SecurityEvent>,
     ) {
-        let cfg = &self.cfg;
         let ambiguous = users.len() > 1;
-        let window = cfg.spray_window.as_millis() as i64;
         for user in users {
             let user = user.as_str();
             let mut ev = Self::event(
@@ -161,96 +159,126 @@ impl Logins {
                 ev = ev.with_kevlar("ambiguous", true);
             }
             out.push(ev);
+            self.pair_failure(st, meta, user, now, out);
+            self.user_failure(st, meta, user, ambiguous, now, out);
+            self.address_failure(st, meta, user, now);
+        }
+        self.stuffing(st, meta, now, out);
+        self.spike(st, meta, now, out);
+    }
 
-            // Consecutive failures of this (user, address).
-            let block_ms = cfg.pair_block.as_millis() as i64;
-            let key = (user.to_lowercase(), meta.ip);
-            if !st.pairs.contains_key(&key) {
-                make_room(&mut st.pairs, cfg.max_tracked, |p| p.last_ms < now - block_ms, |p| p.blocked_until > now);
-            }
-            if st.pairs.len() < cfg.max_tracked || st.pairs.contains_key(&key) {
-                let p = st.pairs.entry(key).or_default();
-                p.fails += 1;
-                p.last_ms = now;
-                if p.fails >= cfg.pair_failures && p.blocked_until <= now {
-                    p.blocked_until = now + block_ms;
-                    p.fails = 0;
-                    out.push(
-                        Self::event(
-                            meta,
-                            action::AUTHN_LOGIN_FAIL_MAX,
-                            Severity::Warning,
-                            Outcome::Failure,
-                            Some(user),
-                            format!(
-                                "{} consecutive failed sign-ins for {user} from {}: that pair is refused for {}",
-                                cfg.pair_failures,
-                                meta.ip,
-                                humantime::format_duration(cfg.pair_block)
-                            ),
-                        )
-                        .with_kevlar("enforced", self.enforce)
-                        .with_kevlar("duration_s", cfg.pair_block.as_secs()),
-                    );
-                }
-            }
-
-            // Failures against this user from anywhere: slow it down, tell the user.
-            let day = now - 86_400_000;
-            let threshold = cfg.user_failures;
-            let u = self.user_mut(st, user, now);
-            while u.fails.front().is_some_and(|t| *t <= day) {
-                u.fails.pop_front();
-            }
-            if u.fails.is_empty() {
-                u.fail_addrs.clear();
-            }
-            if u.fails.len() < threshold as usize + 1 {
-                u.fails.push_back(now);
-            }
-            if !u.fail_addrs.contains(&meta.ip) && u.fail_addrs.len() < MAX_FAIL_ADDRS {
-                u.fail_addrs.push(meta.ip);
-            }
-            if u.fails.len() as u32 >= threshold && u.targeted_alerted_ms <= day {
-                u.targeted_alerted_ms = now;
-                let addrs = u.fail_addrs.len();
-                let from = match addrs {
-                    1 => format!("all from {}", meta.ip),
-                    n if n >= MAX_FAIL_ADDRS => format!("from {n} or more addresses"),
-                    n => format!("from {n} addresses"),
-                };
-                let ev = Self::event(
-                    meta,
-                    action::AUTHN_LOGIN_USER_TARGETED,
-                    Severity::Alert,
-                    Outcome::Failure,
-                    Some(user),
-                    format!("{threshold} failed sign-ins for {user} within a day, {from}: attempts are slowed down"),
-                )
-                .with_kevlar("enforced", self.enforce)
-                .with_kevlar("failures", threshold)
-                .with_kevlar("addresses", addrs);
-                // Told to the user only for an account that exists: one that has signed in
-                // before. Anyone can fail logins naming any address.
-                let known = !u.nets.is_empty();
-                let ev = if ambiguous || !known { ev } else { self.notify(u, user, "targeted", now, ev) };
-                out.push(ev);
-            }
-
-            // Many usernames from one address: spraying / credential stuffing.
-            let uh = self.user_hash(user);
-            if !st.addrs.contains_key(&meta.ip) {
-                make_room(&mut st.addrs, cfg.max_tracked, |a| a.last_ms < now - window, |a| a.alerted_until > now);
-            }
-            if st.addrs.len() < cfg.max_tracked || st.addrs.contains_key(&meta.ip) {
-                let a = st.addrs.entry(meta.ip).or_default();
-                a.last_ms = now;
-                a.users.retain(|(_, t)| *t > now - window);
-                if !a.users.iter().any(|(h, _)| *h == uh) && a.users.len() <= cfg.spray_users as usize {
-                    a.users.push((uh, now));
-                }
+    /// Consecutive failures of this (user, address): the pair is refused for `pair_block`.
+    fn pair_failure(&self, st: &mut State, meta: &RequestMeta<'_>, user: &str, now: i64, out: &mut Vec<SecurityEvent>) {
+        let cfg = &self.cfg;
+        let block_ms = cfg.pair_block.as_millis() as i64;
+        let key = (user.to_lowercase(), meta.ip);
+        if !st.pairs.contains_key(&key) {
+            make_room(&mut st.pairs, cfg.max_tracked, |p| p.last_ms < now - block_ms, |p| p.blocked_until > now);
+        }
+        if st.pairs.len() < cfg.max_tracked || st.pairs.contains_key(&key) {
+            let p = st.pairs.entry(key).or_default();
+            p.fails += 1;
+            p.last_ms = now;
+            if p.fails >= cfg.pair_failures && p.blocked_until <= now {
+                p.blocked_until = now + block_ms;
+                p.fails = 0;
+                out.push(
+                    Self::event(
+                        meta,
+                        action::AUTHN_LOGIN_FAIL_MAX,
+                        Severity::Warning,
+                        Outcome::Failure,
+                        Some(user),
+                        format!(
+                            "{} consecutive failed sign-ins for {user} from {}: that pair is refused for {}",
+                            cfg.pair_failures,
+                            meta.ip,
+                            humantime::format_duration(cfg.pair_block)
+                        ),
+                    )
+                    .with_kevlar("enforced", self.enforce)
+                    .with_kevlar("duration_s", cfg.pair_block.as_secs()),
+                );
             }
         }
+    }
+
+    /// Failures against this user from anywhere within a day: attempts on it are slowed down and
+    /// the user is told (when the account signed in before).
+    fn user_failure(
+        &self,
+        st: &mut State,
+        meta: &RequestMeta<'_>,
+        user: &str,
+        ambiguous: bool,
+        now: i64,
+        out: &mut Vec<SecurityEvent>,
+    ) {
+        let cfg = &self.cfg;
+        let day = now - 86_400_000;
+        let threshold = cfg.user_failures;
+        let u = self.user_mut(st, user, now);
+        while u.fails.front().is_some_and(|t| *t <= day) {
+            u.fails.pop_front();
+        }
+        if u.fails.is_empty() {
+            u.fail_addrs.clear();
+        }
+        if u.fails.len() < threshold as usize + 1 {
+            u.fails.push_back(now);
+        }
+        if !u.fail_addrs.contains(&meta.ip) && u.fail_addrs.len() < MAX_FAIL_ADDRS {
+            u.fail_addrs.push(meta.ip);
+        }
+        if u.fails.len() as u32 >= threshold && u.targeted_alerted_ms <= day {
+            u.targeted_alerted_ms = now;
+            let addrs = u.fail_addrs.len();
+            let from = match addrs {
+                1 => format!("all from {}", meta.ip),
+                n if n >= MAX_FAIL_ADDRS => format!("from {n} or more addresses"),
+                n => format!("from {n} addresses"),
+            };
+            let ev = Self::event(
+                meta,
+                action::AUTHN_LOGIN_USER_TARGETED,
+                Severity::Alert,
+                Outcome::Failure,
+                Some(user),
+                format!("{threshold} failed sign-ins for {user} within a day, {from}: attempts are slowed down"),
+            )
+            .with_kevlar("enforced", self.enforce)
+            .with_kevlar("failures", threshold)
+            .with_kevlar("addresses", addrs);
+            // Told to the user only for an account that exists: one that has signed in
+            // before. Anyone can fail logins naming any address.
+            let known = !u.nets.is_empty();
+            let ev = if ambiguous || !known { ev } else { self.notify(u, user, "targeted", now, ev) };
+            out.push(ev);
+        }
+    }
+
+    /// The users one address failed for within `spray_window` (for credential stuffing).
+    fn address_failure(&self, st: &mut State, meta: &RequestMeta<'_>, user: &str, now: i64) {
+        let cfg = &self.cfg;
+        let window = cfg.spray_window.as_millis() as i64;
+        let uh = self.user_hash(user);
+        if !st.addrs.contains_key(&meta.ip) {
+            make_room(&mut st.addrs, cfg.max_tracked, |a| a.last_ms < now - window, |a| a.alerted_until > now);
+        }
+        if st.addrs.len() < cfg.max_tracked || st.addrs.contains_key(&meta.ip) {
+            let a = st.addrs.entry(meta.ip).or_default();
+            a.last_ms = now;
+            a.users.retain(|(_, t)| *t > now - window);
+            if !a.users.iter().any(|(h, _)| *h == uh) && a.users.len() <= cfg.spray_users as usize {
+                a.users.push((uh, now));
+            }
+        }
+    }
+
+    /// Many usernames from one address: spraying, credential stuffing.
+    fn stuffing(&self, st: &mut State, meta: &RequestMeta<'_>, now: i64, out: &mut Vec<SecurityEvent>) {
+        let cfg = &self.cfg;
+        let window = cfg.spray_window.as_millis() as i64;
         if let Some(a) = st.addrs.get_mut(&meta.ip) {
             if a.users.len() >= cfg.spray_users as usize && a.alerted_until <= now {
                 a.alerted_until = now + window;
@@ -272,8 +300,11 @@ impl Logins {
                 );
             }
         }
+    }
 
-        // Site-wide: failures per minute against the learned baseline.
+    /// Site-wide: failures per minute against the learned baseline.
+    fn spike(&self, st: &mut State, meta: &RequestMeta<'_>, now: i64, out: &mut Vec<SecurityEvent>) {
+        let cfg = &self.cfg;
         let minute = now / 60_000;
         let s = &mut st.spike;
         if minute != s.minute {
