@@ -205,6 +205,15 @@ pub fn check(value: &str) -> Option<(&'static str, u32)> {
     }
     // Payload lists write line breaks as `\n`; a command after one is as good as after a real one.
     let lower = value.to_ascii_lowercase().replace("\\n", "\n").replace('+', " ");
+    command_line(&lower)
+        .or_else(|| backtick_command(&lower))
+        .or_else(|| code_markers(&lower))
+        .or_else(|| separator_command(&lower))
+        .or_else(|| COMMAND_STRINGS.iter().any(|k| lower.contains(k)).then_some(("command_string", 8)))
+}
+
+/// The value is a command line: a command word first, then a separator or an argument.
+fn command_line(lower: &str) -> Option<(&'static str, u32)> {
     if let Some(first) = lower.split_whitespace().next() {
         let tail = lower[lower.find(first).unwrap_or(0) + first.len()..].trim_start();
         let head_cmd = STARTERS.contains(&first.trim_end_matches([';', '|', '&']));
@@ -218,6 +227,11 @@ pub fn check(value: &str) -> Option<(&'static str, u32)> {
             return Some(("command_line", 8));
         }
     }
+    None
+}
+
+/// A command word inside backticks.
+fn backtick_command(lower: &str) -> Option<(&'static str, u32)> {
     if lower.contains('`') {
         let mut it = lower.split('`');
         it.next();
@@ -228,6 +242,12 @@ pub fn check(value: &str) -> Option<(&'static str, u32)> {
             }
         }
     }
+    None
+}
+
+/// Code in a value: PHP tags, YAML deserialisation tags, shellshock's function prefix, SSI,
+/// `${IFS}` padding.
+fn code_markers(lower: &str) -> Option<(&'static str, u32)> {
     if lower.contains("<?php")
         || lower.contains("<?=")
         || lower.contains("!!python/object")
@@ -244,6 +264,19 @@ pub fn check(value: &str) -> Option<(&'static str, u32)> {
     if lower.contains("${ifs}") || lower.contains("$ifs$") {
         return Some(("ifs_padding", 8));
     }
+    None
+}
+
+/// Words that prose has after `;` or `&` (`…; set the table`): they count only with more around
+/// them (a stronger separator, an option, a path, a drive).
+const WEAK_AFTER_PROSE: &[&str] = &[
+    "set", "type", "call", "start", "find", "sort", "more", "less", "last", "host", "w", "who", "net", "head", "tail",
+    "echo", "sleep", "exec", "eval", "ver", "dir", "env", "sc", "reg", "su", "cut", "tr", "nl", "od", "ps", "kill",
+    "expr", "timeout", "print", "tee", "rev", "node", "java", "lua",
+];
+
+/// `; cat`, `| id`, `$(whoami)`, `` `uname -a` ``: a command word right after a separator.
+fn separator_command(lower: &str) -> Option<(&'static str, u32)> {
     let lb = lower.as_bytes();
     let first_visible = lb.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(lb.len());
     for (i, c) in lb.iter().enumerate() {
@@ -264,48 +297,7 @@ pub fn check(value: &str) -> Option<(&'static str, u32)> {
             if ends {
                 // Prose has `;`/`&` followed by words like `set`, `type`, `call`: ask for more
                 // than a bare common word there.
-                let weak = matches!(
-                    w,
-                    "set"
-                        | "type"
-                        | "call"
-                        | "start"
-                        | "find"
-                        | "sort"
-                        | "more"
-                        | "less"
-                        | "last"
-                        | "host"
-                        | "w"
-                        | "who"
-                        | "net"
-                        | "head"
-                        | "tail"
-                        | "echo"
-                        | "sleep"
-                        | "exec"
-                        | "eval"
-                        | "ver"
-                        | "dir"
-                        | "env"
-                        | "sc"
-                        | "reg"
-                        | "su"
-                        | "cut"
-                        | "tr"
-                        | "nl"
-                        | "od"
-                        | "ps"
-                        | "kill"
-                        | "expr"
-                        | "timeout"
-                        | "print"
-                        | "tee"
-                        | "rev"
-                        | "node"
-                        | "java"
-                        | "lua"
-                );
+                let weak = WEAK_AFTER_PROSE.contains(&w);
                 let strong_sep = matches!(c, b'`' | b'|' | b'\n' | b'\r' | b'$') || i <= first_visible;
                 let arg = after.trim_start();
                 let drive = arg.len() >= 2 && arg.as_bytes()[1] == b':' && arg.as_bytes()[0].is_ascii_alphabetic();
@@ -320,45 +312,42 @@ pub fn check(value: &str) -> Option<(&'static str, u32)> {
             }
         }
     }
-    if [
-        "/bin/sh",
-        "/bin/bash",
-        "/bin/cat",
-        "/usr/bin/id",
-        "/bin/ls",
-        "/usr/bin/whoami",
-        "cmd.exe",
-        "cmd /c",
-        "powershell -",
-        "/dev/tcp/",
-        "nc -e",
-        "bash -i",
-        "bash -c",
-        "sh -c",
-        "wget http",
-        "curl http",
-        "system(",
-        "passthru(",
-        "shell_exec(",
-        "popen(",
-        "proc_open(",
-        "child_process",
-        "execsync(",
-        "runtime.getruntime",
-        "exec('",
-        "exec(\"",
-        "os.system(",
-        "subprocess.",
-        "os.popen(",
-        "pcntl_exec(",
-    ]
-    .iter()
-    .any(|k| lower.contains(k))
-    {
-        return Some(("command_string", 8));
-    }
     None
 }
+
+/// Shells, interpreters and the calls that run commands, anywhere in the value.
+const COMMAND_STRINGS: &[&str] = &[
+    "/bin/sh",
+    "/bin/bash",
+    "/bin/cat",
+    "/usr/bin/id",
+    "/bin/ls",
+    "/usr/bin/whoami",
+    "cmd.exe",
+    "cmd /c",
+    "powershell -",
+    "/dev/tcp/",
+    "nc -e",
+    "bash -i",
+    "bash -c",
+    "sh -c",
+    "wget http",
+    "curl http",
+    "system(",
+    "passthru(",
+    "shell_exec(",
+    "popen(",
+    "proc_open(",
+    "child_process",
+    "execsync(",
+    "runtime.getruntime",
+    "exec('",
+    "exec(\"",
+    "os.system(",
+    "subprocess.",
+    "os.popen(",
+    "pcntl_exec(",
+];
 
 #[cfg(test)]
 mod tests {
