@@ -189,75 +189,10 @@ impl JsonTok {
                         }
                     }
                 }
-                St::Esc => {
-                    let c = match b {
-                        b'n' => Some(b'\n'),
-                        b't' => Some(b'\t'),
-                        b'r' => Some(b'\r'),
-                        b'b' => Some(8),
-                        b'f' => Some(12),
-                        b'"' | b'\\' | b'/' => Some(b),
-                        b'u' => None,
-                        _ => return Err(SyntaxError(i)),
-                    };
-                    match c {
-                        Some(c) => {
-                            self.push_bytes(&[c], limits);
-                            self.st = St::Str;
-                        }
-                        None => self.st = St::Uni(0, 0),
-                    }
-                }
-                St::Uni(n, cp) => {
-                    let d = (b as char).to_digit(16).ok_or(SyntaxError(i))?;
-                    let cp = cp * 16 + d;
-                    if n < 3 {
-                        self.st = St::Uni(n + 1, cp);
-                    } else {
-                        self.st = St::Str;
-                        match (self.high.take(), cp) {
-                            (None, 0xd800..=0xdbff) => self.high = Some(cp),
-                            (Some(h), 0xdc00..=0xdfff) => {
-                                self.push_char(0x10000 + ((h - 0xd800) << 10) + (cp - 0xdc00), limits)
-                            }
-                            (Some(_), _) => {
-                                self.push_char(0xfffd, limits);
-                                self.push_char(cp, limits);
-                            }
-                            (None, _) => self.push_char(cp, limits),
-                        }
-                    }
-                }
+                St::Esc => self.escape(b, i, limits)?,
+                St::Uni(n, cp) => self.unicode(n, cp, b, i, limits)?,
                 _ if b.is_ascii_whitespace() && self.st != St::Lit => {}
-                St::Value | St::ValueOrEnd => {
-                    if self.st == St::ValueOrEnd && b == b']' {
-                        self.close(b);
-                    } else {
-                        match b {
-                            b'{' | b'[' => {
-                                if self.stack.len() >= MAX_STACK {
-                                    return Err(SyntaxError(i));
-                                }
-                                if self.stack.len() == MAX_DEPTH {
-                                    limits(Limit::Deep);
-                                }
-                                if b == b'{' {
-                                    self.stack.push(Frame::Obj(None));
-                                    self.st = St::KeyOrEnd;
-                                } else {
-                                    self.stack.push(Frame::Arr(0));
-                                    self.st = St::ValueOrEnd;
-                                }
-                            }
-                            b'"' => {
-                                self.in_key = false;
-                                self.st = St::Str;
-                            }
-                            b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => self.st = St::Lit,
-                            _ => return Err(SyntaxError(i)),
-                        }
-                    }
-                }
+                St::Value | St::ValueOrEnd => self.value(b, i, limits)?,
                 St::KeyOrEnd => match b {
                     b'"' => {
                         self.in_key = true;
@@ -283,24 +218,105 @@ impl JsonTok {
                     // This byte ends the literal and belongs to what follows.
                     continue;
                 }
-                St::AfterValue => match b {
-                    b',' => match self.stack.last_mut() {
-                        Some(Frame::Obj(_)) => self.st = St::KeyOrEnd,
-                        Some(Frame::Arr(n)) => {
-                            *n += 1;
-                            self.st = St::Value;
-                        }
-                        None => return Err(SyntaxError(i)),
-                    },
-                    b'}' | b']' => {
-                        if !self.close(b) {
-                            return Err(SyntaxError(i));
-                        }
-                    }
-                    _ => return Err(SyntaxError(i)),
-                },
+                St::AfterValue => self.after_value_byte(b, i)?,
             }
             i += 1;
+        }
+        Ok(())
+    }
+
+    /// After a backslash in a string.
+    fn escape(&mut self, b: u8, i: usize, limits: &mut dyn FnMut(Limit)) -> Result<(), SyntaxError> {
+        let c = match b {
+            b'n' => Some(b'\n'),
+            b't' => Some(b'\t'),
+            b'r' => Some(b'\r'),
+            b'b' => Some(8),
+            b'f' => Some(12),
+            b'"' | b'\\' | b'/' => Some(b),
+            b'u' => None,
+            _ => return Err(SyntaxError(i)),
+        };
+        match c {
+            Some(c) => {
+                self.push_bytes(&[c], limits);
+                self.st = St::Str;
+            }
+            None => self.st = St::Uni(0, 0),
+        }
+        Ok(())
+    }
+
+    /// The `n`th hex digit of a `\\uXXXX` escape (surrogate pairs joined, lone halves replaced).
+    fn unicode(&mut self, n: u8, cp: u32, b: u8, i: usize, limits: &mut dyn FnMut(Limit)) -> Result<(), SyntaxError> {
+        let d = (b as char).to_digit(16).ok_or(SyntaxError(i))?;
+        let cp = cp * 16 + d;
+        if n < 3 {
+            self.st = St::Uni(n + 1, cp);
+        } else {
+            self.st = St::Str;
+            match (self.high.take(), cp) {
+                (None, 0xd800..=0xdbff) => self.high = Some(cp),
+                (Some(h), 0xdc00..=0xdfff) => self.push_char(0x10000 + ((h - 0xd800) << 10) + (cp - 0xdc00), limits),
+                (Some(_), _) => {
+                    self.push_char(0xfffd, limits);
+                    self.push_char(cp, limits);
+                }
+                (None, _) => self.push_char(cp, limits),
+            }
+        }
+        Ok(())
+    }
+
+    /// Where a value may start (or, in an array, the array end).
+    fn value(&mut self, b: u8, i: usize, limits: &mut dyn FnMut(Limit)) -> Result<(), SyntaxError> {
+        if self.st == St::ValueOrEnd && b == b']' {
+            self.close(b);
+        } else {
+            match b {
+                b'{' | b'[' => {
+                    if self.stack.len() >= MAX_STACK {
+                        return Err(SyntaxError(i));
+                    }
+                    if self.stack.len() == MAX_DEPTH {
+                        limits(Limit::Deep);
+                    }
+                    if b == b'{' {
+                        self.stack.push(Frame::Obj(None));
+                        self.st = St::KeyOrEnd;
+                    } else {
+                        self.stack.push(Frame::Arr(0));
+                        self.st = St::ValueOrEnd;
+                    }
+                }
+                b'"' => {
+                    self.in_key = false;
+                    self.st = St::Str;
+                }
+                b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => self.st = St::Lit,
+                _ => return Err(SyntaxError(i)),
+            }
+        }
+        Ok(())
+    }
+
+    /// After a value: a comma or the end of its container.
+    fn after_value_byte(&mut self, b: u8, i: usize) -> Result<(), SyntaxError> {
+        match b {
+            b',' => match self.stack.last_mut() {
+                Some(Frame::Obj(_)) => self.st = St::KeyOrEnd,
+                Some(Frame::Arr(n)) => {
+                    *n += 1;
+                    self.st = St::Value;
+                }
+                None => return Err(SyntaxError(i)),
+            },
+            b'}' | b']' => {
+                if !self.close(b) {
+                    return Err(SyntaxError(i));
+                }
+            }
+            _ => return Err(SyntaxError(i)),
         }
         Ok(())
     }

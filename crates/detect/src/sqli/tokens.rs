@@ -297,50 +297,18 @@ pub(super) fn tokenize(prefix: Option<u8>, s: &[u8], out: &mut Vec<T>) {
             }
             b'0'..=b'9' => i = scan_number(s, i, out),
             b'.' if s.get(i + 1).is_some_and(u8::is_ascii_digit) => i = scan_number(s, i, out),
-            b'@' => {
-                let system = s.get(i + 1) == Some(&b'@');
-                let mut j = i + if system { 2 } else { 1 };
-                while j < s.len() && (is_word_byte(s[j]) || s[j] == b'.') {
-                    j += 1;
-                }
-                out.push(T::Var { system });
-                i = j.max(i + 1);
-            }
-            b'(' => {
-                out.push(T::LParen);
+            b'@' => i = scan_variable(s, i, out),
+            b'(' | b')' | b',' | b';' | b'.' => {
+                out.push(match b {
+                    b'(' => T::LParen,
+                    b')' => T::RParen,
+                    b',' => T::Comma,
+                    b';' => T::Semi,
+                    _ => T::Dot,
+                });
                 i += 1;
             }
-            b')' => {
-                out.push(T::RParen);
-                i += 1;
-            }
-            b',' => {
-                out.push(T::Comma);
-                i += 1;
-            }
-            b';' => {
-                out.push(T::Semi);
-                i += 1;
-            }
-            b'.' => {
-                out.push(T::Dot);
-                i += 1;
-            }
-            b'=' | b'<' | b'>' | b'!' | b':' => {
-                let mut j = i + 1;
-                while j < s.len() && matches!(s[j], b'=' | b'<' | b'>' | b'!') && j - i < 3 {
-                    j += 1;
-                }
-                // `:` alone is not an operator (`:=` is).
-                if b == b':' && j == i + 1 {
-                    out.push(T::Other);
-                } else if b == b'!' && j == i + 1 {
-                    out.push(T::Logic);
-                } else {
-                    out.push(T::Cmp);
-                }
-                i = j;
-            }
+            b'=' | b'<' | b'>' | b'!' | b':' => i = scan_comparison(s, i, out),
             b'|' if s.get(i + 1) == Some(&b'|') => {
                 out.push(T::Logic);
                 i += 2;
@@ -363,6 +331,32 @@ pub(super) fn tokenize(prefix: Option<u8>, s: &[u8], out: &mut Vec<T>) {
 }
 
 /// Scans a literal opened by `q` from `start`; returns whether it closed and where scanning goes on.
+/// `=`, `<>`, `>=`, `!=`, `:=`…: a comparison; `!` alone is a logical not, `:` alone nothing.
+fn scan_comparison(s: &[u8], i: usize, out: &mut Vec<T>) -> usize {
+    let b = s[i];
+    let mut j = i + 1;
+    while j < s.len() && matches!(s[j], b'=' | b'<' | b'>' | b'!') && j - i < 3 {
+        j += 1;
+    }
+    out.push(match b {
+        b':' if j == i + 1 => T::Other,
+        b'!' if j == i + 1 => T::Logic,
+        _ => T::Cmp,
+    });
+    j
+}
+
+/// `@name` or `@@system_variable`.
+fn scan_variable(s: &[u8], i: usize, out: &mut Vec<T>) -> usize {
+    let system = s.get(i + 1) == Some(&b'@');
+    let mut j = i + if system { 2 } else { 1 };
+    while j < s.len() && (is_word_byte(s[j]) || s[j] == b'.') {
+        j += 1;
+    }
+    out.push(T::Var { system });
+    j.max(i + 1)
+}
+
 pub(super) fn scan_string(s: &[u8], start: usize, q: u8) -> (bool, usize) {
     let mut i = start;
     while i < s.len() {
