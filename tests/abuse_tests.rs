@@ -370,8 +370,14 @@ fn retention_runs_on_a_timer_and_gives_the_space_back() {
         assert_eq!(report(&k, &ev.to_string()).0, 201);
     }
     let book = || kevlar_cli(&k, &["blackbook", "list", "--json", "--limit", "10000"]);
+    // The last address reported is in the book on disk (on a loaded machine the first ones may
+    // already have aged out: the age limit is 3 s).
     wait_until(20, "the black book on disk", || {
-        serde_json::from_str::<Value>(&book()).unwrap()["records"].as_array().unwrap().len() == 3000
+        serde_json::from_str::<Value>(&book()).unwrap()["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["address"] == "10.0.11.249")
     });
     let (store_peak, book_peak) = (file_size(&k.data_dir, "events.db"), file_size(&k.data_dir, "shield.db"));
     // No event arrives from now on: the timer alone trims both and gives the pages back.

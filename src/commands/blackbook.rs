@@ -101,104 +101,112 @@ fn print_record(r: &Value) {
 
 pub fn run(cmd: BlackbookCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        BlackbookCommand::List { banned, limit, control } => {
-            let records = if running(&control) {
-                let (code, v) = call_with(
-                    &control,
-                    http::Method::GET,
-                    &format!("/v1/blackbook?limit={limit}&banned={banned}"),
-                    None,
-                )?;
-                if code != 200 {
-                    bail!("admin API answered {code}: {}", fail(&v));
-                }
-                v["records"].clone()
-            } else {
-                kevlar_shield::offline_list(&control.data_dir, limit, banned)?
-            };
-            if control.json {
-                println!("{}", json!({ "records": records }));
-            } else {
-                print_list(records.as_array().map(Vec::as_slice).unwrap_or(&[]));
-            }
-            Ok(ExitCode::SUCCESS)
+        BlackbookCommand::List { banned, limit, control } => list(banned, limit, &control),
+        BlackbookCommand::Show { addr, control } => show(&addr, &control),
+        BlackbookCommand::Ban { addr, duration, reason, control } => ban(&addr, duration, reason, &control),
+        BlackbookCommand::Unban { addr, control } => unban(&addr, &control),
+    }
+}
+
+/// `kevlar blackbook list`: from the running Kevlar, else from the store.
+fn list(banned: bool, limit: usize, control: &ControlArgs) -> anyhow::Result<ExitCode> {
+    let records = if running(control) {
+        let (code, v) =
+            call_with(control, http::Method::GET, &format!("/v1/blackbook?limit={limit}&banned={banned}"), None)?;
+        if code != 200 {
+            bail!("admin API answered {code}: {}", fail(&v));
         }
-        BlackbookCommand::Show { addr, control } => {
-            let rec = if running(&control) {
-                let (code, v) =
-                    call_with(&control, http::Method::GET, &format!("/v1/blackbook/{}", encode(&addr)), None)?;
-                match code {
-                    200 => Some(v),
-                    404 => None,
-                    _ => bail!("{}", fail(&v)),
-                }
-            } else {
-                kevlar_shield::offline_show(&control.data_dir, &addr)?
-            };
-            match rec {
-                Some(r) if control.json => println!("{r}"),
-                Some(r) => print_record(&r),
-                None => {
-                    eprintln!("kevlar: {addr} is not in the black book");
-                    return Ok(ExitCode::from(1));
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+        v["records"].clone()
+    } else {
+        kevlar_shield::offline_list(&control.data_dir, limit, banned)?
+    };
+    if control.json {
+        println!("{}", json!({ "records": records }));
+    } else {
+        print_list(records.as_array().map(Vec::as_slice).unwrap_or(&[]));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kevlar blackbook show ADDR`: exit 1 when the address has no record.
+fn show(addr: &str, control: &ControlArgs) -> anyhow::Result<ExitCode> {
+    let rec = if running(control) {
+        let (code, v) = call_with(control, http::Method::GET, &format!("/v1/blackbook/{}", encode(addr)), None)?;
+        match code {
+            200 => Some(v),
+            404 => None,
+            _ => bail!("{}", fail(&v)),
         }
-        BlackbookCommand::Ban { addr, duration, reason, control } => {
-            let dur = match duration.as_deref().map(humantime::parse_duration) {
-                None => None,
-                Some(Ok(d)) => Some(d),
-                Some(Err(_)) => {
-                    bail!("--for: `{}` is not a duration (examples: 1h, 30m, 7d)", duration.unwrap_or_default())
-                }
-            };
-            let rec = if running(&control) {
-                let body = json!({ "for": duration, "reason": reason });
-                let (code, v) = call_with(
-                    &control,
-                    http::Method::POST,
-                    &format!("/v1/blackbook/{}/ban", encode(&addr)),
-                    Some(body),
-                )?;
-                if code != 200 {
-                    bail!("{}", fail(&v));
-                }
-                v
-            } else {
-                kevlar_shield::offline_ban(&control.data_dir, &addr, dur, reason)?
-            };
-            if control.json {
-                println!("{rec}");
-            } else {
-                println!(
-                    "banned {} until {}",
-                    rec["address"].as_str().unwrap_or(&addr),
-                    rec["ban"]["until"].as_str().unwrap_or("lifted")
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+    } else {
+        kevlar_shield::offline_show(&control.data_dir, addr)?
+    };
+    match rec {
+        Some(r) if control.json => println!("{r}"),
+        Some(r) => print_record(&r),
+        None => {
+            eprintln!("kevlar: {addr} is not in the black book");
+            return Ok(ExitCode::from(1));
         }
-        BlackbookCommand::Unban { addr, control } => {
-            let removed = if running(&control) {
-                let (code, v) =
-                    call_with(&control, http::Method::DELETE, &format!("/v1/blackbook/{}/ban", encode(&addr)), None)?;
-                match code {
-                    200 => true,
-                    404 => false,
-                    _ => bail!("{}", fail(&v)),
-                }
-            } else {
-                kevlar_shield::offline_unban(&control.data_dir, &addr)?
-            };
-            if removed {
-                println!("unbanned {addr}");
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!("kevlar: {addr} is not banned");
-                Ok(ExitCode::from(1))
-            }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kevlar blackbook ban ADDR [--for D] [--reason R]`: at once when Kevlar runs, else from its
+/// next start.
+fn ban(
+    addr: &str,
+    duration: Option<String>,
+    reason: Option<String>,
+    control: &ControlArgs,
+) -> anyhow::Result<ExitCode> {
+    let dur = match duration.as_deref().map(humantime::parse_duration) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(_)) => {
+            bail!("--for: `{}` is not a duration (examples: 1h, 30m, 7d)", duration.unwrap_or_default())
         }
+    };
+    let rec = if running(control) {
+        let body = json!({ "for": duration, "reason": reason });
+        let (code, v) =
+            call_with(control, http::Method::POST, &format!("/v1/blackbook/{}/ban", encode(addr)), Some(body))?;
+        if code != 200 {
+            bail!("{}", fail(&v));
+        }
+        v
+    } else {
+        kevlar_shield::offline_ban(&control.data_dir, addr, dur, reason)?
+    };
+    if control.json {
+        println!("{rec}");
+    } else {
+        println!(
+            "banned {} until {}",
+            rec["address"].as_str().unwrap_or(addr),
+            rec["ban"]["until"].as_str().unwrap_or("lifted")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kevlar blackbook unban ADDR`: exit 1 when it was not banned.
+fn unban(addr: &str, control: &ControlArgs) -> anyhow::Result<ExitCode> {
+    let removed = if running(control) {
+        let (code, v) = call_with(control, http::Method::DELETE, &format!("/v1/blackbook/{}/ban", encode(addr)), None)?;
+        match code {
+            200 => true,
+            404 => false,
+            _ => bail!("{}", fail(&v)),
+        }
+    } else {
+        kevlar_shield::offline_unban(&control.data_dir, addr)?
+    };
+    if removed {
+        println!("unbanned {addr}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("kevlar: {addr} is not banned");
+        Ok(ExitCode::from(1))
     }
 }
 

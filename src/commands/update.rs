@@ -12,6 +12,9 @@ use serde_json::json;
 
 use crate::cli::UpdateArgs;
 
+/// The advisories each candidate version fixes, by (package, version).
+type Fixes = HashMap<(String, String), Vec<String>>;
+
 pub fn run(a: UpdateArgs) -> anyhow::Result<ExitCode> {
     let project = a.path.canonicalize().with_context(|| format!("cannot open {}", a.path.display()))?;
     let timeout: Duration =
@@ -21,33 +24,7 @@ pub fn run(a: UpdateArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let allow = Allow::parse(&a.allow).context("--allow is patch, minor or major")?;
-    let registries = kevlar_update::Registries::for_project(&project);
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(30))
-        .user_agent(concat!("kevlar/", env!("CARGO_PKG_VERSION")))
-        .build();
-    let packuments = std::sync::Mutex::new(HashMap::new());
-    let deps = kevlar_update::outdated(&project, &|name| {
-        let p = registries.fetch(&agent, name)?;
-        if let Ok(mut m) = packuments.lock() {
-            m.insert(name.to_owned(), p.clone());
-        }
-        Ok(p)
-    })
-    .with_context(|| format!("cannot list the dependencies of {}", project.display()))?;
-    let packuments = packuments.into_inner().unwrap_or_default();
-    let now = kevlar_core::time::now_ms();
-    let candidates = trial::candidates(
-        &deps,
-        &|n| packuments.get(n).cloned(),
-        &Filter {
-            allow,
-            only: &a.only,
-            skip: &a.skip,
-            latest_only: a.latest_only,
-            published_before_ms: min_age.map(|d| now - d.as_millis() as i64),
-        },
-    );
+    let (deps, candidates) = newer_versions(&project, &a, allow, min_age)?;
     if candidates.is_empty() {
         println!("nothing to try: every dependency is current within --allow {}", a.allow);
         return Ok(ExitCode::SUCCESS);
@@ -61,34 +38,7 @@ pub fn run(a: UpdateArgs) -> anyhow::Result<ExitCode> {
     // Ctrl-C: stop the running installs and tests; the scratch copies go with them.
     let cancel = Arc::new(AtomicBool::new(false));
     let runner = Arc::new(Runner::new(timeout, cancel.clone()));
-    {
-        let runner = runner.clone();
-        let cancel = cancel.clone();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
-        std::thread::Builder::new().name("kevlar-update-signal".into()).spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                let _ = ready_tx.send(());
-                return;
-            };
-            rt.block_on(async {
-                use tokio::signal::unix::{signal, SignalKind};
-                let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-                else {
-                    let _ = ready_tx.send(());
-                    return;
-                };
-                let _ = ready_tx.send(());
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
-                cancel.store(true, Ordering::SeqCst);
-                runner.kill_all();
-            });
-        })?;
-        // The handler is in place before the first child starts.
-        let _ = ready_rx.recv_timeout(Duration::from_secs(2));
-    }
+    on_interrupt(runner.clone(), cancel.clone())?;
 
     eprintln!("kevlar: testing the untouched project ({} install, then `{}`)", mgr.name(), a.test);
     let base = trial::baseline(&project, mgr, &a.test, &runner)?;
@@ -119,7 +69,93 @@ pub fn run(a: UpdateArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     let passed = results.iter().filter(|(o, _)| o.status == Status::Pass).count();
-    if a.json {
+    report(&results, &fixes, passed, a.json);
+    if results.is_empty() {
+        bail!("no trial ran");
+    }
+    if a.branch {
+        branches(&project, mgr, &a.test, &results)?;
+    }
+    if a.apply {
+        apply(&project, mgr, &a.test, &runner, &results)?;
+        if cancel.load(Ordering::SeqCst) {
+            eprintln!("kevlar: interrupted; the project was not touched");
+            return Ok(ExitCode::from(130));
+        }
+    }
+    Ok(if passed == results.len() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The dependencies and the newer versions of them to try (`--allow`, `--only`, `--skip`,
+/// `--latest-only`, `--min-age`), from the project's registries.
+fn newer_versions(
+    project: &std::path::Path,
+    a: &UpdateArgs,
+    allow: Allow,
+    min_age: Option<Duration>,
+) -> anyhow::Result<(Vec<kevlar_update::Outdated>, Vec<trial::Candidate>)> {
+    let registries = kevlar_update::Registries::for_project(project);
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .user_agent(concat!("kevlar/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let packuments = std::sync::Mutex::new(HashMap::new());
+    let deps = kevlar_update::outdated(project, &|name| {
+        let p = registries.fetch(&agent, name)?;
+        if let Ok(mut m) = packuments.lock() {
+            m.insert(name.to_owned(), p.clone());
+        }
+        Ok(p)
+    })
+    .with_context(|| format!("cannot list the dependencies of {}", project.display()))?;
+    let packuments = packuments.into_inner().unwrap_or_default();
+    let now = kevlar_core::time::now_ms();
+    let candidates = trial::candidates(
+        &deps,
+        &|n| packuments.get(n).cloned(),
+        &Filter {
+            allow,
+            only: &a.only,
+            skip: &a.skip,
+            latest_only: a.latest_only,
+            published_before_ms: min_age.map(|d| now - d.as_millis() as i64),
+        },
+    );
+    Ok((deps, candidates))
+}
+
+/// SIGINT/SIGTERM stop the running installs and tests; the handler is in place before the first
+/// child starts.
+fn on_interrupt(runner: Arc<Runner>, cancel: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new().name("kevlar-update-signal".into()).spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let _ = ready_tx.send(());
+            return;
+        };
+        rt.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+                let _ = ready_tx.send(());
+                return;
+            };
+            let _ = ready_tx.send(());
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            cancel.store(true, Ordering::SeqCst);
+            runner.kill_all();
+        });
+    })?;
+    // The handler is in place before the first child starts.
+    let _ = ready_rx.recv_timeout(Duration::from_secs(2));
+    Ok(())
+}
+
+/// The results, as a table (with the output of each failure) or as JSON.
+fn report(results: &[(trial::Outcome, Option<(String, String)>)], fixes: &Fixes, passed: usize, json_out: bool) {
+    if json_out {
         let rows: Vec<_> = results
             .iter()
             .map(|(o, _)| {
@@ -133,7 +169,7 @@ pub fn run(a: UpdateArgs) -> anyhow::Result<ExitCode> {
         println!("{}", json!({ "baseline": "PASS", "results": rows, "passed": passed, "tried": results.len() }));
     } else {
         println!("{:<32} {:<12} {:<15} {:>8}  FIXES", "PACKAGE", "VERSION", "RESULT", "SECONDS");
-        for (o, _) in &results {
+        for (o, _) in results {
             let fixed = fixes
                 .get(&(o.candidate.name.clone(), o.candidate.version.clone()))
                 .map(|f| f.join(" "))
@@ -151,20 +187,6 @@ pub fn run(a: UpdateArgs) -> anyhow::Result<ExitCode> {
             println!("\n{}@{} {}:\n{}", o.candidate.name, o.candidate.version, o.status.as_str(), o.tail);
         }
     }
-    if results.is_empty() {
-        bail!("no trial ran");
-    }
-    if a.branch {
-        branches(&project, mgr, &a.test, &results)?;
-    }
-    if a.apply {
-        apply(&project, mgr, &a.test, &runner, &results)?;
-        if cancel.load(Ordering::SeqCst) {
-            eprintln!("kevlar: interrupted; the project was not touched");
-            return Ok(ExitCode::from(130));
-        }
-    }
-    Ok(if passed == results.len() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// `--apply`: the newest passing versions together; bisection when the combination fails.
@@ -273,11 +295,7 @@ fn branches(
 }
 
 /// Per candidate (name, version): the advisories affecting the current version that it fixes.
-fn fixes(
-    db: &Option<std::path::PathBuf>,
-    deps: &[kevlar_update::Outdated],
-    candidates: &[trial::Candidate],
-) -> HashMap<(String, String), Vec<String>> {
+fn fixes(db: &Option<std::path::PathBuf>, deps: &[kevlar_update::Outdated], candidates: &[trial::Candidate]) -> Fixes {
     let mut out = HashMap::new();
     let dir = crate::commands::audit::db_dir(db.clone());
     let Ok(db) = kevlar_audit::AdvisoryDb::open(&dir) else { return out };

@@ -96,60 +96,67 @@ pub(crate) fn read_logins(doc: &mut Doc, t: &mut Table, l: &mut LoginsConfig) {
             _ => doc.error(span, &t.key_path("breach_api"), format!("`{u}` is not an http(s) URL")),
         }
     }
-    for (mut e, _) in t.tables(doc, "endpoint") {
-        let p = path(doc, &mut e, "login endpoint");
-        let m = method(doc, &mut e);
-        let username = e
-            .strings(doc, "username")
-            .map(|(v, _)| v)
-            .unwrap_or_else(|| ["email", "username", "user", "login"].into_iter().map(String::from).collect());
-        let password = e.strings(doc, "password").map(|(v, _)| v).unwrap_or_else(|| vec!["password".into()]);
-        let basic = e.boolean(doc, "basic").unwrap_or(false);
-        let failure_status = match e.item("failure_status") {
-            Some((item, fspan)) => match item.as_array() {
-                Some(a) => a
-                    .iter()
-                    .filter_map(|v| match v.as_integer() {
-                        Some(n) if (100..600).contains(&n) => Some(n as u16),
-                        _ => {
-                            doc.error(
-                                fspan.clone(),
-                                &e.key_path("failure_status"),
-                                "expected HTTP statuses (100 to 599)",
-                            );
-                            None
-                        }
-                    })
-                    .collect(),
-                None => {
-                    doc.error(fspan, &e.key_path("failure_status"), "expected a list of statuses, e.g. [401, 403]");
-                    vec![401, 403]
-                }
-            },
-            None => vec![401, 403],
-        };
-        let failure_redirect = e.string(doc, "failure_redirect").map(|(v, _)| v);
-        let success_redirect = e.string(doc, "success_redirect").map(|(v, _)| v);
-        let success_cookie = e.string(doc, "success_cookie").map(|(v, _)| v);
-        let success_body = e.string(doc, "success_body").map(|(v, _)| v).filter(|v| !v.is_empty());
-        let failure_body = e.string(doc, "failure_body").map(|(v, _)| v).filter(|v| !v.is_empty());
-        e.finish(doc);
-        if let Some(path) = p {
-            l.endpoints.push(LoginEndpoint {
-                method: m,
-                path,
-                username,
-                password,
-                basic,
-                failure_status,
-                failure_redirect,
-                success_redirect,
-                success_cookie,
-                success_body,
-                failure_body,
-            });
+    for (e, _) in t.tables(doc, "endpoint") {
+        if let Some(ep) = read_endpoint(doc, e) {
+            l.endpoints.push(ep);
         }
     }
+    read_changes(doc, t, l);
+}
+
+/// One `[[logins.endpoint]]`.
+fn read_endpoint(doc: &mut Doc, mut e: Table) -> Option<LoginEndpoint> {
+    let p = path(doc, &mut e, "login endpoint");
+    let m = method(doc, &mut e);
+    let username = e
+        .strings(doc, "username")
+        .map(|(v, _)| v)
+        .unwrap_or_else(|| ["email", "username", "user", "login"].into_iter().map(String::from).collect());
+    let password = e.strings(doc, "password").map(|(v, _)| v).unwrap_or_else(|| vec!["password".into()]);
+    let basic = e.boolean(doc, "basic").unwrap_or(false);
+    let failure_status = match e.item("failure_status") {
+        Some((item, fspan)) => match item.as_array() {
+            Some(a) => a
+                .iter()
+                .filter_map(|v| match v.as_integer() {
+                    Some(n) if (100..600).contains(&n) => Some(n as u16),
+                    _ => {
+                        doc.error(fspan.clone(), &e.key_path("failure_status"), "expected HTTP statuses (100 to 599)");
+                        None
+                    }
+                })
+                .collect(),
+            None => {
+                doc.error(fspan, &e.key_path("failure_status"), "expected a list of statuses, e.g. [401, 403]");
+                vec![401, 403]
+            }
+        },
+        None => vec![401, 403],
+    };
+    let failure_redirect = e.string(doc, "failure_redirect").map(|(v, _)| v);
+    let success_redirect = e.string(doc, "success_redirect").map(|(v, _)| v);
+    let success_cookie = e.string(doc, "success_cookie").map(|(v, _)| v);
+    let success_body = e.string(doc, "success_body").map(|(v, _)| v).filter(|v| !v.is_empty());
+    let failure_body = e.string(doc, "failure_body").map(|(v, _)| v).filter(|v| !v.is_empty());
+    e.finish(doc);
+    Some(LoginEndpoint {
+        method: m,
+        path: p?,
+        username,
+        password,
+        basic,
+        failure_status,
+        failure_redirect,
+        success_redirect,
+        success_cookie,
+        success_body,
+        failure_body,
+    })
+}
+
+/// `[[logins.change]]`: routes where a signed-in user changes their email, password or profile
+/// (given, they replace the defaults).
+fn read_changes(doc: &mut Doc, t: &mut Table, l: &mut LoginsConfig) {
     let changes = t.tables(doc, "change");
     if !changes.is_empty() {
         l.changes.clear();

@@ -285,7 +285,7 @@ fn separator_command(lower: &str) -> Option<(&'static str, u32)> {
             b'$' if lb.get(i + 1) == Some(&b'(') => i + 2,
             _ => continue,
         };
-        let w = word_at(&lower, start);
+        let w = word_at(lower, start);
         if !w.is_empty() && is_command(w) {
             // `; cat`, `| id`, `$(whoami)`, `` `uname -a` ``: a command word right after a separator.
             let next = lower[start..].trim_start_matches([' ', '\t', '\n', '\r', '"', '\'', '(', '{', '<', '!']);

@@ -16,24 +16,9 @@ impl Logins {
         u
     }
 
-    /// A successful login. When it named several identities (`users.len() > 1`) each gets the
-    /// events, none a notice; the lockouts of none are lifted and the network is learned for none
-    /// (a success as the attacker's own account must not vouch for the victim's).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn success(
-        &self,
-        st: &mut State,
-        meta: &RequestMeta<'_>,
-        users: &[String],
-        status: u16,
-        headers: &HeaderMap,
-        by_app: bool,
-        breached: Option<u64>,
-        now: i64,
-        out: &mut Vec<SecurityEvent>,
-    ) {
-        let ambiguous = users.len() > 1;
-        // The session the answer sets belongs to this user (these users) from now on.
+    /// The session the answer sets belongs to this user (these users) from now on: the
+    /// configured session cookie, or the only cookie set. Its name, when there is one.
+    fn remember_session(&self, st: &mut State, users: &[String], headers: &HeaderMap, now: i64) -> Option<String> {
         let cookies: Vec<(String, String)> = headers
             .get_all(http::header::SET_COOKIE)
             .iter()
@@ -52,6 +37,27 @@ impl Logins {
                 self.any_session.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         }
+        session.map(|(name, _)| name.clone())
+    }
+
+    /// A successful login. When it named several identities (`users.len() > 1`) each gets the
+    /// events, none a notice; the lockouts of none are lifted and the network is learned for none
+    /// (a success as the attacker's own account must not vouch for the victim's).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn success(
+        &self,
+        st: &mut State,
+        meta: &RequestMeta<'_>,
+        users: &[String],
+        status: u16,
+        headers: &HeaderMap,
+        by_app: bool,
+        breached: Option<u64>,
+        now: i64,
+        out: &mut Vec<SecurityEvent>,
+    ) {
+        let ambiguous = users.len() > 1;
+        let session = self.remember_session(st, users, headers, now);
         let (v4, v6) = (self.cfg.new_ip_prefix_v4, self.cfg.new_ip_prefix_v6);
         let net = net_of(meta.ip, v4, v6);
         for user in users {
@@ -71,7 +77,7 @@ impl Logins {
             if by_app {
                 ev = ev.with_kevlar("reported_by", "app_header");
             }
-            if let Some((name, _)) = session {
+            if let Some(name) = &session {
                 ev = ev.with_kevlar("session_cookie", name.clone());
             }
             if ambiguous {
