@@ -155,79 +155,40 @@ impl AdvisoryDb {
                         continue;
                     }
                 };
-                let is_md = f.extension().is_some_and(|e| e == "md");
-                let is_yaml = f.extension().is_some_and(|e| e == "yaml" || e == "yml");
-                if is_md && !text.contains("```toml") {
-                    continue; // a README, not an advisory
-                }
-                let (v, text): (Value, String) = if is_md {
-                    match crate::rustsec::to_osv(&text) {
-                        Ok(Some(v)) => {
-                            let t = v.to_string();
-                            (v, t)
-                        }
-                        Ok(None) => {
-                            stats.informational += 1;
-                            continue;
-                        }
-                        Err(e) => {
-                            stats.skipped_files += 1;
-                            stats.warnings.push(format!("{}: {e}", f.display()));
-                            continue;
-                        }
+                let (v, text) = match classify(f, text) {
+                    Entry::Readme => continue,
+                    Entry::Informational => {
+                        stats.informational += 1;
+                        continue;
                     }
-                } else if is_yaml {
-                    // OSV written as YAML (pypa/advisory-database).
-                    match yaml_to_json(&text) {
-                        Ok(v) => {
-                            let t = v.to_string();
-                            (v, t)
-                        }
-                        Err(e) => {
-                            stats.skipped_files += 1;
-                            stats.warnings.push(format!("{}: {e}", f.display()));
-                            continue;
-                        }
+                    Entry::NotAdvisory => {
+                        stats.not_advisories += 1;
+                        continue;
                     }
-                } else {
-                    match serde_json::from_str::<Value>(&text) {
-                        Ok(v) if crate::runtime::is_core_advisory(&v) => {
-                            let id = f.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_owned();
-                            tx.execute(
-                                "INSERT OR REPLACE INTO runtime_vulns (id, doc) VALUES (?1, ?2)",
-                                params![format!("NODE-CORE-{id}"), text],
-                            )
-                            .map_err(sql)?;
-                            stats.runtime_records += 1;
-                            continue;
-                        }
-                        Ok(v) if crate::runtime::is_schedule(&v) => {
-                            tx.execute(
-                                "INSERT OR REPLACE INTO meta (key, value) VALUES ('node_schedule', ?1)",
-                                params![text],
-                            )
-                            .map_err(sql)?;
-                            stats.runtime_records += 1;
-                            continue;
-                        }
-                        // The security WG's legacy npm advisories (`module_name`) and its core
-                        // index (the same records as the per-file ones) are not OSV.
-                        // Its dependency assessments (`reason`: not affected) say what does not apply.
-                        Ok(v)
-                            if v.get("module_name").is_some()
-                                || (v.get("cve").is_some() && v.get("reason").is_some() && v.get("id").is_none())
-                                || f.file_name().is_some_and(|n| n == "index.json") =>
-                        {
-                            stats.not_advisories += 1;
-                            continue;
-                        }
-                        Ok(v) => (v, text),
-                        Err(e) => {
-                            stats.skipped_files += 1;
-                            stats.warnings.push(format!("{}:{}: {e}", f.display(), e.line()));
-                            continue;
-                        }
+                    Entry::Bad(why) => {
+                        stats.skipped_files += 1;
+                        stats.warnings.push(why);
+                        continue;
                     }
+                    Entry::RuntimeVuln(id, text) => {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO runtime_vulns (id, doc) VALUES (?1, ?2)",
+                            params![format!("NODE-CORE-{id}"), text],
+                        )
+                        .map_err(sql)?;
+                        stats.runtime_records += 1;
+                        continue;
+                    }
+                    Entry::Schedule(text) => {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO meta (key, value) VALUES ('node_schedule', ?1)",
+                            params![text],
+                        )
+                        .map_err(sql)?;
+                        stats.runtime_records += 1;
+                        continue;
+                    }
+                    Entry::Osv(v, text) => (v, text),
                 };
                 let adv = match Advisory::from_json(&v, &mut stats.warnings) {
                     Ok(a) => a,
@@ -319,6 +280,72 @@ fn index_name(ecosystem: &str, name: &str) -> String {
         crate::pep440::normalize_name(name)
     } else {
         name.to_owned()
+    }
+}
+
+/// What one file of an advisory database is.
+enum Entry {
+    /// A README or other Markdown without an advisory.
+    Readme,
+    /// A RustSec informational notice (unmaintained, unsound): not a vulnerability.
+    Informational,
+    /// Legacy npm advisories, the core index, "not affected" assessments.
+    NotAdvisory,
+    /// Unreadable: the warning says why.
+    Bad(String),
+    /// A Node.js core vulnerability (the security WG's `vuln/core`), by file stem.
+    RuntimeVuln(String, String),
+    /// The Node.js release schedule.
+    Schedule(String),
+    /// An OSV record (from JSON, YAML or RustSec Markdown), parsed and as text.
+    Osv(Value, String),
+}
+
+/// Reads one file of an advisory database by its kind: RustSec Markdown, OSV as YAML, or JSON
+/// (OSV, or the Node.js security WG's formats).
+fn classify(f: &Path, text: String) -> Entry {
+    let is_md = f.extension().is_some_and(|e| e == "md");
+    let is_yaml = f.extension().is_some_and(|e| e == "yaml" || e == "yml");
+    if is_md && !text.contains("```toml") {
+        return Entry::Readme;
+    }
+    if is_md {
+        return match crate::rustsec::to_osv(&text) {
+            Ok(Some(v)) => {
+                let t = v.to_string();
+                Entry::Osv(v, t)
+            }
+            Ok(None) => Entry::Informational,
+            Err(e) => Entry::Bad(format!("{}: {e}", f.display())),
+        };
+    }
+    if is_yaml {
+        // OSV written as YAML (pypa/advisory-database).
+        return match yaml_to_json(&text) {
+            Ok(v) => {
+                let t = v.to_string();
+                Entry::Osv(v, t)
+            }
+            Err(e) => Entry::Bad(format!("{}: {e}", f.display())),
+        };
+    }
+    match serde_json::from_str::<Value>(&text) {
+        Ok(v) if crate::runtime::is_core_advisory(&v) => {
+            Entry::RuntimeVuln(f.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_owned(), text)
+        }
+        Ok(v) if crate::runtime::is_schedule(&v) => Entry::Schedule(text),
+        // The security WG's legacy npm advisories (`module_name`) and its core index (the same
+        // records as the per-file ones) are not OSV. Its dependency assessments (`reason`: not
+        // affected) say what does not apply.
+        Ok(v)
+            if v.get("module_name").is_some()
+                || (v.get("cve").is_some() && v.get("reason").is_some() && v.get("id").is_none())
+                || f.file_name().is_some_and(|n| n == "index.json") =>
+        {
+            Entry::NotAdvisory
+        }
+        Ok(v) => Entry::Osv(v, text),
+        Err(e) => Entry::Bad(format!("{}:{}: {e}", f.display(), e.line())),
     }
 }
 

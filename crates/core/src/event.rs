@@ -174,6 +174,49 @@ impl fmt::Display for EventJsonError {
 
 impl std::error::Error for EventJsonError {}
 
+/// `event.severity`, `event.category`, `event.outcome` and `event.kind` of an event's JSON, each
+/// with its default (info, web, unknown, and alert for severity alert and above).
+fn event_fields(ev: &Map<String, Value>) -> Result<(Severity, Category, Outcome, EventKind), EventJsonError> {
+    let err = |m: &str| EventJsonError(m.to_owned());
+    let severity = match ev.get("severity") {
+        None => Severity::Info,
+        Some(Value::Number(n)) => {
+            n.as_i64().and_then(Severity::from_number).ok_or_else(|| err("`event.severity` must be 1 to 5"))?
+        }
+        Some(Value::String(s)) => Severity::parse(s).ok_or_else(|| err("unknown `event.severity`"))?,
+        Some(_) => return Err(err("`event.severity` must be a number or a name")),
+    };
+    let category = match ev.get("category") {
+        None => Category::Web,
+        Some(Value::String(s)) => Category::parse(s).ok_or_else(|| err("unknown `event.category`"))?,
+        Some(Value::Array(a)) => a
+            .first()
+            .and_then(Value::as_str)
+            .and_then(Category::parse)
+            .ok_or_else(|| err("unknown `event.category`"))?,
+        Some(_) => return Err(err("`event.category` must be a string or an array")),
+    };
+    let outcome = match ev.get("outcome").and_then(Value::as_str) {
+        Some("success") => Outcome::Success,
+        Some("failure") => Outcome::Failure,
+        Some("unknown") | None => Outcome::Unknown,
+        Some(_) => return Err(err("`event.outcome` must be success, failure or unknown")),
+    };
+    let kind = match ev.get("kind").and_then(Value::as_str) {
+        Some("alert") => EventKind::Alert,
+        Some("event") => EventKind::Event,
+        None => {
+            if severity >= Severity::Alert {
+                EventKind::Alert
+            } else {
+                EventKind::Event
+            }
+        }
+        Some(_) => return Err(err("`event.kind` must be event or alert")),
+    };
+    Ok((severity, category, outcome, kind))
+}
+
 /// An action name is lowercase ASCII letters, digits, `_` and `:`, 1 to 64 characters.
 pub fn is_valid_action(action: &str) -> bool {
     !action.is_empty()
@@ -323,42 +366,7 @@ impl SecurityEvent {
         if !is_valid_action(action) {
             return Err(err("`event.action` must be 1-64 characters of a-z, 0-9, `_` and `:`"));
         }
-        let severity = match ev.get("severity") {
-            None => Severity::Info,
-            Some(Value::Number(n)) => {
-                n.as_i64().and_then(Severity::from_number).ok_or_else(|| err("`event.severity` must be 1 to 5"))?
-            }
-            Some(Value::String(s)) => Severity::parse(s).ok_or_else(|| err("unknown `event.severity`"))?,
-            Some(_) => return Err(err("`event.severity` must be a number or a name")),
-        };
-        let category = match ev.get("category") {
-            None => Category::Web,
-            Some(Value::String(s)) => Category::parse(s).ok_or_else(|| err("unknown `event.category`"))?,
-            Some(Value::Array(a)) => a
-                .first()
-                .and_then(Value::as_str)
-                .and_then(Category::parse)
-                .ok_or_else(|| err("unknown `event.category`"))?,
-            Some(_) => return Err(err("`event.category` must be a string or an array")),
-        };
-        let outcome = match ev.get("outcome").and_then(Value::as_str) {
-            Some("success") => Outcome::Success,
-            Some("failure") => Outcome::Failure,
-            Some("unknown") | None => Outcome::Unknown,
-            Some(_) => return Err(err("`event.outcome` must be success, failure or unknown")),
-        };
-        let kind = match ev.get("kind").and_then(Value::as_str) {
-            Some("alert") => EventKind::Alert,
-            Some("event") => EventKind::Event,
-            None => {
-                if severity >= Severity::Alert {
-                    EventKind::Alert
-                } else {
-                    EventKind::Event
-                }
-            }
-            Some(_) => return Err(err("`event.kind` must be event or alert")),
-        };
+        let (severity, category, outcome, kind) = event_fields(ev)?;
         let text = |path: &[&str]| -> Result<Option<String>, EventJsonError> {
             let mut cur = v;
             for p in path {

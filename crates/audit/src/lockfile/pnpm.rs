@@ -80,43 +80,8 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
                 message: format!("pnpm lockfileVersion {lv} is not supported (known: 5.x, 6.x, 9.x)"),
             });
         }
-        // Packages (v5/v6: with dependencies; v9: metadata here, dependencies under snapshots).
-        for section in ["packages", "snapshots"] {
-            let Some(h) = doc[section].as_hash() else { continue };
-            for (k, v) in h {
-                let Some(key) = text(k) else { continue };
-                let Some((name, version)) = split_key(&key, major) else { continue };
-                let deps: Vec<String> = ["dependencies", "optionalDependencies"]
-                    .iter()
-                    .filter_map(|d| v[*d].as_hash())
-                    .flat_map(|m| m.iter())
-                    .filter_map(|(n, ver)| dep_key(&text(n)?, &dep_version(ver)?, major))
-                    .collect();
-                let dev = v["dev"].as_bool();
-                let node = nodes.entry(key).or_insert_with(|| Node { name, version, deps: Vec::new(), dev });
-                node.deps.extend(deps);
-                if node.dev.is_none() {
-                    node.dev = dev;
-                }
-            }
-        }
-        // Importers: the project (v5 without workspaces keeps them at the top level).
-        let importers: Vec<(String, &Yaml)> = match doc["importers"].as_hash() {
-            Some(h) => h.iter().map(|(k, v)| (text(k).unwrap_or_else(|| ".".into()), v)).collect(),
-            None => vec![(".".to_owned(), doc)],
-        };
-        for (importer, imp) in importers {
-            for (section, dev) in [("dependencies", false), ("optionalDependencies", false), ("devDependencies", true)]
-            {
-                let Some(h) = imp[section].as_hash() else { continue };
-                for (n, v) in h {
-                    let (Some(name), Some(version)) = (text(n), dep_version(v)) else { continue };
-                    if let Some(k) = dep_key(&name, &version, major) {
-                        roots.push((k, name, dev, importer.clone()));
-                    }
-                }
-            }
-        }
+        read_packages(doc, major, &mut nodes);
+        read_importers(doc, major, &mut roots);
     }
     if !seen_doc {
         return Err(LockfileError::Format {
@@ -124,7 +89,55 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
             message: "no `lockfileVersion`: not a pnpm lockfile".into(),
         });
     }
-    // Breadth-first from the importers; prod roots first so that `dev` is only what prod never reaches.
+    Ok(walk(&nodes, &mut roots))
+}
+
+/// Packages (v5/v6: with dependencies; v9: metadata here, dependencies under snapshots).
+fn read_packages(doc: &Yaml, major: u32, nodes: &mut HashMap<String, Node>) {
+    for section in ["packages", "snapshots"] {
+        let Some(h) = doc[section].as_hash() else { continue };
+        for (k, v) in h {
+            let Some(key) = text(k) else { continue };
+            let Some((name, version)) = split_key(&key, major) else { continue };
+            let deps: Vec<String> = ["dependencies", "optionalDependencies"]
+                .iter()
+                .filter_map(|d| v[*d].as_hash())
+                .flat_map(|m| m.iter())
+                .filter_map(|(n, ver)| dep_key(&text(n)?, &dep_version(ver)?, major))
+                .collect();
+            let dev = v["dev"].as_bool();
+            let node = nodes.entry(key).or_insert_with(|| Node { name, version, deps: Vec::new(), dev });
+            node.deps.extend(deps);
+            if node.dev.is_none() {
+                node.dev = dev;
+            }
+        }
+    }
+}
+
+/// The importers' direct dependencies (v5 without workspaces keeps them at the top level): the
+/// roots of the walk, as (key, name, dev, importer).
+fn read_importers(doc: &Yaml, major: u32, roots: &mut Vec<(String, String, bool, String)>) {
+    let importers: Vec<(String, &Yaml)> = match doc["importers"].as_hash() {
+        Some(h) => h.iter().map(|(k, v)| (text(k).unwrap_or_else(|| ".".into()), v)).collect(),
+        None => vec![(".".to_owned(), doc)],
+    };
+    for (importer, imp) in importers {
+        for (section, dev) in [("dependencies", false), ("optionalDependencies", false), ("devDependencies", true)] {
+            let Some(h) = imp[section].as_hash() else { continue };
+            for (n, v) in h {
+                let (Some(name), Some(version)) = (text(n), dep_version(v)) else { continue };
+                if let Some(k) = dep_key(&name, &version, major) {
+                    roots.push((k, name, dev, importer.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Breadth-first from the importers (prod roots first, so that `dev` is only what prod never
+/// reaches), then one package per (name, version) whatever its peer variants.
+fn walk(nodes: &HashMap<String, Node>, roots: &mut [(String, String, bool, String)]) -> Vec<Package> {
     roots.sort_by_key(|r| r.2);
     let mut paths: HashMap<&str, Vec<Vec<String>>> = HashMap::new();
     let mut prod_reached: HashMap<&str, bool> = HashMap::new();
@@ -156,7 +169,6 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
             }
         }
     }
-    // One package per (name, version) whatever its peer variants.
     let mut merged = Merger::default();
     let mut keys: Vec<&String> = nodes.keys().collect();
     keys.sort();
@@ -173,7 +185,7 @@ pub fn parse(src: &str, path: &str) -> Result<Vec<Package>, LockfileError> {
             &ws,
         );
     }
-    Ok(merged.finish())
+    merged.finish()
 }
 
 #[cfg(test)]

@@ -28,11 +28,8 @@ fn split_spec(spec: &str) -> Option<(&str, &str)> {
     Some((&spec[..at], &spec[at + 1..]))
 }
 
-/// Parses a yarn v1 lockfile; `package_json` (the project's, when found) gives direct and dev deps.
-pub fn parse(text: &str, path: &str, package_json: Option<&Value>) -> Result<Vec<Package>, LockfileError> {
-    if text.contains("\n__metadata:") || text.starts_with("__metadata:") {
-        return parse_berry(text, path, package_json);
-    }
+/// The entries of a yarn v1 lockfile, and which entry each `name@range` spec resolves to.
+fn read_v1(text: &str, path: &str) -> Result<(Vec<Entry>, HashMap<String, usize>), LockfileError> {
     let err = |line: usize, m: &str| LockfileError::Syntax { path: path.to_owned(), line, message: m.to_owned() };
     let mut entries: Vec<Entry> = Vec::new();
     let mut by_spec: HashMap<String, usize> = HashMap::new();
@@ -75,6 +72,15 @@ pub fn parse(text: &str, path: &str, package_json: Option<&Value>) -> Result<Vec
             message: format!("the entry for `{}` has no version", entries[i].name),
         });
     }
+    Ok((entries, by_spec))
+}
+
+/// Parses a yarn v1 lockfile; `package_json` (the project's, when found) gives direct and dev deps.
+pub fn parse(text: &str, path: &str, package_json: Option<&Value>) -> Result<Vec<Package>, LockfileError> {
+    if text.contains("\n__metadata:") || text.starts_with("__metadata:") {
+        return parse_berry(text, path, package_json);
+    }
+    let (entries, by_spec) = read_v1(text, path)?;
     // Paths: breadth-first from package.json's dependencies.
     let mut paths: Vec<Vec<Vec<String>>> = vec![Vec::new(); entries.len()];
     let mut dev_only: Vec<bool> = vec![true; entries.len()];
@@ -138,16 +144,18 @@ fn descriptor_name(d: &str) -> Option<&str> {
     Some(&d[..at])
 }
 
-fn parse_berry(text: &str, path: &str, package_json: Option<&Value>) -> Result<Vec<Package>, LockfileError> {
+/// A yarn berry lockfile's entries: which are workspaces (`linkType: soft`), each workspace's
+/// path (`packages/a`, `.`, from `resolution: "name@workspace:packages/a"`), and which entry each
+/// descriptor resolves to.
+struct Berry {
+    entries: Vec<Entry>,
+    soft: Vec<bool>,
+    ws_label: Vec<String>,
+    by_spec: HashMap<String, usize>,
+}
+
+fn read_berry(root: &yaml_rust2::yaml::Hash) -> Berry {
     use yaml_rust2::Yaml;
-    let docs = crate::yaml::load(text).map_err(|e| LockfileError::Syntax {
-        path: path.to_owned(),
-        line: e.line,
-        message: e.message,
-    })?;
-    let Some(root) = docs.first().and_then(Yaml::as_hash) else {
-        return Err(LockfileError::Format { path: path.to_owned(), message: "an empty yarn lockfile".into() });
-    };
     let s = |y: &Yaml| -> Option<String> {
         match y {
             Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
@@ -157,7 +165,6 @@ fn parse_berry(text: &str, path: &str, package_json: Option<&Value>) -> Result<V
     };
     let mut entries: Vec<Entry> = Vec::new();
     let mut soft: Vec<bool> = Vec::new();
-    // A workspace's path (`packages/a`, `.`), from its `resolution: "name@workspace:packages/a"`.
     let mut ws_label: Vec<String> = Vec::new();
     let mut by_spec: HashMap<String, usize> = HashMap::new();
     for (k, v) in root {
@@ -186,6 +193,20 @@ fn parse_berry(text: &str, path: &str, package_json: Option<&Value>) -> Result<V
             by_spec.insert(d.to_owned(), idx);
         }
     }
+    Berry { entries, soft, ws_label, by_spec }
+}
+
+fn parse_berry(text: &str, path: &str, package_json: Option<&Value>) -> Result<Vec<Package>, LockfileError> {
+    use yaml_rust2::Yaml;
+    let docs = crate::yaml::load(text).map_err(|e| LockfileError::Syntax {
+        path: path.to_owned(),
+        line: e.line,
+        message: e.message,
+    })?;
+    let Some(root) = docs.first().and_then(Yaml::as_hash) else {
+        return Err(LockfileError::Format { path: path.to_owned(), message: "an empty yarn lockfile".into() });
+    };
+    let Berry { entries, soft, ws_label, by_spec } = read_berry(root);
     let lookup = |name: &str, range: &str| -> Option<usize> {
         by_spec.get(&format!("{name}@{range}")).or_else(|| by_spec.get(&format!("{name}@npm:{range}"))).copied()
     };
