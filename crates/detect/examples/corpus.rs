@@ -174,19 +174,8 @@ fn command_injection_list(readme: &Path) -> Vec<String> {
     out
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let root = PathBuf::from(args.get(1).cloned().unwrap_or_else(|| "../shared/data/payloads".into()));
-    let misses: usize = args
-        .iter()
-        .position(|a| a == "--misses")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    if !root.is_dir() {
-        eprintln!("corpus: no payload directory at {}", root.display());
-        std::process::exit(2);
-    }
+/// Every corpus under the payload directory, labelled attack or benign.
+fn load(root: &Path) -> Vec<Corpus> {
     let mut corpora: Vec<Corpus> = Vec::new();
     let li = root.join("libinjection/data");
     corpora.push(Corpus {
@@ -267,56 +256,67 @@ fn main() {
         headers: true,
         items: gotestwaf_payloads(&root.join("gotestwaf/testcases/false-pos/texts.yml")),
     });
+    corpora
+}
+
+/// How many of a corpus's items are flagged (printing up to `misses` misses or false positives),
+/// and the time per item in µs.
+fn score(inspector: &Inspector, c: &Corpus, misses: usize) -> (usize, f64) {
+    let started = std::time::Instant::now();
+    let mut flagged = 0;
+    let mut shown = 0;
+    for item in &c.items {
+        let mut hits = check_value(inspector, "q", item);
+        if c.headers {
+            if let Ok(v) = http::HeaderValue::from_str(item) {
+                let mut h = http::HeaderMap::new();
+                h.insert(http::header::USER_AGENT, v);
+                let view =
+                    RequestView { method: "GET", path: "/", query: None, headers: &h, body: b"", body_complete: true };
+                inspector.inspect(&view, &mut hits);
+            }
+        }
+        let hit = !hits.is_empty();
+        if hit {
+            flagged += 1;
+        }
+        if hit != c.attack && shown < misses {
+            shown += 1;
+            let detail = hits.first().map(|f| format!(" [{}:{}]", f.family.as_str(), f.rule)).unwrap_or_default();
+            eprintln!(
+                "  {} {}: {}{detail}",
+                if c.attack { "miss" } else { "FP" },
+                c.name,
+                item.chars().take(160).collect::<String>()
+            );
+        }
+    }
+    (flagged, started.elapsed().as_secs_f64() * 1e6 / c.items.len().max(1) as f64)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let root = PathBuf::from(args.get(1).cloned().unwrap_or_else(|| "../shared/data/payloads".into()));
+    let misses: usize = args
+        .iter()
+        .position(|a| a == "--misses")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if !root.is_dir() {
+        eprintln!("corpus: no payload directory at {}", root.display());
+        std::process::exit(2);
+    }
+    let corpora = load(&root);
 
     let inspector = Inspector::new(InspectConfig::default());
     println!("{:<42} {:>7} {:>9} {:>8}", "corpus", "items", "flagged", "rate");
     let mut failed = false;
     for c in &corpora {
-        let started = std::time::Instant::now();
-        let mut flagged = 0;
-        let mut shown = 0;
-        for item in &c.items {
-            let mut hits = check_value(&inspector, "q", item);
-            if c.headers {
-                if let Ok(v) = http::HeaderValue::from_str(item) {
-                    let mut h = http::HeaderMap::new();
-                    h.insert(http::header::USER_AGENT, v);
-                    let view = RequestView {
-                        method: "GET",
-                        path: "/",
-                        query: None,
-                        headers: &h,
-                        body: b"",
-                        body_complete: true,
-                    };
-                    inspector.inspect(&view, &mut hits);
-                }
-            }
-            let hit = !hits.is_empty();
-            if hit {
-                flagged += 1;
-            }
-            if hit != c.attack && shown < misses {
-                shown += 1;
-                let detail = hits.first().map(|f| format!(" [{}:{}]", f.family.as_str(), f.rule)).unwrap_or_default();
-                eprintln!(
-                    "  {} {}: {}{detail}",
-                    if c.attack { "miss" } else { "FP" },
-                    c.name,
-                    item.chars().take(160).collect::<String>()
-                );
-            }
-        }
+        let (flagged, micros) = score(&inspector, c, misses);
         let rate = if c.items.is_empty() { 0.0 } else { 100.0 * flagged as f64 / c.items.len() as f64 };
         let label = if c.attack { "detected" } else { "false positives" };
-        println!(
-            "{:<42} {:>7} {:>9} {:>7.2}%  {label}  ({:.1} µs/item)",
-            c.name,
-            c.items.len(),
-            flagged,
-            rate,
-            started.elapsed().as_secs_f64() * 1e6 / c.items.len().max(1) as f64
-        );
+        println!("{:<42} {:>7} {:>9} {:>7.2}%  {label}  ({micros:.1} µs/item)", c.name, c.items.len(), flagged, rate);
         if c.items.is_empty() {
             failed = true;
         }

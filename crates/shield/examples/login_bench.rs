@@ -21,6 +21,59 @@ fn per_call(n: u32, mut f: impl FnMut(u32)) -> f64 {
     t.elapsed().as_nanos() as f64 / f64::from(n)
 }
 
+/// The detectors' time per call on one request, in ns.
+fn detect_cost(inspector: &Inspector, v: &RequestView<'_>, n: u32) -> f64 {
+    let mut findings = Vec::new();
+    per_call(n, |_| {
+        findings.clear();
+        inspector.inspect(v, &mut findings);
+    })
+}
+
+/// One request and its answer through the login monitor.
+fn round(logins: &Logins, m: &RequestMeta<'_>, v: &RequestView<'_>, status: u16, now: i64) {
+    let s = logins.on_request(m, v, now);
+    let mut h = HeaderMap::new();
+    let _ = logins.on_response(m, s.context.as_ref(), status, &mut h, now);
+}
+
+/// Memory: a million distinct usernames from rotating addresses, the default caps.
+fn memory(form: &HeaderMap, login: &RequestMeta<'_>) -> String {
+    let rss = || -> f64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:").and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()))
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    let fresh = Logins::new(&LoginsConfig::default(), true);
+    let before = rss();
+    let mut peak = before;
+    for i in 0..1_000_000u32 {
+        let ip = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+        let body = format!("username=user{i}%40example.com&password=Winter2024");
+        let v = RequestView {
+            method: "POST",
+            path: "/login",
+            query: None,
+            headers: form,
+            body: body.as_bytes(),
+            body_complete: true,
+        };
+        let m = RequestMeta { ip: ip.parse().unwrap(), ..*login };
+        round(&fresh, &m, &v, 401, i64::from(i));
+        if i % 100_000 == 0 {
+            peak = peak.max(rss());
+        }
+    }
+    let (pairs, users, addrs, _) = fresh.sizes();
+    format!(
+        "1,000,000 usernames from rotating addresses: RSS {before:.0} MB -> peak {:.0} MB (tables: {pairs} pairs, {users} users, {addrs} addresses; cap 100,000 each)",
+        peak.max(rss())
+    )
+}
+
 fn main() {
     let n = 1_000_000;
     let logins = Logins::new(&LoginsConfig::default(), true);
@@ -68,15 +121,8 @@ fn main() {
         body: api,
         body_complete: true,
     };
-    let mut findings = Vec::new();
-    let detect_page = per_call(n, |_| {
-        findings.clear();
-        inspector.inspect(&pv, &mut findings);
-    });
-    let detect_login = per_call(n, |_| {
-        findings.clear();
-        inspector.inspect(&lv, &mut findings);
-    });
+    let detect_page = detect_cost(&inspector, &pv, n);
+    let detect_login = detect_cost(&inspector, &lv, n);
     // The page view's cookie belongs to a session a login set: it is hashed and looked up.
     {
         let m = meta("/login", "POST");
@@ -89,73 +135,16 @@ fn main() {
         assert!(again.context.and_then(|c| c.session_user).is_some(), "the session is known");
     }
     let m = meta("/account", "GET");
-    let logins_page = per_call(n, |_| {
-        let s = logins.on_request(&m, &pv, 1);
-        let mut h = HeaderMap::new();
-        let _ = logins.on_response(&m, s.context.as_ref(), 200, &mut h, 1);
-    });
+    let logins_page = per_call(n, |_| round(&logins, &m, &pv, 200, 1));
     let m = meta("/login", "POST");
-    let logins_login = per_call(n, |i| {
-        let s = logins.on_request(&m, &lv, i64::from(i));
-        let mut h = HeaderMap::new();
-        let _ = logins.on_response(&m, s.context.as_ref(), 401, &mut h, i64::from(i));
-    });
+    let logins_login = per_call(n, |i| round(&logins, &m, &lv, 401, i64::from(i)));
     let m = meta("/posts/42/comments", "POST");
-    let logins_comment = per_call(n, |_| {
-        let s = logins.on_request(&m, &cv, 1);
-        let mut h = HeaderMap::new();
-        let _ = logins.on_response(&m, s.context.as_ref(), 201, &mut h, 1);
-    });
-    let detect_comment = per_call(n / 4, |_| {
-        findings.clear();
-        inspector.inspect(&cv, &mut findings);
-    });
+    let logins_comment = per_call(n, |_| round(&logins, &m, &cv, 201, 1));
+    let detect_comment = detect_cost(&inspector, &cv, n / 4);
     let m = meta("/api/cart", "POST");
-    let logins_api = per_call(n, |_| {
-        let s = logins.on_request(&m, &av, 1);
-        let mut h = HeaderMap::new();
-        let _ = logins.on_response(&m, s.context.as_ref(), 200, &mut h, 1);
-    });
-    let detect_api = per_call(n, |_| {
-        findings.clear();
-        inspector.inspect(&av, &mut findings);
-    });
-    // Memory: a million distinct usernames from rotating addresses, the default caps.
-    let rss = || -> f64 {
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:").and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()))
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    let fresh = Logins::new(&LoginsConfig::default(), true);
-    let before = rss();
-    let mut peak = before;
-    for i in 0..1_000_000u32 {
-        let ip = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
-        let body = format!("username=user{i}%40example.com&password=Winter2024");
-        let v = RequestView {
-            method: "POST",
-            path: "/login",
-            query: None,
-            headers: &form,
-            body: body.as_bytes(),
-            body_complete: true,
-        };
-        let m = RequestMeta { ip: ip.parse().unwrap(), ..meta("/login", "POST") };
-        let s = fresh.on_request(&m, &v, i64::from(i));
-        let mut h = HeaderMap::new();
-        let _ = fresh.on_response(&m, s.context.as_ref(), 401, &mut h, i64::from(i));
-        if i % 100_000 == 0 {
-            peak = peak.max(rss());
-        }
-    }
-    let (pairs, users, addrs, _) = fresh.sizes();
-    println!(
-        "1,000,000 usernames from rotating addresses: RSS {before:.0} MB -> peak {:.0} MB (tables: {pairs} pairs, {users} users, {addrs} addresses; cap 100,000 each)",
-        peak.max(rss())
-    );
+    let logins_api = per_call(n, |_| round(&logins, &m, &av, 200, 1));
+    let detect_api = detect_cost(&inspector, &av, n);
+    println!("{}", memory(&form, &meta("/login", "POST")));
     println!(
         "page view with a session cookie: logins {logins_page:.0} ns, detectors {detect_page:.0} ns (ratio {:.2})",
         logins_page / detect_page

@@ -145,8 +145,15 @@ fn publish_all(rt: &tokio::runtime::Runtime, bus: &Bus, events: &[Arc<SecurityEv
 fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let events: Vec<Arc<SecurityEvent>> = (0..n).map(|i| Arc::new(event(i))).collect();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    store_against_sqlite(&events);
+    syslog_against_direct(&events, &rt);
+    sink_down(&events, &rt);
+}
 
-    // 1. Into the store, against plain SQLite inserts.
+/// 1. Into the store, against plain SQLite inserts.
+fn store_against_sqlite(events: &[Arc<SecurityEvent>]) {
+    let n = events.len();
     let dir = tempfile::tempdir().unwrap();
     let raw = rusqlite::Connection::open(dir.path().join("raw.db")).unwrap();
     raw.execute_batch(
@@ -174,7 +181,7 @@ fn main() {
     )
     .unwrap();
     let t = Instant::now();
-    for e in &events {
+    for e in events {
         tx.blocking_send(Envelope { event: e.clone(), ack: None }).unwrap();
     }
     drop(tx);
@@ -186,8 +193,11 @@ fn main() {
         raw_rate,
         store_rate / raw_rate
     );
+}
 
-    // 2. Store → outbox → syslog TCP, against writing the framed messages straight to the receiver.
+/// 2. Store → outbox → syslog TCP, against writing the framed messages straight to the receiver.
+fn syslog_against_direct(events: &[Arc<SecurityEvent>], rt: &tokio::runtime::Runtime) {
+    let n = events.len();
     let (port, received) = receiver();
     let header = encoder::Header { facility: 10, hostname: "bench", app_name: "kevlar", procid: 1 };
     let t = Instant::now();
@@ -207,8 +217,7 @@ fn main() {
 
     let (_data, bus, store, alerts) = pipeline(syslog_sink("bench", port));
     let t = Instant::now();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    publish_all(&rt, &bus, &events, |_| {});
+    publish_all(rt, &bus, events, |_| {});
     let dropped: u64 = bus.stats().dropped.iter().map(|d| d.1).sum();
     let target = (n as u64 + 1).saturating_sub(dropped);
     let ok = wait_for(&received, target, Duration::from_secs(300));
@@ -224,13 +233,16 @@ fn main() {
     alerts.close(Duration::from_secs(2));
     drop(bus);
     store.join();
+}
 
-    // 3. The sink down: the backlog goes to disk, not memory.
+/// 3. The sink down: the backlog goes to disk, not memory.
+fn sink_down(events: &[Arc<SecurityEvent>], rt: &tokio::runtime::Runtime) {
+    let n = events.len();
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (data, bus, store, alerts) = pipeline(syslog_sink("down", closed));
     let mut samples = Vec::new();
     let before = rss_kb();
-    publish_all(&rt, &bus, &events, |i| {
+    publish_all(rt, &bus, events, |i| {
         if i % (n / 4).max(1) == 0 {
             samples.push(rss_kb());
         }
