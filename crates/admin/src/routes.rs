@@ -84,7 +84,7 @@ async fn reload(State(state): State<AdminState>) -> Response {
     };
     match app.reload().await {
         Ok(()) => Json(json!({ "ok": true })).into_response(),
-        Err(e) => error(StatusCode::CONFLICT, &e),
+        Err(e) => control_error(&e),
     }
 }
 
@@ -94,7 +94,16 @@ async fn restart(State(state): State<AdminState>) -> Response {
     };
     match app.restart().await {
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "ok": true }))).into_response(),
-        Err(e) => error(StatusCode::CONFLICT, &e),
+        Err(e) => control_error(&e),
+    }
+}
+
+/// A reload the app refused (its new instance never became ready) is a `409`; a supervisor that
+/// has stopped, a `503`.
+fn control_error(e: &kevlar_supervisor::ControlError) -> Response {
+    match e {
+        kevlar_supervisor::ControlError::Stopped => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        _ => error(StatusCode::CONFLICT, &e.to_string()),
     }
 }
 

@@ -73,6 +73,18 @@ pub enum SupervisorError {
     Port(std::io::Error),
 }
 
+/// What a reload or a restart asked of a running supervisor can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// Kevlar is stopping: nothing can be asked of the app any more.
+    #[error("the supervisor has stopped")]
+    Stopped,
+    /// A successor did not become ready; the old instance keeps serving.
+    #[error("instance {instance}: {reason}")]
+    ReloadFailed { instance: usize, reason: String },
+}
+
 /// Asks the OS for a free loopback port.
 pub fn free_port() -> Result<u16, SupervisorError> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(SupervisorError::Port)?;
@@ -164,20 +176,22 @@ pub struct SupervisorHandle {
 impl SupervisorHandle {
     /// Replaces every instance, one at a time, each only once its successor is ready. Stops at the
     /// first instance whose successor fails, leaving the old one serving.
-    pub async fn reload(&self) -> Result<(), String> {
+    pub async fn reload(&self) -> Result<(), ControlError> {
         let _one_at_a_time = self.reloading.lock().await;
         for (i, s) in self.slots.iter().enumerate() {
             let (tx, rx) = oneshot::channel();
-            s.send(SlotCmd::Reload(tx)).await.map_err(|_| "the supervisor has stopped".to_owned())?;
-            rx.await.map_err(|_| "the supervisor has stopped".to_owned())?.map_err(|e| format!("instance {i}: {e}"))?;
+            s.send(SlotCmd::Reload(tx)).await.map_err(|_| ControlError::Stopped)?;
+            rx.await
+                .map_err(|_| ControlError::Stopped)?
+                .map_err(|reason| ControlError::ReloadFailed { instance: i, reason })?;
         }
         Ok(())
     }
 
     /// Restarts every instance now (and leaves the `errored` state).
-    pub async fn restart(&self) -> Result<(), String> {
+    pub async fn restart(&self) -> Result<(), ControlError> {
         for s in &self.slots {
-            s.send(SlotCmd::Restart).await.map_err(|_| "the supervisor has stopped".to_owned())?;
+            s.send(SlotCmd::Restart).await.map_err(|_| ControlError::Stopped)?;
         }
         Ok(())
     }
