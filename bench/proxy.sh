@@ -2,6 +2,7 @@
 # Kevlar vs nginx as a reverse proxy, on loopback, measured in one run.
 #
 #   bash bench/proxy.sh [SECONDS_PER_RUN]     (default 10)
+#   KEVLAR_BIN=/path/to/kevlar bash bench/proxy.sh   measure another build (before/after)
 #
 # Upstream: nginx serving a 1 KB file. Measured, each with wrk at 50 connections:
 #   upstream alone · nginx proxy · nginx proxy + helmet's 12 headers · Kevlar with default headers
@@ -19,8 +20,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 for pkg in nginx-light wrk; do
   dpkg -s "$pkg" >/dev/null 2>&1 || { as_root apt-get update -qq; DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$pkg"; }
 done
-cargo build --release -q
-KEVLAR="$PWD/target/release/kevlar"
+if [ -n "${KEVLAR_BIN:-}" ]; then KEVLAR="$KEVLAR_BIN"; else cargo build --release -q; KEVLAR="$PWD/target/release/kevlar"; fi
 
 WORK="$(mktemp -d)"
 PIDS=()
