@@ -6,11 +6,12 @@
 #   overhead — Kevlar's CPU and RSS while idle and while the app serves load through it.
 #
 #   bash bench/supervisor.sh
+#   KEVLAR_BIN=/path/to/kevlar bash bench/supervisor.sh   measure another build (before/after)
 #
 # Installs pm2 and forever from npm into a temporary directory. Everything stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q
+if [ -n "${KEVLAR_BIN:-}" ]; then KEVLAR="$KEVLAR_BIN"; else cargo build --release -q; KEVLAR="$PWD/target/release/kevlar"; fi
 WORK="$(mktemp -d)"
 cleanup() {
   [ -x "$WORK/node_modules/.bin/pm2" ] && PM2_HOME="$WORK/pm2" "$WORK/node_modules/.bin/pm2" kill >/dev/null 2>&1 || true
@@ -20,4 +21,4 @@ cleanup() {
 }
 trap cleanup EXIT
 (cd "$WORK" && npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error pm2 forever >/dev/null)
-python3 bench/supervisor.py "$PWD/target/release/kevlar" "$PWD/bench/app.js" "$WORK"
+python3 bench/supervisor.py "$KEVLAR" "$PWD/bench/app.js" "$WORK"
