@@ -170,3 +170,59 @@ report_only = true
     assert!(h.get("content-security-policy").is_none());
     assert!(h["content-security-policy-report-only"].to_str().unwrap().contains("https://cdn.example.com"));
 }
+
+/// `[headers] csp_report_path`: the policies name it, browsers' reports (both formats) are
+/// answered by Kevlar and become one `csp_violation` event per violation, without query strings;
+/// a body that is not a report is refused.
+#[tokio::test]
+async fn csp_violation_reports_are_received_deduplicated_and_never_reach_the_app() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url())
+        .config("[headers]\ncsp_report_path = \"/csp-report\"\n[headers.csp_report_only]\nuse_defaults = false\ndirectives = { script-src = [\"'none'\"] }\n")
+        .start();
+    let c = client();
+    let r = c.get(k.url("/")).send().await.unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.ends_with(";report-uri /csp-report"), "{csp}");
+    let trial = r.headers()["content-security-policy-report-only"].to_str().unwrap().to_owned();
+    assert_eq!(trial, "script-src 'none';report-uri /csp-report");
+
+    let legacy = r#"{"csp-report":{"document-uri":"https://shop.example/cart?session=s3cret","violated-directive":"script-src-elem","blocked-uri":"https://evil.example/x.js?k=1","disposition":"enforce"}}"#;
+    for _ in 0..3 {
+        let r = c
+            .post(k.url("/csp-report"))
+            .header("Content-Type", "application/csp-report")
+            .body(legacy)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        assert!(r.headers().contains_key("x-request-id"));
+    }
+    let api = r#"[{"type":"csp-violation","age":1,"url":"https://shop.example/","body":{"documentURL":"https://shop.example/","blockedURL":"inline","effectiveDirective":"script-src-elem","disposition":"report"}}]"#;
+    let r =
+        c.post(k.url("/csp-report")).header("Content-Type", "application/reports+json").body(api).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let second = k.wait_event(|e| e["event"]["action"] == "csp_violation" && e["kevlar"]["disposition"] == "report");
+    assert_eq!(second["kevlar"]["blocked_uri"], "inline");
+    let all = k.events(&["--action", "csp_violation"]);
+    assert_eq!(all.len(), 2, "three posts of one violation are one event: {all:#?}");
+    let first = &all[0];
+    assert_eq!(first["kevlar"]["directive"], "script-src-elem");
+    assert_eq!(first["kevlar"]["blocked_uri"], "https://evil.example/x.js");
+    assert_eq!(first["kevlar"]["document_uri"], "https://shop.example/cart");
+    assert!(!first.to_string().contains("s3cret"), "no query string is stored: {first}");
+
+    let bad = c.post(k.url("/csp-report")).body("not a report").send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    k.wait_event(|e| e["event"]["action"] == "input_validation_fail" && e["kevlar"]["reason"] == "bad_csp_report");
+    let get = c.get(k.url("/csp-report")).send().await.unwrap();
+    assert_eq!(get.status(), 405);
+    let big = c.post(k.url("/csp-report")).body(vec![b'{'; 70 * 1024]).send().await.unwrap();
+    assert_eq!(big.status(), 413);
+    // The app never saw any of it: it answers this path with its JSON 404.
+    let text = get.text().await.unwrap();
+    assert!(!text.contains("not found"), "answered by Kevlar, not the app: {text}");
+    let direct = c.get(format!("{}/csp-report", app.url())).send().await.unwrap();
+    assert_eq!(direct.status(), 404, "the app itself does not know the path");
+}

@@ -187,6 +187,9 @@ pub struct HeadersConfig {
     /// A second policy sent as `Content-Security-Policy-Report-Only` beside the enforced one
     /// (to try a stricter policy while the current one protects).
     pub csp_report_only: Option<CspConfig>,
+    /// Where browsers send CSP violation reports: Kevlar answers this path itself (never the app)
+    /// and adds `report-uri` to every policy without a report directive. `None`: off.
+    pub csp_report_path: Option<String>,
     pub routes: Vec<RouteHeaders>,
 }
 
@@ -198,6 +201,7 @@ impl Default for HeadersConfig {
             set: Vec::new(),
             csp: CspConfig::default(),
             csp_report_only: None,
+            csp_report_path: None,
             routes: Vec::new(),
         }
     }

@@ -169,6 +169,13 @@ pub(crate) fn read_headers(doc: &mut Doc, t: &mut Table, h: &mut HeadersConfig) 
         csp.finish(doc);
     }
     h.csp_report_only = read_csp_report_only(doc, t, h.csp.report_only);
+    if let Some((p, span)) = t.string(doc, "csp_report_path") {
+        if !p.starts_with('/') || p.contains(['?', '#']) || p.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+            doc.error(span, &t.key_path("csp_report_path"), "must be a path starting with `/`, without `?` or `#`");
+        } else {
+            h.csp_report_path = Some(p);
+        }
+    }
     for (mut r, span) in t.tables(doc, "route") {
         let path = match r.string(doc, "path") {
             Some((p, pspan)) => {

@@ -94,6 +94,10 @@ pub const SYS_ALERT_DIGEST: &str = "sys_alert_digest";
 /// process: `kevlar alerts test`: a test message through the routes
 pub const SYS_ALERT_TEST: &str = "sys_alert_test";
 
+/// web: a browser reported a Content-Security-Policy violation to `[headers] csp_report_path`
+/// (one event per violation per 10 minutes)
+pub const CSP_VIOLATION: &str = "csp_violation";
+
 /// Every action in the catalogue, in the order `docs/events.md` lists them.
 pub const ALL: &[&str] = &[
     SYS_STARTUP,
@@ -132,6 +136,7 @@ pub const ALL: &[&str] = &[
     SYS_SINK_RECOVERED,
     SYS_ALERT_DIGEST,
     SYS_ALERT_TEST,
+    CSP_VIOLATION,
 ];
 
 #[cfg(test)]

@@ -75,6 +75,8 @@ struct Draft {
     /// A second policy, report-only, beside the first (`[headers.csp_report_only]`).
     trial: Option<Vec<(String, Vec<String>)>>,
     remove: Vec<String>,
+    /// `[headers] csp_report_path`: added as `report-uri` to a policy that names no report target.
+    report: Option<String>,
 }
 
 impl Draft {
@@ -92,6 +94,7 @@ impl Draft {
             csp_report_only: false,
             trial: None,
             remove: Vec::new(),
+            report: None,
         }
     }
 
@@ -143,6 +146,17 @@ impl Draft {
         self.csp_report_only = csp.report_only;
     }
 
+    /// The policy with `report-uri <csp_report_path>` when it names no report target itself.
+    fn reporting(&self, csp: &[(String, Vec<String>)]) -> Vec<(String, Vec<String>)> {
+        let mut out = csp.to_vec();
+        if let Some(path) = &self.report {
+            if !out.iter().any(|(n, _)| n == "report-uri" || n == "report-to") {
+                out.push(("report-uri".to_owned(), vec![path.clone()]));
+            }
+        }
+        out
+    }
+
     fn compile(&self, app_values: AppValues) -> Compiled {
         let mut ops = Vec::new();
         for name in &self.remove {
@@ -155,12 +169,12 @@ impl Draft {
             if self.csp_report_only { (csp_names[1], csp_names[0]) } else { (csp_names[0], csp_names[1]) };
         if self.csp.is_empty() {
             ops.push(Op::Remove(HeaderName::from_static(csp_on)));
-        } else if let Ok(value) = HeaderValue::from_str(&render_csp(&self.csp)) {
+        } else if let Ok(value) = HeaderValue::from_str(&render_csp(&self.reporting(&self.csp))) {
             ops.push(Op::Set { name: HeaderName::from_static(csp_on), value, keep_app: app_values == AppValues::Keep });
         }
         // Both at once: the enforced policy protects while the report-only one is tried.
         if let Some(trial) = self.trial.as_ref().filter(|t| !t.is_empty() && !self.csp_report_only) {
-            if let Ok(value) = HeaderValue::from_str(&render_csp(trial)) {
+            if let Ok(value) = HeaderValue::from_str(&render_csp(&self.reporting(trial))) {
                 ops.push(Op::Set {
                     name: HeaderName::from_static(csp_off),
                     value,
@@ -213,6 +227,7 @@ impl HeaderPolicy {
     pub fn from_config(c: &HeadersConfig) -> Self {
         let mut base = Draft::helmet(c.app_values);
         base.remove = c.remove.clone();
+        base.report = c.csp_report_path.clone();
         base.apply_csp(&c.csp);
         if let Some(t) = &c.csp_report_only {
             base.apply_trial(t);

@@ -6,6 +6,7 @@
 
 pub mod body;
 pub mod client_ip;
+pub mod csp_report;
 pub mod forward;
 pub mod headers;
 pub mod io;

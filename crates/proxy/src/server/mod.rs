@@ -94,6 +94,8 @@ struct Shared {
     upstream_slots: Arc<Semaphore>,
     /// Bans, rate limits, detection, route inventory.
     gate: Option<Arc<dyn Gate>>,
+    /// `[headers] csp_report_path` and the deduplication of the reports it receives.
+    csp_reports: Option<(String, crate::csp_report::Dedup)>,
 }
 
 /// The guard: configuration-derived state shared by its workers.
@@ -189,6 +191,7 @@ impl Guard {
                 h1,
                 h2,
                 gate,
+                csp_reports: config.headers.csp_report_path.clone().map(|p| (p, Default::default())),
             }),
         }
     }

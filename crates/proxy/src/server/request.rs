@@ -123,6 +123,11 @@ impl Worker {
         if ctx.redirect {
             return self.redirect(&ctx, &info, &req, in_flight);
         }
+        if let Some((path, dedup)) = &self.shared.csp_reports {
+            if info.path() == path {
+                return self.csp_report(&ctx, &info, req, dedup, in_flight).await;
+            }
+        }
         match self.pass(&ctx, &info, req).await {
             Ok(passed) => self.respond(&ctx, &info, passed, in_flight),
             Err(f) => self.refuse(&ctx, &info, f, in_flight),
@@ -138,6 +143,64 @@ impl Worker {
         let Prepared { parts, body, upgrade, retryable, client_upgrade, ws_scan } = p;
         let answer = self.forward(ctx, info, parts, body, upgrade, retryable).await?;
         Ok(Passed { answer, client_upgrade, ws_scan, request_ctx })
+    }
+
+    /// A CSP violation report (`[headers] csp_report_path`): answered by Kevlar, never forwarded;
+    /// new violations become `csp_violation` events; `204` when it was one.
+    async fn csp_report(
+        &self,
+        ctx: &ConnCtx,
+        info: &ReqInfo,
+        req: Request<Incoming>,
+        dedup: &crate::csp_report::Dedup,
+        in_flight: InFlight,
+    ) -> Response<ResponseBody> {
+        use crate::csp_report::{parse, MAX_BODY};
+        if let Err(f) = self.validate(info, &req) {
+            return self.refuse(ctx, info, f, in_flight);
+        }
+        if req.method() != http::Method::POST {
+            let f = Fault::client(405, "csp_report_method", "CSP reports are sent with POST");
+            return self.refuse(ctx, info, f, in_flight);
+        }
+        let limits = &self.shared.limits;
+        let max = (MAX_BODY as u64).min(limits.max_body_bytes);
+        let mut body = RequestBody::new(req.into_body(), max, limits.body_timeout, limits.body_min_rate);
+        let bytes = match body.read_ahead(MAX_BODY + 1).await {
+            Ok((b, true)) => b,
+            Ok((_, false)) => return self.refuse(ctx, info, BodyError::TooLarge.into(), in_flight),
+            Err(e) => return self.refuse(ctx, info, e.into(), in_flight),
+        };
+        let violations = match parse(&bytes) {
+            Ok(v) => v,
+            Err(bad) => return self.refuse(ctx, info, Fault::client(400, "bad_csp_report", bad.reason()), in_flight),
+        };
+        let now = kevlar_core::time::now_ms();
+        for v in violations.iter().filter(|v| dedup.admit(v, now)) {
+            let verb = if v.disposition == "report" { "would block" } else { "blocked" };
+            let mut ev = SecurityEvent::new(
+                action::CSP_VIOLATION,
+                Category::Web,
+                Severity::Notice,
+                format!("CSP {verb} {} ({}) on {}", v.blocked, v.directive, v.document),
+            )
+            .with_kevlar("directive", v.directive.clone())
+            .with_kevlar("blocked_uri", v.blocked.clone())
+            .with_kevlar("document_uri", v.document.clone())
+            .with_kevlar("disposition", v.disposition.clone());
+            ev.source_ip = Some(info.client_ip);
+            ev.http_method = Some(info.method.as_str().to_owned());
+            ev.url_path = Some(info.path_text());
+            ev.user_agent = info.ua_text();
+            ev.request_id = Some(info.rid().to_owned());
+            self.shared.bus.publish(ev);
+        }
+        let mut resp = Response::new(ResponseBody::full(Bytes::new(), Some(in_flight)));
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        resp.headers_mut().insert(X_REQUEST_ID, info.request_id_value.clone());
+        self.shared.policy.apply(info.path(), resp.headers_mut(), false);
+        self.log_access(info, 204, ctx.tls);
+        resp
     }
 
     /// Kevlar's own page for a fault, after its event when one is due.
