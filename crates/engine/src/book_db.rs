@@ -32,24 +32,30 @@ CREATE INDEX IF NOT EXISTS blackbook_seen ON blackbook(last_seen);
 CREATE TABLE IF NOT EXISTS bans (address TEXT PRIMARY KEY, since INTEGER NOT NULL, until INTEGER NOT NULL, reason TEXT NOT NULL, source TEXT NOT NULL, enforced INTEGER NOT NULL);
 ";
 
+/// Opens `<data_dir>/shield.db` (0600, WAL, freed pages given back) and creates `schema`'s
+/// tables: the black book's here, the route inventory's in the shield, each on its own connection.
+pub fn open_file(data_dir: &Path, schema: &str) -> Result<Connection, DbError> {
+    let path = data_dir.join(FILE);
+    kevlar_core::private::private_file(&path);
+    let open = || -> rusqlite::Result<Connection> {
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Freed pages go back to the file system (a file made before this is converted once).
+        if conn.pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0))? != 2 {
+            conn.pragma_update(None, "auto_vacuum", 2)?;
+            conn.execute_batch("VACUUM")?;
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(schema)?;
+        Ok(conn)
+    };
+    open().map_err(|source| DbError::Open { path, source })
+}
+
 impl BookDb {
     pub fn open(data_dir: &Path) -> Result<BookDb, DbError> {
-        let path = data_dir.join(FILE);
-        kevlar_core::private::private_file(&path);
-        let open = || -> rusqlite::Result<Connection> {
-            let conn = Connection::open(&path)?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))?;
-            // Freed pages go back to the file system (a file made before this is converted once).
-            if conn.pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0))? != 2 {
-                conn.pragma_update(None, "auto_vacuum", 2)?;
-                conn.execute_batch("VACUUM")?;
-            }
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.execute_batch(SCHEMA)?;
-            Ok(conn)
-        };
-        open().map(|conn| BookDb { conn }).map_err(|source| DbError::Open { path, source })
+        open_file(data_dir, SCHEMA).map(|conn| BookDb { conn })
     }
 
     pub fn save_records(&mut self, recs: &[(IpKey, Record)], now_ms: i64) -> Result<(), DbError> {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use kevlar_engine::book_db::{DbError, FILE};
+use kevlar_engine::book_db::DbError;
 use rusqlite::{params, Connection};
 use serde_json::Value;
 
@@ -19,22 +19,7 @@ pub struct RoutesDb {
 
 impl RoutesDb {
     pub fn open(data_dir: &Path) -> Result<RoutesDb, DbError> {
-        let path = data_dir.join(FILE);
-        kevlar_core::private::private_file(&path);
-        let open = || -> rusqlite::Result<Connection> {
-            let conn = Connection::open(&path)?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))?;
-            // Freed pages go back to the file system (a file made before this is converted once).
-            if conn.pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0))? != 2 {
-                conn.pragma_update(None, "auto_vacuum", 2)?;
-                conn.execute_batch("VACUUM")?;
-            }
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.execute_batch(ROUTES_SCHEMA)?;
-            Ok(conn)
-        };
-        open().map(|conn| RoutesDb { conn }).map_err(|source| DbError::Open { path, source })
+        kevlar_engine::book_db::open_file(data_dir, ROUTES_SCHEMA).map(|conn| RoutesDb { conn })
     }
 
     pub fn save_routes<'a>(
