@@ -6,7 +6,7 @@
 //! count but raise no event, distinct violations are capped per minute, and the state is bounded.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 use serde_json::Value;
@@ -119,9 +119,7 @@ impl Dedup {
     /// Whether this violation raises an event now (the first in its window, under the cap).
     pub fn admit(&self, v: &Violation, now_ms: i64) -> bool {
         let Ok(mut st) = self.state.lock() else { return false };
-        let mut h = st.hasher.build_hasher();
-        (&v.directive, &v.blocked, &v.document, &v.disposition).hash(&mut h);
-        let key = h.finish();
+        let key = st.hasher.hash_one((&v.directive, &v.blocked, &v.document, &v.disposition));
         if st.seen.get(&key).is_some_and(|t| now_ms - t < WINDOW_MS) {
             return false;
         }
