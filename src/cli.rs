@@ -42,6 +42,8 @@ pub enum Command {
         common: CommonArgs,
     },
     /// Start the application, keep it running, and guard it: `kevlar run -- node server.js`.
+    /// The app's lockfile is audited while it runs (`[audit] watch`): each new known vulnerability
+    /// is a `vuln_new` event, each fix a `vuln_fixed`.
     Run {
         #[command(flatten)]
         common: CommonArgs,

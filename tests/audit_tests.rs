@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{repo, KEVLAR};
+use common::{repo, Kevlar, KEVLAR};
 use serde_json::{json, Value};
 
 fn kevlar(args: &[&str], db: &Path) -> (i32, String, String) {
@@ -829,4 +829,127 @@ fn doctor_checks_the_deployment_and_each_fix_turns_it_green() {
     assert_eq!(code, 1);
     assert!(has(&checks(&out), "fail", "config", "1 problem"), "{out}");
     drop(open);
+}
+
+fn actions(k: &Kevlar, action: &str) -> Vec<Value> {
+    k.events(&["--limit", "10000"]).into_iter().filter(|e| e["event"]["action"] == action).collect()
+}
+
+/// `[audit] watch`: the deployed lockfile is audited at start, again after `kevlar db update` and
+/// after a deploy; each finding is raised once (`vuln_new`), its fix once (`vuln_fixed`), and a
+/// restart does not raise them again. What the watch cannot read is said (`sys_audit_fail`).
+#[test]
+fn the_watch_raises_each_new_and_fixed_vulnerability_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_fixture(tmp.path());
+    let osv = tmp.path().join("osv");
+    // The first database: qs's advisory (under two ids) and Node.js 20's end of life; minimist's
+    // advisory arrives later.
+    let later = tmp.path().join("later");
+    std::fs::create_dir(&later).unwrap();
+    std::fs::rename(osv.join("GHSA-bbbb-0002.json"), later.join("GHSA-bbbb-0002.json")).unwrap();
+    std::fs::write(
+        osv.join("schedule.json"),
+        r#"{"v20": {"start": "2023-04-18", "lts": "2023-10-24", "maintenance": "2024-10-22", "end": "2026-04-30"},
+            "v24": {"start": "2025-05-06", "lts": "2025-10-28", "maintenance": "2026-10-20", "end": "2999-04-30"}}"#,
+    )
+    .unwrap();
+    let db = tmp.path().join("db");
+    let (code, _, err) = kevlar(&["db", "update", "--from", osv.to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+    let node_major = Command::new("node").arg("--version").output().unwrap().stdout;
+    let node_is_20 = String::from_utf8_lossy(&node_major).starts_with("v20.");
+    let data = tmp.path().join("data");
+    let config = format!("[audit]\nwatch = \"24h\"\nlockfile = \"{}\"\ndb = \"{}\"\n", tmp.path().display(), db.display());
+    let start = || {
+        Kevlar::guard(&format!("http://127.0.0.1:{}", common::closed_port())).data_dir(&data).config(&config).start()
+    };
+    let mut k = start();
+    let qs = k.wait_event(|e| e["event"]["action"] == "vuln_new");
+    assert_eq!(qs["kevlar"]["package"], "qs", "{qs:#}");
+    assert_eq!(qs["kevlar"]["versions"], json!(["6.7.0"]));
+    assert_eq!(qs["kevlar"]["advisory_severity"], "high");
+    assert_eq!(qs["kevlar"]["fixed_version"], "6.7.3");
+    assert_eq!(qs["event"]["category"], json!(["vulnerability"]));
+    assert_eq!(qs["event"]["severity"], 4, "a high advisory is alert-level");
+    assert!(qs["message"].as_str().unwrap().contains("fixed in 6.7.3"), "{qs:#}");
+    if node_is_20 {
+        let eol = k.wait_event(|e| e["event"]["action"] == "runtime_eol");
+        assert!(eol["message"].as_str().unwrap().contains("move to v24"), "{eol:#}");
+    }
+    let status = |k: &Kevlar| -> Value {
+        let out = Command::new(KEVLAR).args(["status", "--json", "--data-dir"]).arg(&k.data_dir).output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    assert_eq!(status(&k)["audit"]["findings"], 1, "{:#}", status(&k));
+
+    // `kevlar db update` while Kevlar runs: the new advisory is raised within seconds.
+    let (code, _, err) = kevlar(&["db", "update", "--from", later.to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+    common::peers::wait_until(15, "vuln_new for minimist", || {
+        actions(&k, "vuln_new").iter().any(|e| e["kevlar"]["package"] == "minimist")
+    });
+    // A deploy that upgrades qs past the fix.
+    let lock_path = tmp.path().join("package-lock.json");
+    let lock = std::fs::read_to_string(&lock_path).unwrap().replace("\"6.7.0\"", "\"6.7.3\"");
+    std::fs::write(&lock_path, &lock).unwrap();
+    common::peers::wait_until(15, "vuln_fixed for qs", || {
+        actions(&k, "vuln_fixed").iter().any(|e| e["kevlar"]["package"] == "qs")
+    });
+    assert_eq!(actions(&k, "vuln_new").len(), 2, "one per finding: {:#?}", actions(&k, "vuln_new"));
+    // A broken lockfile is said once, not skipped.
+    std::fs::write(&lock_path, "{ \"lockfileVersion\": 3, broken").unwrap();
+    common::peers::wait_until(15, "sys_audit_fail", || !actions(&k, "sys_audit_fail").is_empty());
+    let fail = &actions(&k, "sys_audit_fail")[0];
+    assert!(fail["kevlar"]["reason"].as_str().unwrap().contains("lockfile"), "{fail:#}");
+    std::fs::write(&lock_path, &lock).unwrap();
+    common::peers::wait_until(15, "the repaired lockfile audited", || {
+        status(&k)["audit"]["last_audit"] != Value::Null && actions(&k, "sys_audit_fail").len() == 1
+    });
+    k.sigterm();
+
+    // A restart audits again and raises nothing it raised before.
+    let k = start();
+    common::peers::wait_until(15, "the audit after the restart", || status(&k)["audit"]["findings"] == 1);
+    assert_eq!(actions(&k, "vuln_new").len(), 2);
+    assert_eq!(actions(&k, "vuln_fixed").len(), 1);
+    assert!(actions(&k, "runtime_eol").len() <= 1);
+}
+
+/// The watch's schedule fetches the advisories from `[audit] source` (here a local server standing
+/// in for OSV's archive) and audits with what arrived; a fetch that fails is said, not skipped.
+#[test]
+fn the_scheduled_fetch_imports_the_source_and_a_failed_fetch_is_said() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    write_fixture(tmp.path());
+    let mut zip_bytes = Vec::new();
+    {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(&mut zip_bytes));
+        let opts = zip::write::SimpleFileOptions::default();
+        w.start_file("GHSA-bbbb-0002.json", opts).unwrap();
+        w.write_all(&std::fs::read(tmp.path().join("osv/GHSA-bbbb-0002.json")).unwrap()).unwrap();
+        w.finish().unwrap();
+    }
+    // Served once: the second fetch finds the server gone.
+    let url = serve_bytes(zip_bytes, 1);
+    let db = tmp.path().join("db");
+    let config = format!(
+        "[audit]\nwatch = \"1s\"\nsource = \"{url}\"\nlockfile = \"{}\"\ndb = \"{}\"\n",
+        tmp.path().join("package-lock.json").display(),
+        db.display()
+    );
+    let k = Kevlar::guard(&format!("http://127.0.0.1:{}", common::closed_port())).config(&config).start();
+    // No database yet: said once.
+    common::peers::wait_until(15, "sys_audit_fail for the missing database", || {
+        actions(&k, "sys_audit_fail").iter().any(|e| e["message"].as_str().unwrap().contains("kevlar db update"))
+    });
+    common::peers::wait_until(20, "vuln_new after the fetch", || {
+        actions(&k, "vuln_new").iter().any(|e| e["kevlar"]["package"] == "minimist")
+    });
+    common::peers::wait_until(20, "the failed fetch said", || {
+        actions(&k, "sys_audit_fail").iter().any(|e| e["message"].as_str().unwrap().contains("scheduled fetch"))
+    });
+    let fails = actions(&k, "sys_audit_fail");
+    assert!(fails.len() <= 3, "each problem once: {fails:#?}");
 }

@@ -29,18 +29,12 @@ pub fn db(cmd: DbCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DbCommand::Update { from, db } => {
             let dir = db_dir(db);
-            let mut store = AdvisoryDb::create(&dir)?;
             let sources: Vec<String> = match from {
                 Some(f) => vec![f],
                 None => default_sources(),
             };
             for source in sources {
-                let path = if source.starts_with("http://") || source.starts_with("https://") {
-                    download(&source, &dir)?
-                } else {
-                    PathBuf::from(&source)
-                };
-                import_one(&mut store, &path, &dir)?;
+                println!("{}", import_source(&source, &dir)?);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -51,7 +45,7 @@ pub fn db(cmd: DbCommand) -> anyhow::Result<ExitCode> {
 /// there is none).
 fn default_sources() -> Vec<String> {
     let eco = lockfile::load(std::path::Path::new(".")).map(|p| p.ecosystem).unwrap_or("npm");
-    vec![format!("https://osv-vulnerabilities.storage.googleapis.com/{eco}/all.zip")]
+    vec![osv_archive(eco)]
 }
 
 /// Downloads `url` into `<db>/downloads/`; at most 4 GiB, 10 minutes.
@@ -74,28 +68,40 @@ fn download(url: &str, db: &std::path::Path) -> anyhow::Result<PathBuf> {
     Ok(dest)
 }
 
-fn import_one(store: &mut AdvisoryDb, from: &std::path::Path, dir: &std::path::Path) -> anyhow::Result<()> {
-    {
-        {
-            let stats = store.import_dir(from).with_context(|| format!("cannot import from {}", from.display()))?;
-            for w in &stats.warnings {
-                eprintln!("kevlar: warning: {w}");
-            }
-            println!(
-                "imported {} records into {} in {:.2}s ({} files skipped, {} informational notices left out, {} Node.js runtime records, {} files in other formats, {} warnings); {} records in all",
-                stats.records,
-                dir.display(),
-                stats.seconds,
-                stats.skipped_files,
-                stats.informational,
-                stats.runtime_records,
-                stats.not_advisories,
-                stats.warnings.len(),
-                store.count()?
-            );
-            Ok(())
-        }
+/// Imports `from` into the database; returns the summary line. Warnings go to stderr.
+pub(crate) fn import_one(store: &mut AdvisoryDb, from: &std::path::Path, dir: &std::path::Path) -> anyhow::Result<String> {
+    let stats = store.import_dir(from).with_context(|| format!("cannot import from {}", from.display()))?;
+    for w in &stats.warnings {
+        eprintln!("kevlar: warning: {w}");
     }
+    Ok(format!(
+        "imported {} records into {} in {:.2}s ({} files skipped, {} informational notices left out, {} Node.js runtime records, {} files in other formats, {} warnings); {} records in all",
+        stats.records,
+        dir.display(),
+        stats.seconds,
+        stats.skipped_files,
+        stats.informational,
+        stats.runtime_records,
+        stats.not_advisories,
+        stats.warnings.len(),
+        store.count()?
+    ))
+}
+
+/// Imports a source (a URL, downloaded first, or a local path) into the database at `dir`.
+pub(crate) fn import_source(source: &str, dir: &std::path::Path) -> anyhow::Result<String> {
+    let mut store = AdvisoryDb::create(dir)?;
+    let path = if source.starts_with("http://") || source.starts_with("https://") {
+        download(source, dir)?
+    } else {
+        PathBuf::from(source)
+    };
+    import_one(&mut store, &path, dir)
+}
+
+/// OSV's public archive for an ecosystem.
+pub(crate) fn osv_archive(ecosystem: &str) -> String {
+    format!("https://osv-vulnerabilities.storage.googleapis.com/{ecosystem}/all.zip")
 }
 
 /// The `[[audit.ignore]]` entries of the configuration that applies, with the file's name.
@@ -112,15 +118,17 @@ fn ignores(a: &AuditArgs) -> anyhow::Result<(Vec<kevlar_config::AuditIgnore>, St
     Ok((config.audit.ignore, file.display().to_string()))
 }
 
-/// Drops findings an unexpired ignore covers; warns about expired and unused ignores.
-fn apply_ignores(
+/// Findings an unexpired ignore covers are set apart; expired and unused ignores are warned about
+/// (the warnings are returned, for the caller to say).
+pub(crate) fn apply_ignores(
     findings: Vec<kevlar_audit::Finding>,
     ignores: &[kevlar_config::AuditIgnore],
     file: &str,
-) -> (Vec<kevlar_audit::Finding>, Vec<serde_json::Value>) {
+) -> (Vec<kevlar_audit::Finding>, Vec<serde_json::Value>, Vec<String>) {
     let today = kevlar_core::time::rfc3339_ms(kevlar_core::time::now_ms())[..10].to_owned();
     let mut kept = Vec::new();
     let mut ignored = Vec::new();
+    let mut warnings = Vec::new();
     let mut used = vec![false; ignores.len()];
     for f in findings {
         let hit = ignores.iter().position(|i| i.id == f.id || f.aliases.contains(&i.id));
@@ -130,12 +138,12 @@ fn apply_ignores(
                 let ig = &ignores[n];
                 let line = ig.line.map(|l| format!(":{l}")).unwrap_or_default();
                 if ig.until.as_ref().is_some_and(|u| *u <= today) {
-                    eprintln!(
-                        "kevlar: warning: {file}{line}: the ignore of {} expired on {} (reason: {}); it is reported again",
+                    warnings.push(format!(
+                        "{file}{line}: the ignore of {} expired on {} (reason: {}); it is reported again",
                         ig.id,
                         ig.until.as_deref().unwrap_or(""),
                         ig.reason
-                    );
+                    ));
                     kept.push(f);
                 } else {
                     ignored.push(serde_json::json!({
@@ -150,10 +158,10 @@ fn apply_ignores(
     for (n, ig) in ignores.iter().enumerate() {
         if !used[n] {
             let line = ig.line.map(|l| format!(":{l}")).unwrap_or_default();
-            eprintln!("kevlar: warning: {file}{line}: the ignore of {} matches no finding; remove it?", ig.id);
+            warnings.push(format!("{file}{line}: the ignore of {} matches no finding; remove it?", ig.id));
         }
     }
-    (kept, ignored)
+    (kept, ignored, warnings)
 }
 
 pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
@@ -168,7 +176,10 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let findings = kevlar_audit::audit(&project, &db, a.production)?;
-    let (findings, ignored) = apply_ignores(findings, &ignores, &config_file);
+    let (findings, ignored, warnings) = apply_ignores(findings, &ignores, &config_file);
+    for w in warnings {
+        eprintln!("kevlar: warning: {w}");
+    }
     if !ignored.is_empty() && a.format != "json" {
         eprintln!(
             "kevlar: {} finding{} ignored by {config_file}",
@@ -214,7 +225,7 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The running Node.js version (`node --version`), or the one given.
-fn node_version(node: &str, given: Option<&str>) -> anyhow::Result<semver::Version> {
+pub(crate) fn node_version(node: &str, given: Option<&str>) -> anyhow::Result<semver::Version> {
     let text = match given {
         Some(v) => v.to_owned(),
         None => {

@@ -135,6 +135,21 @@ pub fn status(a: ControlArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    let a = &v["audit"];
+    if a.is_object() {
+        let runtime = a["runtime"]["version"]
+            .as_str()
+            .map(|r| format!("; Node.js {r} {}", a["runtime"]["status"].as_str().unwrap_or("?")))
+            .unwrap_or_default();
+        println!(
+            "audit: {} ({} packages): {} findings, {} ignored, last audited {}{runtime}",
+            a["lockfile"].as_str().unwrap_or("?"),
+            a["packages"],
+            a["findings"],
+            a["ignored"],
+            a["last_audit"].as_str().unwrap_or("?")
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

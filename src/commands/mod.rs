@@ -2,6 +2,7 @@
 
 mod alerts;
 mod audit;
+mod audit_watch;
 mod blackbook;
 mod breach;
 mod cert;

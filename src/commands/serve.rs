@@ -210,6 +210,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     shield.start_correlator(shield_rx).context("cannot start the correlator")?;
     let watch_stop = start_watch(&config, &shield)?;
     let (store, alerts) = start_store_and_alerts(&config, store_rx, &bus)?;
+    let (audit_watch, audit_status) = super::audit_watch::start(&config, command.as_deref(), bus.clone());
 
     let access = access_log(&config, &data_dir)?;
 
@@ -241,7 +242,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
         supervisor_task = Some(task);
     }
 
-    let status_fn = status_fn(&upstream, &stats, &shield, alerts.clone(), app_status);
+    let status_fn = status_fn(&upstream, &stats, &shield, alerts.clone(), app_status, audit_status);
     let admin_state = kevlar_admin::AdminState {
         token: Arc::new(token),
         data_dir: data_dir.clone(),
@@ -290,6 +291,11 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     let _ = std::fs::remove_file(data_dir.join(ADMIN_ADDR_FILE));
     overflow.abort();
     watch_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(w) = audit_watch {
+        // A fetch under way is not waited for: its import is one transaction, the state file is
+        // replaced whole.
+        let _ = tokio::time::timeout(Duration::from_secs(2), tokio::task::spawn_blocking(move || w.stop())).await;
+    }
     shield.close();
     flush_and_close(bus, alerts, store).await;
     Ok(ExitCode::SUCCESS)
@@ -455,6 +461,7 @@ fn status_fn(
     shield: &kevlar_shield::Shield,
     alerts: Option<kevlar_sinks::Alerts>,
     app_status: Option<kevlar_supervisor::Status>,
+    audit: super::audit_watch::AuditStatus,
 ) -> kevlar_admin::StatusFn {
     let status_upstream = upstream.clone();
     let status_stats = stats.clone();
@@ -473,6 +480,11 @@ fn status_fn(
         if let Some(s) = &app_status {
             if let Ok(list) = s.lock() {
                 v["app"] = app_json(&list);
+            }
+        }
+        if let Ok(a) = audit.lock() {
+            if !a.is_null() {
+                v["audit"] = a.clone();
             }
         }
         v

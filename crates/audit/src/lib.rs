@@ -8,6 +8,7 @@
 
 pub mod cvss;
 pub mod db;
+pub mod known;
 pub mod lockfile;
 pub mod matching;
 pub mod npm_range;

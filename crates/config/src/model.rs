@@ -588,9 +588,37 @@ pub struct AuditIgnore {
     pub line: Option<usize>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// `[audit]`: ignores, and the watch `kevlar run` and `kevlar guard` keep on the deployed lockfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditConfig {
     pub ignore: Vec<AuditIgnore>,
+    /// How often the advisories are fetched again (from `source`) and the lockfile re-audited;
+    /// `None` (`watch = "off"`): no audit while Kevlar runs. A changed lockfile or advisory
+    /// database is re-audited within seconds whatever this says.
+    pub watch: Option<Duration>,
+    /// The lockfile, or the directory holding it; `None`: `app.cwd`, else Kevlar's working
+    /// directory (under `kevlar guard`, only a lockfile given here is watched).
+    pub lockfile: Option<PathBuf>,
+    /// The advisory database; `None`: the one `kevlar audit` reads (`KEVLAR_DB`, else the cache).
+    pub db: Option<PathBuf>,
+    /// What each scheduled fetch imports: a URL or a local path, as `kevlar db update --from`;
+    /// `None`: OSV's archive for the project's ecosystem. `Some("off")` fetches nothing.
+    pub source: Option<String>,
+    /// Development-only packages are left out.
+    pub production: bool,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            ignore: Vec::new(),
+            watch: Some(Duration::from_secs(86_400)),
+            lockfile: None,
+            db: None,
+            source: None,
+            production: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -103,6 +103,7 @@ fn resolve_relative(p: &mut Partial, base: &Path) {
     if let Some(d) = p.config.app.cwd.as_mut() {
         fix(d);
     }
+    p.config.audit.lockfile.iter_mut().chain(p.config.audit.db.iter_mut()).for_each(fix);
     for w in &mut p.config.watch {
         fix(&mut w.path);
     }
@@ -400,8 +401,37 @@ fn read_watch(doc: &mut Doc, root: &mut Table, c: &mut Config) {
     }
 }
 
-/// `[audit]`: `[[audit.ignore]]` entries, each with a reason and usually an end date.
+/// `[audit]`: the watch on the deployed lockfile, and `[[audit.ignore]]` entries, each with a
+/// reason and usually an end date.
 fn read_audit(doc: &mut Doc, t: &mut Table, c: &mut Config) {
+    let a = &mut c.audit;
+    if let Some(w) = t.parsed(
+        doc,
+        "watch",
+        |v| if v == "off" { Ok(None) } else { crate::units::parse_duration(v).map(Some) },
+        Some(&|n| crate::units::secs_from_int(n).map(Some)),
+    ) {
+        match w {
+            Some(d) if d < std::time::Duration::from_secs(1) => doc.error(None, "audit.watch", "must be at least 1s, or \"off\""),
+            w => a.watch = w,
+        }
+    }
+    if let Some((p, _)) = t.string(doc, "lockfile") {
+        a.lockfile = Some(PathBuf::from(p));
+    }
+    if let Some((p, _)) = t.string(doc, "db") {
+        a.db = Some(PathBuf::from(p));
+    }
+    if let Some((s, span)) = t.string(doc, "source") {
+        if s.trim().is_empty() {
+            doc.error(span, "audit.source", "give a URL, a path, or \"off\"");
+        } else {
+            a.source = Some(s);
+        }
+    }
+    if let Some(b) = t.boolean(doc, "production") {
+        a.production = b;
+    }
     for (mut i, span) in t.tables(doc, "ignore") {
         let line = i.line(doc);
         let id = i.string(doc, "id").map(|(s, _)| s);
@@ -578,6 +608,19 @@ mod tests {
         assert!(text.contains("k.toml:7: limits.body_timeout:"), "{text}");
         assert!(text.contains("k.toml:9: headers.set.Bad Header: `Bad Header` is not a valid header name"), "{text}");
         assert_eq!(e.0.len(), 5, "{text}");
+    }
+
+    #[test]
+    fn the_audit_watch_is_read_and_checked() {
+        let c = parse_str("[audit]\nwatch = \"6h\"\nlockfile = \"/srv/app\"\nsource = \"off\"\nproduction = true\n", "k.toml").unwrap();
+        assert_eq!(c.audit.watch, Some(std::time::Duration::from_secs(6 * 3600)));
+        assert_eq!(c.audit.lockfile, Some(PathBuf::from("/srv/app")));
+        assert_eq!((c.audit.source.as_deref(), c.audit.production), (Some("off"), true));
+        assert_eq!(parse_str("[audit]\nwatch = \"off\"\n", "k.toml").unwrap().audit.watch, None);
+        let e = parse_str("[audit]\nwatch = \"daily\"\nsource = \"\"\nwhatch = 1\n", "k.toml").unwrap_err().to_string();
+        assert!(e.contains("k.toml:2: audit.watch:"), "{e}");
+        assert!(e.contains("k.toml:3: audit.source: give a URL"), "{e}");
+        assert!(e.contains("k.toml:4: audit.whatch: unknown key (did you mean `watch`?)"), "{e}");
     }
 
     #[test]

@@ -97,6 +97,18 @@ pub const SYS_ALERT_TEST: &str = "sys_alert_test";
 /// web: a browser reported a Content-Security-Policy violation to `[headers] csp_report_path`
 /// (one event per violation per 10 minutes)
 pub const CSP_VIOLATION: &str = "csp_violation";
+/// vulnerability: the deployed lockfile has a known vulnerability not reported before (one event
+/// per advisory and package, `[audit] watch`)
+pub const VULN_NEW: &str = "vuln_new";
+/// vulnerability: a vulnerability reported before is no longer in the deployed lockfile
+pub const VULN_FIXED: &str = "vuln_fixed";
+/// vulnerability: the Node.js the app runs on reached its end of life
+pub const RUNTIME_EOL: &str = "runtime_eol";
+/// vulnerability: the Node.js the app runs on has a known vulnerability not reported before
+pub const RUNTIME_VULNERABLE: &str = "runtime_vulnerable";
+/// configuration: the watch cannot audit: the lockfile is unreadable, the advisory database is
+/// missing or broken, or a scheduled fetch failed (once per distinct problem)
+pub const SYS_AUDIT_FAIL: &str = "sys_audit_fail";
 
 /// Every action in the catalogue, in the order `docs/events.md` lists them.
 pub const ALL: &[&str] = &[
@@ -137,6 +149,11 @@ pub const ALL: &[&str] = &[
     SYS_ALERT_DIGEST,
     SYS_ALERT_TEST,
     CSP_VIOLATION,
+    VULN_NEW,
+    VULN_FIXED,
+    RUNTIME_EOL,
+    RUNTIME_VULNERABLE,
+    SYS_AUDIT_FAIL,
 ];
 
 #[cfg(test)]

@@ -88,6 +88,8 @@ pub enum Category {
     Process,
     Configuration,
     Iam,
+    /// Known vulnerabilities in the app's dependencies or runtime.
+    Vulnerability,
 }
 
 impl Category {
@@ -99,6 +101,7 @@ impl Category {
             Category::Process => "process",
             Category::Configuration => "configuration",
             Category::Iam => "iam",
+            Category::Vulnerability => "vulnerability",
         }
     }
 
@@ -110,6 +113,7 @@ impl Category {
             "process" => Category::Process,
             "configuration" => Category::Configuration,
             "iam" => Category::Iam,
+            "vulnerability" => Category::Vulnerability,
             _ => return None,
         })
     }
