@@ -238,6 +238,23 @@ pub struct UpdateArgs {
     /// `kevlar/update-NAME-VERSION`, with the test log in the message.
     #[arg(long)]
     pub branch: bool,
+    /// Push each new branch to this git remote (e.g. origin); needs --branch.
+    #[arg(long, value_name = "REMOTE", requires = "branch")]
+    pub push: Option<String>,
+    /// Open a pull request for each pushed branch: `github` (token in GITHUB_TOKEN, the test log
+    /// as its body); needs --push.
+    #[arg(long, value_name = "FORGE", value_parser = ["github"], requires = "push")]
+    pub pr: Option<String>,
+    /// The GitHub repository, OWNER/NAME (default: GITHUB_REPOSITORY, else the remote's URL).
+    #[arg(long, value_name = "OWNER/NAME", requires = "pr")]
+    pub repo: Option<String>,
+    /// GitHub's API base (default: GITHUB_API_URL, else https://api.github.com; GitHub
+    /// Enterprise: https://HOST/api/v3).
+    #[arg(long, value_name = "URL", requires = "pr")]
+    pub api_url: Option<String>,
+    /// The branch pull requests go into (default: the branch checked out).
+    #[arg(long, value_name = "BRANCH", requires = "pr")]
+    pub base: Option<String>,
     /// The advisory database (`kevlar db update`): versions that fix a known advisory of the
     /// current one are tried first and marked. Default: the one `kevlar audit` uses.
     #[arg(long, value_name = "DIR")]

@@ -276,13 +276,53 @@ fn apply_bisects_a_breaking_combination_and_branch_commits_each_update() {
     sh(&["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "fixture"]);
 
     // --branch: one branch per package at its newest passing version; the working tree stays as it was.
+    // --push origin: each pushed to a bare repository; --pr github: a pull request each, opened
+    // through a local server standing in for GitHub's REST API.
+    let remote = tempfile::tempdir().unwrap();
+    let init = Command::new("git").args(["init", "-q", "--bare"]).arg(remote.path()).status().unwrap();
+    assert!(init.success());
+    sh(&["git", "remote", "add", "origin", remote.path().to_str().unwrap()]);
+    let base = sh(&["git", "rev-parse", "--abbrev-ref", "HEAD"]).trim().to_owned();
+    let github = common::peers::HttpReceiver::start(201);
+    *github.body.lock().unwrap() = Some(r#"{"number": 7, "html_url": "https://github.com/acme/shop/pull/7"}"#.into());
+    let update = |extra: &[&str], token: Option<&str>| {
+        let mut cmd = Command::new(KEVLAR);
+        cmd.args(["update", "--test", "npm test", "--jobs", "2"]).args(extra).arg(app.path());
+        cmd.env("GITHUB_API_URL", github.url("")).env("GITHUB_REPOSITORY", "acme/shop").env_remove("GITHUB_TOKEN");
+        if let Some(t) = token {
+            cmd.env("GITHUB_TOKEN", t);
+        }
+        cmd.output().unwrap()
+    };
+    // Without a token, said before anything is tried.
+    let out = update(&["--branch", "--push", "origin", "--pr", "github"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("GITHUB_TOKEN"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = update(&["--push", "origin"], None);
+    assert_eq!(out.status.code(), Some(2), "--push needs --branch");
     let before = snapshot(app.path());
-    let out = Command::new(KEVLAR)
-        .args(["update", "--test", "npm test", "--branch", "--jobs", "2"])
-        .arg(app.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = update(&["--branch", "--push", "origin", "--pr", "github"], Some("ghs_t0ken"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let pushed = Command::new("git").arg("--git-dir").arg(remote.path()).args(["branch", "--list"]).output().unwrap();
+    let pushed = String::from_utf8_lossy(&pushed.stdout);
+    assert!(pushed.contains("kevlar/update-kv-lib-2.0.0") && pushed.contains("kevlar/update-kv-util-1.0.4"), "{pushed}");
+    assert_eq!(stdout.matches("pull request https://github.com/acme/shop/pull/7").count(), 2, "{stdout}");
+    let prs = github.all();
+    assert_eq!(prs.len(), 2, "{prs:?}");
+    for pr in &prs {
+        assert_eq!((pr.method.as_str(), pr.path.as_str()), ("POST", "/repos/acme/shop/pulls"));
+        assert_eq!(pr.header("authorization"), Some("Bearer ghs_t0ken"));
+        assert_eq!(pr.header("accept"), Some("application/vnd.github+json"));
+        assert_eq!(pr.header("x-github-api-version"), Some("2022-11-28"));
+        assert!(pr.header("user-agent").unwrap().starts_with("kevlar/"));
+        let v = pr.json();
+        assert_eq!(v["base"], base.as_str());
+        let head = v["head"].as_str().unwrap();
+        assert!(head.starts_with("kevlar/update-kv-"), "{v}");
+        assert!(v["title"].as_str().unwrap().starts_with("Update kv-"), "{v}");
+        assert!(v["body"].as_str().unwrap().contains("`npm test` passes with kv-"), "{v}");
+    }
     let branches = sh(&["git", "branch", "--list", "kevlar/*"]);
     assert!(
         branches.contains("kevlar/update-kv-lib-2.0.0") && branches.contains("kevlar/update-kv-util-1.0.4"),

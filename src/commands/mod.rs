@@ -9,6 +9,7 @@ mod cert;
 mod control;
 mod doctor;
 mod events;
+mod github;
 mod init;
 mod logs;
 mod outdated;

@@ -24,6 +24,8 @@ pub fn run(a: UpdateArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let allow = Allow::parse(&a.allow).context("--allow is patch, minor or major")?;
+    // Where branches go is checked before anything is tried.
+    let publish = Publish::for_args(&project, &a)?;
     let (deps, candidates) = newer_versions(&project, &a, allow, min_age)?;
     if candidates.is_empty() {
         println!("nothing to try: every dependency is current within --allow {}", a.allow);
@@ -74,7 +76,7 @@ pub fn run(a: UpdateArgs) -> anyhow::Result<ExitCode> {
         bail!("no trial ran");
     }
     if a.branch {
-        branches(&project, mgr, &a.test, &results)?;
+        branches(&project, mgr, &a.test, &results, &publish, &fixes)?;
     }
     if a.apply {
         apply(&project, mgr, &a.test, &runner, &results)?;
@@ -235,24 +237,76 @@ fn apply(
     }
 }
 
-/// `--branch`: one branch per package at its newest passing version, made in a git worktree.
+/// `--push` and `--pr`: where each new branch goes after it is committed.
+struct Publish {
+    remote: Option<String>,
+    github: Option<super::github::GitHub>,
+    base: String,
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new("git").arg("-C").arg(dir).args(args).output().context("cannot run git")?;
+    if !out.status.success() {
+        bail!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+impl Publish {
+    fn for_args(project: &std::path::Path, a: &UpdateArgs) -> anyhow::Result<Publish> {
+        let mut p = Publish { remote: a.push.clone(), github: None, base: String::new() };
+        let Some(remote) = &a.push else { return Ok(p) };
+        let url = git(project, &["remote", "get-url", remote]).with_context(|| format!("--push {remote}: no such git remote"))?;
+        if a.pr.is_some() {
+            p.github = Some(super::github::GitHub::from_env(a.api_url.as_deref(), a.repo.as_deref(), &url)?);
+            p.base = match &a.base {
+                Some(b) => b.clone(),
+                None => git(project, &["rev-parse", "--abbrev-ref", "HEAD"])
+                    .ok()
+                    .filter(|b| b != "HEAD")
+                    .context("no branch is checked out; give --base BRANCH for the pull requests")?,
+            };
+        }
+        Ok(p)
+    }
+
+    /// Pushes the branch, then opens its pull request; a failure is said and the next branch
+    /// goes on.
+    fn publish(&self, top: &std::path::Path, branch: &str, title: &str, body: impl FnOnce() -> String) -> bool {
+        let Some(remote) = &self.remote else { return true };
+        if let Err(e) = git(top, &["push", "-q", remote, &format!("refs/heads/{branch}:refs/heads/{branch}")]) {
+            eprintln!("kevlar: cannot push {branch} to {remote}: {e:#}");
+            return false;
+        }
+        println!("pushed {branch} to {remote}");
+        let Some(gh) = &self.github else { return true };
+        match gh.open(branch, &self.base, title, &body()) {
+            Ok(super::github::Opened::Url(u)) => println!("pull request {u}"),
+            Ok(super::github::Opened::Exists) => println!("a pull request for {branch} is open already"),
+            Err(e) => {
+                eprintln!("kevlar: {e:#}");
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// `--branch`: one branch per package at its newest passing version, made in a git worktree;
+/// pushed and proposed as `--push` and `--pr` say.
 fn branches(
     project: &std::path::Path,
     mgr: Manager,
     test: &str,
     results: &[(trial::Outcome, Option<trial::Files>)],
+    publish: &Publish,
+    fixes: &Fixes,
 ) -> anyhow::Result<()> {
-    let git = |dir: &std::path::Path, args: &[&str]| -> anyhow::Result<String> {
-        let out = std::process::Command::new("git").arg("-C").arg(dir).args(args).output().context("cannot run git")?;
-        if !out.status.success() {
-            bail!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    };
     let top = std::path::PathBuf::from(
         git(project, &["rev-parse", "--show-toplevel"]).context("--branch needs a git repository")?,
     );
     let rel = project.strip_prefix(top.canonicalize()?).unwrap_or(std::path::Path::new("")).to_path_buf();
+    let mut failed = 0;
     for c in trial::best(results) {
         let Some((o, Some((manifest, lock)))) = results.iter().find(|(o, _)| o.candidate == c) else { continue };
         let branch = format!("kevlar/update-{}-{}", c.name.replace('/', "-").trim_start_matches('@'), c.version);
@@ -290,6 +344,15 @@ fn branches(
         let _ = git(&top, &["worktree", "remove", "--force", path.to_str().unwrap_or_default()]);
         result?;
         println!("branch {branch}: {}@{}", c.name, c.version);
+        let title = format!("Update {} to {}", c.name, c.version);
+        let fixed = fixes.get(&(c.name.clone(), c.version.clone())).cloned().unwrap_or_default();
+        let body = || super::github::body(&c.name, &c.version, test, o.duration.as_secs_f64(), &fixed, &o.tail);
+        if !publish.publish(&top, &branch, &title, body) {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} branch(es) could not be pushed or proposed (see above)");
     }
     Ok(())
 }
