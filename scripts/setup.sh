@@ -51,6 +51,11 @@ if [ ! -d tests/express/node_modules/multer ] || [ ! -d tests/express/node_modul
   (cd tests/express && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
+# TypeScript and the Node.js and Express types, to check @kevlar/app's typings.
+if [ ! -d tests/typings/node_modules/typescript ]; then
+  (cd tests/typings && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+
 # The SARIF 2.1.0 schema and a validator, to check `kevlar audit --format sarif` against it.
 if [ ! -d tests/sarif/node_modules/ajv ]; then
   (cd tests/sarif && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)

@@ -367,7 +367,7 @@ impl Verdaccio {
         std::fs::write(
             d.join("config.yaml"),
             format!(
-                "storage: {d}/storage\nauth:\n  htpasswd:\n    file: {d}/htpasswd\n    max_users: 100\nuplinks: {{}}\npackages:\n  '**':\n    access: $all\n    publish: $authenticated\n    unpublish: $authenticated\nlog: {{ type: stdout, format: json, level: warn }}\n",
+                "storage: {d}/storage\nmax_body_size: 200mb\nauth:\n  htpasswd:\n    file: {d}/htpasswd\n    max_users: 100\nuplinks: {{}}\npackages:\n  '**':\n    access: $all\n    publish: $authenticated\n    unpublish: $authenticated\nlog: {{ type: stdout, format: json, level: warn }}\n",
                 d = d.display()
             ),
         )
@@ -402,6 +402,20 @@ impl Verdaccio {
     /// An `.npmrc` that installs from this registry (and may publish to it).
     pub fn npmrc(&self) -> String {
         format!("registry={}\n//127.0.0.1:{}/:_authToken={}\n", self.url(), self.port, self.token)
+    }
+
+    /// Publishes a tarball made by `npm pack`.
+    pub fn publish_tarball(&self, tgz: &Path) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(".npmrc"), self.npmrc()).unwrap();
+        let out = Command::new("npm")
+            .args(["publish", "--registry", &self.url(), "--userconfig"])
+            .arg(d.path().join(".npmrc"))
+            .arg(tgz)
+            .current_dir(d.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "npm publish {}: {}", tgz.display(), String::from_utf8_lossy(&out.stderr));
     }
 
     /// Publishes a package made of `files` (package.json is written from name and version).
