@@ -241,6 +241,10 @@ pub struct UpdateArgs {
     /// Push each new branch to this git remote (e.g. origin); needs --branch.
     #[arg(long, value_name = "REMOTE", requires = "branch")]
     pub push: Option<String>,
+    /// A push option for each push (`git push -o`), repeatable: on GitLab,
+    /// `--push-option merge_request.create` opens a merge request with the push.
+    #[arg(long, value_name = "OPTION", requires = "push")]
+    pub push_option: Vec<String>,
     /// Open a pull request for each pushed branch: `github` (token in GITHUB_TOKEN, the test log
     /// as its body); needs --push.
     #[arg(long, value_name = "FORGE", value_parser = ["github"], requires = "push")]
@@ -438,7 +442,8 @@ pub enum DbCommand {
     /// Import advisories into the local database: OSV records (JSON or YAML), RustSec advisories,
     /// the Node.js security WG's core advisories and a Node.js release schedule — from a
     /// directory, a file, a zip archive (OSV's per-ecosystem all.zip) or a URL. Without --from,
-    /// OSV's public all.zip of each ecosystem the project in the current directory uses.
+    /// OSV's public all.zip of each ecosystem the project in the current directory uses
+    /// (KEVLAR_OSV_URL names a mirror with the same layout: URL/npm/all.zip).
     Update {
         /// A directory, a file, a .zip, or an http(s) URL of one.
         #[arg(long, value_name = "PATH|URL")]

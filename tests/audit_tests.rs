@@ -532,24 +532,6 @@ fn conformance_doctor_reports_end_of_life_and_node_core_vulnerabilities() {
     assert!(out.contains("Node.js"), "{out}");
 }
 
-/// Serves `body` once per connection on an ephemeral port, for `count` connections.
-fn serve_bytes(body: Vec<u8>, count: usize) -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(count) {
-            let Ok(mut s) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
-            let _ = s.write_all(head.as_bytes());
-            let _ = s.write_all(&body);
-        }
-    });
-    format!("http://{addr}/npm/all.zip")
-}
-
 #[test]
 fn db_update_reads_zip_archives_and_urls() {
     use std::io::Write;
@@ -577,7 +559,7 @@ fn db_update_reads_zip_archives_and_urls() {
     assert_eq!(code, 1, "the zip's records find the vulnerable qs");
 
     // The same archive over HTTP.
-    let url = serve_bytes(zip_bytes.clone(), 1);
+    let url = common::peers::serve_bytes(zip_bytes.clone(), 1);
     let db = tmp.path().join("db2");
     let (code, out, err) = kevlar(&["db", "update", "--from", &url], &db);
     assert_eq!(code, 0, "{err}");
@@ -932,7 +914,7 @@ fn the_scheduled_fetch_imports_the_source_and_a_failed_fetch_is_said() {
         w.finish().unwrap();
     }
     // Served once: the second fetch finds the server gone.
-    let url = serve_bytes(zip_bytes, 1);
+    let url = common::peers::serve_bytes(zip_bytes, 1);
     let db = tmp.path().join("db");
     let config = format!(
         "[audit]\nwatch = \"1s\"\nsource = \"{url}\"\nlockfile = \"{}\"\ndb = \"{}\"\n",

@@ -117,14 +117,15 @@ const server = http.createServer((req, res) => {
 server.listen(Number(process.env.PORT), '127.0.0.1');
 "#;
 
-#[test]
-fn npm_install_then_npx_kevlar_runs_the_app_and_the_helper_reports_to_it() {
-    let tmp = tempfile::tempdir().unwrap();
+/// The packages built by `scripts/npm-pack.sh` from this build (stripped, as a release ships it),
+/// published to a fresh verdaccio, and a fresh project that installed them: `npm i -D kevlar` and
+/// `npm i @kevlar/app`.
+fn installed_project(tmp: &Path) -> (Verdaccio, std::path::PathBuf) {
     // The binary as a release would ship it: stripped (what `--profile dist` gives).
-    let bin = tmp.path().join("kevlar");
+    let bin = tmp.join("kevlar");
     std::fs::copy(KEVLAR, &bin).unwrap();
     let _ = Command::new("strip").arg(&bin).status();
-    let packs = tmp.path().join("packs");
+    let packs = tmp.join("packs");
     let platform = node_platform();
     let out = Command::new("bash")
         .arg(repo().join("scripts/npm-pack.sh"))
@@ -140,7 +141,7 @@ fn npm_install_then_npx_kevlar_runs_the_app_and_the_helper_reports_to_it() {
     }
 
     // A fresh project: `npm i -D kevlar` and the helper, from the registry alone.
-    let project = tmp.path().join("shop");
+    let project = tmp.join("shop");
     std::fs::create_dir(&project).unwrap();
     std::fs::write(project.join("package.json"), r#"{"name":"shop","version":"1.0.0","private":true}"#).unwrap();
     std::fs::write(project.join(".npmrc"), format!("registry={}\n", reg.url())).unwrap();
@@ -148,6 +149,14 @@ fn npm_install_then_npx_kevlar_runs_the_app_and_the_helper_reports_to_it() {
     run(&project, &["npm", "install", "--no-audit", "--no-fund", "@kevlar/app"]);
     let pkg: Value = serde_json::from_str(&std::fs::read_to_string(project.join("package.json")).unwrap()).unwrap();
     assert!(pkg["devDependencies"]["kevlar"].is_string() && pkg["dependencies"]["@kevlar/app"].is_string(), "{pkg}");
+    (reg, project)
+}
+
+#[test]
+fn npm_install_then_npx_kevlar_runs_the_app_and_the_helper_reports_to_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_reg, project) = installed_project(tmp.path());
+    let version = env!("CARGO_PKG_VERSION");
     typings_check(&project);
     let v = run(&project, &["npx", "kevlar", "--version"]);
     assert_eq!(v.trim(), format!("kevlar {version}"));
@@ -258,4 +267,153 @@ fn npm_install_then_npx_kevlar_runs_the_app_and_the_helper_reports_to_it() {
             || std::fs::read_to_string(format!("/proc/{app_pid}/stat")).is_ok_and(|s| s.contains(") Z ")),
         "the app is stopped before the launcher exits"
     );
+}
+
+/// One step of a CI job: a shell command with its environment, or an action's name and inputs.
+enum Step {
+    Run { name: String, env: Vec<(String, String)>, cmd: String },
+    Uses { action: String, with: Vec<(String, String)> },
+}
+
+fn yaml_pairs(y: &yaml_rust2::Yaml) -> Vec<(String, String)> {
+    y.as_hash()
+        .map(|h| {
+            h.iter()
+                .filter_map(|(k, v)| {
+                    let v = v.as_str().map(str::to_owned).or_else(|| v.as_i64().map(|n| n.to_string()))?;
+                    Some((k.as_str()?.to_owned(), v))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The jobs of a workflow, in order: GitHub Actions' `jobs.*.steps`, or GitLab CI's `*.script`
+/// lines (with the job's `variables`).
+fn ci_jobs(file: &str) -> Vec<(String, Vec<Step>)> {
+    let text = std::fs::read_to_string(repo().join(file)).unwrap();
+    let docs = yaml_rust2::YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let root = docs[0].as_hash().unwrap();
+    let mut jobs = Vec::new();
+    let entries: Vec<(&yaml_rust2::Yaml, &yaml_rust2::Yaml)> = match root.get(&yaml_rust2::Yaml::from_str("jobs")) {
+        Some(j) => j.as_hash().unwrap().iter().collect(),
+        None => root.iter().filter(|(_, v)| !v["script"].is_badvalue()).collect(),
+    };
+    for (name, job) in entries {
+        let mut steps = Vec::new();
+        if let Some(list) = job["steps"].as_vec() {
+            for s in list {
+                if let Some(a) = s["uses"].as_str() {
+                    steps.push(Step::Uses { action: a.to_owned(), with: yaml_pairs(&s["with"]) });
+                } else {
+                    let name = s["name"].as_str().unwrap_or("").to_owned();
+                    steps.push(Step::Run { name, env: yaml_pairs(&s["env"]), cmd: s["run"].as_str().unwrap().to_owned() });
+                }
+            }
+        } else {
+            let vars = yaml_pairs(&job["variables"]);
+            for line in job["script"].as_vec().unwrap() {
+                steps.push(Step::Run { name: String::new(), env: vars.clone(), cmd: line.as_str().unwrap().to_owned() });
+            }
+        }
+        jobs.push((name.as_str().unwrap().to_owned(), steps));
+    }
+    jobs
+}
+
+/// The ready-made CI of `examples/ci/`: every command each workflow runs, run as written in a
+/// project that installed Kevlar from npm, against local stand-ins for OSV's archive and GitHub's
+/// API; the SARIF the audit job uploads is a valid report of the finding.
+#[test]
+fn the_ci_examples_run_their_commands_as_written() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let (_reg, project) = installed_project(tmp.path());
+    std::fs::write(
+        project.join("package.json"),
+        std::fs::read_to_string(project.join("package.json")).unwrap().replace(
+            "\"private\": true",
+            "\"private\": true,\n  \"scripts\": { \"test\": \"node -e \\\"require('@kevlar/app')\\\"\" }",
+        ),
+    )
+    .unwrap();
+    let git = |args: &[&str]| run(&project, &[&["git"], args].concat());
+    std::fs::write(project.join(".gitignore"), "node_modules/\n").unwrap();
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "shop"]);
+    let remote = tmp.path().join("remote.git");
+    run(tmp.path(), &["git", "init", "-q", "--bare", remote.to_str().unwrap()]);
+    git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    // OSV's archive, served locally: a moderate advisory against the installed helper.
+    let record = serde_json::json!({"schema_version": "1.4.0", "id": "GHSA-kvlr-0001", "summary": "the helper is vulnerable",
+        "affected": [{"package": {"ecosystem": "npm", "name": "@kevlar/app"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "99.0.0"}]}]}],
+        "database_specific": {"severity": "MODERATE"}});
+    let mut zip_bytes = Vec::new();
+    {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(&mut zip_bytes));
+        w.start_file("GHSA-kvlr-0001.json", zip::write::SimpleFileOptions::default()).unwrap();
+        w.write_all(record.to_string().as_bytes()).unwrap();
+        w.finish().unwrap();
+    }
+    let osv = common::peers::serve_bytes(zip_bytes, 2);
+    let osv_base = osv.trim_end_matches("/npm/all.zip").to_owned();
+    let github = common::peers::HttpReceiver::start(201);
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let summary = tmp.path().join("summary.md");
+    let ci_env: Vec<(&str, String)> = vec![
+        ("HOME", home.display().to_string()),
+        ("KEVLAR_OSV_URL", osv_base),
+        ("GITHUB_STEP_SUMMARY", summary.display().to_string()),
+        ("GITHUB_REPOSITORY", "acme/shop".into()),
+        ("GITHUB_API_URL", github.url("")),
+        ("CI_SERVER_HOST", "gitlab.example.com".into()),
+        ("CI_PROJECT_PATH", "acme/shop".into()),
+        ("CI_DEFAULT_BRANCH", "main".into()),
+        ("KEVLAR_PUSH_TOKEN", "glpat-test".into()),
+    ];
+    let mut ran = Vec::new();
+    for file in ["examples/ci/github-actions.yml", "examples/ci/gitlab-ci.yml"] {
+        for (job, steps) in ci_jobs(file) {
+            for step in steps {
+                match step {
+                    Step::Run { name, env, cmd } => {
+                        let mut c = Command::new("bash");
+                        c.args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &cmd]).current_dir(&project);
+                        c.env_remove("KEVLAR_DB").envs(ci_env.iter().map(|(k, v)| (*k, v.as_str())));
+                        for (k, v) in env {
+                            let v = v.replace("${{ secrets.GITHUB_TOKEN }}", "ghs_test");
+                            assert!(!v.contains("${{"), "{file} {job}: an expression the test does not know: {v}");
+                            c.env(k, v);
+                        }
+                        assert!(!cmd.contains("${{"), "{file} {job}: an expression the test does not know: {cmd}");
+                        let out = c.output().unwrap();
+                        assert!(
+                            out.status.success(),
+                            "{file} {job} `{name}`: {cmd}\n{}{}",
+                            String::from_utf8_lossy(&out.stdout),
+                            String::from_utf8_lossy(&out.stderr)
+                        );
+                        ran.push(format!("{file} {job}: {cmd}"));
+                    }
+                    Step::Uses { action, with } => {
+                        if action.starts_with("github/codeql-action/upload-sarif") {
+                            let f = &with.iter().find(|(k, _)| k == "sarif_file").unwrap().1;
+                            let sarif: Value = serde_json::from_str(&std::fs::read_to_string(project.join(f)).unwrap()).unwrap();
+                            assert_eq!(sarif["version"], "2.1.0");
+                            let results = sarif["runs"][0]["results"].as_array().unwrap();
+                            assert_eq!(results.len(), 1, "{sarif:#}");
+                            assert!(results[0]["message"]["text"].as_str().unwrap().contains("@kevlar/app"), "{sarif:#}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let kevlar_cmds = ran.iter().filter(|r| r.contains("npx kevlar")).count();
+    assert!(kevlar_cmds >= 8, "every kevlar command of both workflows ran: {ran:#?}");
+    assert!(std::fs::read_to_string(&summary).unwrap().contains("GHSA-kvlr-0001"), "the Markdown report in the job summary");
+    assert!(project.join(".kevlar-advisories").is_dir(), "GitLab's job keeps its database where its cache looks");
+    assert!(home.join(".cache/kevlar/advisories").is_dir(), "GitHub's job keeps its database where its cache looks");
 }

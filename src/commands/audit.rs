@@ -99,9 +99,13 @@ pub(crate) fn import_source(source: &str, dir: &std::path::Path) -> anyhow::Resu
     import_one(&mut store, &path, dir)
 }
 
-/// OSV's public archive for an ecosystem.
+/// OSV's public archive for an ecosystem, or a mirror's (`KEVLAR_OSV_URL`, the same layout).
 pub(crate) fn osv_archive(ecosystem: &str) -> String {
-    format!("https://osv-vulnerabilities.storage.googleapis.com/{ecosystem}/all.zip")
+    let base = std::env::var("KEVLAR_OSV_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "https://osv-vulnerabilities.storage.googleapis.com".to_owned());
+    format!("{}/{ecosystem}/all.zip", base.trim_end_matches('/'))
 }
 
 /// The `[[audit.ignore]]` entries of the configuration that applies, with the file's name.

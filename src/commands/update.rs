@@ -240,6 +240,7 @@ fn apply(
 /// `--push` and `--pr`: where each new branch goes after it is committed.
 struct Publish {
     remote: Option<String>,
+    push_options: Vec<String>,
     github: Option<super::github::GitHub>,
     base: String,
 }
@@ -254,7 +255,8 @@ fn git(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<String> {
 
 impl Publish {
     fn for_args(project: &std::path::Path, a: &UpdateArgs) -> anyhow::Result<Publish> {
-        let mut p = Publish { remote: a.push.clone(), github: None, base: String::new() };
+        let mut p =
+            Publish { remote: a.push.clone(), push_options: a.push_option.clone(), github: None, base: String::new() };
         let Some(remote) = &a.push else { return Ok(p) };
         let url = git(project, &["remote", "get-url", remote]).with_context(|| format!("--push {remote}: no such git remote"))?;
         if a.pr.is_some() {
@@ -274,7 +276,13 @@ impl Publish {
     /// goes on.
     fn publish(&self, top: &std::path::Path, branch: &str, title: &str, body: impl FnOnce() -> String) -> bool {
         let Some(remote) = &self.remote else { return true };
-        if let Err(e) = git(top, &["push", "-q", remote, &format!("refs/heads/{branch}:refs/heads/{branch}")]) {
+        let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
+        let mut args = vec!["push", "-q"];
+        for o in &self.push_options {
+            args.extend(["-o", o.as_str()]);
+        }
+        args.extend([remote.as_str(), refspec.as_str()]);
+        if let Err(e) = git(top, &args) {
             eprintln!("kevlar: cannot push {branch} to {remote}: {e:#}");
             return false;
         }

@@ -446,3 +446,21 @@ impl Drop for Verdaccio {
         let _ = self.child.wait();
     }
 }
+
+/// Serves `body` once per connection on an ephemeral port, for `count` connections.
+pub fn serve_bytes(body: Vec<u8>, count: usize) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(count) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    format!("http://{addr}/npm/all.zip")
+}
+
