@@ -56,6 +56,12 @@ if [ ! -d tests/typings/node_modules/typescript ]; then
   (cd tests/typings && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
+# A real browser for the CSP tests: Debian's Chromium, driven by playwright-core.
+command -v chromium >/dev/null || apt_install chromium
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  (cd tests/browser && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+
 # The SARIF 2.1.0 schema and a validator, to check `kevlar audit --format sarif` against it.
 if [ ! -d tests/sarif/node_modules/ajv ]; then
   (cd tests/sarif && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)

@@ -842,7 +842,8 @@ fn the_watch_raises_each_new_and_fixed_vulnerability_once() {
     let node_major = Command::new("node").arg("--version").output().unwrap().stdout;
     let node_is_20 = String::from_utf8_lossy(&node_major).starts_with("v20.");
     let data = tmp.path().join("data");
-    let config = format!("[audit]\nwatch = \"24h\"\nlockfile = \"{}\"\ndb = \"{}\"\n", tmp.path().display(), db.display());
+    let config =
+        format!("[audit]\nwatch = \"24h\"\nlockfile = \"{}\"\ndb = \"{}\"\n", tmp.path().display(), db.display());
     let start = || {
         Kevlar::guard(&format!("http://127.0.0.1:{}", common::closed_port())).data_dir(&data).config(&config).start()
     };

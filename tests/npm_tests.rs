@@ -8,8 +8,8 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -78,7 +78,16 @@ kevlar.send({ action: 'authz_admin', category: 'iam', severity: 3 }).then((r) =>
     std::fs::write(project.join("bad.ts"), bad).unwrap();
     let tsc = |file: &str| {
         Command::new(typings.join(".bin/tsc"))
-            .args(["--noEmit", "--strict", "--esModuleInterop", "--module", "nodenext", "--moduleResolution", "nodenext", file])
+            .args([
+                "--noEmit",
+                "--strict",
+                "--esModuleInterop",
+                "--module",
+                "nodenext",
+                "--moduleResolution",
+                "nodenext",
+                file,
+            ])
             .current_dir(project)
             .output()
             .unwrap()
@@ -86,7 +95,11 @@ kevlar.send({ action: 'authz_admin', category: 'iam', severity: 3 }).then((r) =>
     let out = tsc("good.ts");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let out = tsc("bad.ts");
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stdout).contains("'\"maybe\"'"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stdout).contains("'\"maybe\"'"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 const APP: &str = r#"
@@ -136,7 +149,11 @@ fn installed_project(tmp: &Path) -> (Verdaccio, std::path::PathBuf) {
     assert!(out.status.success(), "npm-pack.sh: {}", String::from_utf8_lossy(&out.stderr));
     let reg = Verdaccio::start();
     let version = env!("CARGO_PKG_VERSION");
-    for name in [format!("kevlar-{platform}-{version}.tgz"), format!("kevlar-{version}.tgz"), format!("kevlar-app-{version}.tgz")] {
+    for name in [
+        format!("kevlar-{platform}-{version}.tgz"),
+        format!("kevlar-{version}.tgz"),
+        format!("kevlar-app-{version}.tgz"),
+    ] {
         reg.publish_tarball(&packs.join(name));
     }
 
@@ -164,7 +181,11 @@ fn npm_install_then_npx_kevlar_runs_the_app_and_the_helper_reports_to_it() {
     std::fs::write(project.join("broken.toml"), "[proxy]\nlisen = 1\n").unwrap();
     let st = Command::new("npx").args(["kevlar", "validate", "broken.toml"]).current_dir(&project).output().unwrap();
     assert_eq!(st.status.code(), Some(1), "{}", String::from_utf8_lossy(&st.stderr));
-    assert!(String::from_utf8_lossy(&st.stdout).contains("broken.toml:2: proxy.lisen"), "{}", String::from_utf8_lossy(&st.stdout));
+    assert!(
+        String::from_utf8_lossy(&st.stdout).contains("broken.toml:2: proxy.lisen"),
+        "{}",
+        String::from_utf8_lossy(&st.stdout)
+    );
 
     // A breached-password index, then the app behind `npx kevlar run`.
     let data = tmp.path().join("data");
@@ -174,7 +195,19 @@ fn npm_install_then_npx_kevlar_runs_the_app_and_the_helper_reports_to_it() {
     std::fs::write(project.join("server.js"), APP).unwrap();
     let pid_file = tmp.path().join("app.pid");
     let mut npx = Command::new("npx")
-        .args(["kevlar", "run", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data-dir", data_s, "--", "node", "server.js"])
+        .args([
+            "kevlar",
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_s,
+            "--",
+            "node",
+            "server.js",
+        ])
         .current_dir(&project)
         .env("PID_FILE", &pid_file)
         .process_group(0)
@@ -249,7 +282,18 @@ fn npm_install_then_npx_kevlar_runs_the_app_and_the_helper_reports_to_it() {
     // it is passed on, and Kevlar stops the app.
     std::fs::remove_file(&pid_file).unwrap();
     let mut launcher = Command::new(project.join("node_modules/.bin/kevlar"))
-        .args(["run", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data-dir", data_s, "--", "node", "server.js"])
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_s,
+            "--",
+            "node",
+            "server.js",
+        ])
         .current_dir(&project)
         .env("PID_FILE", &pid_file)
         .stdout(Stdio::null())
@@ -307,13 +351,21 @@ fn ci_jobs(file: &str) -> Vec<(String, Vec<Step>)> {
                     steps.push(Step::Uses { action: a.to_owned(), with: yaml_pairs(&s["with"]) });
                 } else {
                     let name = s["name"].as_str().unwrap_or("").to_owned();
-                    steps.push(Step::Run { name, env: yaml_pairs(&s["env"]), cmd: s["run"].as_str().unwrap().to_owned() });
+                    steps.push(Step::Run {
+                        name,
+                        env: yaml_pairs(&s["env"]),
+                        cmd: s["run"].as_str().unwrap().to_owned(),
+                    });
                 }
             }
         } else {
             let vars = yaml_pairs(&job["variables"]);
             for line in job["script"].as_vec().unwrap() {
-                steps.push(Step::Run { name: String::new(), env: vars.clone(), cmd: line.as_str().unwrap().to_owned() });
+                steps.push(Step::Run {
+                    name: String::new(),
+                    env: vars.clone(),
+                    cmd: line.as_str().unwrap().to_owned(),
+                });
             }
         }
         jobs.push((name.as_str().unwrap().to_owned(), steps));
@@ -400,11 +452,15 @@ fn the_ci_examples_run_their_commands_as_written() {
                     Step::Uses { action, with } => {
                         if action.starts_with("github/codeql-action/upload-sarif") {
                             let f = &with.iter().find(|(k, _)| k == "sarif_file").unwrap().1;
-                            let sarif: Value = serde_json::from_str(&std::fs::read_to_string(project.join(f)).unwrap()).unwrap();
+                            let sarif: Value =
+                                serde_json::from_str(&std::fs::read_to_string(project.join(f)).unwrap()).unwrap();
                             assert_eq!(sarif["version"], "2.1.0");
                             let results = sarif["runs"][0]["results"].as_array().unwrap();
                             assert_eq!(results.len(), 1, "{sarif:#}");
-                            assert!(results[0]["message"]["text"].as_str().unwrap().contains("@kevlar/app"), "{sarif:#}");
+                            assert!(
+                                results[0]["message"]["text"].as_str().unwrap().contains("@kevlar/app"),
+                                "{sarif:#}"
+                            );
                         }
                     }
                 }
@@ -413,7 +469,10 @@ fn the_ci_examples_run_their_commands_as_written() {
     }
     let kevlar_cmds = ran.iter().filter(|r| r.contains("npx kevlar")).count();
     assert!(kevlar_cmds >= 8, "every kevlar command of both workflows ran: {ran:#?}");
-    assert!(std::fs::read_to_string(&summary).unwrap().contains("GHSA-kvlr-0001"), "the Markdown report in the job summary");
+    assert!(
+        std::fs::read_to_string(&summary).unwrap().contains("GHSA-kvlr-0001"),
+        "the Markdown report in the job summary"
+    );
     assert!(project.join(".kevlar-advisories").is_dir(), "GitLab's job keeps its database where its cache looks");
     assert!(home.join(".cache/kevlar/advisories").is_dir(), "GitHub's job keeps its database where its cache looks");
 }

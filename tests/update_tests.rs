@@ -283,7 +283,8 @@ fn apply_bisects_a_breaking_combination_and_branch_commits_each_update() {
     assert!(init.success());
     sh(&["git", "remote", "add", "origin", remote.path().to_str().unwrap()]);
     // The remote takes push options and records them, as GitLab reads `merge_request.create`.
-    let git_remote = |args: &[&str]| Command::new("git").arg("--git-dir").arg(remote.path()).args(args).output().unwrap();
+    let git_remote =
+        |args: &[&str]| Command::new("git").arg("--git-dir").arg(remote.path()).args(args).output().unwrap();
     git_remote(&["config", "receive.advertisePushOptions", "true"]);
     let hook = remote.path().join("hooks/pre-receive");
     std::fs::write(&hook, "#!/bin/sh\ni=0\nwhile [ $i -lt \"${GIT_PUSH_OPTION_COUNT:-0}\" ]; do eval \"echo \\$GIT_PUSH_OPTION_$i\" >> \"$GIT_DIR/push-options\"; i=$((i+1)); done\n").unwrap();
@@ -307,14 +308,20 @@ fn apply_bisects_a_breaking_combination_and_branch_commits_each_update() {
     let out = update(&["--push", "origin"], None);
     assert_eq!(out.status.code(), Some(2), "--push needs --branch");
     let before = snapshot(app.path());
-    let out = update(&["--branch", "--push", "origin", "--push-option", "merge_request.create", "--pr", "github"], Some("ghs_t0ken"));
+    let out = update(
+        &["--branch", "--push", "origin", "--push-option", "merge_request.create", "--pr", "github"],
+        Some("ghs_t0ken"),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     let pushed = Command::new("git").arg("--git-dir").arg(remote.path()).args(["branch", "--list"]).output().unwrap();
     let pushed = String::from_utf8_lossy(&pushed.stdout);
     let options = std::fs::read_to_string(remote.path().join("push-options")).unwrap_or_default();
     assert_eq!(options.lines().filter(|l| *l == "merge_request.create").count(), 2, "{options}");
-    assert!(pushed.contains("kevlar/update-kv-lib-2.0.0") && pushed.contains("kevlar/update-kv-util-1.0.4"), "{pushed}");
+    assert!(
+        pushed.contains("kevlar/update-kv-lib-2.0.0") && pushed.contains("kevlar/update-kv-util-1.0.4"),
+        "{pushed}"
+    );
     assert_eq!(stdout.matches("pull request https://github.com/acme/shop/pull/7").count(), 2, "{stdout}");
     let prs = github.all();
     assert_eq!(prs.len(), 2, "{prs:?}");

@@ -69,7 +69,11 @@ fn download(url: &str, db: &std::path::Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Imports `from` into the database; returns the summary line. Warnings go to stderr.
-pub(crate) fn import_one(store: &mut AdvisoryDb, from: &std::path::Path, dir: &std::path::Path) -> anyhow::Result<String> {
+pub(crate) fn import_one(
+    store: &mut AdvisoryDb,
+    from: &std::path::Path,
+    dir: &std::path::Path,
+) -> anyhow::Result<String> {
     let stats = store.import_dir(from).with_context(|| format!("cannot import from {}", from.display()))?;
     for w in &stats.warnings {
         eprintln!("kevlar: warning: {w}");

@@ -193,9 +193,14 @@ impl Watcher {
     fn fail(&self, what: &str) {
         tracing::warn!("audit watch: {what}");
         self.bus.publish(
-            SecurityEvent::new(action::SYS_AUDIT_FAIL, Category::Configuration, Severity::Warning, format!("audit watch: {what}"))
-                .with_outcome(Outcome::Failure)
-                .with_kevlar("reason", what.to_owned()),
+            SecurityEvent::new(
+                action::SYS_AUDIT_FAIL,
+                Category::Configuration,
+                Severity::Warning,
+                format!("audit watch: {what}"),
+            )
+            .with_outcome(Outcome::Failure)
+            .with_kevlar("reason", what.to_owned()),
         );
     }
 
@@ -270,7 +275,8 @@ impl Watcher {
             };
             let fix = f.fixed.as_ref().map(|v| format!("; fixed in {v}")).unwrap_or_else(|| "; no fix yet".into());
             let paths: Vec<String> = f.paths.iter().take(MAX_PATHS).map(|p| p.join(" > ")).collect();
-            let message = format!("{} {}: {} ({}) {}{fix}", f.package, versions.join(", "), f.id, f.severity.as_str(), f.summary);
+            let message =
+                format!("{} {}: {} ({}) {}{fix}", f.package, versions.join(", "), f.id, f.severity.as_str(), f.summary);
             self.bus.publish(
                 SecurityEvent::new(action::VULN_NEW, Category::Vulnerability, severity, message)
                     .with_outcome(Outcome::Unknown)

@@ -42,7 +42,9 @@ impl GitHub {
         let repo = match repo.map(str::to_owned).or_else(|| std::env::var("GITHUB_REPOSITORY").ok()) {
             Some(r) => r,
             None => repo_from_url(remote_url).with_context(|| {
-                format!("cannot tell the GitHub repository from the remote's URL `{remote_url}`; give --repo OWNER/NAME")
+                format!(
+                    "cannot tell the GitHub repository from the remote's URL `{remote_url}`; give --repo OWNER/NAME"
+                )
             })?,
         };
         if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) {
@@ -69,7 +71,8 @@ impl GitHub {
             .send_string(&payload.to_string());
         match resp {
             Ok(r) => {
-                let v: serde_json::Value = serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or_default();
+                let v: serde_json::Value =
+                    serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or_default();
                 Ok(Opened::Url(v["html_url"].as_str().unwrap_or("(no html_url in GitHub's answer)").to_owned()))
             }
             Err(ureq::Error::Status(422, r)) => {
@@ -81,7 +84,10 @@ impl GitHub {
                 }
             }
             Err(ureq::Error::Status(code, r)) => {
-                bail!("GitHub answered {code} to the pull request for {head}: {}", message(&r.into_string().unwrap_or_default()))
+                bail!(
+                    "GitHub answered {code} to the pull request for {head}: {}",
+                    message(&r.into_string().unwrap_or_default())
+                )
             }
             Err(e) => bail!("cannot reach {}: {e}", self.api),
         }

@@ -258,7 +258,8 @@ impl Publish {
         let mut p =
             Publish { remote: a.push.clone(), push_options: a.push_option.clone(), github: None, base: String::new() };
         let Some(remote) = &a.push else { return Ok(p) };
-        let url = git(project, &["remote", "get-url", remote]).with_context(|| format!("--push {remote}: no such git remote"))?;
+        let url = git(project, &["remote", "get-url", remote])
+            .with_context(|| format!("--push {remote}: no such git remote"))?;
         if a.pr.is_some() {
             p.github = Some(super::github::GitHub::from_env(a.api_url.as_deref(), a.repo.as_deref(), &url)?);
             p.base = match &a.base {

@@ -463,4 +463,3 @@ pub fn serve_bytes(body: Vec<u8>, count: usize) -> String {
     });
     format!("http://{addr}/npm/all.zip")
 }
-

@@ -190,6 +190,9 @@ pub struct HeadersConfig {
     /// Where browsers send CSP violation reports: Kevlar answers this path itself (never the app)
     /// and adds `report-uri` to every policy without a report directive. `None`: off.
     pub csp_report_path: Option<String>,
+    /// A fresh nonce per HTML answer in its policy (`script-src 'nonce-…' 'strict-dynamic'`) and
+    /// on every `<script>` of the page as it streams (`crates/proxy/src/nonce.rs`).
+    pub csp_nonce: bool,
     pub routes: Vec<RouteHeaders>,
 }
 
@@ -202,6 +205,7 @@ impl Default for HeadersConfig {
             csp: CspConfig::default(),
             csp_report_only: None,
             csp_report_path: None,
+            csp_nonce: false,
             routes: Vec::new(),
         }
     }

@@ -412,7 +412,9 @@ fn read_audit(doc: &mut Doc, t: &mut Table, c: &mut Config) {
         Some(&|n| crate::units::secs_from_int(n).map(Some)),
     ) {
         match w {
-            Some(d) if d < std::time::Duration::from_secs(1) => doc.error(None, "audit.watch", "must be at least 1s, or \"off\""),
+            Some(d) if d < std::time::Duration::from_secs(1) => {
+                doc.error(None, "audit.watch", "must be at least 1s, or \"off\"")
+            }
             w => a.watch = w,
         }
     }
@@ -612,7 +614,11 @@ mod tests {
 
     #[test]
     fn the_audit_watch_is_read_and_checked() {
-        let c = parse_str("[audit]\nwatch = \"6h\"\nlockfile = \"/srv/app\"\nsource = \"off\"\nproduction = true\n", "k.toml").unwrap();
+        let c = parse_str(
+            "[audit]\nwatch = \"6h\"\nlockfile = \"/srv/app\"\nsource = \"off\"\nproduction = true\n",
+            "k.toml",
+        )
+        .unwrap();
         assert_eq!(c.audit.watch, Some(std::time::Duration::from_secs(6 * 3600)));
         assert_eq!(c.audit.lockfile, Some(PathBuf::from("/srv/app")));
         assert_eq!((c.audit.source.as_deref(), c.audit.production), (Some("off"), true));

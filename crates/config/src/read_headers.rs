@@ -176,6 +176,9 @@ pub(crate) fn read_headers(doc: &mut Doc, t: &mut Table, h: &mut HeadersConfig) 
             h.csp_report_path = Some(p);
         }
     }
+    if let Some(b) = t.boolean(doc, "csp_nonce") {
+        h.csp_nonce = b;
+    }
     for (mut r, span) in t.tables(doc, "route") {
         let path = match r.string(doc, "path") {
             Some((p, pspan)) => {

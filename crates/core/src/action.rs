@@ -97,6 +97,10 @@ pub const SYS_ALERT_TEST: &str = "sys_alert_test";
 /// web: a browser reported a Content-Security-Policy violation to `[headers] csp_report_path`
 /// (one event per violation per 10 minutes)
 pub const CSP_VIOLATION: &str = "csp_violation";
+/// web: `[headers] csp_nonce` could not rewrite an HTML answer (an unknown `Content-Encoding`, a
+/// charset that is not ASCII-compatible): its policy was left as it was (once per path and reason
+/// per 10 minutes)
+pub const CSP_NONCE_UNAVAILABLE: &str = "csp_nonce_unavailable";
 /// vulnerability: the deployed lockfile has a known vulnerability not reported before (one event
 /// per advisory and package, `[audit] watch`)
 pub const VULN_NEW: &str = "vuln_new";
@@ -149,6 +153,7 @@ pub const ALL: &[&str] = &[
     SYS_ALERT_DIGEST,
     SYS_ALERT_TEST,
     CSP_VIOLATION,
+    CSP_NONCE_UNAVAILABLE,
     VULN_NEW,
     VULN_FIXED,
     RUNTIME_EOL,

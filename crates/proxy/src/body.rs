@@ -276,6 +276,10 @@ enum Kind {
 pub struct ResponseBody {
     kind: Kind,
     watch: Option<Box<dyn kevlar_core::BodyWatch>>,
+    /// `[headers] csp_nonce`: the HTML rewriter the app's body goes through.
+    rewrite: Option<Box<crate::nonce::Rewrite>>,
+    /// The app's trailers, held while the rewriter's last bytes go out.
+    held_trailers: Option<http::HeaderMap>,
     _in_flight: Option<InFlight>,
     _lease: Option<Lease>,
     /// Places in the bounds on requests to the app, given back when the answer is over.
@@ -293,7 +297,15 @@ impl Drop for ResponseBody {
 impl ResponseBody {
     /// The application's body; the lease on its instance is held until the body is done.
     pub fn upstream(b: Incoming, in_flight: Option<InFlight>, lease: Option<Lease>) -> Self {
-        ResponseBody { kind: Kind::Upstream(b), watch: None, _in_flight: in_flight, _lease: lease, _slots: None }
+        ResponseBody {
+            kind: Kind::Upstream(b),
+            watch: None,
+            rewrite: None,
+            held_trailers: None,
+            _in_flight: in_flight,
+            _lease: lease,
+            _slots: None,
+        }
     }
 
     /// Keeps the places in the upstream bounds until the body is done.
@@ -308,22 +320,44 @@ impl ResponseBody {
         self
     }
 
+    /// Sends the app's body through `rewrite` (CSP nonces).
+    pub fn rewritten(mut self, rewrite: Option<crate::nonce::Rewrite>) -> Self {
+        self.rewrite = rewrite.map(Box::new);
+        self
+    }
+
     pub fn full(b: Bytes, in_flight: Option<InFlight>) -> Self {
-        ResponseBody { kind: Kind::Full(Some(b)), watch: None, _in_flight: in_flight, _lease: None, _slots: None }
+        ResponseBody {
+            kind: Kind::Full(Some(b)),
+            watch: None,
+            rewrite: None,
+            held_trailers: None,
+            _in_flight: in_flight,
+            _lease: None,
+            _slots: None,
+        }
     }
 
     pub fn empty() -> Self {
-        ResponseBody { kind: Kind::Full(None), watch: None, _in_flight: None, _lease: None, _slots: None }
+        ResponseBody {
+            kind: Kind::Full(None),
+            watch: None,
+            rewrite: None,
+            held_trailers: None,
+            _in_flight: None,
+            _lease: None,
+            _slots: None,
+        }
     }
 }
 
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
+/// Why an answer's body broke off on Kevlar's side: the app's connection, or the HTML rewriter.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+impl ResponseBody {
+    fn poll_app(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let polled = match &mut self.kind {
-            Kind::Upstream(b) => Pin::new(b).poll_frame(cx),
+            Kind::Upstream(b) => Pin::new(b).poll_frame(cx).map_err(BoxError::from),
             Kind::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
         };
         if let Some(w) = self.watch.as_mut() {
@@ -343,8 +377,61 @@ impl Body for ResponseBody {
         }
         polled
     }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(t) = self.held_trailers.take() {
+            return Poll::Ready(Some(Ok(Frame::trailers(t))));
+        }
+        loop {
+            let polled = ready!(self.poll_app(cx));
+            let Some(rw) = self.rewrite.as_mut() else { return Poll::Ready(polled) };
+            let out = match polled {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(d) => rw.write(&d),
+                    Err(trailers) => {
+                        // Trailers end the body: what the rewriter holds goes first.
+                        let last = rw.finish();
+                        self.rewrite = None;
+                        return Poll::Ready(Some(match last {
+                            Ok(b) if b.is_empty() => Ok(trailers),
+                            Ok(b) => {
+                                self.held_trailers = trailers.into_trailers().ok();
+                                Ok(Frame::data(b))
+                            }
+                            Err(e) => Err(e.into()),
+                        }));
+                    }
+                },
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => {
+                    let last = rw.finish();
+                    self.rewrite = None;
+                    return Poll::Ready(match last {
+                        Ok(b) if b.is_empty() => None,
+                        Ok(b) => Some(Ok(Frame::data(b))),
+                        Err(e) => Some(Err(e.into())),
+                    });
+                }
+            };
+            match out {
+                Ok(b) if b.is_empty() => continue,
+                Ok(b) => return Poll::Ready(Some(Ok(Frame::data(b)))),
+                // A page that cannot be rewritten halfway breaks off rather than arrive cut short
+                // as if whole.
+                Err(e) => return Poll::Ready(Some(Err(e.into()))),
+            }
+        }
+    }
 
     fn is_end_stream(&self) -> bool {
+        if self.rewrite.is_some() || self.held_trailers.is_some() {
+            return false;
+        }
         match &self.kind {
             Kind::Upstream(b) => b.is_end_stream(),
             Kind::Full(b) => b.is_none(),
@@ -352,6 +439,9 @@ impl Body for ResponseBody {
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.rewrite.is_some() {
+            return SizeHint::new();
+        }
         match &self.kind {
             Kind::Upstream(b) => b.size_hint(),
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map(|d| d.len() as u64).unwrap_or(0)),

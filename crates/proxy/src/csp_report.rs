@@ -118,8 +118,13 @@ struct DedupState {
 impl Dedup {
     /// Whether this violation raises an event now (the first in its window, under the cap).
     pub fn admit(&self, v: &Violation, now_ms: i64) -> bool {
+        self.admit_key((&v.directive, &v.blocked, &v.document, &v.disposition), now_ms)
+    }
+
+    /// The same for any event keyed by `key` (one per 10 minutes, at most 60 new a minute).
+    pub fn admit_key(&self, key: impl std::hash::Hash, now_ms: i64) -> bool {
         let Ok(mut st) = self.state.lock() else { return false };
-        let key = st.hasher.hash_one((&v.directive, &v.blocked, &v.document, &v.disposition));
+        let key = st.hasher.hash_one(key);
         if st.seen.get(&key).is_some_and(|t| now_ms - t < WINDOW_MS) {
             return false;
         }

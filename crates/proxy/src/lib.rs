@@ -10,6 +10,7 @@ pub mod csp_report;
 pub mod forward;
 pub mod headers;
 pub mod io;
+pub mod nonce;
 pub mod pages;
 mod server;
 pub mod tls;

@@ -96,6 +96,8 @@ struct Shared {
     gate: Option<Arc<dyn Gate>>,
     /// `[headers] csp_report_path` and the deduplication of the reports it receives.
     csp_reports: Option<(String, crate::csp_report::Dedup)>,
+    /// `[headers] csp_nonce`, and the deduplication of its `csp_nonce_unavailable` events.
+    csp_nonce: Option<crate::csp_report::Dedup>,
 }
 
 /// The guard: configuration-derived state shared by its workers.
@@ -192,6 +194,7 @@ impl Guard {
                 h2,
                 gate,
                 csp_reports: config.headers.csp_report_path.clone().map(|p| (p, Default::default())),
+                csp_nonce: config.headers.csp_nonce.then(Default::default),
             }),
         }
     }

@@ -471,11 +471,60 @@ impl Worker {
         };
         forward::clean_response(&mut parts.headers, switching);
         self.shared.policy.apply(info.path(), &mut parts.headers, true);
+        let rewrite = if switching { None } else { self.nonce(info, &mut parts) };
         self.log_access(info, parts.status.as_u16(), ctx.tls);
         Response::from_parts(
             parts,
-            ResponseBody::upstream(body, Some(in_flight), Some(lease)).watched(watch).holding(slots),
+            ResponseBody::upstream(body, Some(in_flight), Some(lease)).watched(watch).holding(slots).rewritten(rewrite),
         )
+    }
+
+    /// `[headers] csp_nonce`: the nonce in an HTML answer's policy and the rewriter for its body;
+    /// a page that cannot be rewritten keeps its policy and is reported (once per path and reason
+    /// in 10 minutes).
+    fn nonce(&self, info: &ReqInfo, parts: &mut http::response::Parts) -> Option<crate::nonce::Rewrite> {
+        let dedup = self.shared.csp_nonce.as_ref()?;
+        let status = parts.status.as_u16();
+        let mut template = SecurityEvent::new(
+            action::MALICIOUS_ATTACK,
+            Category::IntrusionDetection,
+            Severity::Warning,
+            "xss attempt in the answer: a script repeats the request's input; emptied, no nonce",
+        )
+        .with_outcome(Outcome::Failure)
+        .with_kevlar("family", "xss")
+        .with_kevlar("rule", "reflected_script")
+        .with_kevlar("location", "response");
+        template.source_ip = Some(info.client_ip);
+        template.http_method = Some(info.method.as_str().to_owned());
+        template.url_path = Some(info.path_text());
+        template.url_query = info.query_text();
+        template.user_agent = info.ua_text();
+        template.status_code = Some(status);
+        template.request_id = Some(info.rid().to_owned());
+        template.rule_id = Some("kevlar.xss.reflected_script".to_owned());
+        template.rule_name = Some("reflected_script".to_owned());
+        let bus = self.shared.bus.clone();
+        let on_reflected: crate::nonce::OnReflected = Box::new(move |script: &str| {
+            bus.publish(template.clone().with_kevlar("excerpt", kevlar_core::event::capped(script, 256)));
+        });
+        let inputs = crate::nonce::inputs(info.uri.query());
+        match crate::nonce::prepare(&info.method, status, &mut parts.headers, inputs, on_reflected) {
+            Ok(r) => r,
+            Err(why) => {
+                if dedup.admit_key((info.path(), why.as_str()), kevlar_core::time::now_ms()) {
+                    self.event(
+                        info,
+                        action::CSP_NONCE_UNAVAILABLE,
+                        Severity::Notice,
+                        status,
+                        format!("no CSP nonce on {}: {}; its policy is left as it was", info.path_text(), why.as_str()),
+                        why.as_str(),
+                    );
+                }
+                None
+            }
+        }
     }
 
     pub(super) fn count_status(&self, status: u16) {
