@@ -573,3 +573,44 @@ async fn conformance_real_world_normal_traffic_with_latin1_urls_passes_monitor_m
         .collect();
     assert!(attacks.is_empty(), "{} events on normal traffic: {:#?}", attacks.len(), &attacks[..attacks.len().min(5)]);
 }
+
+/// Values an app reads that Kevlar did not look at: an XML body's element text and attributes
+/// (an XML API's parser hands them over), a header the app reads a file name from, a query
+/// parameter's name, a multipart body written with bare `\n` line breaks (PHP and Python read
+/// it), and a multipart body with no delimiter at all (no parser reads it the same way: a finding).
+#[tokio::test]
+async fn xml_values_odd_headers_names_and_lenient_multipart_are_inspected() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).config(BLOCK).start();
+    let xml = [("content-type", "application/xml")];
+    for body in [
+        "<?xml version=\"1.0\"?><order><note>1' union select password from users--</note></order>",
+        "<?xml version=\"1.0\"?><root><a probe=\"/etc/passwd\"></a></root>",
+        "<r><![CDATA[<script>alert(document.cookie)</script>]]></r>",
+    ] {
+        let (status, _) = post(&k, "/upload", &xml, body.as_bytes().to_vec()).await;
+        assert_eq!(status, 403, "{body}");
+    }
+    let (status, _) =
+        post(&k, "/upload", &xml, b"<order><note>two &amp; three</note><qty n='2'/></order>".to_vec()).await;
+    assert_eq!(status, 200, "a clean XML body passes");
+
+    let r = client().get(k.url("/")).header("X-Template", "../../../../etc/passwd").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403, "a file name in a header the app may read");
+    let r = client().get(k.url("/")).header("X-Request-Start", "t=1700000000.123").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = client().get(k.url("/?%2Fetc%2Fpasswd=1")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403, "a parameter's name");
+
+    let ct = [("content-type", "multipart/form-data; boundary=----B")];
+    let lf =
+        b"------B\nContent-Disposition: form-data; name=\"file\"; filename=\"../../app/server.js\"\n\nx\n------B--\n"
+            .to_vec();
+    let (status, _) = post(&k, "/upload", &ct, lf).await;
+    assert_eq!(status, 403, "a traversal in a file name, behind bare \\n line breaks");
+    let (status, _) = post(&k, "/upload", &ct, b"not multipart at all".to_vec()).await;
+    assert_eq!(status, 403, "a multipart body without its delimiter is a finding");
+    let rules: Vec<String> =
+        attack_events(&k).iter().map(|e| e["kevlar"]["rule"].as_str().unwrap_or("").to_owned()).collect();
+    assert!(rules.iter().any(|r| r == "multipart_unreadable"), "{rules:?}");
+}

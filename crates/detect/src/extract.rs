@@ -220,3 +220,128 @@ mod tests {
         assert!(!json(b"{\"cut", &mut out));
     }
 }
+
+/// The values an XML parser hands the app (xml2js, fast-xml-parser, a DOM): every attribute's
+/// value (`body.xml.NAME`, NAME the attribute's) and every element's text and CDATA
+/// (`body.xml.NAME`, NAME the element's), character references decoded. Markup declarations,
+/// comments and processing instructions are not values (the XXE check reads those). Linear in
+/// the text; at most [`MAX_PARTS`] values.
+pub fn xml(text: &str, out: &mut Vec<Part<'static>>) {
+    let b = text.as_bytes();
+    let mut i = 0;
+    let mut element = String::new();
+    let push = |out: &mut Vec<Part<'static>>, name: &str, raw: &str| {
+        if out.len() < MAX_PARTS && !raw.trim().is_empty() {
+            let value = crate::normalize::entities(raw);
+            out.push(Part {
+                source: Source::Body,
+                location: String::new(),
+                prefix: "body.xml",
+                name: Cow::Owned(name.to_owned()),
+                value: cut(Cow::Owned(value)),
+            });
+        }
+    };
+    while i < b.len() {
+        let Some(lt) = memchr::memchr(b'<', &b[i..]).map(|n| i + n) else {
+            push(out, &element, &text[i..]);
+            return;
+        };
+        if lt > i {
+            push(out, &element, &text[i..lt]);
+        }
+        let rest = &text[lt..];
+        if let Some(body) = rest.strip_prefix("<![CDATA[") {
+            let end = body.find("]]>").unwrap_or(body.len());
+            push(out, &element, &body[..end]);
+            i = lt + 9 + end + 3;
+            continue;
+        }
+        if rest.starts_with("<!--") {
+            i = lt + rest.find("-->").map_or(rest.len(), |n| n + 3);
+            continue;
+        }
+        if rest.starts_with("<!") || rest.starts_with("<?") {
+            i = lt + rest.find('>').map_or(rest.len(), |n| n + 1);
+            continue;
+        }
+        // A tag: its name, then `name="value"` pairs up to `>`.
+        let mut j = lt + 1;
+        if b.get(j) == Some(&b'/') {
+            i = lt + rest.find('>').map_or(rest.len(), |n| n + 1);
+            continue;
+        }
+        let start = j;
+        while j < b.len() && !b[j].is_ascii_whitespace() && b[j] != b'>' && b[j] != b'/' {
+            j += 1;
+        }
+        element = text[start..j].to_owned();
+        loop {
+            while j < b.len() && (b[j].is_ascii_whitespace() || b[j] == b'/') {
+                j += 1;
+            }
+            if j >= b.len() || b[j] == b'>' {
+                j += 1;
+                break;
+            }
+            let an = j;
+            while j < b.len() && b[j] != b'=' && b[j] != b'>' && !b[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            let attr = &text[an..j];
+            while j < b.len() && b[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if b.get(j) != Some(&b'=') {
+                continue;
+            }
+            j += 1;
+            while j < b.len() && b[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            match b.get(j) {
+                Some(&q) if q == b'"' || q == b'\'' => {
+                    let vs = j + 1;
+                    let ve = memchr::memchr(q, &b[vs..]).map_or(b.len(), |n| vs + n);
+                    push(out, attr, &text[vs..ve]);
+                    j = ve + 1;
+                }
+                _ => {
+                    let vs = j;
+                    while j < b.len() && !b[j].is_ascii_whitespace() && b[j] != b'>' {
+                        j += 1;
+                    }
+                    push(out, attr, &text[vs..j]);
+                }
+            }
+        }
+        i = j;
+    }
+}
+
+#[cfg(test)]
+mod xml_tests {
+    #[test]
+    fn attributes_text_and_cdata_are_values() {
+        let mut out = Vec::new();
+        super::xml(
+            "<?xml version=\"1.0\"?><!DOCTYPE r><root><a probe=\"/etc/passwd\" n='1'>x &lt;script&gt;</a><!-- c --><b><![CDATA[' or 1=1--]]></b><c k='v'/></root>",
+            &mut out,
+        );
+        let got: Vec<(String, String)> = out.iter().map(|p| (p.name.to_string(), p.value.to_string())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("probe".into(), "/etc/passwd".into()),
+                ("n".into(), "1".into()),
+                ("a".into(), "x <script>".into()),
+                ("b".into(), "' or 1=1--".into()),
+                ("k".into(), "v".into()),
+            ]
+        );
+        // Hostile input: unclosed everything, no panic.
+        for s in ["<", "<a", "<a b", "<a b=", "<a b=\"", "<![CDATA[", "<!--", "<?", "</", "<a/><"] {
+            super::xml(s, &mut Vec::new());
+        }
+    }
+}

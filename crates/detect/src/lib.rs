@@ -410,6 +410,17 @@ impl Sink<'_> {
     }
 }
 
+/// A header value that could climb a directory or name a system file: `..`, an encoded dot, a
+/// backslash, `/etc/`, a `file:`/`php:` wrapper (checked before the traversal rules run).
+fn may_name_a_file(b: &[u8]) -> bool {
+    memchr::memmem::find(b, b"..").is_some()
+        || memchr::memchr(b'\\', b).is_some()
+        || b.windows(3)
+            .any(|w| w[0] == b'%' && (w[1..].eq_ignore_ascii_case(b"2e") || w[1..].eq_ignore_ascii_case(b"c0")))
+        || memchr::memmem::find(b, b"/etc/").is_some()
+        || memchr::memmem::find(b, b"://").is_some() && (b.starts_with(b"file") || b.starts_with(b"php"))
+}
+
 impl Inspector {
     pub fn new(cfg: InspectConfig) -> Self {
         Inspector { cfg, tools: tool::ToolMatcher::new() }
@@ -462,6 +473,11 @@ impl Inspector {
     }
 
     fn key(&self, sink: &mut Sink<'_>, location: &str, name: &str) {
+        if name.contains('/') || name.contains("..") {
+            // PHP and hand-written parsers hand names to the app too (`?/etc/passwd=1`).
+            let n = normalize::decode(name);
+            sink.add(Family::Traversal, traversal::check(&n, false), location, name, &n);
+        }
         if name.contains('$') {
             sink.add(Family::Nosql, nosql::check_key(location), location, name, name);
         }
@@ -508,15 +524,21 @@ impl Inspector {
             let configured = self.cfg.headers.iter().any(|h| h == name);
             let known = matches!(n, "user-agent" | "referer" | "x-forwarded-host");
             if !known && !configured {
-                // Every header is a Log4Shell and shellshock carrier; both need rare bytes.
+                // Every header is a Log4Shell and shellshock carrier, and any header an app reads
+                // may name a file (`X-Template: ../../etc/passwd`); all three need rare bytes.
                 let jndi = memchr::memmem::find(bytes, b"${").is_some();
                 let shock = memchr::memmem::find(bytes, b"() {").is_some();
-                if jndi || shock {
+                let path = n != "authorization" && may_name_a_file(bytes);
+                if jndi || shock || path {
                     let v = String::from_utf8_lossy(bytes);
                     let location = format!("header.{n}");
                     sink.add(Family::Jndi, jndi.then(|| jndi::check(&v)).flatten(), &location, n, &v);
                     let hit = shock.then(|| cmdi::check(&v).filter(|(r, _)| *r == "shellshock")).flatten();
                     sink.add(Family::Cmdi, hit, &location, n, &v);
+                    if path {
+                        let d = normalize::decode(&v);
+                        sink.add(Family::Traversal, traversal::check(&d, false), &location, n, &d);
+                    }
                 }
                 continue;
             }
@@ -624,14 +646,23 @@ impl Inspector {
             sink.add(Family::Xxe, xxe::check(text), "body", "", text);
             sink.add(Family::Jndi, jndi::check(text), "body", "", text);
         }
-        if !xml {
+        if xml {
+            // What the app's XML parser hands it: attribute values and element text.
+            let mut parts = Vec::new();
+            extract::xml(text, &mut parts);
+            self.parts(sink, &parts);
+        } else {
             self.value(sink, Source::Body, "body", "", text);
         }
     }
 
     fn parts(&self, sink: &mut Sink<'_>, parts: &[Part<'_>]) {
         for p in parts {
-            let key_clean = !p.name.contains('$') && !p.name.contains("proto") && !p.location.contains("__proto__");
+            let key_clean = !p.name.contains('$')
+                && !p.name.contains("proto")
+                && !p.location.contains("__proto__")
+                && !p.name.contains('/')
+                && !p.name.contains("..");
             // Decoded first: `needs_look` counts non-ASCII as plain only once look-alikes are folded.
             if key_clean && !needs_look(&normalize::decode(&p.value)) {
                 continue;

@@ -22,6 +22,26 @@ const DIRS: &[&str] = &[
     ".github",
     "node_modules",
     ".well-known-not",
+    // Coding assistants' and deploy tools' own directories (rules, settings, MCP servers, keys).
+    ".claude",
+    ".cursor",
+    ".continue",
+    ".aider",
+    ".roo",
+    ".zed",
+    ".cline",
+    ".kiro",
+    ".windsurf",
+    ".rovodev",
+    ".codex",
+    ".opencode",
+    ".plandex",
+    ".n8n",
+    ".junie",
+    ".gemini",
+    ".vercel",
+    ".netlify",
+    ".terraform",
 ];
 
 /// Files that hold secrets or configuration, or that only a scanner asks for.
@@ -79,6 +99,13 @@ const FILES: &[&str] = &[
     "database.sql",
     "db.sql",
     "users.sql",
+    ".aiignore",
+    ".cursorignore",
+    ".cursorrules",
+    ".clinerules",
+    ".windsurfrules",
+    ".mcp.json",
+    "mcp.json",
 ];
 
 /// Extensions of backups, archives, keys, databases and configuration.
@@ -130,6 +157,10 @@ pub fn check(path: &str, php_app: bool) -> Option<(&'static str, u32)> {
     let p = path.to_ascii_lowercase();
     let segs: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
     let last = segs.last().copied().unwrap_or("");
+    if segs.first() == Some(&"@fs") {
+        // Vite's dev server reads any file named after `/@fs/` (CVE-2025-30208 and kin).
+        return Some(("dev_server_file_read", 7));
+    }
     for s in &segs {
         if DIRS.contains(s) {
             return Some(("sensitive_directory", 6));
@@ -183,6 +214,10 @@ mod tests {
             "/node_modules/x/package.json",
             "/config.js~",
             "/.DS_Store",
+            "/.claude/settings.json",
+            "/app/.cursor/mcp.json",
+            "/.cursorignore",
+            "/@fs/etc/passwd",
         ] {
             assert!(check(p, false).is_some(), "missed: {p}");
         }

@@ -1,45 +1,107 @@
 //! Path traversal and local file inclusion: `../` sequences (after decoding, with `\` as `/`),
 //! absolute paths to well-known system files, wrappers that read files, NUL truncation.
 
+/// Where a path must not lead: system files and directories of Unix and Windows, and the
+/// credentials and configuration of users and apps. Matched at a segment start in a value that
+/// is itself a path (no white space), or anywhere after a `..`.
 const FILES: &[&str] = &[
     "/etc/passwd",
     "/etc/shadow",
     "/etc/hosts",
     "/etc/group",
+    "/etc/gshadow",
     "/etc/issue",
     "/etc/hostname",
+    "/etc/sudoers",
+    "/etc/crontab",
+    "/etc/cron.",
+    "/etc/fstab",
+    "/etc/profile",
+    "/etc/environment",
+    "/etc/resolv.conf",
+    "/etc/motd",
+    "/etc/os-release",
+    "/etc/lsb-release",
+    "/etc/redhat-release",
+    "/etc/my.cnf",
+    "/etc/apt/",
+    "/etc/ssh/",
+    "/etc/ssl/private",
     "/etc/security/",
     "/etc/mysql/",
     "/etc/httpd/",
     "/etc/apache2/",
     "/etc/nginx/",
+    "/etc/php",
+    "/etc/krb5",
     "/proc/self/",
     "/proc/version",
     "/proc/cpuinfo",
+    "/proc/meminfo",
+    "/proc/interrupts",
+    "/proc/mounts",
+    "/proc/net/",
+    "/proc/sched_debug",
+    "/proc/1/",
+    "/sys/class/",
+    "/sys/kernel/",
+    "/sys/devices/",
+    "/sys/module/",
+    "/sys/firmware/",
+    "/sys/fs/",
+    "/sys/bus/",
+    "/sys/block/",
     "/var/log/",
+    "/var/adm/",
+    "/var/mail/",
+    "/var/spool/",
+    "/var/lib/mysql",
     "/root/",
     "/.ssh/",
+    ".ssh/id_",
+    ".ssh/authorized_keys",
+    ".ssh/known_hosts",
     "/.bash_history",
-    "/.aws/credentials",
+    "/.bashrc",
+    "/.zsh_history",
+    "/.mysql_history",
+    "/.aws/",
+    ".aws/credentials",
+    "/.docker/",
+    ".docker/config.json",
+    ".docker/secrets",
+    "/.kube/",
+    ".kube/config",
+    "/.git/",
+    ".git/config",
+    "/.npmrc",
+    "/.netrc",
+    "/.pgpass",
+    "/.gnupg/",
+    "/run/secrets/",
     "win.ini",
     "boot.ini",
     "system.ini",
     "/windows/system32",
+    "/windows/repair/",
+    "/windows/panther/",
     "c:/windows",
     "c:/winnt",
     "c:/boot.ini",
+    "c:/inetpub",
     "/inetpub/",
     "web.config",
-    "/windows/repair/",
     "/.htpasswd",
+    "/.htaccess",
     "/.env",
     "/wp-config.php",
     "web-inf/",
+    "meta-inf/",
     "global.asa",
     "ntuser.dat",
 ];
 
-/// Files whose name alone, anywhere in a value, means a read attempt.
+/// Files whose name alone, anywhere in a value (prose included), means a read attempt.
 const STRONG: &[&str] = &[
     "/etc/passwd",
     "/etc/shadow",
@@ -49,11 +111,67 @@ const STRONG: &[&str] = &[
     "web-inf/web.xml",
     "ntuser.dat",
     "global.asa",
-    "/etc/hosts",
 ];
 
-const WRAPPERS: &[&str] =
-    &["php://filter", "php://input", "expect://", "zip://", "phar://", "data://text", "file:/", "jar:file:"];
+const WRAPPERS: &[&str] = &[
+    "php://filter",
+    "php://input",
+    "php://fd",
+    "expect://",
+    "zip://",
+    "phar://",
+    "glob://",
+    "compress.zlib://",
+    "compress.bzip2://",
+    "data://text",
+    "file:/",
+    "jar:file:",
+    "netdoc:/",
+];
+
+/// The value with separators and dot tricks made plain: lower case, `\` as `/`, `..;/` (a Java
+/// path parameter) as `../`, `....//` and other runs of dots as `..`, repeated slashes as one,
+/// and the NUL that ends a C string as the end.
+fn plain(value: &str) -> String {
+    let mut s = value.to_ascii_lowercase().replace('\\', "/");
+    if let Some(nul) = s.find('\0') {
+        s.truncate(nul);
+    }
+    let s = s.replace("..;/", "../").replace(";/", "/");
+    let mut out = String::with_capacity(s.len());
+    let (mut before, mut last) = ('\0', '\0');
+    for c in s.chars() {
+        // `a//b` is `a/b`; a scheme's `://` stays.
+        if c == '/' && last == '/' && before != ':' {
+            continue;
+        }
+        out.push(c);
+        (before, last) = (last, c);
+    }
+    out
+}
+
+/// Whether the value is itself a path (a file name, not prose that mentions one).
+fn pathlike(s: &str) -> bool {
+    !s.trim().contains(char::is_whitespace) && (s.contains('/') || s.contains(':'))
+}
+
+/// Whether `f` occurs in `s` at a segment start (or at a separator it begins with).
+fn at_segment(s: &str, f: &str) -> bool {
+    let mut from = 0;
+    while let Some(p) = s[from..].find(f) {
+        let at = from + p;
+        let starts = at == 0 || f.starts_with('/') || matches!(s.as_bytes()[at - 1], b'/' | b'=' | b':' | b'"' | b'\'');
+        if starts {
+            return true;
+        }
+        from = at + 1;
+        while from < s.len() && !s.is_char_boundary(from) {
+            from += 1;
+        }
+    }
+    false
+}
 
 /// Checks a decoded value (or a normalised path when `is_path`).
 pub fn check(value: &str, is_path: bool) -> Option<(&'static str, u32)> {
@@ -65,7 +183,7 @@ pub fn check(value: &str, is_path: bool) -> Option<(&'static str, u32)> {
             return None;
         }
     }
-    let lower = value.to_ascii_lowercase().replace('\\', "/");
+    let lower = plain(value);
     let dots = count_dotdot(&lower);
     if dots >= 2 || (dots >= 1 && !is_path) {
         return Some(("dot_dot_slash", if dots >= 2 { 9 } else { 7 }));
@@ -76,15 +194,11 @@ pub fn check(value: &str, is_path: bool) -> Option<(&'static str, u32)> {
     if lower.contains(':') && WRAPPERS.iter().any(|w| lower.contains(w)) {
         return Some(("file_wrapper", 8));
     }
-    if !is_path || dots >= 1 {
-        if let Some(f) = FILES.iter().find(|f| lower.contains(**f)) {
-            let anchored = lower.starts_with(f.trim_start_matches('/')) || lower.starts_with(f) || f.ends_with(".ini");
-            if anchored || dots >= 1 || lower.starts_with('/') || lower.contains("file:") {
-                return Some(("system_file", 8));
-            }
-        }
-    } else if dots == 1 {
-        return Some(("dot_dot_slash", 7));
+    if is_path {
+        return (dots == 1).then_some(("dot_dot_slash", 7));
+    }
+    if pathlike(&lower) && FILES.iter().any(|f| at_segment(&lower, f)) {
+        return Some(("system_file", 8));
     }
     None
 }
@@ -125,5 +239,32 @@ mod tests {
         assert!(check("1.2.3", false).is_none());
         assert!(check("wait...", false).is_none());
         assert!(check("/docs/a..b", true).is_none());
+        for v in [
+            "/etc/apt/sources.list",
+            "/var/adm/wtmp",
+            ".ssh/id_rsa",
+            "/path/to/.docker/secrets",
+            "/sys/class/net",
+            "/proc/interrupts",
+            "C:\\Windows\\win.ini",
+            "..;/..;/etc/hosts",
+            "/etc/passwd\0.png",
+            "....//....//etc/hosts",
+            "file:///etc/hosts",
+            "compress.zlib:///etc/hosts",
+        ] {
+            assert!(check(v, false).is_some(), "missed: {v}");
+        }
+        for v in [
+            "edit /etc/hosts to add the name",
+            "mammal;cat;ears",
+            "LC & NC - Boys038-XL.jpg",
+            "/sys/admin/dashboard",
+            "/api/v1/users",
+            "https://example.com/docs/.well-known/x",
+            "a/b/c.txt",
+        ] {
+            assert!(check(v, false).is_none(), "false positive: {v}");
+        }
     }
 }

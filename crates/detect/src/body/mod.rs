@@ -586,6 +586,7 @@ impl Scanner {
             self.decide(ins);
         }
         self.finished = true;
+        let mut unreadable = false;
         let mut sink = Sink { out: &mut self.findings, families: ins.cfg.families };
         match &mut self.tok {
             Tok::Form(t) => {
@@ -600,7 +601,7 @@ impl Scanner {
                 self.parts.clear();
             }
             Tok::Multipart(t) => {
-                t.finish(&mut self.parts);
+                unreadable = !t.finish(&mut self.parts);
                 ins.scan_parts(&mut sink, &self.parts);
                 self.parts.clear();
             }
@@ -611,6 +612,9 @@ impl Scanner {
                 buf.clear();
             }
             Tok::Sniff | Tok::Skip => {}
+        }
+        if unreadable {
+            self.tell(ins, Evasion::MultipartUnreadable);
         }
     }
 }
@@ -633,6 +637,32 @@ mod tests {
         }
         s.finish(&ins);
         s.findings().iter().map(|f| (f.family.as_str().to_owned(), f.rule)).collect()
+    }
+
+    #[test]
+    fn a_multipart_body_read_leniently_and_one_no_parser_reads_is_a_finding() {
+        let ct = Some("multipart/form-data; boundary=----B");
+        let lf_only =
+            b"------B\nContent-Disposition: form-data; name=\"file\"; filename=\"../1.7z\"\n\nDATA\n------B--\n";
+        let unclosed = b"------B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nhello";
+        let no_delimiter = b"just some text, no boundary at all";
+        let whole = b"------B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nhello\r\n------B--\r\n";
+        for step in [1, 7, 4096] {
+            // Bare `\n` line breaks: read as lenient parsers (PHP's) read them, so what they hand
+            // the app is inspected.
+            assert_eq!(
+                scan(ct, lf_only, step),
+                vec![("traversal".to_owned(), "dot_dot_slash")],
+                "LF line breaks alone"
+            );
+            assert!(
+                scan(ct, unclosed, step).contains(&("evasion".into(), "multipart_unreadable")),
+                "no closing delimiter"
+            );
+            assert!(scan(ct, no_delimiter, step).contains(&("evasion".into(), "multipart_unreadable")), "no delimiter");
+            assert!(scan(ct, whole, step).is_empty(), "{:?}", scan(ct, whole, step));
+            assert!(scan(ct, b"", step).is_empty());
+        }
     }
 
     #[test]

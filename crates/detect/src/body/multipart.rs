@@ -1,6 +1,7 @@
 //! A push tokenizer for `multipart/form-data` (RFC 7578 over RFC 2046), read as busboy reads it:
 //! the boundary exactly as declared (case-sensitive), each part's `Content-Disposition` with
-//! quoted parameters and RFC 5987 `filename*`. Field values are handed out whole (up to
+//! quoted parameters and RFC 5987 `filename*`; a body written with bare `\n` line breaks (which
+//! busboy refuses, PHP and Python read) is read too. Field values are handed out whole (up to
 //! [`super::MAX_VALUE`]); file contents are counted, not kept. Memory: one part's headers and one
 //! field's value.
 
@@ -27,8 +28,12 @@ enum St {
 }
 
 pub struct MultipartTok {
-    /// `\r\n--boundary`
+    /// `\r\n--boundary` (`\n--boundary` for a body written with bare `\n` line breaks)
     delim: Vec<u8>,
+    /// The line break the body uses, told by the first delimiter line: `\r\n` as RFC 2046 says,
+    /// or `\n` as lenient parsers (PHP's, Python's) also accept; `None` until it is seen.
+    eol: Option<&'static [u8]>,
+    boundary: Vec<u8>,
     finder: memchr::memmem::Finder<'static>,
     st: St,
     buf: Vec<u8>,
@@ -36,6 +41,8 @@ pub struct MultipartTok {
     file: bool,
     value: Vec<u8>,
     long: bool,
+    /// Any byte of the body other than white space was seen.
+    seen: bool,
 }
 
 /// The `boundary` parameter of a content type, case kept, quotes removed (RFC 2046 §5.1.1).
@@ -112,6 +119,8 @@ impl MultipartTok {
         // The first delimiter may open the body without a line break before it.
         MultipartTok {
             delim,
+            eol: None,
+            boundary: boundary.as_bytes().to_vec(),
             finder,
             st: St::Preamble,
             buf: b"\r\n".to_vec(),
@@ -119,6 +128,7 @@ impl MultipartTok {
             file: false,
             value: Vec::new(),
             long: false,
+            seen: false,
         }
     }
 
@@ -128,7 +138,8 @@ impl MultipartTok {
         self.value.clear();
         self.long = false;
         let text = String::from_utf8_lossy(head);
-        for line in text.split("\r\n") {
+        for line in text.split('\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
             let Some((k, v)) = line.split_once(':') else { continue };
             if !k.trim().eq_ignore_ascii_case("content-disposition") {
                 continue;
@@ -179,8 +190,44 @@ impl MultipartTok {
         self.value.clear();
     }
 
+    /// Tells the line break from the first `--boundary` line; `false` while it is not in yet.
+    fn line_break(&mut self) -> bool {
+        if self.eol.is_some() {
+            return true;
+        }
+        let mut open = b"--".to_vec();
+        open.extend_from_slice(&self.boundary);
+        let Some(at) = memchr::memmem::find(&self.buf, &open) else {
+            // A long preamble: keep only what could start the delimiter (and its line break).
+            let keep = (open.len() + 2).min(self.buf.len());
+            let cut = self.buf.len() - keep;
+            self.buf.drain(..cut);
+            return false;
+        };
+        let after = &self.buf[at + open.len()..];
+        let eol: &'static [u8] = match after {
+            [b'\r', b'\n', ..] | [b'-', b'-', ..] => b"\r\n",
+            [b'\n', ..] => b"\n",
+            [] | [b'\r'] | [b'-'] => return false,
+            _ => b"\r\n",
+        };
+        self.eol = Some(eol);
+        if eol == b"\n" {
+            let mut delim = b"\n--".to_vec();
+            delim.extend_from_slice(&self.boundary);
+            self.finder = memchr::memmem::Finder::new(&delim).into_owned();
+            self.delim = delim;
+        }
+        true
+    }
+
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Part<'static>>, limits: &mut dyn FnMut(Limit)) {
+        self.seen |= chunk.iter().any(|c| !c.is_ascii_whitespace());
         self.buf.extend_from_slice(chunk);
+        if !self.line_break() {
+            return;
+        }
+        let eol = self.eol.unwrap_or(b"\r\n");
         let dl = self.delim.len();
         loop {
             match self.st {
@@ -217,9 +264,9 @@ impl MultipartTok {
                         self.st = St::Epilogue;
                         continue;
                     }
-                    match memchr::memmem::find(&self.buf, b"\r\n") {
+                    match memchr::memmem::find(&self.buf, eol) {
                         Some(n) => {
-                            self.buf.drain(..n + 2);
+                            self.buf.drain(..n + eol.len());
                             self.st = St::Head;
                         }
                         None if self.buf.len() > 1024 => {
@@ -230,16 +277,17 @@ impl MultipartTok {
                     }
                 }
                 St::Head => {
-                    if self.buf.starts_with(b"\r\n") {
-                        self.buf.drain(..2);
+                    if self.buf.starts_with(eol) {
+                        self.buf.drain(..eol.len());
                         self.head(&[], out);
                         self.st = St::Content;
                         continue;
                     }
-                    match memchr::memmem::find(&self.buf, b"\r\n\r\n") {
+                    let end: &[u8] = if eol == b"\n" { b"\n\n" } else { b"\r\n\r\n" };
+                    match memchr::memmem::find(&self.buf, end) {
                         Some(n) => {
                             let head = self.buf[..n].to_vec();
-                            self.buf.drain(..n + 4);
+                            self.buf.drain(..n + end.len());
                             self.head(&head, out);
                             self.st = St::Content;
                         }
@@ -258,12 +306,17 @@ impl MultipartTok {
     }
 
     /// The body ended: a field still open (no closing delimiter) is handed out as it is.
-    pub fn finish(&mut self, out: &mut Vec<Part<'static>>) {
+    /// Returns whether the body was a whole multipart body: `false` when it never held the
+    /// declared delimiter (another boundary, none at all) or stopped before the closing one —
+    /// what such a body holds is read by no parser the same way, so it is a finding rather than a
+    /// pass.
+    pub fn finish(&mut self, out: &mut Vec<Part<'static>>) -> bool {
         if self.st == St::Content {
             let data = std::mem::take(&mut self.buf);
             self.content(&data, &mut |_| {});
             self.end_part(out);
         }
+        self.st == St::Epilogue || !self.seen
     }
 }
 
