@@ -138,6 +138,12 @@ pub enum Command {
     /// INSTALL-FAILED per version. Exit code 0 when every version passed, 1 when one did not (or
     /// the untouched project fails its tests), 2 on an error, 130 when interrupted.
     Update(UpdateArgs),
+    /// Security headers: `kevlar headers check URL` grades a site the way the MDN HTTP
+    /// Observatory does, and grades it again as it would leave Kevlar.
+    Headers {
+        #[command(subcommand)]
+        command: HeadersCommand,
+    },
     /// The local advisory database.
     Db {
         #[command(subcommand)]
@@ -435,6 +441,38 @@ pub struct AuditArgs {
     /// Skip development-only dependencies.
     #[arg(long)]
     pub production: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HeadersCommand {
+    /// Grade any site's security headers as the MDN HTTP Observatory does (its requests, its ten
+    /// tests, its score), then say what Kevlar's header policy would add, change and remove, and
+    /// the grade behind Kevlar. Exit code 0; 1 below --fail-under; 2 when the site does not answer.
+    Check(HeadersCheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HeadersCheckArgs {
+    /// The site: `example.com`, `https://example.com`, `http://127.0.0.1:8080`.
+    pub url: String,
+    /// The port of the plain-HTTP session (default 80, or the URL's for an http:// URL).
+    #[arg(long, value_name = "PORT")]
+    pub http_port: Option<u16>,
+    /// The port of the HTTPS session (default 443, or the URL's).
+    #[arg(long, value_name = "PORT")]
+    pub https_port: Option<u16>,
+    /// A CA certificate (PEM) to trust besides the web's roots (a local or internal CA).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// The Kevlar configuration whose header policy is applied (default: ./kevlar.toml, else the
+    /// embedded defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+    /// Exit 1 when the site's own grade is below this one (A+, A, A-, B+ … F).
+    #[arg(long, value_name = "GRADE")]
+    pub fail_under: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

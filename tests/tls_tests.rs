@@ -116,3 +116,86 @@ async fn the_mdn_http_observatory_grades_a_plain_app_behind_kevlar_a_plus() {
     let plain = grade(tmp.path(), app.addr.port(), common::closed_port());
     assert!(plain["score"].as_i64().unwrap() < 50, "{plain:#}");
 }
+
+/// `kevlar headers check` as JSON.
+fn kevlar_check(args: &[&str]) -> (i32, serde_json::Value) {
+    let out = Command::new(KEVLAR).args(["headers", "check", "--format", "json"]).args(args).output().unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    (code, serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
+}
+
+/// `kevlar headers check` grades exactly as the MDN HTTP Observatory's own code does (its
+/// retriever and grader, run beside it): the same grade, score and result of each of the ten tests,
+/// on a site behind Kevlar, the bare app, and a site with weak headers, cookies and an external
+/// script; and it says what Kevlar would change.
+#[tokio::test]
+async fn headers_check_grades_as_the_observatory_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_cert(tmp.path());
+    let ca = tmp.path().join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let app = DemoApp::start();
+    let strong = tls_kevlar(&app, tmp.path());
+    let (weak_app, weak_addr) = common::node_script(
+        "require('http').createServer((q, s) => { s.setHeader('Set-Cookie', ['sessionid=abc; Path=/', 'theme=dark; Secure']); \
+         s.setHeader('Content-Type', 'text/html'); s.setHeader('Access-Control-Allow-Origin', '*'); \
+         s.end('<html><head><script src=\"https://cdn.example.com/lib.js\"></script></head><body>hi</body></html>'); })\
+         .listen(0, '127.0.0.1', function () { console.log('listening ' + this.address().port); });",
+    );
+    let weak = Kevlar::guard(&format!("http://{weak_addr}"))
+        .args(["--tls-listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(tmp.path().join("cert.pem").display().to_string())
+        .arg("--tls-key")
+        .arg(tmp.path().join("key.pem").display().to_string())
+        .config(
+            "[headers]\napp_values = \"keep\"\n[headers.csp]\ndirectives = { script-src = [\"'self'\", \"'unsafe-inline'\", \"https:\"] }\n\
+             [headers.set]\n\"Strict-Transport-Security\" = \"max-age=300\"\n\"X-Frame-Options\" = false\n\"Referrer-Policy\" = \"unsafe-url\"\n",
+        )
+        .start();
+    let sites = [
+        ("behind Kevlar", strong.http.port(), strong.https.unwrap().port()),
+        ("the bare app", app.addr.port(), common::closed_port()),
+        ("weak headers", weak.http.port(), weak.https.unwrap().port()),
+    ];
+    for (what, http, https) in sites {
+        let reference = grade(tmp.path(), http, https);
+        let (code, ours) = kevlar_check(&[
+            &format!("https://localhost:{https}"),
+            "--http-port",
+            &http.to_string(),
+            "--ca",
+            ca,
+        ]);
+        assert_eq!(code, 0, "{what}: {ours:#}");
+        assert_eq!((&ours["grade"], &ours["score"]), (&reference["grade"], &reference["score"]), "{what}: {ours:#}\n{reference:#}");
+        for t in ours["tests"].as_array().unwrap() {
+            let name = t["name"].as_str().unwrap();
+            let same = reference["tests"]
+                .as_object()
+                .unwrap()
+                .values()
+                .any(|r| r["result"] == t["result"] && r["scoreModifier"] == t["modifier"]);
+            assert!(same, "{what}: {name}: {t:#} is not among the Observatory's results {:#}", reference["tests"]);
+        }
+    }
+    // The weak site: what Kevlar would change is said, and a grade floor fails the command.
+    let (code, ours) = kevlar_check(&[
+        &format!("https://localhost:{}", weak.https.unwrap().port()),
+        "--http-port",
+        &weak.http.port().to_string(),
+        "--ca",
+        ca,
+        "--fail-under",
+        "A",
+    ]);
+    assert_eq!(code, 1, "{ours:#}");
+    let results: Vec<&str> = ours["tests"].as_array().unwrap().iter().map(|t| t["result"].as_str().unwrap()).collect();
+    for r in ["csp-implemented-with-unsafe-inline", "cookies-session-without-secure-flag", "cross-origin-resource-sharing-implemented-with-public-access", "hsts-implemented-max-age-less-than-six-months", "sri-not-implemented-but-external-scripts-loaded-securely", "referrer-policy-unsafe"] {
+        assert!(results.contains(&r), "{r} not in {results:?}");
+    }
+    let (_, bare) = kevlar_check(&[&format!("http://localhost:{}", app.addr.port()), "--https-port", &common::closed_port().to_string()]);
+    let added: Vec<&str> = bare["with_kevlar"]["added"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert!(added.contains(&"content-security-policy") && added.contains(&"x-frame-options"), "{bare:#}");
+    assert!(bare["with_kevlar"]["score"].as_i64().unwrap() > bare["score"].as_i64().unwrap(), "{bare:#}");
+    drop(weak_app);
+}

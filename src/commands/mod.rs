@@ -10,6 +10,7 @@ mod control;
 mod doctor;
 mod events;
 mod github;
+mod headers_check;
 mod init;
 mod logs;
 mod outdated;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(args) => events::run(args),
         Command::Audit(a) => audit::run(a),
         Command::Db { command } => audit::db(command),
+        Command::Headers { command: crate::cli::HeadersCommand::Check(a) } => headers_check::check(a),
         Command::Doctor(a) => audit::doctor(a),
         Command::Status(a) => control::status(a),
         Command::Reload(a) => control::reload(a),
