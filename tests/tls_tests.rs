@@ -159,15 +159,14 @@ async fn headers_check_grades_as_the_observatory_does() {
     ];
     for (what, http, https) in sites {
         let reference = grade(tmp.path(), http, https);
-        let (code, ours) = kevlar_check(&[
-            &format!("https://localhost:{https}"),
-            "--http-port",
-            &http.to_string(),
-            "--ca",
-            ca,
-        ]);
+        let (code, ours) =
+            kevlar_check(&[&format!("https://localhost:{https}"), "--http-port", &http.to_string(), "--ca", ca]);
         assert_eq!(code, 0, "{what}: {ours:#}");
-        assert_eq!((&ours["grade"], &ours["score"]), (&reference["grade"], &reference["score"]), "{what}: {ours:#}\n{reference:#}");
+        assert_eq!(
+            (&ours["grade"], &ours["score"]),
+            (&reference["grade"], &reference["score"]),
+            "{what}: {ours:#}\n{reference:#}"
+        );
         for t in ours["tests"].as_array().unwrap() {
             let name = t["name"].as_str().unwrap();
             let same = reference["tests"]
@@ -190,11 +189,23 @@ async fn headers_check_grades_as_the_observatory_does() {
     ]);
     assert_eq!(code, 1, "{ours:#}");
     let results: Vec<&str> = ours["tests"].as_array().unwrap().iter().map(|t| t["result"].as_str().unwrap()).collect();
-    for r in ["csp-implemented-with-unsafe-inline", "cookies-session-without-secure-flag", "cross-origin-resource-sharing-implemented-with-public-access", "hsts-implemented-max-age-less-than-six-months", "sri-not-implemented-but-external-scripts-loaded-securely", "referrer-policy-unsafe"] {
+    for r in [
+        "csp-implemented-with-unsafe-inline",
+        "cookies-session-without-secure-flag",
+        "cross-origin-resource-sharing-implemented-with-public-access",
+        "hsts-implemented-max-age-less-than-six-months",
+        "sri-not-implemented-but-external-scripts-loaded-securely",
+        "referrer-policy-unsafe",
+    ] {
         assert!(results.contains(&r), "{r} not in {results:?}");
     }
-    let (_, bare) = kevlar_check(&[&format!("http://localhost:{}", app.addr.port()), "--https-port", &common::closed_port().to_string()]);
-    let added: Vec<&str> = bare["with_kevlar"]["added"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    let (_, bare) = kevlar_check(&[
+        &format!("http://localhost:{}", app.addr.port()),
+        "--https-port",
+        &common::closed_port().to_string(),
+    ]);
+    let added: Vec<&str> =
+        bare["with_kevlar"]["added"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
     assert!(added.contains(&"content-security-policy") && added.contains(&"x-frame-options"), "{bare:#}");
     assert!(bare["with_kevlar"]["score"].as_i64().unwrap() > bare["score"].as_i64().unwrap(), "{bare:#}");
     drop(weak_app);

@@ -326,7 +326,13 @@ fn with_kevlar(r: &Retrieved, policy: &kevlar_proxy::headers::HeaderPolicy) -> R
             x
         })
     };
-    Retrieved { https: session(&r.https), http: session(&r.http), robots: response(&r.robots), cors: response(&r.cors), ..r.clone() }
+    Retrieved {
+        https: session(&r.https),
+        http: session(&r.http),
+        robots: response(&r.robots),
+        cors: response(&r.cors),
+        ..r.clone()
+    }
 }
 
 /// What Kevlar changes in the final answer: added, changed (before, after) and removed headers.
@@ -337,11 +343,12 @@ fn changes(before: &Retrieved, after: &Retrieved) -> Changes {
         let s = r.https.as_ref().or(r.http.as_ref());
         let mut m = BTreeMap::new();
         for (n, v) in s.and_then(|s| s.chain.last()).map(|h| h.headers.clone()).unwrap_or_default() {
-            m.entry(n).and_modify(|e: &mut String| {
-                e.push_str(", ");
-                e.push_str(&v);
-            })
-            .or_insert(v);
+            m.entry(n)
+                .and_modify(|e: &mut String| {
+                    e.push_str(", ");
+                    e.push_str(&v);
+                })
+                .or_insert(v);
         }
         m
     };
@@ -384,9 +391,12 @@ pub fn check(a: HeadersCheckArgs) -> anyhow::Result<ExitCode> {
     let target = Target::parse(&a.url, a.http_port, a.https_port)?;
     let (policy, policy_from) = policy_for(a.config.as_ref())?;
     let fail_under = match &a.fail_under {
-        Some(g) => Some(GRADES.iter().position(|x| x.eq_ignore_ascii_case(g)).with_context(|| {
-            format!("--fail-under {g}: a grade is one of {}", GRADES.join(", "))
-        })?),
+        Some(g) => Some(
+            GRADES
+                .iter()
+                .position(|x| x.eq_ignore_ascii_case(g))
+                .with_context(|| format!("--fail-under {g}: a grade is one of {}", GRADES.join(", ")))?,
+        ),
         None => None,
     };
     let retrieved = retrieve(&target, a.ca.as_deref())?;
@@ -422,7 +432,10 @@ pub fn check(a: HeadersCheckArgs) -> anyhow::Result<ExitCode> {
             None => " (no answer over HTTPS)",
             Some(true) => "",
         };
-        println!("{}: {} (score {}), as the MDN HTTP Observatory grades it{verified}", target.host, report.grade, report.score);
+        println!(
+            "{}: {} (score {}), as the MDN HTTP Observatory grades it{verified}",
+            target.host, report.grade, report.score
+        );
         print_report(&report);
         println!();
         println!("Behind Kevlar ({policy_from}): {} (score {})", behind.grade, behind.score);
@@ -456,7 +469,10 @@ mod tests {
         assert_eq!((t.host.as_str(), t.http_port, t.https_port), ("localhost", 8080, 8443));
         assert_eq!(t.url("https"), "https://localhost:8443/");
         let t = Target::parse("example.com", None, None).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((t.url("http"), t.url("https")), ("http://example.com/".to_owned(), "https://example.com/".to_owned()));
+        assert_eq!(
+            (t.url("http"), t.url("https")),
+            ("http://example.com/".to_owned(), "https://example.com/".to_owned())
+        );
         assert!(Target::parse("ftp://x", None, None).is_err());
         assert_eq!(resolve("http://a:1/b/c", "/d"), "http://a:1/d");
         assert_eq!(resolve("http://a:1/b/c", "d"), "http://a:1/b/d");

@@ -176,7 +176,8 @@ fn corp(view: &View<'_>) -> (Outcome, bool) {
     if view.used.is_none() {
         return (Outcome::CorpNotImplemented, false);
     }
-    let value = header(view, "cross-origin-resource-policy").map(|v| jsstr::trim(jsstr::utf16_prefix(v, 256)).to_lowercase());
+    let value =
+        header(view, "cross-origin-resource-policy").map(|v| jsstr::trim(jsstr::utf16_prefix(v, 256)).to_lowercase());
     let outcome = match value.as_deref() {
         None | Some("") => Outcome::CorpNotImplemented,
         Some("same-site") => Outcome::CorpImplementedWithSameSite,

@@ -306,7 +306,11 @@ pub(crate) fn test(raw_headers: &[&str], jar: &Jar, hsts: bool) -> (Outcome, boo
             result = worse(result, Outcome::CookiesSamesiteFlagInvalid);
         }
         if !cookie.secure {
-            let flag = if hsts { Outcome::CookiesWithoutSecureFlagButProtectedByHsts } else { Outcome::CookiesWithoutSecureFlag };
+            let flag = if hsts {
+                Outcome::CookiesWithoutSecureFlagButProtectedByHsts
+            } else {
+                Outcome::CookiesWithoutSecureFlag
+            };
             result = worse(result, flag);
         }
         if name.contains("csrf") && cookie.same_site.is_none() {

@@ -7,7 +7,8 @@
 use crate::entities;
 
 /// The attributes kept on tags (the first of each name wins, as in HTML).
-const KEPT: [&str; 10] = ["src", "integrity", "http-equiv", "content", "name", "href", "color", "face", "size", "encoding"];
+const KEPT: [&str; 10] =
+    ["src", "integrity", "http-equiv", "content", "name", "href", "color", "face", "size", "encoding"];
 
 /// A start or end tag.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -357,24 +357,18 @@ impl Outcome {
                 "Framing is controlled by the CSP frame-ancestors directive.",
                 "",
             ),
-            XFrameOptionsNotImplemented => row(
-                "x-frame-options-not-implemented",
-                -20,
-                "The X-Frame-Options header is not set.",
-                FRAME_ANCESTORS,
-            ),
+            XFrameOptionsNotImplemented => {
+                row("x-frame-options-not-implemented", -20, "The X-Frame-Options header is not set.", FRAME_ANCESTORS)
+            }
             XFrameOptionsSameoriginOrDeny => row(
                 "x-frame-options-sameorigin-or-deny",
                 0,
                 "X-Frame-Options is set to SAMEORIGIN or DENY.",
                 FRAME_ANCESTORS,
             ),
-            RedirectionToHttps => row(
-                "redirection-to-https",
-                0,
-                "HTTP first redirects to HTTPS on the same host and ends on HTTPS.",
-                "",
-            ),
+            RedirectionToHttps => {
+                row("redirection-to-https", 0, "HTTP first redirects to HTTPS on the same host and ends on HTTPS.", "")
+            }
             RedirectionNotToHttps => row(
                 "redirection-not-to-https",
                 -20,
@@ -387,12 +381,9 @@ impl Outcome {
                 "HTTP ends up on HTTPS, but its first redirect is to another HTTP URL.",
                 REDIRECT_SAME_HOST_FIRST,
             ),
-            RedirectionMissing => row(
-                "redirection-missing",
-                -20,
-                "HTTP does not redirect to HTTPS.",
-                REDIRECT_SAME_HOST_FIRST,
-            ),
+            RedirectionMissing => {
+                row("redirection-missing", -20, "HTTP does not redirect to HTTPS.", REDIRECT_SAME_HOST_FIRST)
+            }
             RedirectionNotNeededNoHttp => row(
                 "redirection-not-needed-no-http",
                 0,

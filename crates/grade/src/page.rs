@@ -12,9 +12,50 @@ const MAX_DEPTH: usize = 256;
 
 /// Tags that end foreign content.
 const BREAKOUT: [&str; 44] = [
-    "b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt", "em", "embed", "h1", "h2",
-    "h3", "h4", "h5", "h6", "head", "hr", "i", "img", "li", "listing", "menu", "meta", "nobr", "ol", "p", "pre",
-    "ruby", "s", "small", "span", "strong", "strike", "sub", "sup", "table", "tt", "u", "ul", "var",
+    "b",
+    "big",
+    "blockquote",
+    "body",
+    "br",
+    "center",
+    "code",
+    "dd",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "embed",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "head",
+    "hr",
+    "i",
+    "img",
+    "li",
+    "listing",
+    "menu",
+    "meta",
+    "nobr",
+    "ol",
+    "p",
+    "pre",
+    "ruby",
+    "s",
+    "small",
+    "span",
+    "strong",
+    "strike",
+    "sub",
+    "sup",
+    "table",
+    "tt",
+    "u",
+    "ul",
+    "var",
 ];
 
 /// The policies a page sets through `<meta>`.
@@ -92,7 +133,9 @@ fn walk(html: &str, scripting: bool, mut visit: impl FnMut(&Tag, bool)) {
             "math" if !tag.self_closing => push(&mut open, Open::Math),
             "template" if templates.len() < MAX_DEPTH => templates.push(open.len()),
             "script" => tokens.skip_script(),
-            "style" | "xmp" | "iframe" | "noembed" | "noframes" | "textarea" | "title" => tokens.skip_text_of(&tag.name),
+            "style" | "xmp" | "iframe" | "noembed" | "noframes" | "textarea" | "title" => {
+                tokens.skip_text_of(&tag.name)
+            }
             "noscript" if scripting => tokens.skip_text_of("noscript"),
             "plaintext" => tokens.stop(),
             _ => {}
@@ -133,7 +176,8 @@ fn foreign_child(parent: &Open, tag: &Tag) -> Option<Open> {
 
 fn breaks_out(tag: &Tag) -> bool {
     BREAKOUT.contains(&tag.name.as_str())
-        || (tag.name == "font" && (tag.attr("color").is_some() || tag.attr("face").is_some() || tag.attr("size").is_some()))
+        || (tag.name == "font"
+            && (tag.attr("color").is_some() || tag.attr("face").is_some() || tag.attr("size").is_some()))
 }
 
 /// An end tag closes the innermost open element of its name, and `</template>` its template.

@@ -161,10 +161,7 @@ fn evaluate(directives: Directives, https: bool) -> Verdict {
         (script.iter().any(broad_or_inline) || object.iter().any(broad), Outcome::CspImplementedWithUnsafeInline),
         (https && active.iter().any(|s| insecure(s)), Outcome::CspImplementedWithInsecureScheme),
         (script.contains("'unsafe-eval'") || style.contains("'unsafe-eval'"), Outcome::CspImplementedWithUnsafeEval),
-        (
-            https && passive.iter().any(|s| insecure(s)),
-            Outcome::CspImplementedWithInsecureSchemeInPassiveContentOnly,
-        ),
+        (https && passive.iter().any(|s| insecure(s)), Outcome::CspImplementedWithInsecureSchemeInPassiveContentOnly),
         (style.iter().any(broad_or_inline), Outcome::CspImplementedWithUnsafeInlineInStyleSrcOnly),
     ];
     for (failed, outcome) in checks {
@@ -173,8 +170,11 @@ fn evaluate(directives: Directives, https: bool) -> Verdict {
         }
     }
     let default_none = directives.get("default-src").is_some_and(|d| d.len() == 1 && d.contains("'none'"));
-    let fallback =
-        if default_none { Outcome::CspImplementedWithNoUnsafeDefaultSrcNone } else { Outcome::CspImplementedWithNoUnsafe };
+    let fallback = if default_none {
+        Outcome::CspImplementedWithNoUnsafeDefaultSrcNone
+    } else {
+        Outcome::CspImplementedWithNoUnsafe
+    };
     let mut outcome = result.unwrap_or(fallback);
     let pass = matches!(
         outcome,

@@ -25,7 +25,9 @@ fn classify(src: &str, base: &Base) -> Src {
         None if src.starts_with("//") && src.as_bytes().get(2).is_some_and(|b| *b != b'/') => Src::ProtocolRelative,
         // An `http(s)://` URL that does not parse: the reference fails the scan here; read it as an
         // insecure script from an unknown site.
-        None if src.starts_with("http://") || src.starts_with("https://") => Src::Absolute { https: false, domain: None },
+        None if src.starts_with("http://") || src.starts_with("https://") => {
+            Src::Absolute { https: false, domain: None }
+        }
         None => Src::Relative,
     }
 }

@@ -155,7 +155,9 @@ fn path_and_query(s: &str) -> (String, Option<String>) {
 
 fn ipv6(bracketed: &str) -> Option<String> {
     let inner = bracketed.strip_prefix('[')?.strip_suffix(']')?;
-    let ok = !inner.is_empty() && inner.contains(':') && inner.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+    let ok = !inner.is_empty()
+        && inner.contains(':')
+        && inner.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
     ok.then(|| bracketed.to_ascii_lowercase())
 }
 
@@ -178,9 +180,10 @@ fn percent_decode(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).filter(|h| {
-            h.bytes().all(|c| c.is_ascii_hexdigit())
-        });
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()));
         match (b, hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(v)) => {
                 out.push(v);

@@ -48,10 +48,8 @@ pub(crate) struct View<'a> {
 impl<'a> View<'a> {
     pub(crate) fn new(r: &'a Retrieved) -> View<'a> {
         let used = used_session(r).and_then(|(session, https)| used_answer(session, https));
-        let https = r
-            .https
-            .as_ref()
-            .and_then(|s| s.chain.last().map(|hop| (Headers::new(&hop.headers), s.verified_tls)));
+        let https =
+            r.https.as_ref().and_then(|s| s.chain.last().map(|hop| (Headers::new(&hop.headers), s.verified_tls)));
         let cors = r.cors.as_ref().filter(|c| (200..300).contains(&c.status)).map(|c| Headers::new(&c.headers));
         View {
             host: r.host.trim().to_lowercase(),
