@@ -8,6 +8,10 @@
 //! A policy is invalid when it is shorter than six characters or repeats a directive within
 //! itself (`report-uri` and `report-to` may repeat: that is only noted, see
 //! [`Csp::has_duplicates`]).
+//!
+//! Work is bounded: every policy is checked for validity, but only the first
+//! [`MAX_COMBINED_POLICIES`] are combined, reading at most [`MAX_SOURCES_PER_DIRECTIVE`] sources of
+//! each directive (a directive that only appears after that reads as `'none'`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -28,6 +32,13 @@ pub(crate) const NOT_IN_META: [&str; 3] = ["frame-ancestors", "report-uri", "san
 
 /// The shortest policy accepted, in UTF-16 units.
 const SHORTEST_POLICY: usize = 6;
+
+/// How many policies are combined. Combining is quadratic in the number of policies (sources kept
+/// from the second policy on stay kept), so further policies are only checked for validity.
+pub const MAX_COMBINED_POLICIES: usize = 64;
+
+/// How many sources of one directive in one policy are read; the rest are ignored.
+pub const MAX_SOURCES_PER_DIRECTIVE: usize = 1024;
 
 /// A parsed policy: each directive with its sources, all lowercase.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -136,8 +147,14 @@ pub fn parse_csp_list<S: AsRef<str>>(policies: &[S]) -> Result<Csp, CspError> {
                 }
                 repeated.insert(directive.clone());
             }
-            let mut values: Vec<Source> =
-                words.map(|w| Source { text: w.to_lowercase(), policy: index, keep: index == 0 }).collect();
+            if index >= MAX_COMBINED_POLICIES {
+                sources.entry(directive).or_default();
+                continue;
+            }
+            let mut values: Vec<Source> = words
+                .take(MAX_SOURCES_PER_DIRECTIVE)
+                .map(|w| Source { text: w.to_lowercase(), policy: index, keep: index == 0 })
+                .collect();
             if values.is_empty() && directive.ends_with("-src") {
                 values.push(Source { text: "'none'".to_owned(), policy: index, keep: index == 0 });
             }
