@@ -44,7 +44,8 @@ fn every_problem_is_reported_at_once() {
         "many_problems.toml:15: headers.set.X-Frame-Options: expected a string, false (remove)",
         "many_problems.toml:18: admin.listen: 0.0.0.0:9090 is not a loopback address",
         "many_problems.toml:20: acces_log: unknown key (did you mean `access_log`?)",
-        "10 problems",
+        "many_problems.toml:24: detect.stack: unknown stack `jvm` (known: auto, node, php, java, dotnet, cgi, coldfusion, python, ruby)",
+        "11 problems",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }

@@ -505,3 +505,81 @@ fn help_names_the_new_commands() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("--for") && text.contains("--reason"), "{text}");
 }
+
+/// A shop written in Java (as the CSIC 2010 dataset's): `.jsp` pages, a Tomcat session cookie,
+/// downloads named like archives; 404 for anything else.
+const JSP_APP: &str = r#"
+const http = require('http');
+http.createServer((req, res) => {
+  const path = req.url.split('?')[0];
+  if (path.startsWith('/tienda1/') && path.endsWith('.jsp')) {
+    res.writeHead(200, { 'content-type': 'text/html;charset=ISO-8859-1',
+                         'set-cookie': 'JSESSIONID=933185092E0B668B90676E0A2B0767AF; Path=/tienda1' });
+    return res.end('<html>tienda</html>');
+  }
+  if (path === '/files/fex-20070729.tar.gz') {
+    res.writeHead(200, { 'content-type': 'application/gzip' });
+    return res.end('archive');
+  }
+  res.writeHead(404, { 'content-type': 'text/html' });
+  res.end('not found');
+}).listen(0, '127.0.0.1', function () { console.log('listening ' + this.address().port); });
+"#;
+
+#[tokio::test]
+async fn stack_auto_learns_a_jsp_app_and_its_downloads_from_the_answers() {
+    let (_app, addr) = common::node_script(JSP_APP);
+    let k = Kevlar::guard(&format!("http://{addr}")).args(["--trusted-proxy", "127.0.0.1"]).start();
+    let c = client();
+    for p in [
+        "/tienda1/index.jsp",
+        "/tienda1/publico/anadir.jsp?id=2&nombre=Jam%F3n+Ib%E9rico&precio=85&cantidad=49",
+        "/tienda1/publico/registro.jsp?modo=registro",
+        "/tienda1/miembros/editar.jsp",
+    ] {
+        assert_eq!(c.get(k.url(p)).send().await.unwrap().status(), 200, "{p}");
+    }
+    // A PHP script is still foreign to it, and its answer (404) is in the event.
+    assert_eq!(c.get(k.url("/wp-login.php")).send().await.unwrap().status(), 404);
+    let php = k.wait_event(|e| e["url"]["path"] == "/wp-login.php");
+    assert_eq!(php["event"]["action"], "malicious_probe");
+    assert_eq!(php["http"]["response"]["status_code"], 404);
+    let jsp: Vec<Value> =
+        family_events(&k).into_iter().filter(|e| e["url"]["path"].as_str().unwrap_or("").ends_with(".jsp")).collect();
+    assert!(jsp.is_empty(), "the app's own .jsp pages raised {jsp:?}");
+
+    // A download the app serves: a probe for its first two clients, the app's own from the third.
+    let file = "/files/fex-20070729.tar.gz";
+    for client_ip in ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.1", "203.0.113.4"] {
+        let r = c.get(k.url(file)).header("x-forwarded-for", client_ip).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(c.get(k.url("/.env")).send().await.unwrap().status(), 404);
+    k.wait_event(|e| e["url"]["path"] == "/.env");
+    let downloads: Vec<Value> = family_events(&k).into_iter().filter(|e| e["url"]["path"] == file).collect();
+    assert_eq!(downloads.len(), 2, "{downloads:?}");
+    assert!(downloads
+        .iter()
+        .all(|e| e["kevlar"]["rule"] == "backup_or_secret_file" && e["http"]["response"]["status_code"] == 200));
+
+    let (code, out, _) = kevlar_cli(&k.data_dir, &["status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("stack: auto; learned: java"), "{out}");
+    drop(k);
+
+    // The same pages in front of the Express demo app (its own `X-Powered-By: Express`): probes.
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).start();
+    for p in ["/tienda1/index.jsp", "/tienda1/publico/registro.jsp", "/tienda1/miembros/editar.jsp"] {
+        let _ = c.get(k.url(p)).send().await.unwrap();
+    }
+    let ev = k.wait_event(|e| e["url"]["path"] == "/tienda1/miembros/editar.jsp");
+    assert_eq!(ev["kevlar"]["rule"], "foreign_stack_script");
+    assert_eq!(family_events(&k).len(), 3);
+
+    // Declared: `stack = "java"` needs no answer to learn from, even in block mode.
+    let (_app2, addr2) = common::node_script(JSP_APP);
+    let k = Kevlar::guard(&format!("http://{addr2}")).config("[detect]\nmode = \"block\"\nstack = \"java\"\n").start();
+    assert_eq!(c.get(k.url("/tienda1/index.jsp")).send().await.unwrap().status(), 200);
+    assert_eq!(c.get(k.url("/index.php")).send().await.unwrap().status(), 403);
+}

@@ -97,6 +97,31 @@ pub fn status(a: ControlArgs) -> anyhow::Result<ExitCode> {
         p["upstream_errors"],
         v["held_requests"]
     );
+    let d = &v["detection"];
+    if d.is_object() {
+        let names = |k: &str| {
+            let l: Vec<&str> = d["stack"][k].as_array().into_iter().flatten().filter_map(|s| s.as_str()).collect();
+            if l.is_empty() {
+                "none".to_owned()
+            } else {
+                l.join(", ")
+            }
+        };
+        let learning =
+            if d["stack"]["auto"] == true { format!("; learned: {}", names("learned")) } else { String::new() };
+        println!(
+            "detection: {}, {} inspected, {} flagged, {} blocked; stack: {}{learning}",
+            d["mode"].as_str().unwrap_or("?"),
+            d["inspected"],
+            d["flagged"],
+            d["blocked"],
+            if d["stack"]["auto"] == true && names("declared") == "none" {
+                "auto".to_owned()
+            } else {
+                names("declared")
+            },
+        );
+    }
     if let Some(app) = v.get("app") {
         println!("app: {}", app["state"].as_str().unwrap_or("?"));
         println!(

@@ -401,8 +401,10 @@ pub struct DetectConfig {
     pub body_limit: u64,
     /// Headers inspected with every family, besides User-Agent, Referer and X-Forwarded-Host.
     pub headers: Vec<String>,
-    /// The app is PHP: `wp-login.php` and friends are not probes.
-    pub php_app: bool,
+    /// The app's server stacks (`node`, `php`, `java`, `dotnet`, `cgi`, `coldfusion`, `python`,
+    /// `ruby`): their scripts and panels are not probes. `auto` (the default) also learns them
+    /// from the app's answers.
+    pub stack: Vec<String>,
     /// Inspect the messages clients send through WebSocket tunnels with the same detectors.
     pub websocket: bool,
     /// `malicious_excess_404`: this many 404s from one address within `excess_404_window`.
@@ -419,7 +421,7 @@ impl Default for DetectConfig {
             exclude: Vec::new(),
             body_limit: 64 * 1024,
             headers: Vec::new(),
-            php_app: false,
+            stack: vec!["auto".to_owned()],
             websocket: false,
             excess_404: 20,
             excess_404_window: Duration::from_secs(60),

@@ -80,6 +80,9 @@ fn read_rate(doc: &mut Doc, t: &mut Table, key: &'static str) -> Option<Rate> {
     }
 }
 
+/// The names `[detect] stack` takes.
+pub const STACKS: &[&str] = &["auto", "node", "php", "java", "dotnet", "cgi", "coldfusion", "python", "ruby"];
+
 pub(crate) fn read_detect(doc: &mut Doc, t: &mut Table, d: &mut DetectConfig) {
     if let Some(m) = t.parsed(doc, "mode", Mode::parse, None) {
         d.mode = m;
@@ -104,8 +107,22 @@ pub(crate) fn read_detect(doc: &mut Doc, t: &mut Table, d: &mut DetectConfig) {
     if let Some(b) = t.boolean(doc, "websocket") {
         d.websocket = b;
     }
-    if let Some(b) = t.boolean(doc, "php_app") {
-        d.php_app = b;
+    if let Some((list, span)) = t.strings(doc, "stack") {
+        d.stack.clear();
+        for name in list {
+            if STACKS.contains(&name.as_str()) {
+                if !d.stack.contains(&name) {
+                    d.stack.push(name);
+                }
+            } else {
+                let known = STACKS.join(", ");
+                doc.error(span.clone(), &t.key_path("stack"), format!("unknown stack `{name}` (known: {known})"));
+            }
+        }
+    }
+    // The older spelling of `stack = ["auto", "php"]`.
+    if t.boolean(doc, "php_app") == Some(true) && !d.stack.iter().any(|s| s == "php") {
+        d.stack.push("php".to_owned());
     }
     if let Some(n) = t.integer(doc, "excess_404", 1, 100_000) {
         d.excess_404 = n as u32;

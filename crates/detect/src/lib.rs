@@ -165,13 +165,14 @@ pub struct InspectConfig {
     pub families: Families,
     /// Headers inspected with every family besides User-Agent, Referer and X-Forwarded-Host.
     pub headers: Vec<http::HeaderName>,
-    /// The app is PHP: requests for `wp-login.php` and friends are not probes.
-    pub php_app: bool,
+    /// The app's own stacks, as configured (`[detect] stack`): their scripts and panels are not
+    /// probes (`wp-login.php` on a PHP app, `.jsp` pages on a Java one).
+    pub stacks: probe::Stacks,
 }
 
 impl Default for InspectConfig {
     fn default() -> Self {
-        InspectConfig { families: Families::ALL, headers: Vec::new(), php_app: false }
+        InspectConfig { families: Families::ALL, headers: Vec::new(), stacks: probe::Stacks::NONE }
     }
 }
 
@@ -488,7 +489,7 @@ impl Inspector {
 
     fn path(&self, sink: &mut Sink<'_>, raw: &str) {
         // Paths repeat across requests: one seen clean recently is not looked at again.
-        let (clean, key) = seen_clean((if self.cfg.php_app { b'P' } else { b'p' }, raw));
+        let (clean, key) = seen_clean((self.cfg.stacks.0, raw));
         if clean {
             return;
         }
@@ -502,7 +503,7 @@ impl Inspector {
     fn path_checks(&self, sink: &mut Sink<'_>, raw: &str) {
         let norm = normalize::path(raw);
         sink.add(Family::Traversal, traversal::check(&norm, true), "path", "", &norm);
-        sink.add(Family::Probe, probe::check(&norm, self.cfg.php_app), "path", "", &norm);
+        sink.add(Family::Probe, probe::check(&norm, self.cfg.stacks), "path", "", &norm);
         if norm.bytes().any(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'/' | b'-' | b'_' | b'.' | b'~'))) {
             sink.add(Family::Xss, xss::check(&norm), "path", "", &norm);
             sink.add(Family::Cmdi, cmdi::check(&norm), "path", "", &norm);

@@ -77,7 +77,7 @@ fn memory(form: &HeaderMap, login: &RequestMeta<'_>) -> String {
 fn main() {
     let n = 1_000_000;
     let logins = Logins::new(&LoginsConfig::default(), true);
-    let inspector = Inspector::new(InspectConfig { families: Families::ALL, headers: Vec::new(), php_app: false });
+    let inspector = Inspector::new(InspectConfig::default());
     let mut page = HeaderMap::new();
     page.insert(http::header::COOKIE, "theme=dark; sid=0123456789abcdef0123456789abcdef".parse().unwrap());
     page.insert(http::header::USER_AGENT, "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0".parse().unwrap());

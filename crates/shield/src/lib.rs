@@ -15,6 +15,7 @@ pub mod db;
 pub mod login;
 pub mod ratelimit;
 pub mod routes;
+pub mod surface;
 pub mod watch;
 
 use kevlar_core::action;
@@ -70,6 +71,12 @@ struct Inner {
     routes_db: Mutex<Option<RoutesDb>>,
     counters: Counters,
     logins: login::Logins,
+    /// The app's stacks and the paths it serves, learned from its answers.
+    surface: surface::Surface,
+    /// Probe events of servable rules held until the answer says whether the path is the app's
+    /// own, by request id (at most one per request in flight).
+    pending: Mutex<HashMap<String, SecurityEvent>>,
+    pending_n: std::sync::atomic::AtomicUsize,
 }
 
 /// A cheap handle: the proxy's gate, the admin API's control, the correlator's state.
@@ -121,10 +128,11 @@ impl Shield {
                 family_modes.insert(f, *mode);
             }
         }
+        let surface = surface::Surface::new(&d.stack);
         let inspector = Inspector::new(InspectConfig {
             families,
             headers: d.headers.iter().filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok()).collect(),
-            php_app: d.php_app,
+            stacks: surface.declared(),
         });
         let enforce_auto = cfg.bans.enforce.unwrap_or(d.mode == Mode::Block);
         let correlator = Correlator::open(cfg, bus.clone(), enforce_auto)?;
@@ -147,6 +155,9 @@ impl Shield {
             routes_db: Mutex::new(Some(routes_db)),
             counters: Counters::default(),
             logins: login::Logins::new(&cfg.logins, enforce_auto).with_breach_index(breach_index(&cfg.data_dir)),
+            surface,
+            pending: Mutex::new(HashMap::new()),
+            pending_n: Default::default(),
             cfg: cfg.clone(),
         };
         Ok(Shield { inner: Arc::new(inner) })
@@ -268,6 +279,7 @@ impl Shield {
             "blackbook_in_memory": self.inner.correlator.in_memory(),
             "routes": self.inner.routes.lock().map(|r| r.len()).unwrap_or(0),
             "logins": logins,
+            "stack": self.inner.surface.status(),
         })
     }
 
@@ -343,7 +355,7 @@ impl Shield {
         let inner = &self.inner;
         let path_mode = self.path_mode(meta.path);
         let global = inner.cfg.detect.mode;
-        findings.retain(|f| !self.excluded(meta.path, f));
+        findings.retain(|f| !self.excluded(meta.path, f) && !inner.surface.is_own(f, meta.path));
         if findings.is_empty() {
             return Verdict::ALLOW;
         }
@@ -402,6 +414,13 @@ impl Shield {
                 ev.status_code = Some(403);
                 ev.outcome = Outcome::Failure;
             }
+            // A path that only looks like a probe waits for the app's answer (monitor mode).
+            let servable =
+                |f: &&Finding| kevlar_detect::probe::SERVABLE_RULES.contains(&f.rule) && f.location == "path";
+            if action == action::MALICIOUS_PROBE && !blocked && group.iter().all(servable) {
+                self.hold(meta.request_id, ev);
+                continue;
+            }
             self.publish(ev);
         }
         if block {
@@ -409,6 +428,39 @@ impl Shield {
             return Verdict::new(Decision::Refuse { status: 403, reason: "attack_blocked" }, true);
         }
         Verdict::new(Decision::Allow, true)
+    }
+
+    /// Holds a probe event until [`Gate::observe`] sees the answer.
+    fn hold(&self, request_id: &str, ev: SecurityEvent) {
+        let Ok(mut p) = self.inner.pending.lock() else { return self.publish(ev) };
+        if p.len() >= MAX_TRACKED {
+            // Answers that never came (cannot happen: every request is observed); publish them.
+            for (_, ev) in p.drain() {
+                self.publish(ev);
+            }
+        }
+        p.insert(request_id.to_owned(), ev);
+        self.inner.pending_n.store(p.len(), Ordering::Relaxed);
+    }
+
+    /// The answer to a request whose probe event was held: the app's own path, or a probe.
+    fn resolve(&self, meta: &RequestMeta<'_>, status: u16) {
+        let ev = match self.inner.pending.lock() {
+            Ok(mut p) => {
+                let ev = p.remove(meta.request_id);
+                self.inner.pending_n.store(p.len(), Ordering::Relaxed);
+                ev
+            }
+            Err(_) => None,
+        };
+        let Some(mut ev) = ev else { return };
+        let surface = &self.inner.surface;
+        surface.answered(meta.path, self.key(meta.ip), status);
+        if (200..300).contains(&status) && surface.owns(meta.path) {
+            return;
+        }
+        ev.status_code = Some(status);
+        self.publish(ev);
     }
 
     fn publish(&self, ev: SecurityEvent) {
@@ -712,6 +764,7 @@ impl Gate for Shield {
                 r.mark_login(meta.method, meta.path, login.how);
             }
         }
+        self.inner.surface.learn_headers(headers);
         let mut deferred = None;
         for ev in self.inner.logins.on_response_full(meta, ctx, status, headers, now_ms(), &mut deferred) {
             self.publish(ev);
@@ -724,6 +777,9 @@ impl Gate for Shield {
 
     fn observe(&self, meta: &RequestMeta<'_>, status: u16, flagged: bool) {
         let inner = &self.inner;
+        if flagged && inner.pending_n.load(Ordering::Relaxed) > 0 {
+            self.resolve(meta, status);
+        }
         let now = now_ms();
         if inner.cfg.routes.enabled && !matches!(status, 408 | 431 | 413) {
             if let Ok(mut r) = inner.routes.lock() {
