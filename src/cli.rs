@@ -75,8 +75,14 @@ pub enum Command {
         #[arg(default_value = "kevlar.toml")]
         file: PathBuf,
     },
-    /// Read the security events Kevlar recorded.
+    /// Read the security events Kevlar recorded (`--explain ID`: one finding in full).
     Events(EventsArgs),
+    /// Judge values or whole requests with the built-in detectors, without a running proxy: each
+    /// finding with its family, rule, location, score, the decoding layers undone and what the
+    /// family's reading saw. Values come as arguments or from --file (JSON lines: a string is a
+    /// value, an object a request; any other line is a value as written).
+    /// Exit code 0 when nothing is found, 1 when something is, 2 on an error.
+    Detect(DetectArgs),
     /// Show the running Kevlar's state: the app's instances (pids, uptime, restarts, health), the
     /// proxy's counters, the event queues. Talks to the admin API.
     Status(ControlArgs),
@@ -342,7 +348,35 @@ pub struct CommonArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct DetectArgs {
+    /// Values to judge (each in every placement --in names).
+    pub values: Vec<String>,
+    /// JSON lines to judge, one value or request per line: `"1 union select 1"`, or
+    /// `{"method": "POST", "path": "/login", "query": "a=1", "headers": {"content-type": "…"}, "body": "…"}`.
+    /// `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Where a value is placed: query (`?q=`), form (a form field), json (a JSON field), path,
+    /// header (User-Agent), cookie, or all (query, form and json). Comma-separated.
+    #[arg(long = "in", value_name = "PLACES", default_value = "all", value_delimiter = ',',
+          value_parser = ["query", "form", "json", "path", "header", "cookie", "all"])]
+    pub places: Vec<String>,
+    /// One JSON object per value or request: {"input", "findings": [...]}.
+    #[arg(long)]
+    pub json: bool,
+    /// Read `[detect]` (families off, headers, stack) from this file (default: ./kevlar.toml when
+    /// present, else the embedded defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 pub struct EventsArgs {
+    /// Explain one event: its `event.id`, or a request id (every event of that request): the
+    /// request, the finding, the decoding layers, what the family's reading saw, and the
+    /// `[[detect.exclude]]` that would silence it if it was legitimate.
+    #[arg(long, value_name = "ID")]
+    pub explain: Option<String>,
     /// Keep printing new events as they arrive.
     #[arg(long)]
     pub follow: bool,

@@ -583,3 +583,88 @@ async fn stack_auto_learns_a_jsp_app_and_its_downloads_from_the_answers() {
     assert_eq!(c.get(k.url("/tienda1/index.jsp")).send().await.unwrap().status(), 200);
     assert_eq!(c.get(k.url("/index.php")).send().await.unwrap().status(), 403);
 }
+
+#[test]
+fn kevlar_detect_judges_values_and_requests_without_a_proxy() {
+    let run = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write;
+        let mut c = Command::new(KEVLAR)
+            .arg("detect")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .current_dir(std::env::temp_dir())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, out) = run(&["1 union select 1,2", "Jamón ibérico"], None);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("query   sqli/union_select in args.q"), "{out}");
+    assert!(out.contains("json    sqli/union_select in body.q"), "{out}");
+    assert!(out.contains("Jamón ibérico\n  nothing found"), "{out}");
+    let (code, out) = run(&["--in", "path", "/..%c0%af..%c0%afetc/passwd"], None);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("traversal/dot_dot_slash in path"), "{out}");
+    assert_eq!(run(&["a plain sentence, with commas."], None).0, 0);
+
+    let lines = concat!(
+        "\"%253Cscript%253Ealert(1)\"\n",
+        "{\"method\":\"POST\",\"path\":\"/login\",\"headers\":{\"content-type\":\"application/json\"},\"body\":{\"user\":\"admin'--\",\"password\":\"x\"}}\n",
+        "just text\n",
+        "{\"headers\":{\"user-agent\":5}}\n",
+    );
+    let (code, out) = run(&["--file", "-", "--json", "--in", "query"], Some(lines));
+    assert_eq!(code, 2, "a request that cannot be built is an error: {out}");
+    let rows: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0]["findings"][0]["family"], "xss");
+    assert_eq!(rows[0]["findings"][0]["decoding"], serde_json::json!(["percent", "percent"]));
+    assert_eq!(rows[1]["input"], "line 2");
+    assert_eq!(rows[1]["findings"][0]["location"], "body.user");
+    assert!(rows[1]["findings"][0]["reading"].as_str().unwrap().starts_with("after '"), "{}", rows[1]);
+    assert_eq!(rows[2]["findings"], serde_json::json!([]));
+    assert!(rows[3]["error"].as_str().unwrap().contains("must be a string"));
+}
+
+#[tokio::test]
+async fn events_explain_says_how_a_finding_was_reached_and_how_to_exclude_it() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).start();
+    let c = client();
+    let r =
+        c.get(k.url("/search?q=1%2527%2520union%2520select%2520password%2520from%2520users--")).send().await.unwrap();
+    assert_eq!(r.status(), 404, "monitor mode forwards; the demo app has no /search");
+    let ev = k.wait_event(|e| e["kevlar"]["family"] == "sqli");
+    assert_eq!(ev["kevlar"]["decoding"], serde_json::json!(["percent"]), "{ev}");
+    assert!(ev["kevlar"]["reading"].as_str().unwrap().contains("Union Select"), "{ev}");
+    let id = ev["event"]["id"].as_str().unwrap();
+    let (code, out, _) = kevlar_cli(&k.data_dir, &["events", "--explain", id]);
+    assert_eq!(code, 0, "{out}");
+    for want in [
+        "finding  sqli/union_select in args.q",
+        "decoding percent",
+        "reading  after ': Str Union Select",
+        "[[detect.exclude]]\n  path = \"/search\"\n  families = [\"sqli\"]\n  args = [\"q\"]",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+    // By request id: the same event.
+    let rid = ev["http"]["request"]["id"].as_str().unwrap();
+    let (code, by_request, _) = kevlar_cli(&k.data_dir, &["events", "--explain", rid]);
+    assert_eq!((code, by_request.contains(id)), (0, true));
+    assert_eq!(kevlar_cli(&k.data_dir, &["events", "--explain", "no-such-id"]).0, 1);
+    drop(k);
+
+    // The exclusion it printed, in a config: the same request passes without an event.
+    let cfg = "[[detect.exclude]]\npath = \"/search\"\nfamilies = [\"sqli\"]\nargs = [\"q\"]\n";
+    let k = Kevlar::guard(&app.url()).config(cfg).start();
+    let _ =
+        c.get(k.url("/search?q=1%2527%2520union%2520select%2520password%2520from%2520users--")).send().await.unwrap();
+    let _ = c.get(k.url("/.env")).send().await.unwrap();
+    k.wait_event(|e| e["url"]["path"] == "/.env");
+    assert!(family_events(&k).iter().all(|e| e["kevlar"]["family"] != "sqli"));
+}

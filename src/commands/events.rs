@@ -43,7 +43,103 @@ fn print(out: &mut impl Write, e: &StoredEvent, json: bool) -> std::io::Result<(
     }
 }
 
+/// `--explain ID`: each event of that id (or request id) in full, in words.
+fn explain(a: &EventsArgs, id: &str) -> anyhow::Result<ExitCode> {
+    if !kevlar_core::event::is_valid_event_id(id) {
+        bail!("--explain {id:?}: an event id or request id is letters, digits and - _ . :");
+    }
+    let reader = Reader::open(&a.data_dir).context("cannot open the event store")?;
+    let events = reader.find(id)?;
+    if events.is_empty() {
+        eprintln!("kevlar: no event with event.id or request id {id:?} in {}", a.data_dir.display());
+        return Ok(ExitCode::from(1));
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for e in &events {
+        if a.json {
+            writeln!(out, "{}", e.doc)?;
+        } else {
+            writeln!(out, "{}", explanation(&e.doc))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One event in words: what, the request, the finding and how it was reached, and what to write
+/// if it was legitimate.
+pub(crate) fn explanation(d: &Value) -> String {
+    let t = |path: &[&str], max: usize| text(d, path, max);
+    let k = &d["kevlar"];
+    let mut out = format!(
+        "event    {}  {}  {}\n         {}\n",
+        t(&["event", "id"], 128),
+        t(&["@timestamp"], 32),
+        t(&["event", "action"], 64),
+        t(&["message"], 400)
+    );
+    let query =
+        d["url"]["query"].as_str().map(|q| format!("?{}", super::shown(&Value::from(q), 400))).unwrap_or_default();
+    out += &format!(
+        "request  {} {}{query}  from {}  request id {}",
+        t(&["http", "request", "method"], 16),
+        t(&["url", "path"], 400),
+        t(&["source", "ip"], 45),
+        t(&["http", "request", "id"], 128),
+    );
+    if let Some(s) = d["http"]["response"]["status_code"].as_u64() {
+        out += &format!("  answered {s}");
+    }
+    out.push('\n');
+    let Some(family) = k["family"].as_str() else {
+        return out;
+    };
+    let rule = super::shown(&k["rule"], 64);
+    let location = super::shown(&k["location"], 200);
+    out += &format!(
+        "finding  {family}/{rule} in {location}, score {} of 10, mode {}{}\n",
+        k["score"],
+        super::shown(&k["mode"], 16),
+        if k["blocked"] == true { ", blocked" } else { "" }
+    );
+    if k["excerpt"].is_string() {
+        out += &format!("value    {}  (as the app reads it, decoded)\n", super::shown(&k["excerpt"], 200));
+    }
+    let layers: Vec<String> = k["decoding"].as_array().into_iter().flatten().map(|l| super::shown(l, 32)).collect();
+    out += &format!(
+        "decoding {}\n",
+        if layers.is_empty() { "none: the value matched as sent".to_owned() } else { layers.join(" → ") }
+    );
+    if k["reading"].is_string() {
+        out += &format!("reading  {}\n", super::shown(&k["reading"], 400));
+    }
+    for f in k["findings"].as_array().into_iter().flatten().skip(1) {
+        out += &format!(
+            "also     {}/{} in {} (score {})\n",
+            super::shown(&f["family"], 32),
+            super::shown(&f["rule"], 64),
+            super::shown(&f["location"], 200),
+            f["score"]
+        );
+    }
+    // What would silence it: the path, the family, the argument.
+    let arg = location.strip_prefix("args.").or_else(|| location.strip_prefix("body.")).unwrap_or(&location);
+    let path = d["url"]["path"].as_str().map(|p| super::shown(&Value::from(p), 400));
+    out += "if it was legitimate, this in kevlar.toml stops it:\n  [[detect.exclude]]\n";
+    if let Some(p) = path {
+        out += &format!("  path = {:?}\n", p);
+    }
+    out += &format!("  families = [{family:?}]\n");
+    if location != "path" {
+        out += &format!("  args = [{arg:?}]\n");
+    }
+    out
+}
+
 pub fn run(a: EventsArgs) -> anyhow::Result<ExitCode> {
+    if let Some(id) = &a.explain {
+        return explain(&a, id);
+    }
     let since = match &a.since {
         None => None,
         Some(s) => match since_ms(s) {

@@ -7,6 +7,7 @@ mod blackbook;
 mod breach;
 mod cert;
 mod control;
+mod detect;
 mod doctor;
 mod events;
 mod github;
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init { path, force } => init::run(&path, force),
         Command::Validate { file } => Ok(validate::run(&file)),
         Command::Events(args) => events::run(args),
+        Command::Detect(a) => detect::run(a),
         Command::Audit(a) => audit::run(a),
         Command::Db { command } => audit::db(command),
         Command::Headers { command: crate::cli::HeadersCommand::Check(a) } => headers_check::check(a),

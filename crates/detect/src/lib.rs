@@ -149,6 +149,12 @@ pub struct Finding {
     pub excerpt: String,
     /// 1 (a hint) to 10 (certain).
     pub score: u32,
+    /// The encodings undone before the value matched, outermost first (`percent`, `html_entity`,
+    /// `js_escape`, `fullwidth`), one entry per layer.
+    pub layers: Vec<&'static str>,
+    /// What the family's reading saw, when it says more than the excerpt: SQL's token classes,
+    /// the path a traversal resolves to. Empty for secrets' fields.
+    pub detail: String,
 }
 
 pub use kevlar_core::RequestView;
@@ -407,7 +413,30 @@ impl Sink<'_> {
             name: name.to_owned(),
             excerpt: excerpt(value, name),
             score,
+            layers: Vec::new(),
+            detail: String::new(),
         });
+    }
+}
+
+/// Fills in how new findings were reached: the layers undone from `raw` to `decoded`, and what
+/// the family's reading saw. Only for findings (never on the clean path).
+fn explain(new: &mut [Finding], raw: &str, decoded: &str, name: &str) {
+    if new.is_empty() {
+        return;
+    }
+    let layers = normalize::layers(raw);
+    let secret = sensitive(name);
+    for f in new {
+        f.layers = layers.clone();
+        if secret {
+            continue;
+        }
+        f.detail = match f.family {
+            Family::Sqli => sqli::explain(decoded).unwrap_or_default(),
+            Family::Traversal => excerpt(&traversal::plain(decoded), ""),
+            _ => String::new(),
+        };
     }
 }
 
@@ -434,6 +463,12 @@ impl Inspector {
         if !needs_look(v) {
             return;
         }
+        let before = sink.out.len();
+        self.value_checks(sink, source, location, name, v);
+        explain(&mut sink.out[before..], raw, v, name);
+    }
+
+    fn value_checks(&self, sink: &mut Sink<'_>, source: Source, location: &str, name: &str, v: &str) {
         let f = self.cfg.families;
         if f.contains(Family::Sqli) {
             sink.add(Family::Sqli, sqli::check(v), location, name, v);
@@ -497,6 +532,10 @@ impl Inspector {
         self.path_checks(sink, raw);
         if sink.out.len() == before && before < MAX_FINDINGS && sink.families == Families::ALL {
             mark_clean(key);
+        }
+        if sink.out.len() > before {
+            let norm = normalize::path(raw);
+            explain(&mut sink.out[before..], raw, &norm, "");
         }
     }
 

@@ -26,6 +26,49 @@ pub fn decode(input: &str) -> Cow<'_, str> {
     Cow::Owned(cur)
 }
 
+/// The layers [`decode`] undoes from `input`, outermost first, one entry per layer: `percent`
+/// (with `percent_u` for `%uXXXX` and `overlong_utf8` for `%c0%af`-style forms), `html_entity`,
+/// `js_escape`, `fold` (NULs dropped, full-width letters folded). For explaining a finding.
+pub fn layers(input: &str) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if !needs_decoding(input) {
+        return out;
+    }
+    let mut cur = input.to_owned();
+    for _ in 0..ROUNDS {
+        let a = percent(&cur);
+        if a != cur {
+            let l = cur.to_ascii_lowercase();
+            out.push("percent");
+            if l.match_indices("%u")
+                .any(|(i, _)| l.as_bytes().get(i + 2..i + 6).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)))
+            {
+                out.push("percent_u");
+            }
+            if ["%c0", "%c1", "%e0%80", "%f0%80"].iter().any(|o| l.contains(o)) {
+                out.push("overlong_utf8");
+            }
+        }
+        let b = entities(&a);
+        if b != a {
+            out.push("html_entity");
+        }
+        let c = escapes(&b);
+        if c != b {
+            out.push("js_escape");
+        }
+        let d = fold(&c);
+        if d != c {
+            out.push("fold");
+        }
+        if d == cur {
+            break;
+        }
+        cur = d;
+    }
+    out
+}
+
 fn needs_decoding(s: &str) -> bool {
     let b = s.as_bytes();
     memchr::memchr3(b'%', b'&', b'\\', b).is_some() || memchr::memchr(0, b).is_some() || !s.is_ascii()
@@ -289,6 +332,18 @@ pub fn path(raw: &str) -> String {
 /// inside a URL scheme (`jav&#x09;ascript:`).
 pub fn compact(s: &str) -> String {
     s.chars().filter(|c| !(c.is_ascii_control() || *c == ' ')).collect()
+}
+
+#[cfg(test)]
+mod layer_tests {
+    #[test]
+    fn layers_name_each_encoding_undone() {
+        assert!(super::layers("plain").is_empty());
+        assert_eq!(super::layers("%253Cscript%253E"), ["percent", "percent"]);
+        assert_eq!(super::layers("%26lt%3Bscript"), ["percent", "html_entity"]);
+        assert_eq!(super::layers("..%c0%afetc"), ["percent", "overlong_utf8"]);
+        assert_eq!(super::layers("%u003cscript"), ["percent", "percent_u"]);
+    }
 }
 
 #[cfg(test)]

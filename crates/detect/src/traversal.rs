@@ -132,7 +132,7 @@ const WRAPPERS: &[&str] = &[
 /// The value with separators and dot tricks made plain: lower case, `\` as `/`, `..;/` (a Java
 /// path parameter) as `../`, `....//` and other runs of dots as `..`, repeated slashes as one,
 /// and the NUL that ends a C string as the end.
-fn plain(value: &str) -> String {
+pub fn plain(value: &str) -> String {
     let mut s = value.to_ascii_lowercase().replace('\\', "/");
     if let Some(nul) = s.find('\0') {
         s.truncate(nul);

@@ -113,27 +113,34 @@ fn mono_ns() -> u64 {
     START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64 + 1_000_000_000
 }
 
+/// The built-in detectors as `[detect]` configures them (families switched off, extra headers,
+/// declared stacks), and each family's own mode.
+pub fn inspector(d: &kevlar_config::DetectConfig) -> (Inspector, HashMap<Family, Mode>) {
+    let mut families = Families::ALL;
+    let mut family_modes = HashMap::new();
+    for (name, mode) in &d.families {
+        if let Some(f) = Family::parse(name) {
+            if *mode == Mode::Off {
+                families = families.without(f);
+            }
+            family_modes.insert(f, *mode);
+        }
+    }
+    let inspector = Inspector::new(InspectConfig {
+        families,
+        headers: d.headers.iter().filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok()).collect(),
+        stacks: d.stack.iter().filter_map(|n| kevlar_detect::probe::Stack::parse(n)).collect(),
+    });
+    (inspector, family_modes)
+}
+
 impl Shield {
     /// Builds the shield from the configuration, and reloads bans and routes from
     /// `<data_dir>/shield.db`.
     pub fn new(cfg: &Config, bus: Bus) -> Result<Shield, DbError> {
         let d = &cfg.detect;
-        let mut families = Families::ALL;
-        let mut family_modes = HashMap::new();
-        for (name, mode) in &d.families {
-            if let Some(f) = Family::parse(name) {
-                if *mode == Mode::Off {
-                    families = families.without(f);
-                }
-                family_modes.insert(f, *mode);
-            }
-        }
+        let (inspector, family_modes) = inspector(d);
         let surface = surface::Surface::new(&d.stack);
-        let inspector = Inspector::new(InspectConfig {
-            families,
-            headers: d.headers.iter().filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok()).collect(),
-            stacks: surface.declared(),
-        });
         let enforce_auto = cfg.bans.enforce.unwrap_or(d.mode == Mode::Block);
         let correlator = Correlator::open(cfg, bus.clone(), enforce_auto)?;
         let routes_db = RoutesDb::open(&cfg.data_dir)?;
@@ -398,6 +405,13 @@ impl Shield {
                 .with_kevlar("score", top.score)
                 .with_kevlar("mode", mode_of(top).as_str())
                 .with_kevlar("blocked", blocked);
+            // How the value was reached: the layers undone and what the family's reading saw.
+            if !top.layers.is_empty() {
+                ev = ev.with_kevlar("decoding", top.layers.clone());
+            }
+            if !top.detail.is_empty() {
+                ev = ev.with_kevlar("reading", top.detail.as_str());
+            }
             ev.rule_id = Some(format!("kevlar.{}.{}", top.family.as_str(), top.rule));
             ev.rule_name = Some(top.rule.to_owned());
             if group.len() > 1 {
@@ -631,6 +645,8 @@ impl kevlar_core::MessageScan for WsMessages {
             name: String::new(),
             excerpt: String::new(),
             score: 6,
+            layers: Vec::new(),
+            detail: String::new(),
         }])
     }
 }

@@ -237,6 +237,8 @@ mod tests {
             name: String::new(),
             excerpt: String::new(),
             score: 4,
+            layers: Vec::new(),
+            detail: String::new(),
         }
     }
 

@@ -67,6 +67,20 @@ impl Reader {
         Ok(out)
     }
 
+    /// The event with this `event.id`, or every event of the request with this id (oldest first).
+    pub fn find(&self, id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, doc FROM events WHERE event_id = ?1 OR request_id = ?1 ORDER BY id LIMIT 100",
+        )?;
+        let rows = stmt.query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, doc) = row?;
+            out.push(StoredEvent { id, doc: serde_json::from_str(&doc).unwrap_or(Value::Null) });
+        }
+        Ok(out)
+    }
+
     pub fn count(&self) -> Result<i64, StoreError> {
         Ok(self.conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?)
     }

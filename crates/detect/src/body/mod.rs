@@ -405,6 +405,8 @@ impl Scanner {
             name: String::new(),
             excerpt: String::new(),
             score: e.score(),
+            layers: Vec::new(),
+            detail: String::new(),
         });
     }
 

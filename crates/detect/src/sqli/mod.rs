@@ -84,9 +84,39 @@ pub fn check(value: &str) -> Option<(&'static str, u32)> {
     best.filter(|(_, s)| *s >= 7)
 }
 
+/// The reading an injection was found in and its tokens (`after ': Str Logic Str Cmp Str`), for
+/// explaining a finding; `None` when no reading forms one.
+pub fn explain(value: &str) -> Option<String> {
+    let s = value.as_bytes();
+    let mut toks = Vec::with_capacity(32);
+    let mut best: Option<(u32, String)> = None;
+    for prefix in [None, Some(b'\''), Some(b'"')] {
+        tokenize(prefix, s, &mut toks);
+        if let Some((_, score)) = judge(&toks, prefix) {
+            if best.as_ref().is_none_or(|(b, _)| score > *b) {
+                let reading = match prefix {
+                    None => "as it is".to_owned(),
+                    Some(q) => format!("after {}", q as char),
+                };
+                let names: Vec<&str> = toks.iter().take(40).map(tokens::name).collect();
+                let more = if toks.len() > 40 { " …" } else { "" };
+                best = Some((score, format!("{reading}: {}{more}", names.join(" "))));
+            }
+        }
+    }
+    best.map(|(_, s)| s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::check;
+
+    #[test]
+    fn explains_the_reading_and_its_tokens() {
+        assert_eq!(super::explain("1' or '1'='1").as_deref(), Some("after ': Str Logic Str Cmp OpenStr"));
+        assert_eq!(super::explain("1 union select 1,2").as_deref(), Some("as it is: Num Union Select Num Comma Num"));
+        assert_eq!(super::explain("hello world"), None);
+    }
 
     #[test]
     fn injections() {

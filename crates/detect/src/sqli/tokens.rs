@@ -54,6 +54,44 @@ pub(super) enum T {
     Other,
 }
 
+/// A token class's short name, for explanations.
+pub(super) fn name(t: &T) -> &'static str {
+    match t {
+        T::Str { closed: true } => "Str",
+        T::Str { closed: false } => "OpenStr",
+        T::Num => "Num",
+        T::Word => "Word",
+        T::Union => "Union",
+        T::Select => "Select",
+        T::Stmt => "Stmt",
+        T::Clause => "Clause",
+        T::OrderGroup => "OrderBy",
+        T::By => "By",
+        T::From => "From",
+        T::Logic => "Logic",
+        T::OpWord => "OpWord",
+        T::Literal => "Literal",
+        T::Func { danger: true, .. } => "DangerFunc",
+        T::Func { .. } => "Func",
+        T::Var { system: true } => "SysVar",
+        T::Var { .. } => "Var",
+        T::Cmp => "Cmp",
+        T::Op => "Op",
+        T::LParen => "(",
+        T::RParen => ")",
+        T::Comma => "Comma",
+        T::Semi => "Semi",
+        T::Comment => "Comment",
+        T::Dot => "Dot",
+        T::Outfile => "Outfile",
+        T::Case => "Case",
+        T::When => "When",
+        T::Then => "Then",
+        T::Waitfor => "Waitfor",
+        T::Other => "Other",
+    }
+}
+
 /// A tokenized reading. Bounded: long values are cut to [`MAX_TOKENS`] tokens.
 pub(super) const MAX_TOKENS: usize = 256;
 
