@@ -282,3 +282,60 @@ fn conformance_crs_regression_tests_by_family() {
         assert!(fp <= *max_fp, "{f}: false positives {fp:.3} above {max_fp}");
     }
 }
+
+/// Kevlar's own adversarial and tricky-benign strings (tests/fixtures/adversarial): the `dev`
+/// half is what the detectors were tuned against; the `heldback` half is only measured. Each
+/// value goes through `kevlar detect` in the three placements (query, form field, JSON field):
+/// flagged in any placement counts.
+fn flagged_share(file: &str) -> (usize, usize, Vec<String>) {
+    let text = std::fs::read_to_string(repo().join("tests/fixtures/adversarial").join(file)).unwrap();
+    let values: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_once('\t').map_or(l, |(_, v)| v))
+        .collect();
+    let input: String = values.iter().map(|v| format!("{}\n", serde_json::Value::from(*v))).collect();
+    let mut child = std::process::Command::new(common::KEVLAR)
+        .args(["detect", "--json", "--file", "-"])
+        .current_dir(std::env::temp_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), values.len());
+    let flagged: Vec<String> = rows
+        .iter()
+        .filter(|r| r["findings"].as_array().is_some_and(|f| !f.is_empty()))
+        .map(|r| r["input"].as_str().unwrap_or("").to_owned())
+        .collect();
+    (flagged.len(), values.len(), flagged)
+}
+
+#[test]
+fn conformance_own_adversarial_and_tricky_benign_sets() {
+    let pct = |(n, of, _): &(usize, usize, Vec<String>)| 100.0 * *n as f64 / *of as f64;
+    let dev_attacks = flagged_share("dev_attacks.txt");
+    let dev_benign = flagged_share("dev_benign.txt");
+    let held_attacks = flagged_share("heldback_attacks.txt");
+    let held_benign = flagged_share("heldback_benign.txt");
+    println!("| set | flagged |\n|---|---|");
+    for (name, s) in [
+        ("dev attacks", &dev_attacks),
+        ("dev tricky benign", &dev_benign),
+        ("held-back attacks", &held_attacks),
+        ("held-back tricky benign", &held_benign),
+    ] {
+        println!("| {name} | {:.1} % ({}/{}) |", pct(s), s.0, s.1);
+    }
+    println!("false positives, held back: {:?}", held_benign.2);
+    // Floors and ceilings at the figures measured when the held-back half was first run: they
+    // catch a regression, they are not the targets (docs/detection.md).
+    assert!(pct(&dev_attacks) >= 98.0, "dev attacks: {:.1} %", pct(&dev_attacks));
+    assert!(pct(&dev_benign) <= 5.0, "dev benign: {:?}", dev_benign.2);
+    assert!(pct(&held_attacks) >= 96.0, "held-back attacks: {:.1} %", pct(&held_attacks));
+    assert!(pct(&held_benign) <= 25.0, "held-back benign: {:?}", held_benign.2);
+}

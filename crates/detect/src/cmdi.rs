@@ -204,12 +204,164 @@ pub fn check(value: &str) -> Option<(&'static str, u32)> {
         return None;
     }
     // Payload lists write line breaks as `\n`; a command after one is as good as after a real one.
-    let lower = value.to_ascii_lowercase().replace("\\n", "\n").replace('+', " ");
+    let text = value.replace("\\n", "\n").replace('+', " ");
+    judge(&text).or_else(|| {
+        // What the shell runs once it has joined quotes and expanded nothing into something:
+        // `c''at`, `w'h'o'a'm'i`, `$'\x69d'`, `c$@at`, `\c\a\t`, `/???/??t`.
+        let shell = shell_view(&text)?;
+        judge(&shell)
+            .map(|(rule, score)| if rule == "separator_command" { ("shell_obfuscation", score) } else { (rule, score) })
+    })
+}
+
+fn judge(text: &str) -> Option<(&'static str, u32)> {
+    // Lower-casing keeps every byte where it was: `text` tells a word's own case.
+    let lower = text.to_ascii_lowercase();
     command_line(&lower)
         .or_else(|| backtick_command(&lower))
         .or_else(|| code_markers(&lower))
-        .or_else(|| separator_command(&lower))
+        .or_else(|| separator_command(&lower, text))
+        .or_else(|| if lower.contains('=') && lower.contains('$') { variable_command(&lower) } else { None })
         .or_else(|| COMMAND_STRINGS.iter().any(|k| lower.contains(k)).then_some(("command_string", 8)))
+}
+
+/// The value as a POSIX shell reads its words, when that differs from the value: empty and
+/// joining quotes dropped, ANSI-C `$'…'` strings decoded (`\xHH`, octal), `$@`/`$*` (empty)
+/// dropped, a backslash before a letter dropped, and a glob of `?` standing for a command path
+/// resolved to the commands it matches (`/???/c?t` → `/bin/cat`).
+fn shell_view(s: &str) -> Option<String> {
+    if !s.contains(['\'', '"', '\\', '$', '?']) {
+        return None;
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'$' if b.get(i + 1) == Some(&b'\'') => {
+                // $'…' with C escapes.
+                let mut j = i + 2;
+                while j < b.len() && b[j] != b'\'' {
+                    if b[j] == b'\\' && j + 1 < b.len() {
+                        let (c, used) = c_escape(&b[j + 1..]);
+                        out.push(c);
+                        j += 1 + used;
+                    } else {
+                        out.push(b[j]);
+                        j += 1;
+                    }
+                }
+                i = j + 1;
+            }
+            b'$' if matches!(b.get(i + 1), Some(b'@' | b'*')) => i += 2,
+            b'\'' | b'"' => i += 1,
+            b'\\' if b.get(i + 1).is_some_and(u8::is_ascii_alphabetic) => i += 1,
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    let mut v = String::from_utf8_lossy(&out).into_owned();
+    if v.contains('?') {
+        v = globs(&v);
+    }
+    (v != s).then_some(v)
+}
+
+/// One C escape after a backslash: the byte and how many bytes it used.
+fn c_escape(b: &[u8]) -> (u8, usize) {
+    let hex = |c: u8| (c as char).to_digit(16);
+    match b[0] {
+        b'x' => match (b.get(1).copied().and_then(hex), b.get(2).copied().and_then(hex)) {
+            (Some(h), Some(l)) => ((h * 16 + l) as u8, 3),
+            (Some(h), None) => (h as u8, 2),
+            _ => (b'x', 1),
+        },
+        b'0'..=b'7' => {
+            let mut n = 0u32;
+            let mut used = 0;
+            while used < 3 && b.get(used).is_some_and(|c| (b'0'..=b'7').contains(c)) {
+                n = n * 8 + (b[used] - b'0') as u32;
+                used += 1;
+            }
+            ((n & 0xff) as u8, used)
+        }
+        b'n' => (b'\n', 1),
+        b't' => (b'\t', 1),
+        c => (c, 1),
+    }
+}
+
+/// Paths spelt with `?` wildcards, as the shell expands them: `/???/??t` names `/bin/cat`.
+fn globs(s: &str) -> String {
+    const PATHS: &[&str] = &[
+        "/bin/cat",
+        "/bin/sh",
+        "/bin/bash",
+        "/bin/nc",
+        "/bin/ls",
+        "/usr/bin/id",
+        "/usr/bin/wget",
+        "/usr/bin/curl",
+        "/bin/ping",
+        "/usr/bin/whoami",
+        "/etc/passwd",
+        "/etc/shadow",
+    ];
+    let matches = |w: &str| {
+        PATHS.iter().find(|p| {
+            p.len() == w.len() && w.contains('?') && p.bytes().zip(w.bytes()).all(|(a, b)| b == b'?' || a == b)
+        })
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut word = String::new();
+    for c in s.chars().chain(std::iter::once('\0')) {
+        if c.is_ascii_alphanumeric() || matches!(c, '/' | '?' | '.' | '_' | '-') {
+            word.push(c);
+            continue;
+        }
+        out.push_str(matches(&word).copied().unwrap_or(&word));
+        word.clear();
+        if c != '\0' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `;CMD=id;$CMD`: a variable set to a command after a separator, then run by its name.
+fn variable_command(lower: &str) -> Option<(&'static str, u32)> {
+    let b = lower.as_bytes();
+    for (i, c) in b.iter().enumerate() {
+        if !matches!(c, b';' | b'|' | b'&' | b'\n') {
+            continue;
+        }
+        let rest = lower[i + 1..].trim_start();
+        let name_len = rest.bytes().take_while(|c| c.is_ascii_alphanumeric() || *c == b'_').count();
+        if name_len == 0 || rest.as_bytes().get(name_len) != Some(&b'=') || rest.as_bytes()[0].is_ascii_digit() {
+            continue;
+        }
+        let (name, value) = (&rest[..name_len], &rest[name_len + 1..]);
+        let cmd = value.split([' ', ';', '|', '&']).next().unwrap_or("");
+        if !is_command(cmd) {
+            continue;
+        }
+        for use_ in [format!("${name}"), format!("${{{name}}}")] {
+            let mut from = 0;
+            while let Some(p) = lower[from..].find(&use_) {
+                let at = from + p;
+                let before = lower[..at].trim_end();
+                let end = at + use_.len();
+                let whole = !lower[end..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+                if whole && (before.is_empty() || before.ends_with([';', '|', '&', '`', '(', '\n'])) {
+                    return Some(("variable_command", 8));
+                }
+                from = end;
+            }
+        }
+    }
+    None
 }
 
 /// The value is a command line: a command word first, then a separator or an argument.
@@ -275,8 +427,55 @@ const WEAK_AFTER_PROSE: &[&str] = &[
     "expr", "timeout", "print", "tee", "rev", "node", "java", "lua",
 ];
 
+/// Windows' own commands: its shell reads them in any case (`DIR`, `Net User`). Everything else
+/// is a Unix program, and Unix shells are case-sensitive: `NC` or `Cat` runs nothing.
+const ANY_CASE: &[&str] = &[
+    "dir",
+    "net",
+    "ping",
+    "type",
+    "whoami",
+    "ipconfig",
+    "systeminfo",
+    "tasklist",
+    "taskkill",
+    "ver",
+    "cmd",
+    "cmd.exe",
+    "powershell",
+    "pwsh",
+    "certutil",
+    "nslookup",
+    "hostname",
+    "echo",
+    "set",
+    "copy",
+    "del",
+    "findstr",
+    "wmic",
+    "reg",
+    "sc",
+    "netstat",
+    "route",
+    "arp",
+    "tracert",
+    "timeout",
+    "shutdown",
+    "bitsadmin",
+    "mshta",
+    "rundll32",
+    "regsvr32",
+];
+
+/// Commands that do nothing to tell or harm without an argument (`cat` waits on its input,
+/// `ping` prints its usage): after a separator they need one (`mammal;cat;ears` is a tag list).
+const NEEDS_ARGUMENT: &[&str] = &[
+    "cat", "wget", "curl", "nc", "ncat", "netcat", "ping", "nslookup", "dig", "host", "sleep", "echo", "rm", "chmod",
+    "chown", "touch", "telnet", "cp", "mv", "kill", "head", "tail", "more", "less", "type", "find", "sort", "grep",
+];
+
 /// `; cat`, `| id`, `$(whoami)`, `` `uname -a` ``: a command word right after a separator.
-fn separator_command(lower: &str) -> Option<(&'static str, u32)> {
+fn separator_command(lower: &str, text: &str) -> Option<(&'static str, u32)> {
     let lb = lower.as_bytes();
     let first_visible = lb.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(lb.len());
     for (i, c) in lb.iter().enumerate() {
@@ -286,7 +485,9 @@ fn separator_command(lower: &str) -> Option<(&'static str, u32)> {
             _ => continue,
         };
         let w = word_at(lower, start);
-        if !w.is_empty() && is_command(w) {
+        let at = w.as_ptr() as usize - lower.as_ptr() as usize;
+        let own_case = text.get(at..at + w.len()).is_none_or(|o| o == w || ANY_CASE.contains(&w));
+        if !w.is_empty() && own_case && is_command(w) {
             // `; cat`, `| id`, `$(whoami)`, `` `uname -a` ``: a command word right after a separator.
             let next = lower[start..].trim_start_matches([' ', '\t', '\n', '\r', '"', '\'', '(', '{', '<', '!']);
             let after = &next[w.len().min(next.len())..];
@@ -301,6 +502,11 @@ fn separator_command(lower: &str) -> Option<(&'static str, u32)> {
                 let strong_sep = matches!(c, b'`' | b'|' | b'\n' | b'\r' | b'$') || i <= first_visible;
                 let arg = after.trim_start();
                 let drive = arg.len() >= 2 && arg.as_bytes()[1] == b':' && arg.as_bytes()[0].is_ascii_alphabetic();
+                let bare = arg.is_empty() || arg.starts_with([';', '|', '&', '#', ')', '`', '}', '\n']);
+                let name = w.rsplit(['/', '\\']).next().unwrap_or(w);
+                if bare && NEEDS_ARGUMENT.contains(&name) && !w.contains('/') {
+                    continue;
+                }
                 if !weak
                     || strong_sep
                     || drive

@@ -53,9 +53,8 @@ fn expr_inside(s: &str, open: &str, close: &str) -> bool {
         }
         let inner = s[start..start + len].trim();
         if !inner.is_empty() && inner.len() <= 400 {
-            let arith = inner
-                .bytes()
-                .any(|c| matches!(c, b'*' | b'+' | b'-' | b'/' | b'%' | b'|' | b'(' | b'[' | b'\'' | b'"'))
+            // An operator or a call; quotes alone are a helper's arguments (`<%= link_to "Home" %>`).
+            let arith = inner.bytes().any(|c| matches!(c, b'*' | b'+' | b'-' | b'/' | b'%' | b'|' | b'(' | b'['))
                 && inner.bytes().any(|c| c.is_ascii_digit() || c == b'(' || c == b'\'' || c == b'"');
             let call = inner.contains("()") || inner.contains(".__") || inner.contains("(\"") || inner.contains("('");
             if arith || call || GADGETS.iter().any(|g| inner.contains(g)) {

@@ -185,7 +185,9 @@ pub fn check(value: &str, is_path: bool) -> Option<(&'static str, u32)> {
     }
     let lower = plain(value);
     let dots = count_dotdot(&lower);
-    if dots >= 2 || (dots >= 1 && !is_path) {
+    // One `../` in prose ("the files are in ../shared/docs") names a sibling, not a climb out.
+    let prose = !is_path && dots == 1 && !pathlike(&lower);
+    if dots >= 2 || (dots >= 1 && !is_path && !prose) {
         return Some(("dot_dot_slash", if dots >= 2 { 9 } else { 7 }));
     }
     if !is_path && STRONG.iter().any(|f| lower.contains(f)) {

@@ -351,6 +351,7 @@ fn statements(r: &Reading<'_>, best: &mut Best) {
         match w {
             [T::OrderGroup, T::By, T::Num] => bump("order_by", 8),
             [T::Waitfor, T::Clause | T::Word, T::Str { .. }] => bump("waitfor_delay", 9),
+            // `; sleep(5)`, `; if(1=1) waitfor …`: not `…; if (x && y) return` in code.
             [T::Semi, T::Func { .. }, _] => bump("stacked_query", 8),
             _ => {}
         }

@@ -67,6 +67,20 @@ pub fn check(value: &str) -> Option<(&'static str, u32)> {
         return None;
     }
     let mut toks = Vec::with_capacity(32);
+    let mut best = readings(s, &mut toks);
+    // Filters that delete comments join what they split: `un/**/ion sel/**/ect`.
+    if let Some(joined) = without_comments(s) {
+        if let Some((rule, score)) = readings(&joined, &mut toks) {
+            if best.is_none_or(|(_, b)| score > b) {
+                best = Some((if rule == "union_select" { "comment_split_keywords" } else { rule }, score));
+            }
+        }
+    }
+    best.filter(|(_, s)| *s >= 7)
+}
+
+/// The best rule of the three readings (as it is, after `'`, after `"`).
+fn readings(s: &[u8], toks: &mut Vec<tokens::T>) -> Option<(&'static str, u32)> {
     let mut best: Option<(&'static str, u32)> = None;
     for prefix in [None, Some(b'\''), Some(b'"')] {
         if let Some(q) = prefix {
@@ -74,14 +88,205 @@ pub fn check(value: &str) -> Option<(&'static str, u32)> {
                 continue;
             }
         }
-        tokenize(prefix, s, &mut toks);
-        if let Some((rule, score)) = judge(&toks, prefix) {
+        tokenize(prefix, s, toks);
+        if let Some((rule, score)) = judge(toks, prefix) {
+            // Prose vetoes the weaker shapes only: a `UNION SELECT` followed by a forum post's
+            // words is still one.
+            if score < 9 && prose(toks, s) {
+                continue;
+            }
             if best.is_none_or(|(_, b)| score > b) {
                 best = Some((rule, score));
             }
         }
     }
-    best.filter(|(_, s)| *s >= 7)
+    best
+}
+
+/// Three bare words in a row (`the union of both`, `are both true`) are not SQL: no statement
+/// has them outside a string or a comment, so a reading with them is prose, not a query. The
+/// words must be words of a language too: identifiers (`t1`, `rdb$fields`) and SQL's own words
+/// (`as`, `asc`, `language`) break the run.
+fn prose(t: &[tokens::T], value: &[u8]) -> bool {
+    use tokens::T;
+    let mut run = 0;
+    let tokens_run = t.iter().any(|x| {
+        run = if matches!(x, T::Word | T::Literal) { run + 1 } else { 0 };
+        run >= 3
+    });
+    tokens_run && words_run(value)
+}
+
+/// SQL's words that the tokenizer takes for bare words: they make a run of words SQL again.
+const SQL_WORDS: &[&str] = &[
+    "as",
+    "asc",
+    "desc",
+    "all",
+    "distinct",
+    "table",
+    "tables",
+    "on",
+    "join",
+    "inner",
+    "outer",
+    "left",
+    "right",
+    "cross",
+    "natural",
+    "using",
+    "set",
+    "values",
+    "end",
+    "else",
+    "exists",
+    "is",
+    "not",
+    "and",
+    "or",
+    "xor",
+    "in",
+    "like",
+    "by",
+    "order",
+    "group",
+    "from",
+    "where",
+    "select",
+    "union",
+    "having",
+    "limit",
+    "offset",
+    "into",
+    "case",
+    "when",
+    "then",
+    "procedure",
+    "function",
+    "returns",
+    "language",
+    "strict",
+    "create",
+    "replace",
+    "drop",
+    "insert",
+    "update",
+    "delete",
+    "exec",
+    "execute",
+    "declare",
+    "begin",
+    "waitfor",
+    "delay",
+    "time",
+    "char",
+    "varchar",
+    "int",
+    "integer",
+    "cast",
+    "convert",
+    "count",
+    "top",
+    "dual",
+    "with",
+    "rownum",
+    "over",
+    "partition",
+    "collate",
+    "binary",
+    "unsigned",
+    "signed",
+    "nvarchar",
+    "sysname",
+    "varchar2",
+    "number",
+    "trigger",
+    "view",
+    "index",
+    "database",
+    "schema",
+    "user",
+    "column",
+    "columns",
+    "nowait",
+    "for",
+    "xml",
+    "path",
+    "raw",
+    "auto",
+    "json",
+    "only",
+    "read",
+    "share",
+    "mode",
+    "lock",
+    "if",
+    "while",
+    "go",
+    "print",
+    "return",
+    "default",
+    "primary",
+    "key",
+    "references",
+    "constraint",
+    "engine",
+    "charset",
+    "character",
+    "analyse",
+    "escape",
+    "sounds",
+    "rlike",
+    "regexp",
+    "between",
+    "div",
+    "mod",
+    "some",
+    "any",
+];
+
+/// Three words of letters in a row, none of them SQL's.
+fn words_run(value: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(value);
+    let mut run = 0;
+    for w in text.split([' ', '\t', '\n', '\r', ',', '.']) {
+        if w.is_empty() {
+            continue;
+        }
+        let letters = w.chars().all(char::is_alphabetic);
+        let sql = SQL_WORDS.iter().any(|k| w.eq_ignore_ascii_case(k));
+        run = if letters && !sql { run + 1 } else { 0 };
+        if run >= 3 {
+            return true;
+        }
+    }
+    false
+}
+
+/// The value with its plain `/* … */` comments deleted (not MySQL's executable `/*! … */`),
+/// when it has any between two word characters.
+fn without_comments(s: &[u8]) -> Option<Vec<u8>> {
+    let mut at = memchr::memmem::find(s, b"/*")?;
+    let mut out = Vec::with_capacity(s.len());
+    let mut from = 0;
+    let mut joined = false;
+    loop {
+        if s.get(at + 2) == Some(&b'!') {
+            out.extend_from_slice(&s[from..at + 2]);
+            from = at + 2;
+        } else {
+            let end = memchr::memmem::find(&s[at + 2..], b"*/").map_or(s.len(), |n| at + 2 + n + 2);
+            out.extend_from_slice(&s[from..at]);
+            joined |= at > 0 && tokens::is_word_byte(s[at - 1]) && s.get(end).is_some_and(|c| tokens::is_word_byte(*c));
+            from = end;
+        }
+        match memchr::memmem::find(&s[from.min(s.len())..], b"/*") {
+            Some(n) => at = from + n,
+            None => break,
+        }
+    }
+    out.extend_from_slice(&s[from.min(s.len())..]);
+    joined.then_some(out)
 }
 
 /// The reading an injection was found in and its tokens (`after ': Str Logic Str Cmp Str`), for
@@ -93,6 +298,9 @@ pub fn explain(value: &str) -> Option<String> {
     for prefix in [None, Some(b'\''), Some(b'"')] {
         tokenize(prefix, s, &mut toks);
         if let Some((_, score)) = judge(&toks, prefix) {
+            if score < 9 && prose(&toks, s) {
+                continue;
+            }
             if best.as_ref().is_none_or(|(b, _)| score > *b) {
                 let reading = match prefix {
                     None => "as it is".to_owned(),
@@ -104,7 +312,10 @@ pub fn explain(value: &str) -> Option<String> {
             }
         }
     }
-    best.map(|(_, s)| s)
+    match (best, without_comments(s)) {
+        (None, Some(joined)) => explain(&String::from_utf8_lossy(&joined)).map(|r| format!("comments deleted, {r}")),
+        (best, _) => best.map(|(_, s)| s),
+    }
 }
 
 #[cfg(test)]
