@@ -668,3 +668,79 @@ async fn events_explain_says_how_a_finding_was_reached_and_how_to_exclude_it() {
     k.wait_event(|e| e["url"]["path"] == "/.env");
     assert!(family_events(&k).iter().all(|e| e["kevlar"]["family"] != "sqli"));
 }
+
+/// An app that answers every request 200.
+const OK_APP: &str = r#"
+require('http').createServer((req, res) => { req.resume(); req.on('end', () => res.end('ok')); })
+  .listen(0, '127.0.0.1', function () { console.log('listening ' + this.address().port); });
+"#;
+
+#[tokio::test]
+async fn free_text_fields_need_strong_evidence_configured_or_learned() {
+    let (_app, addr) = common::node_script(OK_APP);
+    let cfg = "[[detect.text]]\npath = \"/posts\"\nargs = [\"comment\"]\n";
+    let k = Kevlar::guard(&format!("http://{addr}")).config(cfg).args(["--trusted-proxy", "127.0.0.1"]).start();
+    let c = client();
+    let post = |field: &str, v: &str| {
+        let body = format!("{field}={}", common::form_encode(v));
+        c.post(k.url("/posts/1")).header("content-type", "application/x-www-form-urlencoded").body(body).send()
+    };
+    for (field, v) in [
+        ("comment", "price >= 10 and price <= 20"),
+        ("comment", "a || b; if (x && y) return null;"),
+        ("comment", "the ../images folder, then ./thumbs"),
+        ("comment", "<%= render partial: \"form\" %> and {{name}}"),
+        ("comment", "<script>alert(1)</script>"),
+        ("comment", "1' union select password from users--"),
+        ("id", "price >= 10 and price <= 20"),
+    ] {
+        assert_eq!(post(field, v).await.unwrap().status(), 200);
+    }
+    let _ = c.get(k.url("/.env")).send().await.unwrap();
+    k.wait_event(|e| e["url"]["path"] == "/.env");
+    let found: Vec<(String, String)> = family_events(&k)
+        .iter()
+        .filter(|e| e["url"]["path"] == "/posts/1")
+        .map(|e| (family_of(e).to_owned(), e["kevlar"]["location"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("xss".to_owned(), "body.comment".to_owned()),
+            ("sqli".into(), "body.comment".into()),
+            ("sqli".into(), "body.id".into())
+        ],
+        "weak shapes in the configured field are not findings; XSS, a UNION SELECT and other fields are"
+    );
+
+    // Learned: the same weak shape in one field from five clients answered 200; then no more.
+    let msg = common::form_encode("price >= 10 and price <= 20");
+    for client_ip in ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4", "203.0.113.5", "203.0.113.6"] {
+        let r = c.get(k.url(&format!("/feedback/7?msg={msg}"))).header("x-forwarded-for", client_ip).send().await;
+        assert_eq!(r.unwrap().status(), 200);
+    }
+    let _ = c.get(k.url(&format!("/feedback/8?id={msg}"))).send().await.unwrap();
+    let _ = c.get(k.url(&format!("/feedback/9?msg={}", common::form_encode("1' or '1'='1")))).send().await.unwrap();
+    k.wait_event(|e| e["url"]["path"] == "/feedback/9");
+    let feedback: Vec<String> = family_events(&k)
+        .iter()
+        .filter(|e| e["url"]["path"].as_str().unwrap_or("").starts_with("/feedback/"))
+        .map(|e| format!("{} {}", e["url"]["path"].as_str().unwrap(), e["source"]["ip"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        feedback,
+        [
+            "/feedback/7 203.0.113.1",
+            "/feedback/7 203.0.113.2",
+            "/feedback/7 203.0.113.3",
+            "/feedback/7 203.0.113.4",
+            "/feedback/7 203.0.113.5",
+            "/feedback/8 127.0.0.1",
+            "/feedback/9 127.0.0.1",
+        ]
+    );
+    let (code, out, _) = kevlar_cli(&k.data_dir, &["status", "--json"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["detection"]["text_fields_learned"], 1);
+}

@@ -390,6 +390,15 @@ pub struct Exclusion {
     pub args: Vec<String>,
 }
 
+/// Fields that carry prose or code (`[[detect.text]]`): the shapes of SQL, shell, path and
+/// template syntax that prose also forms are not enough there.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TextField {
+    pub path: Option<String>,
+    /// Argument names (`comment`, `body.bio`, `args.q`).
+    pub args: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DetectConfig {
     pub mode: Mode,
@@ -397,6 +406,10 @@ pub struct DetectConfig {
     pub families: Vec<(String, Mode)>,
     pub paths: Vec<PathMode>,
     pub exclude: Vec<Exclusion>,
+    pub text: Vec<TextField>,
+    /// Learn free-text fields from traffic: a field where weak shapes keep coming from many
+    /// clients whose requests the app answers 2xx.
+    pub learn_text: bool,
     /// How much of a body is read and inspected before it is forwarded.
     pub body_limit: u64,
     /// Headers inspected with every family, besides User-Agent, Referer and X-Forwarded-Host.
@@ -419,6 +432,8 @@ impl Default for DetectConfig {
             families: Vec::new(),
             paths: Vec::new(),
             exclude: Vec::new(),
+            text: Vec::new(),
+            learn_text: true,
             body_limit: 64 * 1024,
             headers: Vec::new(),
             stack: vec!["auto".to_owned()],

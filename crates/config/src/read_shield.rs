@@ -153,6 +153,17 @@ pub(crate) fn read_detect(doc: &mut Doc, t: &mut Table, d: &mut DetectConfig) {
         }
         p.finish(doc);
     }
+    if let Some(b) = t.boolean(doc, "learn_text") {
+        d.learn_text = b;
+    }
+    for (mut e, span) in t.tables(doc, "text") {
+        let path = prefix(doc, &mut e, "path");
+        match e.strings(doc, "args") {
+            Some((args, _)) if !args.is_empty() => d.text.push(TextField { path, args }),
+            _ => doc.error(span, &e.path, "a free-text rule needs `args` (the fields that carry prose or code)"),
+        }
+        e.finish(doc);
+    }
     for (mut e, span) in t.tables(doc, "exclude") {
         let mut x = Exclusion { path: prefix(doc, &mut e, "path"), ..Default::default() };
         if let Some((list, lspan)) = e.strings(doc, "families") {

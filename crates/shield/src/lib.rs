@@ -16,6 +16,7 @@ pub mod login;
 pub mod ratelimit;
 pub mod routes;
 pub mod surface;
+pub mod text;
 pub mod watch;
 
 use kevlar_core::action;
@@ -76,6 +77,12 @@ struct Inner {
     /// Probe events of servable rules held until the answer says whether the path is the app's
     /// own, by request id (at most one per request in flight).
     pending: Mutex<HashMap<String, SecurityEvent>>,
+    /// Fields that carry prose or code, configured and learned.
+    text: text::FreeText,
+    /// Requests whose only findings were weak, by request id: the fields, for learning from the
+    /// answer.
+    weak: Mutex<HashMap<String, Vec<u64>>>,
+    /// Entries in `pending` and `weak` (read without their locks on every answer).
     pending_n: std::sync::atomic::AtomicUsize,
 }
 
@@ -164,6 +171,8 @@ impl Shield {
             logins: login::Logins::new(&cfg.logins, enforce_auto).with_breach_index(breach_index(&cfg.data_dir)),
             surface,
             pending: Mutex::new(HashMap::new()),
+            text: text::FreeText::new(&d.text, d.learn_text),
+            weak: Mutex::new(HashMap::new()),
             pending_n: Default::default(),
             cfg: cfg.clone(),
         };
@@ -287,6 +296,7 @@ impl Shield {
             "routes": self.inner.routes.lock().map(|r| r.len()).unwrap_or(0),
             "logins": logins,
             "stack": self.inner.surface.status(),
+            "text_fields_learned": self.inner.text.learned(),
         })
     }
 
@@ -362,9 +372,17 @@ impl Shield {
         let inner = &self.inner;
         let path_mode = self.path_mode(meta.path);
         let global = inner.cfg.detect.mode;
-        findings.retain(|f| !self.excluded(meta.path, f) && !inner.surface.is_own(f, meta.path));
+        findings.retain(|f| {
+            !self.excluded(meta.path, f)
+                && !inner.surface.is_own(f, meta.path)
+                && !inner.text.is_text(meta.method, meta.path, f)
+        });
         if findings.is_empty() {
             return Verdict::ALLOW;
+        }
+        if inner.text.teaches(&findings) {
+            let fields = findings.iter().map(|f| inner.text.key(meta.method, meta.path, f)).collect();
+            self.hold_weak(meta.request_id, fields);
         }
         inner.counters.flagged.fetch_add(1, Ordering::Relaxed);
         let mode_of = |f: &Finding| match inner.family_modes.get(&f.family) {
@@ -450,19 +468,40 @@ impl Shield {
         if p.len() >= MAX_TRACKED {
             // Answers that never came (cannot happen: every request is observed); publish them.
             for (_, ev) in p.drain() {
+                self.inner.pending_n.fetch_sub(1, Ordering::Relaxed);
                 self.publish(ev);
             }
         }
-        p.insert(request_id.to_owned(), ev);
-        self.inner.pending_n.store(p.len(), Ordering::Relaxed);
+        if p.insert(request_id.to_owned(), ev).is_none() {
+            self.inner.pending_n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Remembers a request whose findings were all weak until its answer.
+    fn hold_weak(&self, request_id: &str, fields: Vec<u64>) {
+        let Ok(mut w) = self.inner.weak.lock() else { return };
+        if w.len() >= MAX_TRACKED {
+            self.inner.pending_n.fetch_sub(w.len(), Ordering::Relaxed);
+            w.clear();
+        }
+        if w.insert(request_id.to_owned(), fields).is_none() {
+            self.inner.pending_n.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The answer to a request whose probe event was held: the app's own path, or a probe.
     fn resolve(&self, meta: &RequestMeta<'_>, status: u16) {
+        let fields = self.inner.weak.lock().ok().and_then(|mut w| w.remove(meta.request_id));
+        if let Some(fields) = fields {
+            self.inner.pending_n.fetch_sub(1, Ordering::Relaxed);
+            self.inner.text.answered(&fields, self.key(meta.ip), status);
+        }
         let ev = match self.inner.pending.lock() {
             Ok(mut p) => {
                 let ev = p.remove(meta.request_id);
-                self.inner.pending_n.store(p.len(), Ordering::Relaxed);
+                if ev.is_some() {
+                    self.inner.pending_n.fetch_sub(1, Ordering::Relaxed);
+                }
                 ev
             }
             Err(_) => None,

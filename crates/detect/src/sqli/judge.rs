@@ -89,8 +89,9 @@ fn single_tokens(r: &Reading<'_>, best: &mut Best) -> u32 {
         match tok {
             T::Union => {
                 let mut j = skip(i + 1);
-                while j < n && matches!(t[j], T::Word | T::Clause) && j < i + 3 {
-                    j = skip(j + 1); // `union all select`, `union distinct select`
+                // `union all select`, `union distinct select`; not `Union Station to Select`.
+                while j < n && t[j] == T::Clause && j < i + 3 {
+                    j = skip(j + 1);
                 }
                 if j < n && t[j] == T::Select {
                     bump("union_select", 10);

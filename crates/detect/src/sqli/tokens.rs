@@ -120,8 +120,8 @@ pub(super) fn classify_word(w: &[u8]) -> T {
         b"then" => T::Then,
         b"waitfor" => T::Waitfor,
         b"where" | b"having" | b"limit" | b"offset" | b"into" | b"values" | b"procedure" | b"join" | b"else"
-        | b"end" | b"top" | b"distinct" | b"collate" | b"analyse" | b"fetch" | b"rownum" | b"delay"
-        | b"waitfor_time" | b"sleep_ms" | b"table" => T::Clause,
+        | b"end" | b"top" | b"distinct" | b"distinctrow" | b"all" | b"collate" | b"analyse" | b"fetch" | b"rownum"
+        | b"delay" | b"waitfor_time" | b"sleep_ms" | b"table" => T::Clause,
         b"from" => T::From,
         b"order" | b"group" => T::OrderGroup,
         b"by" => T::By,
