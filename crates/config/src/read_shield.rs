@@ -21,6 +21,7 @@ pub const FAMILIES: &[&str] = &[
     "prototype_pollution",
     "ssti",
     "jndi",
+    "java",
     "xxe",
     "crlf",
     "probe",

@@ -11,6 +11,7 @@ pub mod body;
 pub mod cmdi;
 pub mod crlf;
 pub mod extract;
+pub mod java;
 pub mod jndi;
 pub mod normalize;
 pub mod nosql;
@@ -42,6 +43,8 @@ pub enum Family {
     PrototypePollution,
     Ssti,
     Jndi,
+    /// Serialized Java objects, gadget classes, OGNL, class-loader paths.
+    Java,
     Xxe,
     Crlf,
     Probe,
@@ -53,7 +56,7 @@ pub enum Family {
 }
 
 impl Family {
-    pub const ALL: [Family; 15] = [
+    pub const ALL: [Family; 16] = [
         Family::Sqli,
         Family::Xss,
         Family::Traversal,
@@ -63,6 +66,7 @@ impl Family {
         Family::PrototypePollution,
         Family::Ssti,
         Family::Jndi,
+        Family::Java,
         Family::Xxe,
         Family::Crlf,
         Family::Probe,
@@ -82,6 +86,7 @@ impl Family {
             Family::PrototypePollution => "prototype_pollution",
             Family::Ssti => "ssti",
             Family::Jndi => "jndi",
+            Family::Java => "java",
             Family::Xxe => "xxe",
             Family::Crlf => "crlf",
             Family::Probe => "probe",
@@ -115,7 +120,7 @@ impl Family {
 pub struct Families(u32);
 
 impl Families {
-    pub const ALL: Families = Families((1 << 15) - 1);
+    pub const ALL: Families = Families((1 << 16) - 1);
     pub const NONE: Families = Families(0);
 
     pub fn contains(self, f: Family) -> bool {
@@ -304,6 +309,18 @@ const PLAIN_SUSPECTS: &[&str] = &[
     "web.config",
     "global.asa",
     "ntuser.dat",
+    // Java: serialized objects as base64 or hex, gadget packages, class-loader paths
+    "ro0ab",
+    "aced0005",
+    "java.",
+    "javax.",
+    "classloader",
+    "org.apache.",
+    "com.sun.",
+    "org.springframework",
+    "org.codehaus",
+    "opensymphony",
+    "ysoserial",
     // out-of-band callback domains (see `tool::OOB`)
     "oast",
     "burpcollaborator",
@@ -419,6 +436,16 @@ impl Sink<'_> {
     }
 }
 
+/// A dotted name that may be a Java class or a property path to one (`java.lang.Runtime=…`,
+/// `class.module.classLoader…`): property binders read names as code.
+fn java_like_name(k: &[u8]) -> bool {
+    k.len() > 8
+        && memchr::memchr(b'.', k).is_some()
+        && [&b"java"[..], b"class", b"org.", b"com.", b"sun.", b"bsh.", b"ognl"]
+            .iter()
+            .any(|w| k.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w)))
+}
+
 /// Fills in how new findings were reached: the layers undone from `raw` to `decoded`, and what
 /// the family's reading saw. Only for findings (never on the clean path).
 fn explain(new: &mut [Finding], raw: &str, decoded: &str, name: &str) {
@@ -497,6 +524,9 @@ impl Inspector {
         if f.contains(Family::Jndi) {
             sink.add(Family::Jndi, jndi::check(v), location, name, v);
         }
+        if f.contains(Family::Java) {
+            sink.add(Family::Java, java::check(v), location, name, v);
+        }
         if f.contains(Family::Xxe) && v.contains('<') {
             sink.add(Family::Xxe, xxe::check(v), location, name, v);
         }
@@ -516,6 +546,11 @@ impl Inspector {
         }
         if name.contains('$') {
             sink.add(Family::Nosql, nosql::check_key(location), location, name, name);
+        }
+        if name.len() > 8 && name.contains('.') {
+            // Parsers that bind names to properties or classes read the name as code.
+            let hit = java::check_key(name).or_else(|| java::check(name));
+            sink.add(Family::Java, hit, location, name, name);
         }
         if name.contains("proto") || location.contains("__proto__") || location.contains("prototype") {
             sink.add(Family::PrototypePollution, pollution::check_key(location), location, name, name);
@@ -607,6 +642,7 @@ impl Inspector {
             sink.add(Family::Sqli, sqli::check(&d), &location, n, &d);
             sink.add(Family::Xss, xss::check(&d), &location, n, &d);
             sink.add(Family::Jndi, jndi::check(&d), &location, n, &d);
+            sink.add(Family::Java, java::check(&d), &location, n, &d);
             if n != "user-agent" {
                 sink.add(Family::Traversal, traversal::check(&d, false), &location, n, &d);
                 sink.add(Family::Crlf, crlf::check(&d), &location, n, &d);
@@ -643,7 +679,8 @@ impl Inspector {
                 None => (pair, &pair[pair.len()..]),
             };
             let key_plain = k.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
-                && !k.windows(5).any(|w| w.eq_ignore_ascii_case(b"proto"));
+                && !k.windows(5).any(|w| w.eq_ignore_ascii_case(b"proto"))
+                && !java_like_name(k);
             let clean = raw_form_clean(v);
             if let Some(j) = joins.as_deref_mut() {
                 j.add(self, sink, k, v, clean);
@@ -702,7 +739,8 @@ impl Inspector {
                 && !p.name.contains("proto")
                 && !p.location.contains("__proto__")
                 && !p.name.contains('/')
-                && !p.name.contains("..");
+                && !p.name.contains("..")
+                && !java_like_name(p.name.as_bytes());
             // Decoded first: `needs_look` counts non-ASCII as plain only once look-alikes are folded.
             if key_clean && !needs_look(&normalize::decode(&p.value)) {
                 continue;
@@ -752,6 +790,7 @@ impl Inspector {
                 (Family::Traversal, traversal::check(&v, false)),
                 (Family::Cmdi, cmdi::check(&v)),
                 (Family::Jndi, jndi::check(&v)),
+                (Family::Java, java::check(&v)),
                 (Family::PrototypePollution, pollution::check(&v)),
                 (Family::Ssti, ssti::check(&v)),
             ] {
