@@ -284,7 +284,8 @@ fn conformance_crs_regression_tests_by_family() {
 }
 
 /// Kevlar's own adversarial and tricky-benign strings (tests/fixtures/adversarial): the `dev`
-/// half is what the detectors were tuned against; the `heldback` half is only measured. Each
+/// half is what the detectors were tuned against; each `heldback` half was measured once after a
+/// round of tuning (the first one has been tuned against since; the second not yet). Each
 /// value goes through `kevlar detect` in the three placements (query, form field, JSON field):
 /// flagged in any placement counts.
 fn flagged_share(file: &str) -> (usize, usize, Vec<String>) {
@@ -322,12 +323,16 @@ fn conformance_own_adversarial_and_tricky_benign_sets() {
     let dev_benign = flagged_share("dev_benign.txt");
     let held_attacks = flagged_share("heldback_attacks.txt");
     let held_benign = flagged_share("heldback_benign.txt");
+    let held2_attacks = flagged_share("heldback2_attacks.txt");
+    let held2_benign = flagged_share("heldback2_benign.txt");
     println!("| set | flagged |\n|---|---|");
     for (name, s) in [
         ("dev attacks", &dev_attacks),
         ("dev tricky benign", &dev_benign),
         ("held-back attacks", &held_attacks),
         ("held-back tricky benign", &held_benign),
+        ("second held-back attacks", &held2_attacks),
+        ("second held-back tricky benign", &held2_benign),
     ] {
         println!("| {name} | {:.1} % ({}/{}) |", pct(s), s.0, s.1);
     }
@@ -337,5 +342,7 @@ fn conformance_own_adversarial_and_tricky_benign_sets() {
     assert!(pct(&dev_attacks) >= 98.0, "dev attacks: {:.1} %", pct(&dev_attacks));
     assert!(pct(&dev_benign) <= 5.0, "dev benign: {:?}", dev_benign.2);
     assert!(pct(&held_attacks) >= 96.0, "held-back attacks: {:.1} %", pct(&held_attacks));
-    assert!(pct(&held_benign) <= 25.0, "held-back benign: {:?}", held_benign.2);
+    assert!(pct(&held_benign) <= 20.0, "held-back benign: {:?}", held_benign.2);
+    assert!(pct(&held2_attacks) >= 96.0, "second held-back attacks: {:.1} %", pct(&held2_attacks));
+    assert!(pct(&held2_benign) <= 7.0, "second held-back benign: {:?}", held2_benign.2);
 }
