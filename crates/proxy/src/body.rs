@@ -284,6 +284,9 @@ pub struct ResponseBody {
     _lease: Option<Lease>,
     /// Places in the bounds on requests to the app, given back when the answer is over.
     _slots: Option<crate::UpstreamSlots>,
+    /// The connection to the app the body comes on: back to the pool when the body is done.
+    /// Declared last: dropped after the body itself has let go of the connection.
+    _conn: Option<crate::pool::Lent>,
 }
 
 impl Drop for ResponseBody {
@@ -305,7 +308,14 @@ impl ResponseBody {
             _in_flight: in_flight,
             _lease: lease,
             _slots: None,
+            _conn: None,
         }
+    }
+
+    /// Gives the connection back to the pool when the body is done.
+    pub fn returning(mut self, conn: Option<crate::pool::Lent>) -> Self {
+        self._conn = conn;
+        self
     }
 
     /// Keeps the places in the upstream bounds until the body is done.
@@ -335,6 +345,7 @@ impl ResponseBody {
             _in_flight: in_flight,
             _lease: None,
             _slots: None,
+            _conn: None,
         }
     }
 
@@ -347,6 +358,7 @@ impl ResponseBody {
             _in_flight: None,
             _lease: None,
             _slots: None,
+            _conn: None,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod headers;
 pub mod io;
 pub mod nonce;
 pub mod pages;
+pub mod pool;
 mod server;
 pub mod tls;
 pub mod upstream;

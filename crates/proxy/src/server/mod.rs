@@ -21,8 +21,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ipnet::IpNet;
 use kevlar_config::{Config, Limits};
@@ -111,18 +109,11 @@ pub struct Guard {
 #[derive(Clone)]
 struct Worker {
     shared: Arc<Shared>,
-    client: Client<HttpConnector, RequestBody>,
+    pool: Arc<crate::pool::Pool>,
 }
 
-fn upstream_client(limits: &Limits) -> Client<HttpConnector, RequestBody> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(limits.upstream_connect_timeout));
-    connector.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .build(connector)
+fn upstream_pool(limits: &Limits) -> Arc<crate::pool::Pool> {
+    crate::pool::Pool::new(limits.upstream_connect_timeout, std::time::Duration::from_secs(90), 256)
 }
 
 struct ConnCtx {
@@ -247,7 +238,7 @@ impl Guard {
                     }
                 };
                 rt.block_on(async move {
-                    let worker = Worker { client: upstream_client(&shared.limits), shared };
+                    let worker = Worker { pool: upstream_pool(&shared.limits), shared };
                     // Every connection holds a clone of `open`; when the last is gone, `drained` ends.
                     let (open, mut drained) = tokio::sync::mpsc::channel::<()>(1);
                     let mut loops = Vec::new();

@@ -97,6 +97,8 @@ struct Answer {
     resp: Response<Incoming>,
     lease: Lease,
     slots: UpstreamSlots,
+    /// The connection it came on, back to the worker's pool when the body is done.
+    conn: Option<crate::pool::Lent>,
 }
 
 /// What `respond` needs of a request that reached the app.
@@ -412,8 +414,10 @@ impl Worker {
             let failed = body.failed.clone();
             let upstream_req = forward::prepare(parts, body, &lease.backend().authority, &finfo)
                 .map_err(|_| Fault::client(400, "bad_target", "request target cannot be forwarded"))?;
-            let e = match tokio::time::timeout(limits.upstream_timeout, self.client.request(upstream_req)).await {
-                Ok(Ok(resp)) => return Ok(Answer { resp, lease, slots }),
+            let authority = lease.backend().authority.clone();
+            let sent = self.pool.send(upstream_req, &authority, !upgrade);
+            let e = match tokio::time::timeout(limits.upstream_timeout, sent).await {
+                Ok(Ok((resp, conn))) => return Ok(Answer { resp, lease, slots, conn }),
                 Ok(Err(e)) => e,
                 Err(_) => {
                     self.shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
@@ -444,7 +448,7 @@ impl Worker {
     /// The app's answer to the client: a WebSocket tunnel, the gate's look at the answer (logins),
     /// hop-by-hop headers out, the security headers in, the access log.
     fn respond(&self, ctx: &ConnCtx, info: &ReqInfo, passed: Passed, in_flight: InFlight) -> Response<ResponseBody> {
-        let Passed { answer: Answer { mut resp, lease, slots }, client_upgrade, ws_scan, request_ctx } = passed;
+        let Passed { answer: Answer { mut resp, lease, slots, conn }, client_upgrade, ws_scan, request_ctx } = passed;
         let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switching {
             // A 101 nobody asked for cannot be relayed.
@@ -475,7 +479,11 @@ impl Worker {
         self.log_access(info, parts.status.as_u16(), ctx.tls);
         Response::from_parts(
             parts,
-            ResponseBody::upstream(body, Some(in_flight), Some(lease)).watched(watch).holding(slots).rewritten(rewrite),
+            ResponseBody::upstream(body, Some(in_flight), Some(lease))
+                .watched(watch)
+                .holding(slots)
+                .rewritten(rewrite)
+                .returning(conn),
         )
     }
 
