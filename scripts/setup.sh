@@ -20,6 +20,8 @@ command -v node >/dev/null || apt_install nodejs npm
 # Real peers for the alert sinks: rsyslog (UDP, TCP, TLS through gtls) and an SMTP server (aiosmtpd).
 command -v rsyslogd >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || apt_install rsyslog rsyslog-gnutls
 command -v python3 >/dev/null || apt_install python3 python3-pip
+# Several Kevlar instances share bans through a real Redis ([cluster]).
+command -v redis-server >/dev/null || apt_install redis-server
 # `systemd-analyze` checks the example unit (examples/systemd/kevlar.service).
 command -v systemd-analyze >/dev/null || apt_install systemd
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd \

@@ -160,6 +160,26 @@ pub fn status(a: ControlArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    let cl = &v["cluster"];
+    if cl.is_object() {
+        let names: Vec<String> = cl["instances"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                let state = if i["healthy"] == true { "up" } else { "stale" };
+                format!("{} ({state})", super::shown(&i["instance"], 64))
+            })
+            .collect();
+        println!(
+            "cluster: {} as {}, Redis {}, {} bans shared; instances: {}",
+            super::shown(&cl["name"], 64),
+            super::shown(&cl["instance"], 64),
+            super::shown(&cl["redis"], 16),
+            cl["shared_bans"],
+            if names.is_empty() { "none seen yet".to_owned() } else { names.join(", ") }
+        );
+    }
     let a = &v["audit"];
     if a.is_object() {
         let runtime = a["runtime"]["version"]

@@ -208,6 +208,13 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     let bus = bus_builder.build();
     let shield = kevlar_shield::Shield::new(&config, bus.clone()).context("cannot open the black book")?;
     shield.start_correlator(shield_rx).context("cannot start the correlator")?;
+    let cluster = match &config.cluster {
+        Some(c) => Some(
+            kevlar_cluster::Cluster::start(c, shield.correlator(), bus.clone())
+                .context("cannot start the cluster link")?,
+        ),
+        None => None,
+    };
     let watch_stop = start_watch(&config, &shield)?;
     let (store, alerts) = start_store_and_alerts(&config, store_rx, &bus)?;
     let (audit_watch, audit_status) = super::audit_watch::start(&config, command.as_deref(), bus.clone());
@@ -242,7 +249,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
         supervisor_task = Some(task);
     }
 
-    let status_fn = status_fn(&upstream, &stats, &shield, alerts.clone(), app_status, audit_status);
+    let status_fn = status_fn(&upstream, &stats, &shield, alerts.clone(), app_status, audit_status, cluster);
     let admin_state = kevlar_admin::AdminState {
         token: Arc::new(token),
         data_dir: data_dir.clone(),
@@ -462,6 +469,7 @@ fn status_fn(
     alerts: Option<kevlar_sinks::Alerts>,
     app_status: Option<kevlar_supervisor::Status>,
     audit: super::audit_watch::AuditStatus,
+    cluster: Option<Arc<kevlar_cluster::Cluster>>,
 ) -> kevlar_admin::StatusFn {
     let status_upstream = upstream.clone();
     let status_stats = stats.clone();
@@ -476,6 +484,9 @@ fn status_fn(
         });
         if let Some(a) = &status_alerts {
             v["alerts"] = a.status();
+        }
+        if let Some(c) = &cluster {
+            v["cluster"] = c.status();
         }
         if let Some(s) = &app_status {
             if let Ok(list) = s.lock() {

@@ -28,6 +28,8 @@ pub struct Config {
     pub bans: BansConfig,
     pub ratelimit: RateLimitConfig,
     pub routes: RoutesConfig,
+    /// `[cluster]`: share bans with the other instances through Redis.
+    pub cluster: Option<ClusterConfig>,
     pub audit: AuditConfig,
     pub alerts: AlertsConfig,
     pub logins: LoginsConfig,
@@ -53,6 +55,7 @@ impl Default for Config {
             bans: BansConfig::default(),
             ratelimit: RateLimitConfig::default(),
             routes: RoutesConfig::default(),
+            cluster: None,
             audit: AuditConfig::default(),
             alerts: AlertsConfig::default(),
             logins: LoginsConfig::default(),
@@ -578,6 +581,25 @@ pub struct RateLimitConfig {
     pub global: Option<Rate>,
     pub per_ip: Option<Rate>,
     pub paths: Vec<PathRate>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// `redis://[user:password@]host:port/db` (the password may come from `env:NAME`).
+    pub redis: String,
+    /// This instance's name among the others (default: the host name).
+    pub instance: String,
+    /// The key namespace: `kevlar:{name}:…` (instances with the same Redis and name share).
+    pub name: String,
+    /// How often every ban in Redis is compared with the local copy.
+    pub reconcile: Duration,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password.
+        f.debug_struct("ClusterConfig").field("instance", &self.instance).field("name", &self.name).finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -226,6 +226,10 @@ fn read_root(doc: &mut Doc, root: &mut Table, c: &mut Config, tls: &mut TlsParti
         crate::read_shield::read_routes(doc, &mut t, &mut c.routes);
         t.finish(doc);
     }
+    if let Some(mut t) = root.table(doc, "cluster") {
+        c.cluster = crate::read_alerts::read_cluster(doc, &mut t);
+        t.finish(doc);
+    }
     read_watch(doc, root, c);
     if let Some(mut t) = root.table(doc, "logins") {
         crate::read_logins::read_logins(doc, &mut t, &mut c.logins);
@@ -569,6 +573,25 @@ mod tests {
         let mut d = Config::default();
         d.proxy.upstream = c.proxy.upstream.clone();
         assert_eq!(c, d, "kevlar.example.toml must show the defaults");
+    }
+
+    #[test]
+    fn cluster_needs_a_redis_url_and_plain_names() {
+        let ok =
+            parse_str("[cluster]\nredis = \"redis://127.0.0.1:6379/0\"\ninstance = \"web-1\"\n", "k.toml").unwrap();
+        let c = ok.cluster.unwrap();
+        assert_eq!((c.instance.as_str(), c.name.as_str(), c.reconcile.as_secs()), ("web-1", "default", 30));
+        assert!(!format!("{c:?}").contains("redis://"), "the URL (it may hold a password) is not in Debug");
+        for (src, want) in [
+            ("[cluster]\n", "needs `redis`"),
+            ("[cluster]\nredis = \"http://x\"\n", "expected a redis:// URL"),
+            ("[cluster]\nredis = \"rediss://x\"\n", "not supported yet"),
+            ("[cluster]\nredis = \"redis://x\"\nname = \"a b\"\n", "cluster.name"),
+            ("[cluster]\nredis = \"env:KEVLAR_TEST_NO_SUCH_VAR\"\n", "is not set"),
+        ] {
+            let e = parse_str(src, "k.toml").err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains(want), "{src:?}: {e}");
+        }
     }
 
     #[test]

@@ -418,3 +418,56 @@ pub(crate) fn read_alerts(doc: &mut Doc, t: &mut Table, a: &mut AlertsConfig) {
         a.routes.push(route);
     }
 }
+
+/// `[cluster]`: `redis` (required; `redis://`, a password in it may be `env:NAME` as a whole URL),
+/// `instance`, `name`, `reconcile`.
+pub(crate) fn read_cluster(doc: &mut Doc, t: &mut Table) -> Option<ClusterConfig> {
+    let redis = secret(doc, t, "redis");
+    let instance = t.string(doc, "instance").map(|(s, _)| s);
+    let name = t.string(doc, "name").map(|(s, _)| s);
+    let reconcile = t.positive_duration(doc, "reconcile");
+    let redis = match redis {
+        Some(r) if r.starts_with("redis://") || r.starts_with("unix://") => r,
+        Some(r) if r.starts_with("rediss://") => {
+            doc.error(
+                None,
+                &t.key_path("redis"),
+                "rediss:// (TLS) is not supported yet; use redis:// on a private network or a local stunnel",
+            );
+            let _ = r;
+            return None;
+        }
+        Some(_) => {
+            doc.error(None, &t.key_path("redis"), "expected a redis:// URL (example: \"redis://127.0.0.1:6379/0\")");
+            return None;
+        }
+        None => {
+            doc.error(None, &t.path, "needs `redis` (example: \"redis://127.0.0.1:6379/0\")");
+            return None;
+        }
+    };
+    let name = name.unwrap_or_else(|| "default".into());
+    let ok =
+        |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c));
+    if !ok(&name) {
+        doc.error(None, &t.key_path("name"), "1 to 64 letters, digits, `-`, `_` or `.`");
+        return None;
+    }
+    let instance = instance.unwrap_or_else(host_name);
+    if !ok(&instance) {
+        doc.error(None, &t.key_path("instance"), "1 to 64 letters, digits, `-`, `_` or `.`");
+        return None;
+    }
+    Some(ClusterConfig { redis, instance, name, reconcile: reconcile.unwrap_or(Duration::from_secs(30)) })
+}
+
+/// The host name, as `hostname` says it (or `kevlar`).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| {
+            s.trim().chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).take(64).collect::<String>()
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "kevlar".into())
+}

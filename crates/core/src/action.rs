@@ -113,6 +113,10 @@ pub const RUNTIME_VULNERABLE: &str = "runtime_vulnerable";
 /// configuration: the watch cannot audit: the lockfile is unreadable, the advisory database is
 /// missing or broken, or a scheduled fetch failed (once per distinct problem)
 pub const SYS_AUDIT_FAIL: &str = "sys_audit_fail";
+/// process: Redis cannot be reached (`[cluster]`): this instance carries on with what it knows
+pub const SYS_CLUSTER_DEGRADED: &str = "sys_cluster_degraded";
+/// process: Redis answers again; what was made meanwhile is merged
+pub const SYS_CLUSTER_RECOVERED: &str = "sys_cluster_recovered";
 
 /// Every action in the catalogue, in the order `docs/events.md` lists them.
 pub const ALL: &[&str] = &[
@@ -159,6 +163,8 @@ pub const ALL: &[&str] = &[
     RUNTIME_EOL,
     RUNTIME_VULNERABLE,
     SYS_AUDIT_FAIL,
+    SYS_CLUSTER_DEGRADED,
+    SYS_CLUSTER_RECOVERED,
 ];
 
 #[cfg(test)]

@@ -19,6 +19,13 @@ pub struct Ban {
     pub enforced: bool,
 }
 
+/// Where bans made here are told, so that other instances apply them (`[cluster]`). Called on
+/// the thread that made the change; must not block (queue and return).
+pub trait BanShare: Send + Sync {
+    fn banned(&self, key: &IpKey, ban: &Ban);
+    fn unbanned(&self, key: &IpKey);
+}
+
 #[derive(Default)]
 pub struct BanTable {
     map: RwLock<HashMap<IpKey, Ban>>,

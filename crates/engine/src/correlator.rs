@@ -19,7 +19,7 @@ use kevlar_core::{action, Category, Outcome, SecurityEvent, Severity};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::bans::{Ban, BanTable};
+use crate::bans::{Ban, BanShare, BanTable};
 use crate::blackbook::{BanRecord, BlackBook, Record};
 use crate::book_db::{BookDb, DbError};
 use crate::book_error::BookError;
@@ -47,6 +47,8 @@ pub struct Correlator {
     bus: RwLock<Option<Bus>>,
     /// When `shield.db` was last pruned (`blackbook.max_age`, `max_stored`).
     pruned_ms: AtomicI64,
+    /// `[cluster]`: where bans made here are told.
+    share: RwLock<Option<Arc<dyn BanShare>>>,
 }
 
 impl Correlator {
@@ -69,6 +71,7 @@ impl Correlator {
             db: Mutex::new(Some(db)),
             bus: RwLock::new(Some(bus)),
             pruned_ms: AtomicI64::new(0),
+            share: RwLock::new(None),
         }))
     }
 
@@ -266,6 +269,9 @@ impl Correlator {
             if dur.is_zero() { i64::MAX } else { since.saturating_add(dur.as_millis().min(i64::MAX as u128) as i64) };
         let ban = Ban { since_ms: since, until_ms: until, reason: reason.clone(), source: source.clone(), enforced };
         self.bans.insert(key, ban.clone());
+        if let Some(share) = self.share() {
+            share.banned(&key, &ban);
+        }
         if let Ok(mut b) = self.book.lock() {
             b.add_ban(
                 key,
@@ -339,6 +345,88 @@ impl Correlator {
         }
     }
 
+    // ---- sharing: [cluster] ----
+
+    /// Tells `share` of every ban made here from now on.
+    pub fn set_share(&self, share: Arc<dyn BanShare>) {
+        if let Ok(mut s) = self.share.write() {
+            *s = Some(share);
+        }
+    }
+
+    fn share(&self) -> Option<Arc<dyn BanShare>> {
+        self.share.read().ok().and_then(|s| s.clone())
+    }
+
+    /// The bans in force or recorded here, for merging with the other instances'.
+    pub fn bans(&self) -> Vec<(IpKey, Ban)> {
+        self.bans.all()
+    }
+
+    /// A ban another instance made: applied here as if made here (table, store, black book, the
+    /// ban command), without an event (the instance that made it published one) and without
+    /// telling it back. An address in this instance's `blackbook.allow` is not banned.
+    pub fn apply_shared_ban(&self, key: IpKey, ban: Ban) {
+        if self.allowed(first_ip(&key)) || ban.until_ms <= now_ms() {
+            return;
+        }
+        if self.bans.get(&key).is_some_and(|b| b.until_ms == ban.until_ms && b.since_ms == ban.since_ms) {
+            return;
+        }
+        self.bans.insert(key, ban.clone());
+        if let Ok(mut b) = self.book.lock() {
+            b.add_ban(
+                key,
+                BanRecord {
+                    since_ms: ban.since_ms,
+                    until_ms: ban.until_ms,
+                    reason: ban.reason.clone(),
+                    source: ban.source.clone(),
+                    enforced: ban.enforced,
+                },
+            );
+        }
+        if let Ok(mut db) = self.db.lock() {
+            if let Some(db) = db.as_mut() {
+                if let Err(e) = db.save_ban(&key, &ban) {
+                    tracing::warn!(error = %e, "bans: cannot save");
+                }
+            }
+        }
+        if ban.enforced {
+            if let Some(cmd) = &self.bans_cfg.command {
+                let secs = if ban.until_ms == i64::MAX { 0 } else { ((ban.until_ms - now_ms()) / 1000).max(1) as u64 };
+                run_hook(cmd, &key.to_string(), secs);
+            }
+        }
+    }
+
+    /// A ban another instance lifted. `true` when it was in force here.
+    pub fn apply_shared_unban(&self, key: IpKey) -> bool {
+        let removed = self.bans.remove(&key).is_some();
+        if removed {
+            if let Ok(mut b) = self.book.lock() {
+                b.end_ban(key, now_ms());
+            }
+            if let Ok(mut db) = self.db.lock() {
+                if let Some(db) = db.as_mut() {
+                    if let Err(e) = db.delete_ban(&key) {
+                        tracing::warn!(error = %e, "bans: cannot forget a lifted ban");
+                    }
+                }
+            }
+            if let Some(cmd) = &self.bans_cfg.unban_command {
+                run_hook(cmd, &key.to_string(), 0);
+            }
+        }
+        removed
+    }
+
+    /// Parses an address or prefix as this instance keys it.
+    pub fn parse_key(&self, s: &str) -> Result<IpKey, String> {
+        IpKey::parse(s, self.v6_prefix)
+    }
+
     // ---- control: the admin API and the CLI ----
 
     /// Bans `addr` by hand (always enforced). `None`: until lifted.
@@ -377,6 +465,9 @@ impl Correlator {
             Err(_) => Err(BookError::Unavailable),
         };
         if removed {
+            if let Some(share) = self.share() {
+                share.unbanned(&key);
+            }
             if let Some(cmd) = &self.bans_cfg.unban_command {
                 run_hook(cmd, &key.to_string(), 0);
             }

@@ -183,6 +183,11 @@ impl Shield {
         self.inner.correlator.key(ip)
     }
 
+    /// The black book and bans behind this shield (for `[cluster]` to share them).
+    pub fn correlator(&self) -> Arc<Correlator> {
+        self.inner.correlator.clone()
+    }
+
     fn allowed(&self, ip: IpAddr) -> bool {
         self.inner.correlator.allowed(ip)
     }

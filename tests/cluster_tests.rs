@@ -1,0 +1,138 @@
+//! Several Kevlar instances act as one through a real Redis (`[cluster]`): a ban made on any
+//! instance, by hand or by a jail, is enforced by every other within a moment; lifting it is as
+//! fast; with Redis gone each instance goes on with what it knows and says so, and when Redis
+//! comes back, empty, every ban made meanwhile on either side is merged.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::peers::{wait_until, Redis};
+use common::{client, DemoApp, Kevlar, KEVLAR};
+
+fn instance(app: &DemoApp, redis: &Redis, name: &str) -> Kevlar {
+    let cfg = format!(
+        "[cluster]\nredis = \"{}\"\ninstance = \"{name}\"\nname = \"shop\"\n\
+         [bans]\nenforce = true\n[[bans.jail]]\nname = \"probes\"\nactions = [\"malicious_probe\"]\nmaxretry = 2\nfindtime = \"1m\"\nbantime = \"1h\"\n",
+        redis.url()
+    );
+    Kevlar::guard(&app.url()).config(&cfg).args(["--trusted-proxy", "127.0.0.1"]).start()
+}
+
+fn cli(k: &Kevlar, args: &[&str]) -> (i32, String) {
+    let out = Command::new(KEVLAR).args(args).arg("--data-dir").arg(&k.data_dir).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn status(k: &Kevlar) -> serde_json::Value {
+    let (code, out) = cli(k, &["status", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// The status a request from `ip` gets.
+async fn from(k: &Kevlar, ip: &str) -> u16 {
+    client().get(k.url("/")).header("x-forwarded-for", ip).send().await.unwrap().status().as_u16()
+}
+
+/// How long until a request from `ip` to `k` gets `want` (polled every 5 ms, at most 10 s).
+async fn until(k: &Kevlar, ip: &str, want: u16) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if from(k, ip).await == want {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{ip} never got {want}");
+}
+
+fn both_up(a: &Kevlar, b: &Kevlar) {
+    wait_until(20, "both instances connected to Redis and seeing each other", || {
+        [a, b].iter().all(|k| {
+            let s = status(k);
+            s["cluster"]["redis"] == "ok" && s["cluster"]["instances"].as_array().is_some_and(|i| i.len() == 2)
+        })
+    });
+}
+
+#[tokio::test]
+async fn a_ban_on_one_instance_is_enforced_by_every_instance_and_lifted_as_fast() {
+    let redis = Redis::start();
+    let app = DemoApp::start();
+    let (a, b) = (instance(&app, &redis, "web-1"), instance(&app, &redis, "web-2"));
+    both_up(&a, &b);
+    let (code, text) = cli(&a, &["status"]);
+    assert!(code == 0 && text.contains("cluster: shop as web-1, Redis ok"), "{text}");
+    assert!(text.contains("web-1 (up), web-2 (up)"), "{text}");
+
+    // By hand, on web-1.
+    assert_eq!(from(&b, "203.0.113.9").await, 200);
+    let (code, out) = cli(&a, &["blackbook", "ban", "203.0.113.9", "--for", "1h", "--reason", "seen scraping"]);
+    assert_eq!(code, 0, "{out}");
+    let ban_delay = until(&b, "203.0.113.9", 403).await;
+    let (_, shown) = cli(&b, &["blackbook", "show", "203.0.113.9"]);
+    assert!(shown.contains("seen scraping"), "web-2 knows the reason: {shown}");
+    // Lifted on web-2: web-1 lets it through again.
+    let (code, out) = cli(&b, &["blackbook", "unban", "203.0.113.9"]);
+    assert_eq!(code, 0, "{out}");
+    let unban_delay = until(&a, "203.0.113.9", 200).await;
+    println!("ban propagation {ban_delay:?}, unban propagation {unban_delay:?}");
+    assert!(ban_delay < Duration::from_secs(1) && unban_delay < Duration::from_secs(1));
+
+    // By a jail, on web-1: two probes; web-2 refuses the address too.
+    for p in ["/.env", "/.git/config"] {
+        let _ = client().get(a.url(p)).header("x-forwarded-for", "198.51.100.20").send().await.unwrap();
+    }
+    until(&b, "198.51.100.20", 403).await;
+    // The ban event is web-1's alone: web-2 applied it without a second alert.
+    a.wait_event(|e| e["event"]["action"] == "malicious_ban" && e["kevlar"]["address"] == "198.51.100.20");
+    assert!(b.events(&["--action", "malicious_ban"]).is_empty());
+    // In Redis: one key per ban, expiring with it.
+    let ttl = redis.command(&["PTTL", "kevlar:shop:ban:198.51.100.20"]);
+    let ttl: i64 = ttl.trim().trim_start_matches(':').parse().unwrap();
+    assert!(ttl > 3_500_000 && ttl <= 3_600_000, "{ttl}");
+}
+
+#[tokio::test]
+async fn with_redis_gone_each_instance_goes_on_and_everything_is_merged_when_it_returns() {
+    let mut redis = Redis::start();
+    let app = DemoApp::start();
+    let (a, b) = (instance(&app, &redis, "web-1"), instance(&app, &redis, "web-2"));
+    both_up(&a, &b);
+    assert_eq!(cli(&a, &["blackbook", "ban", "203.0.113.40", "--for", "1h"]).0, 0);
+    until(&b, "203.0.113.40", 403).await;
+
+    redis.stop();
+    for k in [&a, &b] {
+        let ev = k.wait_event(|e| e["event"]["action"] == "sys_cluster_degraded");
+        assert_eq!(ev["log"]["level"], "alert");
+    }
+    // Clean traffic flows and known bans hold, with no Redis at all.
+    assert_eq!(from(&a, "203.0.113.41").await, 200);
+    assert_eq!(from(&b, "203.0.113.40").await, 403);
+    assert_eq!(status(&b)["cluster"]["redis"], "degraded");
+    // Bans made meanwhile, one on each side.
+    assert_eq!(cli(&a, &["blackbook", "ban", "203.0.113.50", "--for", "1h"]).0, 0);
+    assert_eq!(cli(&b, &["blackbook", "ban", "203.0.113.51", "--for", "1h"]).0, 0);
+    assert_eq!(from(&b, "203.0.113.50").await, 200, "not shared while Redis is away");
+
+    // Redis comes back empty: every ban is merged, none lost.
+    redis.restart();
+    for k in [&a, &b] {
+        k.wait_event(|e| e["event"]["action"] == "sys_cluster_recovered");
+    }
+    until(&b, "203.0.113.50", 403).await;
+    until(&a, "203.0.113.51", 403).await;
+    assert_eq!(from(&a, "203.0.113.40").await, 403);
+    assert_eq!(from(&b, "203.0.113.40").await, 403);
+    let keys = redis.command(&["KEYS", "kevlar:shop:ban:*"]);
+    for addr in ["203.0.113.40", "203.0.113.50", "203.0.113.51"] {
+        assert!(keys.contains(addr), "{addr} in Redis again: {keys}");
+    }
+}
