@@ -23,6 +23,7 @@ done
 if [ -n "${KEVLAR_BIN:-}" ]; then KEVLAR="$KEVLAR_BIN"; else cargo build --release -q; KEVLAR="$PWD/target/release/kevlar"; fi
 
 WORK="$(mktemp -d)"
+chmod 755 "$WORK"   # nginx's workers (user nobody) read the upstream's files from here
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -122,6 +123,7 @@ run() {
   local before=0 after=0
   [ $# -gt 0 ] && before=$(ticks "$@")
   local out; out=$(wrk -t$THREADS -c$CONNS -d"${DUR}s" --latency "$url")
+  if echo "$out" | grep -q "Non-2xx"; then echo "$label: answers other than 2xx — not measuring that:"; echo "$out"; exit 1; fi
   [ $# -gt 0 ] && after=$(ticks "$@")
   local reqs; reqs=$(echo "$out" | awk '/requests in/ {print $1}')
   LAST_RPS=$(echo "$out" | awk '/Requests\/sec/ {print $2}')

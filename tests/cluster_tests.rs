@@ -135,4 +135,9 @@ async fn with_redis_gone_each_instance_goes_on_and_everything_is_merged_when_it_
     for addr in ["203.0.113.40", "203.0.113.50", "203.0.113.51"] {
         assert!(keys.contains(addr), "{addr} in Redis again: {keys}");
     }
+    // A clustered instance stops on SIGTERM like any other (its link lets go of the event bus).
+    let (mut a, mut b) = (a, b);
+    assert!(a.sigterm().success());
+    redis.stop();
+    assert!(b.sigterm().success(), "and with Redis away too");
 }

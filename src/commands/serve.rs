@@ -249,7 +249,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
         supervisor_task = Some(task);
     }
 
-    let status_fn = status_fn(&upstream, &stats, &shield, alerts.clone(), app_status, audit_status, cluster);
+    let status_fn = status_fn(&upstream, &stats, &shield, alerts.clone(), app_status, audit_status, cluster.clone());
     let admin_state = kevlar_admin::AdminState {
         token: Arc::new(token),
         data_dir: data_dir.clone(),
@@ -302,6 +302,9 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
         // A fetch under way is not waited for: its import is one transaction, the state file is
         // replaced whole.
         let _ = tokio::time::timeout(Duration::from_secs(2), tokio::task::spawn_blocking(move || w.stop())).await;
+    }
+    if let Some(c) = &cluster {
+        c.close();
     }
     shield.close();
     flush_and_close(bus, alerts, store).await;

@@ -57,6 +57,10 @@ pub struct Cluster {
     instances: Mutex<Vec<Value>>,
     shared_bans: AtomicI64,
     last_error: Mutex<Option<String>>,
+    /// Taken out on shutdown so the event queues can close.
+    bus: Mutex<Option<Bus>>,
+    /// Set on shutdown: the thread ends its session.
+    stop: tokio::sync::Notify,
 }
 
 impl BanShare for Cluster {
@@ -124,6 +128,8 @@ impl Cluster {
             instances: Mutex::new(Vec::new()),
             shared_bans: AtomicI64::new(0),
             last_error: Mutex::new(None),
+            bus: Mutex::new(Some(bus)),
+            stop: tokio::sync::Notify::new(),
         });
         correlator.set_share(me.clone());
         let worker = me.clone();
@@ -135,9 +141,30 @@ impl Cluster {
                     return;
                 }
             };
-            rt.block_on(worker.run(correlator, bus, rx));
+            rt.block_on(async {
+                tokio::select! {
+                    _ = worker.clone().run(correlator, rx) => {}
+                    _ = worker.stop.notified() => {}
+                }
+            });
         })?;
         Ok(me)
+    }
+
+    /// Lets go of the event bus and ends the thread's work; call on shutdown.
+    pub fn close(&self) {
+        if let Ok(mut b) = self.bus.lock() {
+            b.take();
+        }
+        self.stop.notify_one();
+    }
+
+    fn publish(&self, ev: SecurityEvent) {
+        if let Ok(b) = self.bus.lock() {
+            if let Some(b) = b.as_ref() {
+                b.publish(ev);
+            }
+        }
     }
 
     /// For `/v1/status`: this instance, Redis's state, the instances seen.
@@ -158,7 +185,7 @@ impl Cluster {
             .with_kevlar("instance", self.cfg.instance.as_str())
     }
 
-    async fn run(self: Arc<Self>, correlator: Arc<Correlator>, bus: Bus, mut rx: mpsc::Receiver<Change>) {
+    async fn run(self: Arc<Self>, correlator: Arc<Correlator>, mut rx: mpsc::Receiver<Change>) {
         let keys = Keys { prefix: format!("kevlar:{}", self.cfg.name) };
         let mut seen_remote: HashSet<IpKey> = HashSet::new();
         let mut pending: Vec<Change> = Vec::new();
@@ -169,7 +196,7 @@ impl Cluster {
         let started = now_ms();
         loop {
             let result = self
-                .session(&keys, &correlator, &mut rx, &mut pending, &mut seen_remote, started, &mut down_since, &bus)
+                .session(&keys, &correlator, &mut rx, &mut pending, &mut seen_remote, started, &mut down_since)
                 .await;
             let Err(reason) = result else { return };
             self.up.store(false, Ordering::Relaxed);
@@ -187,7 +214,7 @@ impl Cluster {
                         format!("Redis cannot be reached ({reason}); bans known here stay enforced, new ones are merged later"),
                     )
                     .with_kevlar("reason", reason);
-                bus.publish(ev);
+                self.publish(ev);
             }
             // Local changes made meanwhile wait (reconciliation merges every ban anyway).
             let sleep = tokio::time::sleep(backoff);
@@ -222,7 +249,6 @@ impl Cluster {
         seen_remote: &mut HashSet<IpKey>,
         started: i64,
         down_since: &mut Option<i64>,
-        bus: &Bus,
     ) -> Result<(), String> {
         let client = redis::Client::open(self.cfg.redis.as_str()).map_err(|e| e.to_string())?;
         let config = redis::AsyncConnectionConfig::new()
@@ -254,7 +280,7 @@ impl Cluster {
                     format!("Redis answers again after {down} ms; bans merged"),
                 )
                 .with_kevlar("down_ms", down);
-            bus.publish(ev);
+            self.publish(ev);
         }
         let mut messages = pubsub.on_message();
         let mut beat = tokio::time::interval(HEARTBEAT);
