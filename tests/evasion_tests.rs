@@ -614,3 +614,35 @@ async fn xml_values_odd_headers_names_and_lenient_multipart_are_inspected() {
         attack_events(&k).iter().map(|e| e["kevlar"]["rule"].as_str().unwrap_or("").to_owned()).collect();
     assert!(rules.iter().any(|r| r == "multipart_unreadable"), "{rules:?}");
 }
+
+/// Obfuscations the detectors read through, sent through the proxy as the app would receive
+/// them: SQL keywords split by comments, commands spelt the way a shell joins them, a variable
+/// run as a command, a serialized Java object in a cookie. Each is an event naming its family.
+#[tokio::test]
+async fn obfuscated_sql_shell_and_java_payloads_are_read_through() {
+    let app = DemoApp::start();
+    let k = Kevlar::guard(&app.url()).start();
+    let c = client();
+    let cases: [(&str, &str, reqwest::RequestBuilder); 5] = [
+        ("sqli", "comment_split_keywords", c.get(k.url("/c0?id=1%20un%2F**%2Fion%20sel%2F**%2Fect%201%2C2%2C3"))),
+        ("cmdi", "shell_obfuscation", c.get(k.url("/c1?host=x%7Cc%27%27at%20%2Fet%27%27c%2Fpas%27%27swd"))),
+        ("cmdi", "variable_command", c.get(k.url("/c2?host=x%3BCMD%3D%24%27id%27%3B%24CMD"))),
+        (
+            "cmdi",
+            "shell_obfuscation",
+            c.get(k.url("/c3?host=x%3B%2F%3F%3F%3F%2F%3F%3Ft%20%2F%3F%3F%3F%2Fp%3F%3Fs%3F%3F")),
+        ),
+        (
+            "java",
+            "java_serialized_object",
+            c.get(k.url("/c4")).header("cookie", "state=rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcAUH2sHDFmDRAwACRgAK"),
+        ),
+    ];
+    for (i, (family, rule, req)) in cases.into_iter().enumerate() {
+        let r = req.send().await.unwrap();
+        assert_ne!(r.status(), 403, "monitor mode forwards");
+        let path = format!("/c{i}");
+        let ev = k.wait_event(|e| e["url"]["path"] == path.as_str() && e["kevlar"]["family"] == family);
+        assert_eq!(ev["kevlar"]["rule"], rule, "case {i}: {ev}");
+    }
+}

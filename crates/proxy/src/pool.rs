@@ -83,6 +83,14 @@ impl Pool {
             return;
         }
         let Ok(mut idle) = self.idle.lock() else { return };
+        if !idle.contains_key(authority) {
+            // A new instance (a restart moves a supervised one to another port): let the
+            // instances that are gone, whose connections are all closed, go too.
+            idle.retain(|_, list| {
+                list.retain(|c| !c.sender.is_closed());
+                !list.is_empty()
+            });
+        }
         let list = idle.entry(authority.clone()).or_default();
         if list.len() >= self.max_idle {
             // The longest idle goes (dropping the sender closes its connection).

@@ -65,11 +65,6 @@ impl Surface {
         }
     }
 
-    /// The stacks the detectors treat as the app's own from the start.
-    pub fn declared(&self) -> Stacks {
-        self.declared
-    }
-
     fn learned(&self) -> Stacks {
         Stacks(self.learned.load(Ordering::Relaxed))
     }
