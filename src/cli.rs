@@ -86,6 +86,9 @@ pub enum Command {
     /// Show the running Kevlar's state: the app's instances (pids, uptime, restarts, health), the
     /// proxy's counters, the event queues. Talks to the admin API.
     Status(ControlArgs),
+    /// Where the dashboard is: the running Kevlar's admin URL (open it in a browser) and the file
+    /// holding the admin token its sign-in page asks for. Exit code 2 when Kevlar is not running.
+    Dashboard(ControlArgs),
     /// Zero-downtime reload of the app: each instance is replaced once its successor is ready.
     /// Exit code 0 when every instance was replaced, 1 when one failed (the old one keeps serving).
     Reload(ControlArgs),

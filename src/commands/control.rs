@@ -73,6 +73,20 @@ fn ms(v: &Value) -> String {
     }
 }
 
+/// `kevlar dashboard`: the URL and the token's file (never the token itself).
+pub fn dashboard(a: ControlArgs) -> anyhow::Result<ExitCode> {
+    let url = admin_url(&a)?;
+    let token_file = a.data_dir.join(kevlar_admin::TOKEN_FILE);
+    let token_file = std::fs::canonicalize(&token_file).unwrap_or(token_file);
+    if a.json {
+        println!("{}", serde_json::json!({ "url": format!("{url}/"), "token_file": token_file }));
+    } else {
+        println!("dashboard:  {url}/");
+        println!("token:      {} (paste it on the sign-in page)", token_file.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn status(a: ControlArgs) -> anyhow::Result<ExitCode> {
     let (code, v) = call(&a, http::Method::GET, "/v1/status")?;
     if code != 200 {

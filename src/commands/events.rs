@@ -159,6 +159,7 @@ pub fn run(a: EventsArgs) -> anyhow::Result<ExitCode> {
         ip: a.ip.clone(),
         after_id: None,
         limit: Some(a.limit),
+        ..Default::default()
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -42,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Headers { command: crate::cli::HeadersCommand::Check(a) } => headers_check::check(a),
         Command::Doctor(a) => audit::doctor(a),
         Command::Status(a) => control::status(a),
+        Command::Dashboard(a) => control::dashboard(a),
         Command::Reload(a) => control::reload(a),
         Command::Restart(a) => control::restart(a),
         Command::Logs(a) => logs::run(a),

@@ -270,9 +270,12 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
             .with_kevlar("listen", http_addr.clone()),
     );
     let overflow = bus.spawn_overflow_reporter(Duration::from_secs(5));
+    let tally = start_request_tally(&data_dir, stats.clone());
 
     let mut admin_stop = stop_rx.clone();
-    let admin_task = tokio::spawn(kevlar_admin::serve(admin_listener, admin_tls, admin_state, async move {
+    let admin_app =
+        kevlar_admin::router(admin_state.clone()).merge(kevlar_dashboard::router(admin_state, admin_tls.is_some()));
+    let admin_task = tokio::spawn(kevlar_admin::serve(admin_listener, admin_tls, admin_app, async move {
         let _ = admin_stop.changed().await;
     }));
     let mut guard_stop = stop_rx.clone();
@@ -297,6 +300,7 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     }
     let _ = std::fs::remove_file(data_dir.join(ADMIN_ADDR_FILE));
     overflow.abort();
+    tally.abort();
     watch_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(w) = audit_watch {
         // A fetch under way is not waited for: its import is one transaction, the state file is
@@ -335,6 +339,50 @@ fn start_store_and_alerts(
         )
     };
     Ok((store, alerts))
+}
+
+/// Requests proxied, added to the store's per-minute rollups every 10 s (the dashboard's
+/// request chart); a count that cannot be written is said once and kept for the next try.
+fn start_request_tally(data_dir: &Path, stats: Arc<Stats>) -> tokio::task::JoinHandle<()> {
+    let dir = data_dir.to_path_buf();
+    tokio::spawn(async move {
+        let tally = match tokio::task::spawn_blocking(move || kevlar_store::Tally::open(&dir)).await {
+            Ok(Ok(t)) => Arc::new(std::sync::Mutex::new(t)),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %kevlar_core::error::chain(&e), "request counts are not kept for the charts");
+                return;
+            }
+            Err(_) => return,
+        };
+        let mut written = 0u64;
+        let mut warned = false;
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            let now = stats.requests.load(std::sync::atomic::Ordering::Relaxed);
+            let delta = now.saturating_sub(written);
+            if delta == 0 {
+                continue;
+            }
+            let t = tally.clone();
+            let res = tokio::task::spawn_blocking(move || {
+                t.lock().map_err(|_| ()).and_then(|t| {
+                    t.add("requests", kevlar_core::time::now_ms(), delta as i64).map_err(|e| {
+                        tracing::debug!(error = %e, "request tally");
+                    })
+                })
+            })
+            .await;
+            match res {
+                Ok(Ok(())) => written = now,
+                _ if !warned => {
+                    warned = true;
+                    tracing::warn!("request counts could not be written to the event store; retrying");
+                }
+                _ => {}
+            }
+        }
+    })
 }
 
 const STARTED: &str = concat!("Kevlar ", env!("CARGO_PKG_VERSION"), " started");

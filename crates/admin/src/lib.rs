@@ -18,6 +18,7 @@ use kevlar_engine::Bus;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+pub use routes::parse_since;
 pub use token::{ensure_token, TOKEN_FILE};
 
 /// Extra status supplied by the binary (proxy counters, supervisor state).
@@ -38,14 +39,19 @@ pub struct AdminState {
     pub alerts: Option<kevlar_sinks::Alerts>,
 }
 
-/// Serves the admin API on `listener` until `shutdown` resolves.
+/// The admin API's routes (the binary merges the dashboard's beside them).
+pub fn router(state: AdminState) -> axum::Router {
+    routes::router(state)
+}
+
+/// Serves `app` (the admin API and the dashboard) on `listener` until `shutdown` resolves; each
+/// request carries its peer's address (`ConnectInfo`).
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    state: AdminState,
+    app: axum::Router,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let app = routes::router(state);
     let http = Arc::new(auto::Builder::new(TokioExecutor::new()));
     let accept = async {
         loop {
@@ -57,7 +63,7 @@ pub async fn serve(
                     continue;
                 }
             };
-            let svc = TowerToHyperService::new(app.clone());
+            let svc = TowerToHyperService::new(app.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer))));
             let http = http.clone();
             let tls = tls.clone();
             tokio::spawn(async move {

@@ -142,7 +142,8 @@ async fn list_events(
         Some(Some(ms)) => Some(ms),
         None => None,
     };
-    let q = EventQuery { since_ms, action: p.action, ip: p.ip, after_id: p.after, limit: p.limit };
+    let q =
+        EventQuery { since_ms, action: p.action, ip: p.ip, after_id: p.after, limit: p.limit, ..Default::default() };
     let dir = state.data_dir.clone();
     let res = tokio::task::spawn_blocking(move || Reader::open(&dir).and_then(|r| r.query(&q))).await;
     match res {

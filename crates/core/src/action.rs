@@ -29,6 +29,8 @@ pub const SYS_EVENT_OVERFLOW: &str = "sys_event_overflow";
 pub const INPUT_VALIDATION_FAIL: &str = "input_validation_fail";
 /// iam: an admin API call without a valid bearer token
 pub const AUTHZ_FAIL: &str = "authz_fail";
+/// A change made by an administrator (the dashboard's bans, exclusions, restarts, sign-ins).
+pub const AUTHZ_ADMIN: &str = "authz_admin";
 /// intrusion_detection: a detector found an attack (families: sqli, xss, traversal, cmdi, ssrf,
 /// nosql, prototype_pollution, ssti, jndi, xxe, crlf, protocol); one event per request, led by the
 /// strongest finding
@@ -132,6 +134,7 @@ pub const ALL: &[&str] = &[
     SYS_EVENT_OVERFLOW,
     INPUT_VALIDATION_FAIL,
     AUTHZ_FAIL,
+    AUTHZ_ADMIN,
     MALICIOUS_ATTACK,
     MALICIOUS_ATTACK_TOOL,
     MALICIOUS_PROBE,

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod db;
+pub mod exclusions;
 pub mod login;
 pub mod ratelimit;
 pub mod routes;
@@ -84,6 +85,8 @@ struct Inner {
     weak: Mutex<HashMap<String, Vec<u64>>>,
     /// Entries in `pending` and `weak` (read without their locks on every answer).
     pending_n: std::sync::atomic::AtomicUsize,
+    /// Exclusions added while running (the dashboard), beside the configured ones.
+    exclusions: exclusions::Store,
 }
 
 /// A cheap handle: the proxy's gate, the admin API's control, the correlator's state.
@@ -174,6 +177,7 @@ impl Shield {
             text: text::FreeText::new(&d.text, d.learn_text),
             weak: Mutex::new(HashMap::new()),
             pending_n: Default::default(),
+            exclusions: exclusions::Store::open(&cfg.data_dir),
             cfg: cfg.clone(),
         };
         Ok(Shield { inner: Arc::new(inner) })
@@ -204,16 +208,8 @@ impl Shield {
     }
 
     fn excluded(&self, path: &str, f: &Finding) -> bool {
-        self.inner.cfg.detect.exclude.iter().any(|x| {
-            x.path.as_deref().is_none_or(|p| path.starts_with(p))
-                && (x.families.is_empty() || x.families.iter().any(|n| n == f.family.as_str()))
-                && (x.args.is_empty()
-                    || x.args.iter().any(|a| {
-                        *a == f.name
-                            || *a == f.location
-                            || f.location.strip_prefix("args.").or_else(|| f.location.strip_prefix("body.")) == Some(a)
-                    }))
-        })
+        self.inner.cfg.detect.exclude.iter().any(|x| exclusions::matches(x, path, f))
+            || self.inner.exclusions.any(path, f)
     }
 
     fn event(&self, meta: &RequestMeta<'_>, action: &str, severity: Severity, message: String) -> SecurityEvent {
@@ -272,6 +268,29 @@ impl Shield {
 
     pub fn show(&self, addr: &str) -> Result<Option<Value>, ShieldError> {
         self.inner.correlator.show(addr)
+    }
+
+    /// The exclusions added while running (`<data-dir>/exclusions.json`).
+    pub fn exclusions(&self) -> Vec<exclusions::Added> {
+        self.inner.exclusions.list()
+    }
+
+    /// The exclusions of `[[detect.exclude]]` in the configuration.
+    pub fn configured_exclusions(&self) -> &[kevlar_config::Exclusion] {
+        &self.inner.cfg.detect.exclude
+    }
+
+    /// Adds an exclusion that applies from the next request on, and keeps it.
+    pub fn add_exclusion(
+        &self,
+        rule: kevlar_config::Exclusion,
+        event_id: Option<String>,
+    ) -> Result<exclusions::Added, exclusions::ExclusionError> {
+        self.inner.exclusions.add(rule, event_id)
+    }
+
+    pub fn remove_exclusion(&self, id: &str) -> Result<bool, exclusions::ExclusionError> {
+        self.inner.exclusions.remove(id)
     }
 
     pub fn routes(&self) -> Value {

@@ -12,8 +12,27 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 
-pub use query::{EventQuery, Reader, StoredEvent};
-pub use writer::{Retention, StoreWriter};
+pub use query::{Bucket, EventQuery, Reader, StoredEvent};
+pub use writer::{series_of, Retention, StoreWriter};
+
+/// A writable connection for counts that are not events (requests proxied per minute), added
+/// to the same rollups as the events. Open it after the store writer has migrated the file.
+pub struct Tally {
+    conn: rusqlite::Connection,
+}
+
+impl Tally {
+    pub fn open(data_dir: &Path) -> Result<Tally, StoreError> {
+        Ok(Tally { conn: open_conn(&db_path(data_dir))? })
+    }
+
+    pub fn add(&self, series: &str, ts_ms: i64, n: i64) -> Result<(), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        writer::tally(&tx, ts_ms, series, n)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
 
 pub const DB_FILE: &str = "events.db";
 

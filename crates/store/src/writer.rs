@@ -125,6 +125,31 @@ fn incremental_vacuum_mode(conn: &rusqlite::Connection) {
     }
 }
 
+/// The rollup series an event counts in: its action, attacks by family.
+pub fn series_of(e: &SecurityEvent) -> String {
+    if e.action == kevlar_core::action::MALICIOUS_ATTACK {
+        let family = e.kevlar.get("family").and_then(|f| f.as_str()).unwrap_or("other");
+        return format!("{}:{family}", e.action);
+    }
+    e.action.clone()
+}
+
+/// Adds `n` to `series` for the minute and hour of `ts_ms`.
+pub(crate) fn tally(tx: &rusqlite::Connection, ts_ms: i64, series: &str, n: i64) -> rusqlite::Result<()> {
+    let minute = ts_ms.div_euclid(60_000);
+    tx.prepare_cached(
+        "INSERT INTO rollup_min (minute, series, n) VALUES (?1, ?2, ?3)
+         ON CONFLICT(minute, series) DO UPDATE SET n = n + excluded.n",
+    )?
+    .execute(rusqlite::params![minute, series, n])?;
+    tx.prepare_cached(
+        "INSERT INTO rollup_hour (hour, series, n) VALUES (?1, ?2, ?3)
+         ON CONFLICT(hour, series) DO UPDATE SET n = n + excluded.n",
+    )?
+    .execute(rusqlite::params![minute.div_euclid(60), series, n])?;
+    Ok(())
+}
+
 fn insert(tx: &rusqlite::Transaction, e: &SecurityEvent) -> rusqlite::Result<i64> {
     let doc = e.to_json().to_string();
     let changed = tx
@@ -146,7 +171,9 @@ fn insert(tx: &rusqlite::Transaction, e: &SecurityEvent) -> rusqlite::Result<i64
         // Already stored (same event.id): idempotent.
         return tx.query_row("SELECT id FROM events WHERE event_id = ?1", [&e.id], |r| r.get(0));
     }
-    Ok(tx.last_insert_rowid())
+    let id = tx.last_insert_rowid();
+    tally(tx, e.timestamp_ms, &series_of(e), 1)?;
+    Ok(id)
 }
 
 /// One transaction for the batch; per-event results so one bad event does not fail the rest.
@@ -173,6 +200,15 @@ fn apply_retention(conn: &rusqlite::Connection, r: Retention) {
     let cutoff = kevlar_core::time::now_ms() - r.max_age.as_millis().min(i64::MAX as u128) as i64;
     if let Err(e) = conn.execute("DELETE FROM events WHERE ts_ms < ?1", [cutoff]) {
         tracing::warn!(error = %e, "event store: age retention failed");
+    }
+    // The charts' counts: minutes for two days, hours for the retention (at least 30 days).
+    let now_min = kevlar_core::time::now_ms() / 60_000;
+    let hours = (r.max_age.as_secs() / 3600).max(30 * 24) as i64;
+    let res = conn
+        .execute("DELETE FROM rollup_min WHERE minute < ?1", [now_min - 2 * 24 * 60])
+        .and_then(|_| conn.execute("DELETE FROM rollup_hour WHERE hour < ?1", [now_min / 60 - hours]));
+    if let Err(e) = res {
+        tracing::warn!(error = %e, "event store: rollup retention failed");
     }
     // Size: used pages only (freed pages are reused, so the file stops growing).
     for _ in 0..20 {
@@ -274,5 +310,49 @@ mod tests {
         apply_retention(&conn, Retention { max_age: Duration::from_secs(3600), max_size_bytes: 1 << 30 });
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn rollups_count_what_is_stored_and_are_backfilled_on_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(dir.path());
+        let mut conn = open_conn(&path).unwrap();
+        // A store made before the rollups: schema 1 with events in it.
+        conn.execute_batch(migrate::FIRST).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        let mut attack = ev("malicious_attack").with_kevlar("family", "sqli");
+        attack.timestamp_ms = 120_000 * 1000;
+        let doc = attack.to_json().to_string();
+        conn.execute(
+            "INSERT INTO events (ts_ms, event_id, action, severity, doc) VALUES (?1, ?2, 'malicious_attack', 4, ?3)",
+            rusqlite::params![attack.timestamp_ms, attack.id, doc],
+        )
+        .unwrap();
+        migrate::migrate(&mut conn, &path).unwrap();
+        // Then new events: counted as they are written, twice the same event counted once.
+        let mut again = ev("malicious_attack").with_kevlar("family", "xss");
+        again.timestamp_ms = attack.timestamp_ms + 30_000;
+        let again = std::sync::Arc::new(again);
+        let batch = vec![
+            Envelope { event: again.clone(), ack: None },
+            Envelope { event: again, ack: None },
+            Envelope { event: std::sync::Arc::new(ev("authn_login_fail")), ack: None },
+        ];
+        assert!(write_batch(&mut conn, &batch).iter().all(|r| r.is_ok()));
+        drop(conn);
+        crate::Tally::open(dir.path()).unwrap().add("requests", 120_000 * 1000 + 5, 7).unwrap();
+        let r = Reader::open(dir.path()).unwrap();
+        let minute = r.series(0, 60_000).unwrap();
+        let at =
+            |series: &str| minute.iter().filter(|b| b.series == series).map(|b| (b.start_ms, b.n)).collect::<Vec<_>>();
+        assert_eq!(at("malicious_attack:sqli"), [(120_000_000, 1)]);
+        assert_eq!(at("malicious_attack:xss"), [(120_000_000, 1)]);
+        assert_eq!(at("requests"), [(120_000_000, 7)]);
+        assert_eq!(at("authn_login_fail").len(), 1);
+        // Hours and days come from the hourly table, in buckets of the length asked.
+        let days = r.series(0, 86_400_000).unwrap();
+        let attacks: i64 = days.iter().filter(|b| b.series.starts_with("malicious_attack:")).map(|b| b.n).sum();
+        assert_eq!(attacks, 2);
+        assert!(days.iter().all(|b| b.start_ms % 86_400_000 == 0));
     }
 }
