@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::bail;
 use serde_json::{json, Value};
 
+use kevlar_sinks::dispatch::{AlertsStatus, SinkStatus};
+
 use crate::cli::{AlertsCommand, ControlArgs};
 use crate::commands::control::{call_with, running};
 
@@ -14,54 +16,59 @@ fn fail(v: &Value) -> String {
     v["error"].as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())
 }
 
-fn text(v: &Value) -> &str {
-    v.as_str().unwrap_or("-")
+fn text(v: Option<&str>, max: usize) -> String {
+    v.map_or_else(|| "-".to_owned(), |s| kevlar_core::text::printable(s, max).into_owned())
 }
 
-fn print(v: &Value) {
-    let sinks = v["sinks"].as_array().cloned().unwrap_or_default();
-    if sinks.is_empty() {
+fn print(v: &AlertsStatus) {
+    if v.sinks.is_empty() {
         println!("no alert sink is configured ([[alerts.sink]] in kevlar.toml)");
     } else {
         println!(
             "{:<16} {:<9} {:<8} {:>9} {:>8} {:>6} {:>6}  LAST ERROR",
             "SINK", "TYPE", "STATE", "DELIVERED", "PENDING", "HELD", "DEAD"
         );
-        for s in &sinks {
+        for s in &v.sinks {
             println!(
                 "{:<16} {:<9} {:<8} {:>9} {:>8} {:>6} {:>6}  {}",
-                text(&s["name"]),
-                text(&s["type"]),
-                text(&s["state"]),
-                s["delivered"].as_u64().map_or("-".into(), |n| n.to_string()),
-                s["pending"],
-                s["held"],
-                s["dead"],
-                s["last_error"]
-                    .as_str()
-                    .map(|e| format!("{} ({})", kevlar_core::text::printable(e, 300), text(&s["last_error_at"])))
+                text(Some(&s.name), 64),
+                text(Some(&s.kind), 16),
+                text(Some(&s.state), 16),
+                s.delivered.map_or("-".into(), |n| n.to_string()),
+                s.pending,
+                s.held,
+                s.dead,
+                s.last_error
+                    .as_deref()
+                    .map(|e| format!(
+                        "{} ({})",
+                        kevlar_core::text::printable(e, 300),
+                        text(s.last_error_at.as_deref(), 40)
+                    ))
                     .unwrap_or_default()
             );
         }
-        for s in &sinks {
-            if let Some(n) = s["refused"].as_u64().filter(|n| *n > 0) {
-                println!("{}: {n} deliveries refused, its queue was full (alerts.max_pending)", text(&s["name"]));
-            }
+        for s in v.sinks.iter().filter(|s| s.refused > 0) {
+            println!(
+                "{}: {} deliveries refused, its queue was full (alerts.max_pending)",
+                text(Some(&s.name), 64),
+                s.refused
+            );
         }
     }
-    let dead = v["dead"].as_array().cloned().unwrap_or_default();
+    let dead = v.dead.as_deref().unwrap_or(&[]);
     if !dead.is_empty() {
         println!("\ndead letters (`kevlar alerts retry ID…` or `--all` puts them back):");
         println!("{:>8} {:<16} {:<26} {:<24} {:>8}  LAST ERROR", "ID", "SINK", "CREATED", "ACTION", "ATTEMPTS");
-        for d in &dead {
+        for d in dead {
             println!(
                 "{:>8} {:<16} {:<26} {:<24} {:>8}  {}",
-                d["id"],
-                text(&d["sink"]),
-                text(&d["created"]),
-                text(&d["action"]),
-                d["attempts"],
-                super::shown(&d["last_error"], 300)
+                d.id,
+                text(Some(&d.sink), 64),
+                text(Some(&d.created), 40),
+                text(Some(&d.action), 64),
+                d.attempts,
+                text(d.last_error.as_deref(), 300)
             );
         }
     }
@@ -79,21 +86,31 @@ pub fn run(command: Option<AlertsCommand>, control: ControlArgs) -> anyhow::Resu
                 if code != 200 {
                     bail!("admin API answered {code}: {}", fail(&v));
                 }
-                v
+                serde_json::from_value::<AlertsStatus>(v)
+                    .map_err(|e| anyhow::anyhow!("the admin API's alert status is not what this kevlar reads: {e}"))?
             } else {
                 match kevlar_sinks::dispatch::offline_status(&control.data_dir)? {
-                    None => json!({ "sinks": [], "dead": [] }),
-                    Some((counts, dead)) => json!({
-                        "sinks": counts.iter().map(|(name, c)| json!({
-                            "name": name, "type": "-", "state": "stopped",
-                            "pending": c.pending, "held": c.held, "dead": c.dead,
-                        })).collect::<Vec<_>>(),
-                        "dead": dead,
-                    }),
+                    None => AlertsStatus { dead: Some(Vec::new()), ..Default::default() },
+                    Some((counts, dead)) => AlertsStatus {
+                        sinks: counts
+                            .iter()
+                            .map(|(name, c)| SinkStatus {
+                                name: name.clone(),
+                                kind: "-".into(),
+                                state: "stopped".into(),
+                                pending: c.pending,
+                                held: c.held,
+                                dead: c.dead,
+                                ..Default::default()
+                            })
+                            .collect(),
+                        refused: 0,
+                        dead: Some(dead),
+                    },
                 }
             };
             if control.json {
-                println!("{v}");
+                println!("{}", json!(v));
             } else {
                 print(&v);
             }
@@ -129,7 +146,10 @@ pub fn run(command: Option<AlertsCommand>, control: ControlArgs) -> anyhow::Resu
             if code != 201 {
                 bail!("admin API answered {code}: {}", fail(&v));
             }
-            println!("test event {} sent; `kevlar alerts` shows each sink's delivery", text(&v["event_id"]));
+            println!(
+                "test event {} sent; `kevlar alerts` shows each sink's delivery",
+                text(v["event_id"].as_str(), 64)
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use anyhow::bail;
 use serde_json::{json, Value};
 
-use super::shown;
 use crate::cli::{BlackbookCommand, ControlArgs};
 use crate::commands::control::{call_with, running};
+use kevlar_shield::routes::RouteView;
+use kevlar_shield::BookRecord;
 
 fn encode(addr: &str) -> String {
     addr.replace('/', "%2F")
@@ -18,85 +19,82 @@ fn fail(v: &Value) -> String {
     v["error"].as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())
 }
 
-fn counts(v: &Value) -> String {
-    let mut c: Vec<(String, u64)> = v["counts"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(k, _)| !k.starts_with("family:"))
-                .map(|(k, n)| (kevlar_core::text::printable(k, 64).into_owned(), n.as_u64().unwrap_or(0)))
-                .collect()
-        })
-        .unwrap_or_default();
+/// Attacker text made safe for a terminal, `-` when absent.
+fn text(s: Option<&str>, max: usize) -> String {
+    s.map_or_else(|| "-".to_owned(), |s| kevlar_core::text::printable(s, max).into_owned())
+}
+
+fn counts(r: &BookRecord) -> String {
+    let mut c: Vec<(String, u64)> = r
+        .counts
+        .iter()
+        .filter(|(k, _)| !k.starts_with("family:"))
+        .map(|(k, n)| (kevlar_core::text::printable(k, 64).into_owned(), *n))
+        .collect();
     c.sort_by_key(|x| std::cmp::Reverse(x.1));
     c.iter().take(3).map(|(k, n)| format!("{k}×{n}")).collect::<Vec<_>>().join(" ")
 }
 
-fn ban_text(v: &Value) -> String {
-    if v["banned"].as_bool() != Some(true) {
-        return "-".into();
-    }
-    let b = &v["ban"];
-    let until = b["until"].as_str().unwrap_or("until lifted");
-    let enforced = if b["enforced"].as_bool() == Some(false) { " (not enforced)" } else { "" };
+fn ban_text(r: &BookRecord) -> String {
+    let Some(b) = r.ban.as_ref().filter(|_| r.banned) else { return "-".into() };
+    let until = b.until.as_deref().unwrap_or("until lifted");
+    let enforced = if b.enforced { "" } else { " (not enforced)" };
     format!("{until}{enforced}")
 }
 
-fn print_list(records: &[Value]) {
+fn print_list(records: &[BookRecord]) {
     if records.is_empty() {
         println!("the black book is empty");
         return;
     }
     println!("{:<28} {:<25} {:>6}  {:<32} BANNED UNTIL", "ADDRESS", "LAST SEEN", "SCORE", "EVENTS");
     for r in records {
-        println!(
-            "{:<28} {:<25} {:>6}  {:<32} {}",
-            r["address"].as_str().unwrap_or("?"),
-            r["last_seen"].as_str().unwrap_or("?"),
-            r["score"],
-            counts(r),
-            ban_text(r)
-        );
+        println!("{:<28} {:<25} {:>6}  {:<32} {}", r.address, r.last_seen, r.score, counts(r), ban_text(r));
     }
 }
 
-fn print_record(r: &Value) {
-    println!("address     {}", r["address"].as_str().unwrap_or("?"));
-    println!("first seen  {}", r["first_seen"].as_str().unwrap_or("?"));
-    println!("last seen   {}", r["last_seen"].as_str().unwrap_or("?"));
-    println!("score       {}", r["score"]);
+fn print_record(r: &BookRecord) {
+    println!("address     {}", r.address);
+    println!("first seen  {}", r.first_seen);
+    println!("last seen   {}", r.last_seen);
+    println!("score       {}", r.score);
     println!("banned      {}", ban_text(r));
     println!("counts:");
-    for (k, n) in r["counts"].as_object().into_iter().flatten() {
+    for (k, n) in &r.counts {
         println!("  {:<32} {n}", kevlar_core::text::printable(k, 64));
     }
     println!("samples:");
-    for s in r["samples"].as_array().into_iter().flatten() {
+    for s in &r.samples {
         println!(
             "  {} {} {} {} {} {}",
-            shown(&s["@timestamp"], 32),
-            shown(&s["action"], 64),
-            shown(&s["family"], 32),
-            shown(&s["method"], 16),
-            shown(&s["path"], 200),
-            if s["excerpt"].is_string() {
-                format!("[{}] {}", shown(&s["location"], 100), shown(&s["excerpt"], 200))
-            } else {
-                String::new()
+            text(Some(&s.timestamp), 32),
+            text(Some(&s.action), 64),
+            text(s.family.as_deref(), 32),
+            text(s.method.as_deref(), 16),
+            text(s.path.as_deref(), 200),
+            match &s.excerpt {
+                Some(e) => format!("[{}] {}", text(s.location.as_deref(), 100), text(Some(e), 200)),
+                None => String::new(),
             }
         );
     }
     println!("ban history:");
-    for b in r["ban_history"].as_array().into_iter().flatten() {
+    for b in &r.ban_history {
         println!(
             "  {} → {}  {}  ({}{})",
-            b["since"].as_str().unwrap_or("?"),
-            b["until"].as_str().unwrap_or("until lifted"),
-            shown(&b["reason"], 200),
-            shown(&b["source"], 32),
-            if b["enforced"].as_bool() == Some(false) { ", not enforced" } else { "" }
+            b.since,
+            b.until.as_deref().unwrap_or("until lifted"),
+            text(Some(&b.reason), 200),
+            text(Some(&b.source), 32),
+            if b.enforced { "" } else { ", not enforced" }
         );
     }
+}
+
+/// A record or a list of records from the admin API, read into their types: a field renamed on
+/// one side is an error here, not a silent `?`.
+fn typed<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> anyhow::Result<T> {
+    serde_json::from_value(v).map_err(|e| anyhow::anyhow!("the admin API's {what} is not what this kevlar reads: {e}"))
 }
 
 pub fn run(cmd: BlackbookCommand) -> anyhow::Result<ExitCode> {
@@ -116,14 +114,14 @@ fn list(banned: bool, limit: usize, control: &ControlArgs) -> anyhow::Result<Exi
         if code != 200 {
             bail!("admin API answered {code}: {}", fail(&v));
         }
-        v["records"].clone()
+        typed::<Vec<BookRecord>>(v["records"].clone(), "black-book list")?
     } else {
         kevlar_shield::offline_list(&control.data_dir, limit, banned)?
     };
     if control.json {
         println!("{}", json!({ "records": records }));
     } else {
-        print_list(records.as_array().map(Vec::as_slice).unwrap_or(&[]));
+        print_list(&records);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -133,7 +131,7 @@ fn show(addr: &str, control: &ControlArgs) -> anyhow::Result<ExitCode> {
     let rec = if running(control) {
         let (code, v) = call_with(control, http::Method::GET, &format!("/v1/blackbook/{}", encode(addr)), None)?;
         match code {
-            200 => Some(v),
+            200 => Some(typed::<BookRecord>(v, "black-book record")?),
             404 => None,
             _ => bail!("{}", fail(&v)),
         }
@@ -141,7 +139,7 @@ fn show(addr: &str, control: &ControlArgs) -> anyhow::Result<ExitCode> {
         kevlar_shield::offline_show(&control.data_dir, addr)?
     };
     match rec {
-        Some(r) if control.json => println!("{r}"),
+        Some(r) if control.json => println!("{}", json!(r)),
         Some(r) => print_record(&r),
         None => {
             eprintln!("kevlar: {addr} is not in the black book");
@@ -173,18 +171,15 @@ fn ban(
         if code != 200 {
             bail!("{}", fail(&v));
         }
-        v
+        typed::<BookRecord>(v, "black-book record")?
     } else {
         kevlar_shield::offline_ban(&control.data_dir, addr, dur, reason)?
     };
     if control.json {
-        println!("{rec}");
+        println!("{}", json!(rec));
     } else {
-        println!(
-            "banned {} until {}",
-            rec["address"].as_str().unwrap_or(addr),
-            rec["ban"]["until"].as_str().unwrap_or("lifted")
-        );
+        let until = rec.ban.as_ref().and_then(|b| b.until.as_deref()).unwrap_or("lifted");
+        println!("banned {} until {until}", rec.address);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -216,7 +211,7 @@ pub fn routes(control: ControlArgs) -> anyhow::Result<ExitCode> {
         if code != 200 {
             bail!("admin API answered {code}: {}", fail(&v));
         }
-        v["routes"].clone()
+        typed::<Vec<RouteView>>(v["routes"].clone(), "route inventory")?
     } else {
         kevlar_shield::offline_routes(&control.data_dir, std::time::Duration::from_secs(30 * 86400))?
     };
@@ -224,40 +219,35 @@ pub fn routes(control: ControlArgs) -> anyhow::Result<ExitCode> {
         println!("{}", json!({ "routes": routes }));
         return Ok(ExitCode::SUCCESS);
     }
-    let rows = routes.as_array().cloned().unwrap_or_default();
-    if rows.is_empty() {
+    if routes.is_empty() {
         println!("no routes learned yet");
         return Ok(ExitCode::SUCCESS);
     }
     println!("{:<7} {:<40} {:>7} {:<24} {:<25} FLAGS", "METHOD", "ROUTE", "HITS", "STATUSES", "LAST SEEN");
-    for r in rows {
-        let statuses = r["statuses"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{}×{v}", kevlar_core::text::printable(k, 8)))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
+    for r in routes {
+        let statuses = r
+            .statuses
+            .iter()
+            .map(|(k, v)| format!("{}×{v}", kevlar_core::text::printable(k, 8)))
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut flags = Vec::new();
-        if r["probe_only"].as_bool() == Some(true) {
-            flags.push("probe-only");
+        if r.probe_only {
+            flags.push("probe-only".to_owned());
         }
-        if r["stale"].as_bool() == Some(true) {
-            flags.push("stale");
+        if r.stale {
+            flags.push("stale".to_owned());
         }
-        let login = r["login"].as_str().map(|why| format!("login ({})", kevlar_core::text::printable(why, 80)));
-        if let Some(l) = &login {
-            flags.push(l);
+        if let Some(why) = &r.login {
+            flags.push(format!("login ({})", kevlar_core::text::printable(why, 80)));
         }
         println!(
             "{:<7} {:<40} {:>7} {:<24} {:<25} {}",
-            shown(&r["method"], 16),
-            shown(&r["route"], 200),
-            r["hits"],
+            text(Some(&r.method), 16),
+            text(Some(&r.route), 200),
+            r.hits,
             statuses,
-            r["last_seen"].as_str().unwrap_or("?"),
+            r.last_seen,
             flags.join(",")
         );
     }

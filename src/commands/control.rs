@@ -158,19 +158,21 @@ pub fn status(a: ControlArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!("upstream: {}", v["upstream"]);
     }
-    if let Some(sinks) = v["alerts"]["sinks"].as_array() {
+    if !v["alerts"].is_null() {
+        let alerts: kevlar_sinks::dispatch::AlertsStatus = serde_json::from_value(v["alerts"].clone())
+            .map_err(|e| anyhow::anyhow!("the admin API's alert status is not what this kevlar reads: {e}"))?;
         println!("alert sinks:");
-        for s in sinks {
-            let err = s["last_error"].as_str().map(|e| format!("  last error: {e}")).unwrap_or_default();
+        for s in &alerts.sinks {
+            let err = s.last_error.as_deref().map(|e| format!("  last error: {e}")).unwrap_or_default();
             println!(
                 "  {:<16} {:<9} {:<8} {} delivered, {} pending, {} held, {} dead{err}",
-                s["name"].as_str().unwrap_or("?"),
-                s["type"].as_str().unwrap_or("?"),
-                s["state"].as_str().unwrap_or("?"),
-                s["delivered"],
-                s["pending"],
-                s["held"],
-                s["dead"]
+                s.name,
+                s.kind,
+                s.state,
+                s.delivered.unwrap_or(0),
+                s.pending,
+                s.held,
+                s.dead
             );
         }
     }

@@ -534,7 +534,7 @@ fn status_fn(
             "held_requests": status_upstream.held(),
         });
         if let Some(a) = &status_alerts {
-            v["alerts"] = a.status();
+            v["alerts"] = serde_json::to_value(a.status()).unwrap_or_default();
         }
         if let Some(c) = &cluster {
             v["cluster"] = c.status();

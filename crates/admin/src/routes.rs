@@ -212,7 +212,7 @@ async fn alerts_status(State(state): State<AdminState>, Query(p): Query<AlertsPa
     let res = tokio::task::spawn_blocking(move || a.dead(limit).map(|dead| (a.status(), dead))).await;
     match res {
         Ok(Ok((mut status, dead))) => {
-            status["dead"] = serde_json::Value::Array(dead);
+            status.dead = Some(dead);
             Json(status).into_response()
         }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use kevlar_core::SecurityEvent;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::key::IpKey;
 
@@ -45,29 +45,79 @@ pub struct Record {
     pub bans: VecDeque<BanRecord>,
 }
 
+/// A black-book record as the admin API, the CLI and the dashboard show it (its JSON form is the
+/// admin API's `/v1/blackbook` contract).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BookRecord {
+    pub address: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub score: u64,
+    /// By event action and by family (`malicious_attack`, `family:sqli`).
+    pub counts: BTreeMap<String, u64>,
+    pub banned: bool,
+    /// The ban in force, if any.
+    pub ban: Option<BanView>,
+    pub samples: Vec<SampleView>,
+    pub ban_history: Vec<BanView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BanView {
+    pub since: String,
+    /// `None`: until lifted by hand.
+    pub until: Option<String>,
+    pub reason: String,
+    /// `manual`, `jail:NAME`, `recidive`, `cluster:INSTANCE` …
+    pub source: String,
+    pub enforced: bool,
+}
+
+/// One remembered event of the address (excerpts redacted as in the store).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SampleView {
+    #[serde(rename = "@timestamp")]
+    pub timestamp: String,
+    pub action: String,
+    pub family: Option<String>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub location: Option<String>,
+    pub excerpt: Option<String>,
+    pub request_id: Option<String>,
+}
+
 impl Record {
-    pub fn to_json(&self, key: &IpKey, now_ms: i64) -> Value {
+    pub fn view(&self, key: &IpKey, now_ms: i64) -> BookRecord {
         let active = self.bans.back().filter(|b| b.until_ms > now_ms);
-        json!({
-            "address": key.to_string(),
-            "first_seen": kevlar_core::time::rfc3339_ms(self.first_seen_ms),
-            "last_seen": kevlar_core::time::rfc3339_ms(self.last_seen_ms),
-            "score": self.score,
-            "counts": self.counts,
-            "banned": active.is_some(),
-            "ban": active.map(ban_json),
-            "samples": self.samples.iter().map(|s| json!({
-                "@timestamp": kevlar_core::time::rfc3339_ms(s.ts_ms),
-                "action": s.action,
-                "family": s.family,
-                "method": s.method,
-                "path": s.path,
-                "location": s.location,
-                "excerpt": s.excerpt,
-                "request_id": s.request_id,
-            })).collect::<Vec<_>>(),
-            "ban_history": self.bans.iter().map(ban_json).collect::<Vec<_>>(),
-        })
+        BookRecord {
+            address: key.to_string(),
+            first_seen: kevlar_core::time::rfc3339_ms(self.first_seen_ms),
+            last_seen: kevlar_core::time::rfc3339_ms(self.last_seen_ms),
+            score: self.score,
+            counts: self.counts.clone(),
+            banned: active.is_some(),
+            ban: active.map(ban_view),
+            samples: self
+                .samples
+                .iter()
+                .map(|s| SampleView {
+                    timestamp: kevlar_core::time::rfc3339_ms(s.ts_ms),
+                    action: s.action.clone(),
+                    family: s.family.clone(),
+                    method: s.method.clone(),
+                    path: s.path.clone(),
+                    location: s.location.clone(),
+                    excerpt: s.excerpt.clone(),
+                    request_id: s.request_id.clone(),
+                })
+                .collect(),
+            ban_history: self.bans.iter().map(ban_view).collect(),
+        }
+    }
+
+    pub fn to_json(&self, key: &IpKey, now_ms: i64) -> Value {
+        serde_json::to_value(self.view(key, now_ms)).unwrap_or(Value::Null)
     }
 
     pub fn from_json(v: &Value) -> Option<(IpKey, Record)> {
@@ -118,14 +168,14 @@ impl Record {
     }
 }
 
-fn ban_json(b: &BanRecord) -> Value {
-    json!({
-        "since": kevlar_core::time::rfc3339_ms(b.since_ms),
-        "until": if b.until_ms == i64::MAX { Value::Null } else { Value::from(kevlar_core::time::rfc3339_ms(b.until_ms)) },
-        "reason": b.reason,
-        "source": b.source,
-        "enforced": b.enforced,
-    })
+fn ban_view(b: &BanRecord) -> BanView {
+    BanView {
+        since: kevlar_core::time::rfc3339_ms(b.since_ms),
+        until: (b.until_ms != i64::MAX).then(|| kevlar_core::time::rfc3339_ms(b.until_ms)),
+        reason: b.reason.clone(),
+        source: b.source.clone(),
+        enforced: b.enforced,
+    }
 }
 
 fn ban_from_json(v: &Value) -> Option<BanRecord> {

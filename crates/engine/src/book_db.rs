@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
 use crate::bans::Ban;
-use crate::blackbook::Record;
+use crate::blackbook::{BookRecord, Record};
 use crate::key::IpKey;
 
 pub const FILE: &str = "shield.db";
@@ -85,8 +85,8 @@ impl BookDb {
             .map(|(_, r)| r))
     }
 
-    /// The most recently seen records (banned ones only with `banned`), as JSON, re-rendered at `now_ms`.
-    pub fn list(&self, limit: usize, banned: bool, now_ms: i64) -> Result<Vec<Value>, DbError> {
+    /// The most recently seen records (banned ones only with `banned`), re-rendered at `now_ms`.
+    pub fn list(&self, limit: usize, banned: bool, now_ms: i64) -> Result<Vec<BookRecord>, DbError> {
         let sql = if banned {
             "SELECT json FROM blackbook WHERE banned_until > ?2 ORDER BY last_seen DESC LIMIT ?1"
         } else {
@@ -97,7 +97,7 @@ impl BookDb {
         let mut out = Vec::new();
         for j in rows {
             if let Some((k, rec)) = serde_json::from_str::<Value>(&j?).ok().and_then(|v| Record::from_json(&v)) {
-                out.push(rec.to_json(&k, now_ms));
+                out.push(rec.view(&k, now_ms));
             }
         }
         Ok(out)

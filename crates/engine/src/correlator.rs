@@ -16,11 +16,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 use kevlar_config::{BansConfig, BlackbookConfig, Config};
 use kevlar_core::{action, Category, Outcome, SecurityEvent, Severity};
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::bans::{Ban, BanShare, BanTable};
-use crate::blackbook::{BanRecord, BlackBook, Record};
+use crate::blackbook::{BanRecord, BlackBook, BookRecord, Record};
 use crate::book_db::{BookDb, DbError};
 use crate::book_error::BookError;
 use crate::key::IpKey;
@@ -430,7 +429,12 @@ impl Correlator {
     // ---- control: the admin API and the CLI ----
 
     /// Bans `addr` by hand (always enforced). `None`: until lifted.
-    pub fn manual_ban(&self, addr: &str, dur: Option<Duration>, reason: Option<String>) -> Result<Value, BookError> {
+    pub fn manual_ban(
+        &self,
+        addr: &str,
+        dur: Option<Duration>,
+        reason: Option<String>,
+    ) -> Result<BookRecord, BookError> {
         let key = IpKey::parse(addr, self.v6_prefix).map_err(BookError::Refused)?;
         let ip = first_ip(&key);
         if self.allowed(ip) {
@@ -445,7 +449,7 @@ impl Correlator {
             true,
         );
         self.housekeeping();
-        Ok(self.show(&key.to_string())?.unwrap_or(Value::Null))
+        self.show(&key.to_string())?.ok_or(BookError::Unavailable)
     }
 
     /// Lifts a ban. `Ok(false)` when the address was not banned.
@@ -487,25 +491,25 @@ impl Correlator {
     }
 
     /// The black book, most recently seen first (after writing pending changes).
-    pub fn list(&self, limit: usize, banned_only: bool) -> Result<Value, BookError> {
+    pub fn list(&self, limit: usize, banned_only: bool) -> Result<Vec<BookRecord>, BookError> {
         self.housekeeping();
         let db = self.db.lock().map_err(|_| BookError::Unavailable)?;
         let db = db.as_ref().ok_or(BookError::Unavailable)?;
-        Ok(db.list(limit, banned_only, now_ms()).map(Value::Array)?)
+        Ok(db.list(limit, banned_only, now_ms())?)
     }
 
-    pub fn show(&self, addr: &str) -> Result<Option<Value>, BookError> {
+    pub fn show(&self, addr: &str) -> Result<Option<BookRecord>, BookError> {
         let key = IpKey::parse(addr, self.v6_prefix).map_err(BookError::Refused)?;
         let now = now_ms();
         if let Some(r) = self.book.lock().ok().and_then(|b| b.get(&key).cloned()) {
-            return Ok(Some(r.to_json(&key, now)));
+            return Ok(Some(r.view(&key, now)));
         }
         let db = self.db.lock().map_err(|_| BookError::Unavailable)?;
         let rec = match db.as_ref() {
             Some(d) => d.load_record(&key)?,
             None => None,
         };
-        Ok(rec.map(|r| r.to_json(&key, now)))
+        Ok(rec.map(|r| r.view(&key, now)))
     }
 }
 
@@ -575,15 +579,15 @@ impl Jails {
 }
 
 /// For the CLI when Kevlar is not running: the stored black book.
-pub fn offline_list(data_dir: &Path, limit: usize, banned_only: bool) -> Result<Value, BookError> {
+pub fn offline_list(data_dir: &Path, limit: usize, banned_only: bool) -> Result<Vec<BookRecord>, BookError> {
     let db = BookDb::open(data_dir)?;
-    Ok(db.list(limit, banned_only, now_ms()).map(Value::Array)?)
+    Ok(db.list(limit, banned_only, now_ms())?)
 }
 
-pub fn offline_show(data_dir: &Path, addr: &str) -> Result<Option<Value>, BookError> {
+pub fn offline_show(data_dir: &Path, addr: &str) -> Result<Option<BookRecord>, BookError> {
     let db = BookDb::open(data_dir)?;
     let key = IpKey::parse(addr, 64).map_err(BookError::Refused)?;
-    Ok(db.load_record(&key)?.map(|r| r.to_json(&key, now_ms())))
+    Ok(db.load_record(&key)?.map(|r| r.view(&key, now_ms())))
 }
 
 /// For the CLI when Kevlar is not running: a ban written to the store, in force from the next start.
@@ -592,7 +596,7 @@ pub fn offline_ban(
     addr: &str,
     dur: Option<Duration>,
     reason: Option<String>,
-) -> Result<Value, BookError> {
+) -> Result<BookRecord, BookError> {
     let mut db = BookDb::open(data_dir)?;
     let key = IpKey::parse(addr, 64).map_err(BookError::Refused)?;
     let since = now_ms();
@@ -604,7 +608,7 @@ pub fn offline_ban(
         db.load_record(&key)?.unwrap_or(Record { first_seen_ms: since, last_seen_ms: since, ..Default::default() });
     rec.bans.push_back(BanRecord { since_ms: since, until_ms: until, reason, source: "manual".into(), enforced: true });
     db.save_records(&[(key, rec.clone())], since)?;
-    Ok(rec.to_json(&key, since))
+    Ok(rec.view(&key, since))
 }
 
 /// For the CLI when Kevlar is not running. `Ok(false)`: there was no ban.

@@ -11,6 +11,7 @@ pub mod correlator;
 pub mod key;
 pub mod wake;
 
+pub use blackbook::{BanView, BookRecord, SampleView};
 pub use book_error::BookError;
 pub use bus::{Bus, BusBuilder, Envelope};
 pub use correlator::Correlator;

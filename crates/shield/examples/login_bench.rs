@@ -10,7 +10,7 @@ use std::time::Instant;
 use http::HeaderMap;
 use kevlar_config::LoginsConfig;
 use kevlar_core::{RequestMeta, RequestView};
-use kevlar_detect::{Detector, Families, InspectConfig, Inspector};
+use kevlar_detect::{Detector, InspectConfig, Inspector};
 use kevlar_shield::login::Logins;
 
 fn per_call(n: u32, mut f: impl FnMut(u32)) -> f64 {

@@ -44,6 +44,7 @@ use kevlar_engine::book_db::DbError;
 pub use kevlar_engine::correlator::{offline_ban, offline_list, offline_show, offline_unban, MAX_TRACKED};
 /// What the black book's control calls fail with (the caller's mistake, or the store).
 pub use kevlar_engine::BookError as ShieldError;
+pub use kevlar_engine::{BanView, BookRecord, SampleView};
 use kevlar_engine::{Correlator, IpKey};
 use ratelimit::{Global, Keyed};
 use routes::Inventory;
@@ -252,7 +253,12 @@ impl Shield {
     // ---- control: the admin API and the CLI (the black book's, through the correlator) ----
 
     /// Bans `addr` by hand (always enforced). `None`: until lifted.
-    pub fn manual_ban(&self, addr: &str, dur: Option<Duration>, reason: Option<String>) -> Result<Value, ShieldError> {
+    pub fn manual_ban(
+        &self,
+        addr: &str,
+        dur: Option<Duration>,
+        reason: Option<String>,
+    ) -> Result<kevlar_engine::BookRecord, ShieldError> {
         self.inner.correlator.manual_ban(addr, dur, reason)
     }
 
@@ -262,11 +268,11 @@ impl Shield {
     }
 
     /// The black book, most recently seen first (after writing pending changes).
-    pub fn list(&self, limit: usize, banned_only: bool) -> Result<Value, ShieldError> {
+    pub fn list(&self, limit: usize, banned_only: bool) -> Result<Vec<kevlar_engine::BookRecord>, ShieldError> {
         self.inner.correlator.list(limit, banned_only)
     }
 
-    pub fn show(&self, addr: &str) -> Result<Option<Value>, ShieldError> {
+    pub fn show(&self, addr: &str) -> Result<Option<kevlar_engine::BookRecord>, ShieldError> {
         self.inner.correlator.show(addr)
     }
 
@@ -293,12 +299,12 @@ impl Shield {
         self.inner.exclusions.remove(id)
     }
 
-    pub fn routes(&self) -> Value {
+    pub fn routes(&self) -> Vec<routes::RouteView> {
         let now = now_ms();
         let stale = self.inner.cfg.routes.stale_after.as_millis() as i64;
         match self.inner.routes.lock() {
             Ok(r) => routes::report(r.iter(), now, stale),
-            Err(_) => Value::Array(Vec::new()),
+            Err(_) => Vec::new(),
         }
     }
 
@@ -909,7 +915,7 @@ impl Gate for Shield {
 }
 
 /// For the CLI when Kevlar is not running: the stored route inventory.
-pub fn offline_routes(data_dir: &Path, stale_after: Duration) -> Result<Value, ShieldError> {
+pub fn offline_routes(data_dir: &Path, stale_after: Duration) -> Result<Vec<routes::RouteView>, ShieldError> {
     let db = RoutesDb::open(data_dir)?;
     let routes = db.load_routes()?;
     Ok(routes::report(routes.iter().map(|(k, v)| (k, v)), now_ms(), stale_after.as_millis() as i64))

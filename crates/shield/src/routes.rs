@@ -4,8 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{json, Value};
-
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RouteStats {
     pub hits: u64,
@@ -167,28 +165,48 @@ impl Inventory {
     }
 }
 
+/// One route as the admin API (`/v1/routes`), `kevlar routes` and the dashboard show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RouteView {
+    pub method: String,
+    /// The path template (`/users/{n}`).
+    pub route: String,
+    pub hits: u64,
+    /// Requests that detectors flagged.
+    pub flagged: u64,
+    /// By status code (as text, the JSON object's keys).
+    pub statuses: BTreeMap<String, u64>,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// Not seen for longer than `routes.stale_after`.
+    pub stale: bool,
+    pub probe_only: bool,
+    /// Why Kevlar takes requests to it for logins, when it does.
+    pub login: Option<String>,
+}
+
 /// The inventory as `kevlar routes` shows it: busiest first, with flags.
-pub fn report<'a>(routes: impl Iterator<Item = (&'a RouteKey, &'a RouteStats)>, now_ms: i64, stale_ms: i64) -> Value {
+pub fn report<'a>(
+    routes: impl Iterator<Item = (&'a RouteKey, &'a RouteStats)>,
+    now_ms: i64,
+    stale_ms: i64,
+) -> Vec<RouteView> {
     let mut rows: Vec<(&RouteKey, &RouteStats)> = routes.collect();
     rows.sort_by(|a, b| b.1.hits.cmp(&a.1.hits).then(a.0.cmp(b.0)));
-    Value::Array(
-        rows.into_iter()
-            .map(|((method, template), r)| {
-                json!({
-                    "method": method,
-                    "route": template,
-                    "hits": r.hits,
-                    "flagged": r.flagged,
-                    "statuses": r.statuses.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<serde_json::Map<_, _>>(),
-                    "first_seen": kevlar_core::time::rfc3339_ms(r.first_seen_ms),
-                    "last_seen": kevlar_core::time::rfc3339_ms(r.last_seen_ms),
-                    "stale": now_ms - r.last_seen_ms > stale_ms,
-                    "probe_only": r.probe_only(),
-                    "login": r.login,
-                })
-            })
-            .collect(),
-    )
+    rows.into_iter()
+        .map(|((method, template), r)| RouteView {
+            method: method.clone(),
+            route: template.clone(),
+            hits: r.hits,
+            flagged: r.flagged,
+            statuses: r.statuses.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            first_seen: kevlar_core::time::rfc3339_ms(r.first_seen_ms),
+            last_seen: kevlar_core::time::rfc3339_ms(r.last_seen_ms),
+            stale: now_ms - r.last_seen_ms > stale_ms,
+            probe_only: r.probe_only(),
+            login: r.login.clone(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -247,7 +247,7 @@ fn sink_down(events: &[Arc<SecurityEvent>], rt: &tokio::runtime::Runtime) {
             samples.push(rss_kb());
         }
     });
-    let pending = || -> u64 { alerts.status()["sinks"][0]["pending"].as_u64().unwrap_or(0) };
+    let pending = || -> u64 { alerts.status().sinks.first().map_or(0, |s| s.pending) };
     let end = Instant::now() + Duration::from_secs(120);
     while pending() < n as u64 * 9 / 10 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(50));
@@ -262,7 +262,7 @@ fn sink_down(events: &[Arc<SecurityEvent>], rt: &tokio::runtime::Runtime) {
         before as f64 / 1024.0,
         after as f64 / 1024.0,
         samples.iter().map(|s| format!("{:.0}", *s as f64 / 1024.0)).collect::<Vec<_>>().join(" "),
-        alerts.status()["sinks"][0]["state"]
+        alerts.status().sinks.first().map_or("-".to_owned(), |s| s.state.clone())
     );
     alerts.close(Duration::from_millis(100));
     drop(bus);

@@ -26,7 +26,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_action ON events(action, id);
     CREATE INDEX events_ip ON events(ip, id);",
     // 2: per-minute and per-hour counts by series (an action, `malicious_attack:FAMILY`, or
-    // `requests`), for charts that do not scan the events; backfilled from what is stored.
+    // `requests`), for charts that do not scan the events; backfilled from what is stored. And the
+    // events by user, for the dashboard's login pages.
     "CREATE TABLE rollup_min (minute INTEGER NOT NULL, series TEXT NOT NULL, n INTEGER NOT NULL,
         PRIMARY KEY (minute, series)) WITHOUT ROWID;
     CREATE TABLE rollup_hour (hour INTEGER NOT NULL, series TEXT NOT NULL, n INTEGER NOT NULL,
@@ -34,7 +35,8 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO rollup_min SELECT ts_ms / 60000, CASE WHEN action = 'malicious_attack'
         THEN 'malicious_attack:' || COALESCE(json_extract(doc, '$.kevlar.family'), 'other') ELSE action END, COUNT(*)
         FROM events GROUP BY 1, 2;
-    INSERT INTO rollup_hour SELECT minute / 60, series, SUM(n) FROM rollup_min GROUP BY 1, 2;",
+    INSERT INTO rollup_hour SELECT minute / 60, series, SUM(n) FROM rollup_min GROUP BY 1, 2;
+    CREATE INDEX events_user ON events(user_name, id) WHERE user_name IS NOT NULL;",
 ];
 
 pub(crate) fn migrate(conn: &mut rusqlite::Connection, path: &Path) -> Result<(), StoreError> {

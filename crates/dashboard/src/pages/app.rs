@@ -119,12 +119,12 @@ pub async fn alerts(State(d): St, Extension(s): Extension<Session>) -> Response 
             table {
                 thead { tr { th { "Sink" } th { "Type" } th { "Health" } th { "Since" } th { "Delivered" } th { "Pending" } th { "Held" } th { "Dead" } th { "Last error" } } }
                 tbody {
-                    @for k in status["sinks"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+                    @for k in &status.sinks {
                         tr {
-                            td { (field(k, "name")) } td { (field(k, "type")) }
-                            td class={ "h-" (field(k, "state")) } { (field(k, "state")) }
-                            td { (time(&field(k, "since"))) } td { (field(k, "delivered")) } td { (field(k, "pending")) }
-                            td { (field(k, "held")) } td { (field(k, "dead")) } td { (field(k, "last_error")) }
+                            td { (k.name) } td { (k.kind) }
+                            td class={ "h-" (k.state) } { (k.state) }
+                            td { (k.since.as_deref().map(time).unwrap_or_default()) } td { (k.delivered.unwrap_or(0)) } td { (k.pending) }
+                            td { (k.held) } td { (k.dead) } td { (k.last_error.as_deref().unwrap_or("")) }
                         }
                     }
                 }
@@ -137,8 +137,8 @@ pub async fn alerts(State(d): St, Extension(s): Extension<Session>) -> Response 
                     tbody {
                         @for x in &dead {
                             tr {
-                                td { (field(x, "id")) } td { (field(x, "sink")) } td { (field(x, "action")) } td { (field(x, "ip")) }
-                                td { (field(x, "attempts")) } td { (time(&field(x, "created"))) } td { (field(x, "last_error")) }
+                                td { (x.id) } td { (x.sink) } td { (x.action) } td { (x.ip.as_deref().unwrap_or("")) }
+                                td { (x.attempts) } td { (time(&x.created)) } td { (x.last_error.as_deref().unwrap_or("")) }
                             }
                         }
                     }

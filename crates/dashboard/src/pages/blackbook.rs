@@ -6,14 +6,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
+use kevlar_shield::{BanView, BookRecord};
 use kevlar_store::EventQuery;
 use maud::html;
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::events::read;
-use super::{csrf, error, event_table, facts, layout};
-use crate::format::{encode, field, time};
+use super::{csrf, error, event_table, layout};
+use crate::format::{encode, time};
 use crate::session::Session;
 use crate::St;
 
@@ -54,10 +54,7 @@ pub async fn list(
     let needle = q.q.as_deref().map(str::trim).unwrap_or("");
     // A prefix (`203.0.113.`, `2001:db8:`) or CIDR-looking text matches the address's start.
     let needle = needle.split('/').next().unwrap_or("");
-    let records: Vec<&Value> = list
-        .as_array()
-        .map(|a| a.iter().filter(|r| field(r, "address").starts_with(needle)).take(500).collect())
-        .unwrap_or_default();
+    let records: Vec<&BookRecord> = list.iter().filter(|r| r.address.starts_with(needle)).take(500).collect();
     layout(
         "Black book",
         "/blackbook",
@@ -72,13 +69,12 @@ pub async fn list(
                 thead { tr { th { "Address" } th { "Score" } th { "Last seen" } th { "Banned" } th { "Events" } } }
                 tbody {
                     @for r in &records {
-                        @let addr = field(r, "address");
                         tr {
-                            td { a href={ "/blackbook/" (encode(&addr)) } { (addr) } }
-                            td { (field(r, "score")) }
-                            td { (time(&field(r, "last_seen"))) }
-                            td { @if r["banned"] == true { strong.bad { "banned" } " until " (until(&r["ban"])) } }
-                            td { (counts(&r["counts"])) }
+                            td { a href={ "/blackbook/" (encode(&r.address)) } { (r.address) } }
+                            td { (r.score) }
+                            td { (time(&r.last_seen)) }
+                            td { @if let Some(b) = r.ban.as_ref().filter(|_| r.banned) { strong.bad { "banned" } " until " (until(b)) } }
+                            td { (counts(r)) }
                         }
                     }
                 }
@@ -90,23 +86,20 @@ pub async fn list(
     )
 }
 
-fn until(ban: &Value) -> String {
-    match ban["until"].as_str() {
+fn until(ban: &BanView) -> String {
+    match &ban.until {
         Some(t) => time(t),
         None => "lifted by hand".into(),
     }
 }
 
-fn counts(c: &Value) -> String {
-    c.as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(k, _)| !k.starts_with("family:"))
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
+fn counts(r: &BookRecord) -> String {
+    r.counts
+        .iter()
+        .filter(|(k, _)| !k.starts_with("family:"))
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn ban_form(s: &Session, addr: Option<&str>) -> maud::Markup {
@@ -152,16 +145,16 @@ pub async fn show(State(d): St, Extension(s): Extension<Session>, Path(addr): Pa
             @match &rec {
                 None => p.empty { "No record for this address: Kevlar has not seen it misbehave." },
                 Some(r) => {
-                    @if r["banned"] == true {
-                        p.bad { strong { "Banned" } " until " (until(&r["ban"])) ": " (field(&r["ban"], "reason")) " (" (field(&r["ban"], "source")) ")" }
+                    @if let Some(b) = r.ban.as_ref().filter(|_| r.banned) {
+                        p.bad { strong { "Banned" } " until " (until(b)) ": " (b.reason) " (" (b.source) ")" }
                     } @else {
                         p { "Not banned." }
                     }
-                    (facts(r, &[("score", "Score"), ("first_seen", "First seen"), ("last_seen", "Last seen")]))
-                    p { "Counts: " (counts(&r["counts"])) }
+                    dl.facts { dt { "Score" } dd { (r.score) } dt { "First seen" } dd { (time(&r.first_seen)) } dt { "Last seen" } dd { (time(&r.last_seen)) } }
+                    p { "Counts: " (counts(r)) }
                 }
             }
-            @if rec.as_ref().is_some_and(|r| r["banned"] == true) {
+            @if rec.as_ref().is_some_and(|r| r.banned) {
                 form.unban method="post" action={ "/blackbook/" (encode(&addr)) "/unban" } {
                     (csrf(&s))
                     button type="submit" { "Unban" }
@@ -170,26 +163,27 @@ pub async fn show(State(d): St, Extension(s): Extension<Session>, Path(addr): Pa
                 (ban_form(&s, Some(&addr)))
             }
             @if let Some(r) = &rec {
-                @if let Some(h) = r["ban_history"].as_array().filter(|h| !h.is_empty()) {
+                @if !r.ban_history.is_empty() {
                     h2 { "Ban history" }
                     table {
                         thead { tr { th { "Since" } th { "Until" } th { "Source" } th { "Reason" } th { "Enforced" } } }
                         tbody {
-                            @for b in h {
-                                tr { td { (time(&field(b, "since"))) } td { (until(b)) } td { (field(b, "source")) } td { (field(b, "reason")) } td { (field(b, "enforced")) } }
+                            @for b in &r.ban_history {
+                                tr { td { (time(&b.since)) } td { (until(b)) } td { (b.source) } td { (b.reason) } td { (if b.enforced { "yes" } else { "no" }) } }
                             }
                         }
                     }
                 }
-                @if let Some(samples) = r["samples"].as_array().filter(|x| !x.is_empty()) {
+                @if !r.samples.is_empty() {
                     h2 { "Samples" }
                     table {
                         thead { tr { th { "Time" } th { "Action" } th { "Family" } th { "Request" } th { "Where" } th { "Excerpt (redacted)" } } }
                         tbody {
-                            @for x in samples {
+                            @for x in &r.samples {
                                 tr {
-                                    td { (time(&field(x, "@timestamp"))) } td { (field(x, "action")) } td { (field(x, "family")) }
-                                    td.path { (field(x, "method")) " " (field(x, "path")) } td { (field(x, "location")) } td { code { (field(x, "excerpt")) } }
+                                    td { (time(&x.timestamp)) } td { (x.action) } td { (x.family.as_deref().unwrap_or("")) }
+                                    td.path { (x.method.as_deref().unwrap_or("")) " " (x.path.as_deref().unwrap_or("")) }
+                                    td { (x.location.as_deref().unwrap_or("")) } td { code { (x.excerpt.as_deref().unwrap_or("")) } }
                                 }
                             }
                         }
@@ -240,7 +234,7 @@ pub async fn ban(
     let a = addr.clone();
     match tokio::task::spawn_blocking(move || sh.manual_ban(&a, dur, reason)).await {
         Ok(Ok(v)) => {
-            let shown = v["address"].as_str().unwrap_or(&addr).to_owned();
+            let shown = v.address;
             crate::report_change(&d, "ban", format!("dashboard: {shown} banned"), Some(&shown));
             Redirect::to(&format!("/blackbook/{}", encode(&shown))).into_response()
         }

@@ -84,11 +84,9 @@ pub async fn page(
         Range::Month => "30days",
     };
     let bans = d.admin.shield.as_ref().and_then(|sh| sh.list(20, true).ok()).unwrap_or_default();
-    let bans: Vec<&serde_json::Value> = bans.as_array().map(|a| a.iter().collect()).unwrap_or_default();
-    let mut routes: Vec<serde_json::Value> =
-        d.admin.shield.as_ref().and_then(|sh| sh.routes().as_array().cloned()).unwrap_or_default();
-    routes.retain(|r| r["flagged"].as_u64().unwrap_or(0) > 0);
-    routes.sort_by(|a, b| b["flagged"].as_u64().cmp(&a["flagged"].as_u64()));
+    let mut routes = d.admin.shield.as_ref().map(|sh| sh.routes()).unwrap_or_default();
+    routes.retain(|r| r.flagged > 0);
+    routes.sort_by_key(|r| std::cmp::Reverse(r.flagged));
     routes.truncate(10);
     let sinks = status["alerts"]["sinks"].as_array().cloned().unwrap_or_default();
     let sum = |v: &[i64]| v.iter().sum::<i64>();
@@ -137,15 +135,17 @@ pub async fn page(
                     h2 { "Most attacked routes" }
                     @if routes.is_empty() { p.empty { "No route has findings." } }
                     ol { @for r in &routes {
-                        li { code { (field(r, "method")) " " (field(r, "route")) } " — " (field(r, "flagged")) " findings" }
+                        li { code { (r.method) " " (r.route) } " — " (r.flagged) " findings" }
                     } }
                 }
                 section {
                     h2 { "Current bans" }
                     @if bans.is_empty() { p.empty { "No address is banned." } }
                     ul { @for b in &bans {
-                        @let a = field(b, "address");
-                        li { a href={ "/blackbook/" (encode(&a)) } { (a) } " until " (b["ban"]["until"].as_str().map(time).unwrap_or_else(|| "lifted".into())) }
+                        li {
+                            a href={ "/blackbook/" (encode(&b.address)) } { (b.address) }
+                            " until " (b.ban.as_ref().and_then(|x| x.until.as_deref()).map(time).unwrap_or_else(|| "lifted".into()))
+                        }
                     } }
                 }
                 section {

@@ -20,9 +20,10 @@ use kevlar_config::{AlertsConfig, SinkConfig};
 use kevlar_core::{time::now_ms, Category, Outcome, SecurityEvent, Severity};
 use kevlar_engine::{Bus, Wake};
 use rusqlite::Connection;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::router::{Routed, Router};
+pub use crate::util::outbox::DeadLetter;
 use crate::util::outbox::{Counts, Delivery, Outbox, OutboxError, HELD, PENDING};
 use crate::util::rate::Budget;
 use crate::util::retry::Backoff;
@@ -89,7 +90,45 @@ struct Inner {
 type Done = (mpsc::Receiver<()>, usize);
 
 /// The outbox as `kevlar alerts` shows it when Kevlar is not running: counts per sink, dead letters.
-pub type OfflineStatus = (Vec<(String, Counts)>, Vec<Value>);
+pub type OfflineStatus = (Vec<(String, Counts)>, Vec<DeadLetter>);
+
+/// One sink's health and queues, as `/v1/status`, `/v1/alerts`, `kevlar alerts` and the dashboard
+/// show them. Read from the outbox alone (Kevlar stopped), only the queues are known.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SinkStatus {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `unknown`, `ok`, `failing`; `stopped` when read without a running Kevlar.
+    pub state: String,
+    pub since: Option<String>,
+    pub last_ok: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+    pub consecutive_failures: u32,
+    /// `None` when read without a running Kevlar.
+    pub delivered: Option<u64>,
+    pub failed_attempts: u64,
+    pub digests: u64,
+    pub notices_dropped: u64,
+    pub pending: u64,
+    pub held: u64,
+    pub dead: u64,
+    /// Deliveries refused because its queue was full (`alerts.max_pending`).
+    pub refused: u64,
+}
+
+/// Every sink, with the dead letters when asked for (`/v1/alerts`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct AlertsStatus {
+    pub sinks: Vec<SinkStatus>,
+    /// Events the feeder refused in all.
+    pub refused: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead: Option<Vec<DeadLetter>>,
+}
 
 /// The running alert pipeline; cheap to clone.
 #[derive(Clone)]
@@ -211,44 +250,44 @@ impl Alerts {
     }
 
     /// Per-sink health and queue counts, for `/v1/status` and `kevlar alerts`.
-    pub fn status(&self) -> Value {
+    pub fn status(&self) -> AlertsStatus {
         let counts: Vec<(String, Counts)> = Outbox::open_existing(&self.inner.data_dir)
             .ok()
             .flatten()
             .and_then(|o| o.counts().ok())
             .unwrap_or_default();
-        let sinks: Vec<Value> = self
+        let sinks: Vec<SinkStatus> = self
             .inner
             .slots
             .iter()
             .map(|s| {
                 let h = s.health.lock().map(|h| h.clone()).unwrap_or_default();
                 let c = counts.iter().find(|(n, _)| *n == s.cfg.name).map(|(_, c)| *c).unwrap_or_default();
-                json!({
-                    "name": s.cfg.name,
-                    "type": s.cfg.kind.name(),
-                    "state": h.state,
-                    "since": kevlar_core::time::rfc3339_ms(h.since_ms),
-                    "last_ok": h.last_ok_ms.map(kevlar_core::time::rfc3339_ms),
-                    "last_error": h.last_error,
-                    "last_error_at": h.last_error_ms.map(kevlar_core::time::rfc3339_ms),
-                    "consecutive_failures": h.consecutive_failures,
-                    "delivered": h.delivered,
-                    "failed_attempts": h.failed_attempts,
-                    "digests": h.digests,
-                    "notices_dropped": h.notices_dropped,
-                    "pending": c.pending,
-                    "held": c.held,
-                    "dead": c.dead,
-                    "refused": s.refused.load(Ordering::Relaxed),
-                })
+                SinkStatus {
+                    name: s.cfg.name.clone(),
+                    kind: s.cfg.kind.name().to_owned(),
+                    state: h.state.to_owned(),
+                    since: Some(kevlar_core::time::rfc3339_ms(h.since_ms)),
+                    last_ok: h.last_ok_ms.map(kevlar_core::time::rfc3339_ms),
+                    last_error: h.last_error,
+                    last_error_at: h.last_error_ms.map(kevlar_core::time::rfc3339_ms),
+                    consecutive_failures: h.consecutive_failures,
+                    delivered: Some(h.delivered),
+                    failed_attempts: h.failed_attempts,
+                    digests: h.digests,
+                    notices_dropped: h.notices_dropped,
+                    pending: c.pending,
+                    held: c.held,
+                    dead: c.dead,
+                    refused: s.refused.load(Ordering::Relaxed),
+                }
             })
             .collect();
-        json!({ "sinks": sinks, "refused": self.inner.refused.load(Ordering::Relaxed) })
+        AlertsStatus { sinks, refused: self.inner.refused.load(Ordering::Relaxed), dead: None }
     }
 
     /// Dead letters, newest first.
-    pub fn dead(&self, limit: usize) -> Result<Vec<Value>, OutboxError> {
+    pub fn dead(&self, limit: usize) -> Result<Vec<DeadLetter>, OutboxError> {
         Outbox::open(&self.inner.data_dir)?.dead(limit)
     }
 

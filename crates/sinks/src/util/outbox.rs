@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use kevlar_core::SecurityEvent;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 pub const OUTBOX_FILE: &str = "outbox.db";
 
@@ -405,7 +405,7 @@ impl Outbox {
     }
 
     /// Dead letters, newest first, as JSON for the CLI and the admin API.
-    pub fn dead(&self, limit: usize) -> Result<Vec<Value>, OutboxError> {
+    pub fn dead(&self, limit: usize) -> Result<Vec<DeadLetter>, OutboxError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -415,16 +415,16 @@ impl Outbox {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([limit as i64], |r| {
-                Ok(json!({
-                    "id": r.get::<_, i64>(0)?,
-                    "sink": r.get::<_, String>(1)?,
-                    "attempts": r.get::<_, i64>(2)?,
-                    "created": kevlar_core::time::rfc3339_ms(r.get::<_, i64>(3)?),
-                    "last_error": r.get::<_, Option<String>>(4)?,
-                    "event_id": r.get::<_, String>(5)?,
-                    "action": r.get::<_, String>(6)?,
-                    "ip": r.get::<_, Option<String>>(7)?,
-                }))
+                Ok(DeadLetter {
+                    id: r.get(0)?,
+                    sink: r.get(1)?,
+                    attempts: r.get(2)?,
+                    created: kevlar_core::time::rfc3339_ms(r.get::<_, i64>(3)?),
+                    last_error: r.get(4)?,
+                    event_id: r.get(5)?,
+                    action: r.get(6)?,
+                    ip: r.get(7)?,
+                })
             })
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
             .map_err(|e| OutboxError { path: self.path.clone(), source: e })?;
@@ -463,6 +463,19 @@ pub struct HeldGroup {
     pub distinct_addresses: u64,
     pub addresses: Vec<String>,
     pub example: String,
+}
+
+/// A delivery that gave up, as `kevlar alerts`, the admin API and the dashboard show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub sink: String,
+    pub attempts: i64,
+    pub created: String,
+    pub last_error: Option<String>,
+    pub event_id: String,
+    pub action: String,
+    pub ip: Option<String>,
 }
 
 #[cfg(test)]
@@ -507,7 +520,7 @@ mod tests {
             ]
         );
         let dead = o.dead(10).unwrap();
-        assert_eq!(dead[0]["last_error"], "still down");
+        assert_eq!(dead[0].last_error.as_deref(), Some("still down"));
         assert_eq!(o.retry(None).unwrap(), 1);
         assert_eq!(o.take("s", PENDING, 10).unwrap()[0].attempts, 0);
         let h = o.held_summary("t").unwrap().unwrap();
