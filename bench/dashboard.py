@@ -163,9 +163,9 @@ def main():
         start = time.time()
         rate, seconds = 1000, 5
         while sent < rate * seconds:
-            due = start + sent / rate
-            if due > time.time():
-                time.sleep(due - time.time())
+            wait = start + sent / rate - time.time()
+            if wait > 0:
+                time.sleep(wait)
             ev = {"event": {"action": "malicious_attack"}, "message": "bench", "source": {"ip": "203.0.113.5"}}
             poster.request("POST", "/v1/events", body=json.dumps(ev),
                            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})

@@ -27,7 +27,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_ip ON events(ip, id);",
     // 2: per-minute and per-hour counts by series (an action, `malicious_attack:FAMILY`, or
     // `requests`), for charts that do not scan the events; backfilled from what is stored. And the
-    // events by user, for the dashboard's login pages.
+    // events by user and a count per user, for the dashboard's login pages.
     "CREATE TABLE rollup_min (minute INTEGER NOT NULL, series TEXT NOT NULL, n INTEGER NOT NULL,
         PRIMARY KEY (minute, series)) WITHOUT ROWID;
     CREATE TABLE rollup_hour (hour INTEGER NOT NULL, series TEXT NOT NULL, n INTEGER NOT NULL,
@@ -36,7 +36,10 @@ const MIGRATIONS: &[&str] = &[
         THEN 'malicious_attack:' || COALESCE(json_extract(doc, '$.kevlar.family'), 'other') ELSE action END, COUNT(*)
         FROM events GROUP BY 1, 2;
     INSERT INTO rollup_hour SELECT minute / 60, series, SUM(n) FROM rollup_min GROUP BY 1, 2;
-    CREATE INDEX events_user ON events(user_name, id) WHERE user_name IS NOT NULL;",
+    CREATE INDEX events_user ON events(user_name, id) WHERE user_name IS NOT NULL;
+    CREATE TABLE rollup_user (user_name TEXT PRIMARY KEY, n INTEGER NOT NULL, last_ms INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE INDEX rollup_user_last ON rollup_user(last_ms);
+    INSERT INTO rollup_user SELECT user_name, COUNT(*), MAX(ts_ms) FROM events WHERE user_name IS NOT NULL GROUP BY 1;",
 ];
 
 pub(crate) fn migrate(conn: &mut rusqlite::Connection, path: &Path) -> Result<(), StoreError> {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use rusqlite::OpenFlags;
+use rusqlite::{OpenFlags, OptionalExtension};
 use serde_json::Value;
 
 use crate::{db_path, StoreError};
@@ -62,31 +62,87 @@ impl Reader {
         Ok(Reader { conn })
     }
 
+    /// The events matching `q`: without `after_id`, the newest `limit` (returned oldest first);
+    /// with it, the first `limit` stored after that id, so that a follower never skips any.
+    /// Only the filters given are in the SQL, so that SQLite can use the index each one has
+    /// (action, address, user, time).
     pub fn query(&self, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        let limit = q.limit.unwrap_or(1000).min(100_000) as i64;
+        if let (Some(prefix), None) = (&q.action_prefix, &q.action) {
+            return self.query_prefix(q, prefix);
+        }
+        self.query_one(q)
+    }
+
+    /// An action prefix (`malicious_`): one query per action the store has counted under it,
+    /// each on the (action, id) index, merged. One range over the index would have to sort
+    /// every matching event before taking the newest.
+    fn query_prefix(&self, q: &EventQuery, prefix: &str) -> Result<Vec<StoredEvent>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, doc FROM events
-             WHERE (?1 IS NULL OR ts_ms >= ?1) AND (?2 IS NULL OR action = ?2)
-               AND (?3 IS NULL OR ip = ?3) AND (?4 IS NULL OR id > ?4)
-               AND (?6 IS NULL OR user_name = ?6) AND (?7 IS NULL OR id < ?7)
-               AND (?8 IS NULL OR action >= ?8 AND action < ?8 || char(1114111))
-               AND (?9 IS NULL OR json_extract(doc, '$.event.category') LIKE '%\"' || ?9 || '\"%')
-               AND (?10 IS NULL OR substr(json_extract(doc, '$.url.path'), 1, length(?10)) = ?10)
-             ORDER BY id DESC LIMIT ?5",
+            "SELECT DISTINCT CASE WHEN instr(series, ':') > 0 THEN substr(series, 1, instr(series, ':') - 1)
+                 ELSE series END FROM rollup_hour WHERE series >= ?1 AND series < ?1 || char(1114111)",
         )?;
-        let params = rusqlite::params![
-            q.since_ms,
-            q.action,
-            q.ip,
-            q.after_id,
-            limit,
-            q.user,
-            q.before_id,
-            q.action_prefix,
-            q.category,
-            q.path
-        ];
-        let rows = stmt.query_map(params, |r| {
+        let actions: Vec<String> = stmt.query_map([prefix], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let limit = q.limit.unwrap_or(1000).min(100_000);
+        let mut all = Vec::new();
+        for a in actions.into_iter().filter(|a| a.starts_with(prefix)) {
+            let one = EventQuery { action: Some(a), action_prefix: None, ..q.clone() };
+            all.extend(self.query_one(&one)?);
+        }
+        all.sort_by_key(|e| e.id);
+        if q.after_id.is_some() {
+            all.truncate(limit);
+        } else {
+            let cut = all.len().saturating_sub(limit);
+            all.drain(..cut);
+        }
+        Ok(all)
+    }
+
+    fn query_one(&self, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        use rusqlite::types::Value as Sql;
+        let limit = q.limit.unwrap_or(1000).min(100_000) as i64;
+        let mut sql = String::from("SELECT id, doc FROM events WHERE 1");
+        let mut args: Vec<Sql> = Vec::new();
+        let mut add = |clause: &str, v: Sql| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(t) = q.since_ms {
+            add(" AND ts_ms >= ?", Sql::Integer(t));
+        }
+        if let Some(a) = &q.action {
+            add(" AND action = ?", Sql::Text(a.clone()));
+        }
+        if let Some(p) = &q.action_prefix {
+            add(" AND action >= ?", Sql::Text(p.clone()));
+            add(" AND action < ?", Sql::Text(format!("{p}\u{10FFFF}")));
+        }
+        if let Some(ip) = &q.ip {
+            add(" AND ip = ?", Sql::Text(ip.clone()));
+        }
+        if let Some(u) = &q.user {
+            add(" AND user_name = ?", Sql::Text(u.clone()));
+        }
+        if let Some(id) = q.after_id {
+            add(" AND id > ?", Sql::Integer(id));
+        }
+        if let Some(id) = q.before_id {
+            add(" AND id < ?", Sql::Integer(id));
+        }
+        if let Some(c) = &q.category {
+            add(
+                " AND json_extract(doc, '$.event.category') LIKE ?",
+                Sql::Text(format!("%\"{}\"%", c.replace('%', ""))),
+            );
+        }
+        if let Some(p) = &q.path {
+            add(" AND substr(json_extract(doc, '$.url.path'), 1, ?) = ", Sql::Integer(p.len() as i64));
+            add("?", Sql::Text(p.clone()));
+        }
+        let ascending = q.after_id.is_some();
+        add(if ascending { " ORDER BY id ASC LIMIT ?" } else { " ORDER BY id DESC LIMIT ?" }, Sql::Integer(limit));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
             let id: i64 = r.get(0)?;
             let doc: String = r.get(1)?;
             Ok((id, doc))
@@ -97,7 +153,9 @@ impl Reader {
             let doc = serde_json::from_str(&doc).unwrap_or(Value::Null);
             out.push(StoredEvent { id, doc });
         }
-        out.reverse();
+        if !ascending {
+            out.reverse();
+        }
         Ok(out)
     }
 
@@ -131,27 +189,35 @@ impl Reader {
     }
 
     /// The addresses with the most events whose action starts with `prefix` since `since_ms`,
-    /// most first (at most the newest 50,000 such events are counted).
+    /// most first, counted over the newest 20,000 such events (read newest first, stopping
+    /// there, so that the answer takes the same time on a store of any size).
     pub fn top_addresses(&self, prefix: &str, since_ms: i64, limit: usize) -> Result<Vec<(String, i64)>, StoreError> {
+        // The first event of the range, found on the time index (MIN(id) would walk the table
+        // from its oldest row).
+        let first: i64 = self
+            .conn
+            .query_row(
+                "SELECT id FROM events INDEXED BY events_ts WHERE ts_ms >= ?1 ORDER BY ts_ms LIMIT 1",
+                [since_ms],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(
-            "SELECT ip, COUNT(*) FROM (SELECT ip FROM events WHERE ts_ms >= ?1
-                 AND action >= ?2 AND action < ?2 || char(1114111) AND ip IS NOT NULL ORDER BY id DESC LIMIT 50000)
+            "SELECT ip, COUNT(*) FROM (SELECT ip FROM events WHERE id >= ?1
+                 AND +action >= ?2 AND +action < ?2 || char(1114111) AND ip IS NOT NULL ORDER BY id DESC LIMIT 20000)
              GROUP BY ip ORDER BY 2 DESC, 1 LIMIT ?3",
         )?;
-        let rows = stmt.query_map(rusqlite::params![since_ms, prefix, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map(rusqlite::params![first, prefix, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The users named by events whose action starts with `prefix`, with their newest event's time.
-    pub fn users(&self, prefix: &str, limit: usize) -> Result<Vec<(String, i64, i64)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT user_name, COUNT(*), MAX(ts_ms) FROM (SELECT user_name, ts_ms FROM events
-                 WHERE user_name IS NOT NULL AND action >= ?1 AND action < ?1 || char(1114111)
-                 ORDER BY id DESC LIMIT 50000)
-             GROUP BY user_name ORDER BY 3 DESC LIMIT ?2",
-        )?;
-        let rows =
-            stmt.query_map(rusqlite::params![prefix, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    /// The users events named, most recently seen first: (name, events, newest event's time),
+    /// from the per-user rollup kept beside the events.
+    pub fn users(&self, limit: usize) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT user_name, n, last_ms FROM rollup_user ORDER BY last_ms DESC LIMIT ?1")?;
+        let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -173,6 +173,13 @@ fn insert(tx: &rusqlite::Transaction, e: &SecurityEvent) -> rusqlite::Result<i64
     }
     let id = tx.last_insert_rowid();
     tally(tx, e.timestamp_ms, &series_of(e), 1)?;
+    if let Some(user) = &e.user_name {
+        tx.prepare_cached(
+            "INSERT INTO rollup_user (user_name, n, last_ms) VALUES (?1, 1, ?2)
+             ON CONFLICT(user_name) DO UPDATE SET n = n + 1, last_ms = MAX(last_ms, excluded.last_ms)",
+        )?
+        .execute(rusqlite::params![user, e.timestamp_ms])?;
+    }
     Ok(id)
 }
 
@@ -206,7 +213,8 @@ fn apply_retention(conn: &rusqlite::Connection, r: Retention) {
     let hours = (r.max_age.as_secs() / 3600).max(30 * 24) as i64;
     let res = conn
         .execute("DELETE FROM rollup_min WHERE minute < ?1", [now_min - 2 * 24 * 60])
-        .and_then(|_| conn.execute("DELETE FROM rollup_hour WHERE hour < ?1", [now_min / 60 - hours]));
+        .and_then(|_| conn.execute("DELETE FROM rollup_hour WHERE hour < ?1", [now_min / 60 - hours]))
+        .and_then(|_| conn.execute("DELETE FROM rollup_user WHERE last_ms < ?1", [cutoff]));
     if let Err(e) = res {
         tracing::warn!(error = %e, "event store: rollup retention failed");
     }
@@ -290,6 +298,13 @@ mod tests {
         let only = r.query(&EventQuery { action: Some("authz_fail".into()), ..Default::default() }).unwrap();
         assert_eq!(only.len(), 1);
         assert_eq!(only[0].doc["event"]["action"], "authz_fail");
+        // Following: the first events after an id, never the newest ones past a gap.
+        let first = r.query(&EventQuery { after_id: Some(0), limit: Some(1), ..Default::default() }).unwrap();
+        assert_eq!(first[0].id, all[0].id, "after an id comes the next one, not the newest");
+        let newest = r.query(&EventQuery { limit: Some(1), ..Default::default() }).unwrap();
+        assert_eq!(newest[0].id, all[1].id);
+        let prefix = r.query(&EventQuery { action_prefix: Some("sys_".into()), ..Default::default() }).unwrap();
+        assert_eq!(prefix.len(), 1);
     }
 
     #[test]

@@ -42,10 +42,9 @@ fn rates(buckets: &[kevlar_store::Bucket], now: i64) -> (i64, i64, f64) {
 
 pub async fn list(State(d): St, Extension(s): Extension<Session>) -> Response {
     let now = kevlar_core::time::now_ms();
-    let got = read(&d, move |r| {
-        Ok((r.users("authn_", 500)?, r.series(now - 7 * 24 * HOUR, HOUR)?, r.series(now - HOUR, 60_000)?))
-    })
-    .await;
+    let got =
+        read(&d, move |r| Ok((r.users(500)?, r.series(now - 7 * 24 * HOUR, HOUR)?, r.series(now - HOUR, 60_000)?)))
+            .await;
     let (users, week, hour) = match got {
         Ok(x) => x,
         Err(r) => return r,
@@ -78,7 +77,7 @@ pub async fn list(State(d): St, Extension(s): Extension<Session>) -> Response {
             p { a href="/events?action=authn_*" { "All login events" } }
             h2 { "Users" }
             table {
-                thead { tr { th { "User" } th { "Login events" } th { "Last seen" } } }
+                thead { tr { th { "User" } th { "Events" } th { "Last seen" } } }
                 tbody {
                     @for (u, n, last) in &users {
                         tr { td { a href={ "/logins/" (encode(u)) } { (u) } } td { (n) } td { (ms_time(*last)) } }

@@ -51,10 +51,12 @@ pub async fn page(
     let start = range.start(now);
     let got = read(&d, move |r| {
         let read_len = if len >= 86_400_000 { 3_600_000 } else { len };
-        Ok((r.series(start, read_len)?, r.top_addresses("malicious_", start, 10)?))
+        let restart =
+            kevlar_store::EventQuery { action: Some(action::SYS_RESTART.into()), limit: Some(1), ..Default::default() };
+        Ok((r.series(start, read_len)?, r.top_addresses("malicious_", start, 10)?, r.query(&restart)?))
     })
     .await;
-    let (buckets, top) = match got {
+    let (buckets, top, restart) = match got {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -152,6 +154,9 @@ pub async fn page(
                     h2 { a href="/app" { "App" } }
                     @if status["app"].is_null() { p { "Not supervised (" code { "kevlar guard" } ")." } }
                     @else { p { "State: " strong { (field(&status["app"], "state")) } } }
+                    @if let Some(r) = restart.last() {
+                        p { "Last restart: " a href={ "/events/" (r.id) } { (time(&field(&r.doc, "@timestamp"))) } }
+                    }
                 }
                 section {
                     h2 { a href="/alerts" { "Sinks" } }
