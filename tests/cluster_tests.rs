@@ -15,7 +15,8 @@ use common::{client, DemoApp, Kevlar, KEVLAR};
 fn instance(app: &DemoApp, redis: &Redis, name: &str) -> Kevlar {
     let cfg = format!(
         "[cluster]\nredis = \"{}\"\ninstance = \"{name}\"\nname = \"shop\"\n\
-         [bans]\nenforce = true\n[[bans.jail]]\nname = \"probes\"\nactions = [\"malicious_probe\"]\nmaxretry = 2\nfindtime = \"1m\"\nbantime = \"1h\"\n",
+         [bans]\nenforce = true\n[[bans.jail]]\nname = \"probes\"\nactions = [\"malicious_probe\"]\nmaxretry = 2\nfindtime = \"1m\"\nbantime = \"1h\"\n\
+         [[bans.jail]]\nname = \"brute\"\nactions = [\"authn_login_fail\"]\nmaxretry = 5\nfindtime = \"1m\"\nbantime = \"1h\"\n",
         redis.url()
     );
     Kevlar::guard(&app.url()).config(&cfg).args(["--trusted-proxy", "127.0.0.1"]).start()
@@ -140,4 +141,68 @@ async fn with_redis_gone_each_instance_goes_on_and_everything_is_merged_when_it_
     assert!(a.sigterm().success());
     redis.stop();
     assert!(b.sigterm().success(), "and with Redis away too");
+}
+
+/// One failed login from `ip` through `k`: the status it got.
+async fn guess(k: &Kevlar, ip: &str) -> u16 {
+    client()
+        .post(k.url("/login"))
+        .header("x-forwarded-for", ip)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("email=alice%40example.com&password=wrong-guess")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The attempt (1-based) at which a brute force sent round-robin over `ks` is first refused.
+async fn refused_at(ks: &[&Kevlar], ip: &str) -> usize {
+    for n in 1..=30 {
+        if guess(ks[(n - 1) % ks.len()], ip).await == 403 {
+            return n;
+        }
+    }
+    panic!("{ip} was never refused in 30 attempts");
+}
+
+/// The jails count an attack spread over instances whole: the brute-force jail (5 failures a
+/// minute) refuses a round-robin brute force over three instances at the same attempt as one
+/// instance refuses it (± 1: a hit takes a moment to reach the others), with one ban event.
+#[tokio::test]
+async fn a_brute_force_spread_over_three_instances_is_refused_as_one_instance_refuses_it() {
+    let redis = Redis::start();
+    let app = DemoApp::start();
+    let (a, b, c) = (instance(&app, &redis, "web-1"), instance(&app, &redis, "web-2"), instance(&app, &redis, "web-3"));
+    wait_until(20, "three instances connected to Redis and seeing each other", || {
+        [&a, &b, &c].iter().all(|k| {
+            let s = status(k);
+            s["cluster"]["redis"] == "ok" && s["cluster"]["instances"].as_array().is_some_and(|i| i.len() == 3)
+        })
+    });
+    let alone = refused_at(&[&a], "198.51.100.20").await;
+    let spread = refused_at(&[&a, &b, &c], "198.51.100.21").await;
+    eprintln!("refused at attempt {alone} against one instance, {spread} spread over three");
+    assert!((5..=7).contains(&alone), "one instance: {alone}");
+    assert!(spread.abs_diff(alone) <= 1, "spread over three: {spread}, one instance: {alone}");
+    // One ban, made where the attempt crossed the line, enforced everywhere.
+    for k in [&a, &b, &c] {
+        until(k, "198.51.100.21", 403).await;
+    }
+    wait_until(10, "the ban event", || {
+        [&a, &b, &c]
+            .iter()
+            .any(|k| k.events(&["--action", "malicious_ban"]).iter().any(|e| e["kevlar"]["address"] == "198.51.100.21"))
+    });
+    let bans: usize = [&a, &b, &c]
+        .iter()
+        .map(|k| {
+            k.events(&["--action", "malicious_ban"])
+                .iter()
+                .filter(|e| e["kevlar"]["address"] == "198.51.100.21")
+                .count()
+        })
+        .sum();
+    assert_eq!(bans, 1, "one ban event in the cluster");
 }

@@ -46,7 +46,12 @@ fn now_ms() -> i64 {
 enum Change {
     Banned(IpKey, Ban),
     Unbanned(IpKey),
+    /// A jail counted an event of the key here.
+    Hit(String, IpKey),
 }
+
+/// Jail hits sent in one message at most.
+const MAX_HITS: usize = 512;
 
 /// The handle: the correlator tells it of local bans; `kevlar status` asks it for the cluster.
 pub struct Cluster {
@@ -70,6 +75,13 @@ impl BanShare for Cluster {
 
     fn unbanned(&self, key: &IpKey) {
         let _ = self.tx.try_send(Change::Unbanned(*key));
+    }
+
+    fn jail_hit(&self, jail: &str, key: &IpKey) {
+        // Only while Redis answers: a hit is worth something only now (counting fails open).
+        if self.up.load(Ordering::Relaxed) {
+            let _ = self.tx.try_send(Change::Hit(jail.to_owned(), *key));
+        }
     }
 }
 
@@ -104,6 +116,9 @@ impl Keys {
     }
     fn bans_pattern(&self) -> String {
         format!("{}:ban:*", self.prefix)
+    }
+    fn hits(&self) -> String {
+        format!("{}:hits", self.prefix)
     }
     fn channel(&self) -> String {
         format!("{}:bans", self.prefix)
@@ -222,6 +237,8 @@ impl Cluster {
                 tokio::select! {
                     _ = &mut sleep => break,
                     c = rx.recv() => match c {
+                        // Hits made while Redis is away are not sent later: windows are short.
+                        Some(Change::Hit(..)) => {}
                         Some(c) => {
                             if pending.len() >= MAX_QUEUED {
                                 pending.remove(0);
@@ -258,7 +275,7 @@ impl Cluster {
             .await
             .map_err(|_| "timed out")?
             .map_err(|e| e.to_string())?;
-        tokio::time::timeout(COMMAND_TIMEOUT, pubsub.subscribe(keys.channel()))
+        tokio::time::timeout(COMMAND_TIMEOUT, pubsub.subscribe(&[keys.channel(), keys.hits()]))
             .await
             .map_err(|_| "timed out")?
             .map_err(|e| e.to_string())?;
@@ -294,6 +311,22 @@ impl Cluster {
                     self.heard(&payload, correlator, seen_remote);
                 }
                 c = rx.recv() => match c {
+                    Some(Change::Hit(jail, key)) => {
+                        // Whatever else is queued goes with it: one message per batch.
+                        let mut hits = vec![(jail, key)];
+                        let mut other = Vec::new();
+                        while hits.len() < MAX_HITS {
+                            match rx.try_recv() {
+                                Ok(Change::Hit(j, k)) => hits.push((j, k)),
+                                Ok(c) => other.push(c),
+                                Err(_) => break,
+                            }
+                        }
+                        self.send_hits(&mut conn, keys, &hits).await?;
+                        for c in other {
+                            self.write(&mut conn, keys, c).await?;
+                        }
+                    }
                     Some(c) => self.write(&mut conn, keys, c).await?,
                     None => return Ok(()),
                 },
@@ -301,6 +334,18 @@ impl Cluster {
                 _ = full.tick() => self.reconcile(&mut conn, keys, correlator, seen_remote).await?,
             }
         }
+    }
+
+    /// Jail hits counted here, for the other instances' windows (one PUBLISH, nothing stored).
+    async fn send_hits(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        keys: &Keys,
+        hits: &[(String, IpKey)],
+    ) -> Result<(), String> {
+        let list: Vec<Value> = hits.iter().map(|(j, k)| json!([j, k.to_string()])).collect();
+        let msg = json!({"op": "hits", "hits": list, "instance": self.cfg.instance});
+        bounded(conn.publish::<_, _, ()>(keys.hits(), msg.to_string())).await
     }
 
     /// A local change to Redis: the ban's key (expiring with it), then the message.
@@ -322,6 +367,7 @@ impl Cluster {
                 bounded(conn.del::<_, ()>(keys.ban(key))).await?;
                 json!({"op": "unban", "key": key.to_string(), "instance": self.cfg.instance})
             }
+            Change::Hit(jail, key) => return self.send_hits(conn, keys, &[(jail.clone(), *key)]).await,
         };
         bounded(conn.publish::<_, _, ()>(keys.channel(), msg.to_string())).await
     }
@@ -330,6 +376,15 @@ impl Cluster {
     fn heard(&self, payload: &str, correlator: &Correlator, seen_remote: &mut HashSet<IpKey>) {
         let Ok(v) = serde_json::from_str::<Value>(payload) else { return };
         if v["instance"].as_str() == Some(self.cfg.instance.as_str()) {
+            return;
+        }
+        if v["op"] == "hits" {
+            let hits = v["hits"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+            correlator.apply_shared_hits(hits.iter().take(MAX_HITS).filter_map(|h| {
+                let jail = h[0].as_str()?.chars().take(64).collect::<String>();
+                let key = correlator.parse_key(h[1].as_str()?).ok()?;
+                Some((jail, key))
+            }));
             return;
         }
         let Some(Ok(key)) = v["key"].as_str().map(|k| correlator.parse_key(k)) else { return };

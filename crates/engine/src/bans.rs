@@ -24,6 +24,8 @@ pub struct Ban {
 pub trait BanShare: Send + Sync {
     fn banned(&self, key: &IpKey, ban: &Ban);
     fn unbanned(&self, key: &IpKey);
+    /// An event of `key` counted in jail `jail` here, for the other instances' windows.
+    fn jail_hit(&self, _jail: &str, _key: &IpKey) {}
 }
 
 #[derive(Default)]

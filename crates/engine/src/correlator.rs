@@ -48,13 +48,22 @@ pub struct Correlator {
     pruned_ms: AtomicI64,
     /// `[cluster]`: where bans made here are told.
     share: RwLock<Option<Arc<dyn BanShare>>>,
+    /// `[cluster]`: other instances' jail hits, (jail name, key), for the correlator's thread.
+    /// The flag: the jail's window of the key is cleared (a shared ban) rather than hit.
+    remote_tx: mpsc::Sender<(String, IpKey, bool)>,
+    remote_rx: Mutex<Option<mpsc::Receiver<(String, IpKey, bool)>>>,
 }
+
+/// Other instances' jail hits waiting for the correlator's thread; past this, they are dropped
+/// (counting fails open).
+const REMOTE_QUEUE: usize = 100_000;
 
 impl Correlator {
     /// Opens the black book's store and reloads the bans still running. `enforce_auto`: whether
     /// automatic bans refuse requests (manual bans always do).
     pub fn open(cfg: &Config, bus: Bus, enforce_auto: bool) -> Result<Arc<Correlator>, DbError> {
         let db = BookDb::open(&cfg.data_dir)?;
+        let (remote_tx, remote_rx) = mpsc::channel(REMOTE_QUEUE);
         let bans = BanTable::default();
         for (k, b) in db.load_bans(now_ms())? {
             bans.insert(k, b);
@@ -71,6 +80,8 @@ impl Correlator {
             bus: RwLock::new(Some(bus)),
             pruned_ms: AtomicI64::new(0),
             share: RwLock::new(None),
+            remote_tx,
+            remote_rx: Mutex::new(Some(remote_rx)),
         }))
     }
 
@@ -117,6 +128,7 @@ impl Correlator {
         tick: impl Fn() + Send + 'static,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let me = self.clone();
+        let mut remote = self.remote_rx.lock().ok().and_then(|mut r| r.take());
         std::thread::Builder::new().name("kevlar-correlator".into()).spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
                 Ok(rt) => rt,
@@ -134,6 +146,15 @@ impl Correlator {
                         env = rx.recv() => match env {
                             Some(env) => me.correlate(&env.event, &mut jails),
                             None => break,
+                        },
+                        hit = async {
+                            match remote.as_mut() {
+                                Some(r) => r.recv().await,
+                                None => std::future::pending().await,
+                            }
+                        } => match hit {
+                            Some((jail, key, clear)) => me.remote_hit(&jail, key, clear, &mut jails),
+                            None => remote = None,
                         },
                         _ = every.tick() => {
                             me.housekeeping();
@@ -188,6 +209,9 @@ impl Correlator {
             });
             if !hit {
                 continue;
+            }
+            if let Some(share) = self.share() {
+                share.jail_hit(&jail.name, &key);
             }
             if jails.count(i, key, now, jail.findtime.as_millis() as i64) >= jail.maxretry as usize {
                 jails.clear(i, key);
@@ -357,6 +381,30 @@ impl Correlator {
         self.share.read().ok().and_then(|s| s.clone())
     }
 
+    /// Jail hits another instance counted (`[cluster]`): added to this instance's windows, so
+    /// that an attack spread over instances is counted whole. Only a local hit bans (the
+    /// instance that saw the attempt crossing the line makes the one ban, and shares it).
+    pub fn apply_shared_hits(&self, hits: impl IntoIterator<Item = (String, IpKey)>) {
+        for (jail, key) in hits {
+            if self.remote_tx.try_send((jail, key, false)).is_err() {
+                break;
+            }
+        }
+    }
+
+    fn remote_hit(&self, jail: &str, key: IpKey, clear: bool, jails: &mut Jails) {
+        if self.allowed(first_ip(&key)) {
+            return;
+        }
+        if let Some((i, j)) = self.bans_cfg.jails.iter().enumerate().find(|(_, j)| j.name == jail) {
+            if clear {
+                jails.clear(i, key);
+            } else {
+                jails.count(i, key, now_ms(), j.findtime.as_millis() as i64);
+            }
+        }
+    }
+
     /// The bans in force or recorded here, for merging with the other instances'.
     pub fn bans(&self) -> Vec<(IpKey, Ban)> {
         self.bans.all()
@@ -373,6 +421,10 @@ impl Correlator {
             return;
         }
         self.bans.insert(key, ban.clone());
+        // The jail that banned starts again from nothing here too, as it did where it banned.
+        if let Some(jail) = ban.source.strip_prefix("jail:") {
+            let _ = self.remote_tx.try_send((jail.to_owned(), key, true));
+        }
         if let Ok(mut b) = self.book.lock() {
             b.add_ban(
                 key,
