@@ -206,3 +206,41 @@ async fn a_brute_force_spread_over_three_instances_is_refused_as_one_instance_re
         .sum();
     assert_eq!(bans, 1, "one ban event in the cluster");
 }
+
+/// `rediss://` with a password and a local CA (`[cluster] ca_file`): two instances share a ban
+/// over TLS; an instance that does not trust the CA says Redis is unreachable and bans nothing
+/// it should not.
+#[tokio::test]
+async fn instances_share_bans_over_tls_with_a_password_and_a_local_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    let out = Command::new(KEVLAR).args(["cert", "--self-signed", "--out"]).arg(certs.path()).output().unwrap();
+    assert!(out.status.success());
+    let redis = Redis::start_tls(certs.path(), "s3cret-pass");
+    let app = DemoApp::start();
+    let cfg = |name: &str, ca: bool| {
+        let ca = if ca { format!("ca_file = \"{}\"\n", certs.path().join("ca.pem").display()) } else { String::new() };
+        format!(
+            "[cluster]\nredis = \"{}\"\ninstance = \"{name}\"\nname = \"tls\"\n{ca}[bans]\nenforce = true\n",
+            redis.tls_url()
+        )
+    };
+    let start = |name: &str, ca: bool| {
+        Kevlar::guard(&app.url()).config(&cfg(name, ca)).args(["--trusted-proxy", "127.0.0.1"]).start()
+    };
+    let (a, b) = (start("web-1", true), start("web-2", true));
+    both_up(&a, &b);
+    let (code, out) = cli(&a, &["blackbook", "ban", "203.0.113.44", "--for", "1h"]);
+    assert_eq!(code, 0, "{out}");
+    until(&b, "203.0.113.44", 403).await;
+    // The password never shows in the status or the events.
+    let s = status(&a).to_string();
+    assert!(!s.contains("s3cret-pass"), "{s}");
+    // Without the CA, the certificate is not trusted: the instance says so and carries on.
+    let c = start("web-3", false);
+    let ev = c.wait_event(|e| e["event"]["action"] == "sys_cluster_degraded");
+    assert!(!ev.to_string().contains("s3cret-pass"), "{ev}");
+    assert_eq!(from(&c, "203.0.113.44").await, 200, "web-3 never reached Redis");
+    let sc = status(&c);
+    assert_eq!(sc["cluster"]["redis"], "degraded", "{sc}");
+    assert!(!sc.to_string().contains("s3cret-pass"), "{sc}");
+}

@@ -470,14 +470,33 @@ pub struct Redis {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// TLS: the directory of `cert.pem`/`key.pem`/`ca.pem`, the TLS port, the password.
+    tls: Option<(std::path::PathBuf, u16, String)>,
 }
 
 impl Redis {
     pub fn start() -> Redis {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut r = Redis { child: None, port, dir: tempfile::tempdir().unwrap() };
+        let mut r = Redis { child: None, port, dir: tempfile::tempdir().unwrap(), tls: None };
         r.restart();
         r
+    }
+
+    /// A Redis that also serves TLS (certificate and key from `certs`, as `kevlar cert
+    /// --self-signed` writes them) and wants `password` on every connection.
+    pub fn start_tls(certs: &std::path::Path, password: &str) -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let tls_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let tls = Some((certs.to_owned(), tls_port, password.to_owned()));
+        let mut r = Redis { child: None, port, dir: tempfile::tempdir().unwrap(), tls };
+        r.restart();
+        r
+    }
+
+    /// The TLS URL, with the password, for a client that trusts `ca.pem`.
+    pub fn tls_url(&self) -> String {
+        let (_, port, pw) = self.tls.as_ref().expect("a TLS Redis");
+        format!("rediss://:{pw}@localhost:{port}/0")
     }
 
     pub fn url(&self) -> String {
@@ -486,8 +505,16 @@ impl Redis {
 
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        if let Some((certs, tls_port, pw)) = &self.tls {
+            cmd.args(["--tls-port", &tls_port.to_string(), "--tls-auth-clients", "no", "--requirepass", pw]);
+            cmd.arg("--tls-cert-file").arg(certs.join("cert.pem"));
+            cmd.arg("--tls-key-file").arg(certs.join("key.pem"));
+            cmd.arg("--tls-ca-cert-file").arg(certs.join("ca.pem"));
+        }
+        let auth = self.tls.as_ref().map(|(_, _, pw)| format!("AUTH {pw}\r\n")).unwrap_or_default();
+        let child = cmd
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -499,8 +526,9 @@ impl Redis {
         wait_until(20, "redis-server to answer PING", || {
             let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
             let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-            let mut buf = [0u8; 7];
-            s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+            let want: &[u8] = if auth.is_empty() { b"+PONG\r\n" } else { b"+OK\r\n+PONG\r\n" };
+            let mut buf = vec![0u8; want.len()];
+            s.write_all(format!("{auth}PING\r\n").as_bytes()).is_ok() && s.read_exact(&mut buf).is_ok() && buf == want
         });
     }
 

@@ -253,6 +253,20 @@ impl Cluster {
         }
     }
 
+    /// The Redis client: over TLS for `rediss://`, trusting `ca_file` when given (else the
+    /// system's roots).
+    fn client(&self) -> Result<redis::Client, String> {
+        if !self.cfg.redis.starts_with("rediss://") {
+            return redis::Client::open(self.cfg.redis.as_str()).map_err(|e| e.to_string());
+        }
+        let root_cert = match &self.cfg.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?),
+            None => None,
+        };
+        redis::Client::build_with_tls(self.cfg.redis.as_str(), redis::TlsCertificates { client_tls: None, root_cert })
+            .map_err(|e| e.to_string())
+    }
+
     /// One connection's life: connect, merge, then apply and publish until an error. `Ok` only
     /// when the local side closed (shutdown).
     #[allow(clippy::too_many_arguments)]
@@ -266,7 +280,7 @@ impl Cluster {
         started: i64,
         down_since: &mut Option<i64>,
     ) -> Result<(), String> {
-        let client = redis::Client::open(self.cfg.redis.as_str()).map_err(|e| e.to_string())?;
+        let client = self.client()?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(COMMAND_TIMEOUT)
             .set_response_timeout(COMMAND_TIMEOUT);

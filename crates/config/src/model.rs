@@ -593,6 +593,8 @@ pub struct ClusterConfig {
     pub name: String,
     /// How often every ban in Redis is compared with the local copy.
     pub reconcile: Duration,
+    /// With `rediss://`: the CA that signed Redis's certificate (PEM); else the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for ClusterConfig {

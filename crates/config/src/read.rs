@@ -107,6 +107,9 @@ fn resolve_relative(p: &mut Partial, base: &Path) {
     for w in &mut p.config.watch {
         fix(&mut w.path);
     }
+    if let Some(c) = p.config.cluster.as_mut() {
+        c.ca_file.iter_mut().for_each(fix);
+    }
     for s in &mut p.config.alerts.sinks {
         match &mut s.kind {
             SinkKind::Syslog(x) => x.ca_file.iter_mut().for_each(fix),
@@ -584,8 +587,8 @@ mod tests {
         assert!(!format!("{c:?}").contains("redis://"), "the URL (it may hold a password) is not in Debug");
         for (src, want) in [
             ("[cluster]\n", "needs `redis`"),
-            ("[cluster]\nredis = \"http://x\"\n", "expected a redis:// URL"),
-            ("[cluster]\nredis = \"rediss://x\"\n", "not supported yet"),
+            ("[cluster]\nredis = \"http://x\"\n", "expected a redis:// or rediss:// URL"),
+            ("[cluster]\nredis = \"redis://x\"\nca_file = \"ca.pem\"\n", "must be rediss://"),
             ("[cluster]\nredis = \"redis://x\"\nname = \"a b\"\n", "cluster.name"),
             ("[cluster]\nredis = \"env:KEVLAR_TEST_NO_SUCH_VAR\"\n", "is not set"),
         ] {

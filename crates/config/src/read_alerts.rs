@@ -420,25 +420,20 @@ pub(crate) fn read_alerts(doc: &mut Doc, t: &mut Table, a: &mut AlertsConfig) {
 }
 
 /// `[cluster]`: `redis` (required; `redis://`, a password in it may be `env:NAME` as a whole URL),
-/// `instance`, `name`, `reconcile`.
+/// `instance`, `name`, `reconcile`, `ca_file` (with `rediss://`).
 pub(crate) fn read_cluster(doc: &mut Doc, t: &mut Table) -> Option<ClusterConfig> {
     let redis = secret(doc, t, "redis");
     let instance = t.string(doc, "instance").map(|(s, _)| s);
     let name = t.string(doc, "name").map(|(s, _)| s);
     let reconcile = t.positive_duration(doc, "reconcile");
     let redis = match redis {
-        Some(r) if r.starts_with("redis://") || r.starts_with("unix://") => r,
-        Some(r) if r.starts_with("rediss://") => {
+        Some(r) if r.starts_with("redis://") || r.starts_with("rediss://") || r.starts_with("unix://") => r,
+        Some(_) => {
             doc.error(
                 None,
                 &t.key_path("redis"),
-                "rediss:// (TLS) is not supported yet; use redis:// on a private network or a local stunnel",
+                "expected a redis:// or rediss:// URL (example: \"redis://127.0.0.1:6379/0\")",
             );
-            let _ = r;
-            return None;
-        }
-        Some(_) => {
-            doc.error(None, &t.key_path("redis"), "expected a redis:// URL (example: \"redis://127.0.0.1:6379/0\")");
             return None;
         }
         None => {
@@ -458,7 +453,12 @@ pub(crate) fn read_cluster(doc: &mut Doc, t: &mut Table) -> Option<ClusterConfig
         doc.error(None, &t.key_path("instance"), "1 to 64 letters, digits, `-`, `_` or `.`");
         return None;
     }
-    Some(ClusterConfig { redis, instance, name, reconcile: reconcile.unwrap_or(Duration::from_secs(30)) })
+    let ca_file = ca_file(doc, t);
+    if ca_file.is_some() && !redis.starts_with("rediss://") {
+        doc.error(None, &t.key_path("ca_file"), "a CA is for TLS: the URL must be rediss://");
+        return None;
+    }
+    Some(ClusterConfig { redis, instance, name, reconcile: reconcile.unwrap_or(Duration::from_secs(30)), ca_file })
 }
 
 /// The host name, as `hostname` says it (or `kevlar`).
