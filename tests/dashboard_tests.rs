@@ -99,7 +99,7 @@ fn the_dashboard_in_a_real_browser() {
 
     // One click: the exclusion shown, applied, and the same request passes without an event.
     let toml = v["proposedToml"].as_str().unwrap();
-    assert!(toml.contains("path = \"/search\"") && toml.contains("families = [\"sqli\"]"), "{toml}");
+    assert!(toml.contains("path = \"/search\"\nexact = true") && toml.contains("families = [\"sqli\"]"), "{toml}");
     assert_eq!(v["exclusionToml"], v["proposedToml"]);
     assert_ne!(v["afterExclusionStatus"], 403, "{v:#}");
     let attacks = k

@@ -79,7 +79,8 @@ impl BanShare for Cluster {
 
     fn jail_hit(&self, jail: &str, key: &IpKey) {
         // Only while Redis answers: a hit is worth something only now (counting fails open).
-        if self.up.load(Ordering::Relaxed) {
+        // Hits never take the second half of the queue, which stays for bans and lifts.
+        if self.up.load(Ordering::Relaxed) && self.tx.capacity() > MAX_QUEUED / 2 {
             let _ = self.tx.try_send(Change::Hit(jail.to_owned(), *key));
         }
     }
@@ -294,8 +295,10 @@ impl Cluster {
             .map_err(|_| "timed out")?
             .map_err(|e| e.to_string())?;
         // Connected and subscribed: what was made meanwhile, then the whole set.
-        for c in pending.drain(..) {
+        // Each change leaves the queue only once Redis has it.
+        while let Some(c) = pending.first() {
             self.write(&mut conn, keys, c).await?;
+            pending.remove(0);
         }
         self.reconcile(&mut conn, keys, correlator, seen_remote).await?;
         self.heartbeat(&mut conn, keys, started).await?;
@@ -336,12 +339,27 @@ impl Cluster {
                                 Err(_) => break,
                             }
                         }
-                        self.send_hits(&mut conn, keys, &hits).await?;
-                        for c in other {
-                            self.write(&mut conn, keys, c).await?;
+                        // Hits lost with Redis are fine (counting fails open); a ban or a lift is
+                        // kept for the next session, whatever failed.
+                        if let Err(e) = self.send_hits(&mut conn, keys, &hits).await {
+                            pending.extend(other);
+                            return Err(e);
+                        }
+                        let mut other = other.into_iter();
+                        while let Some(c) = other.next() {
+                            if let Err(e) = self.write(&mut conn, keys, &c).await {
+                                pending.push(c);
+                                pending.extend(other);
+                                return Err(e);
+                            }
                         }
                     }
-                    Some(c) => self.write(&mut conn, keys, c).await?,
+                    Some(c) => {
+                        if let Err(e) = self.write(&mut conn, keys, &c).await {
+                            pending.push(c);
+                            return Err(e);
+                        }
+                    }
                     None => return Ok(()),
                 },
                 _ = beat.tick() => self.heartbeat(&mut conn, keys, started).await?,
@@ -363,8 +381,8 @@ impl Cluster {
     }
 
     /// A local change to Redis: the ban's key (expiring with it), then the message.
-    async fn write(&self, conn: &mut redis::aio::MultiplexedConnection, keys: &Keys, c: Change) -> Result<(), String> {
-        let msg = match &c {
+    async fn write(&self, conn: &mut redis::aio::MultiplexedConnection, keys: &Keys, c: &Change) -> Result<(), String> {
+        let msg = match c {
             Change::Banned(key, ban) => {
                 let k = keys.ban(key);
                 let record = ban_json(ban, &self.cfg.instance);
@@ -395,7 +413,7 @@ impl Cluster {
         if v["op"] == "hits" {
             let hits = v["hits"].as_array().map(Vec::as_slice).unwrap_or(&[]);
             correlator.apply_shared_hits(hits.iter().take(MAX_HITS).filter_map(|h| {
-                let jail = h[0].as_str()?.chars().take(64).collect::<String>();
+                let jail = h[0].as_str().filter(|j| j.len() <= 256)?.to_owned();
                 let key = correlator.parse_key(h[1].as_str()?).ok()?;
                 Some((jail, key))
             }));
@@ -457,7 +475,7 @@ impl Cluster {
                 correlator.apply_shared_unban(*key);
             } else {
                 // Made here while Redis was away (or before this instance joined): shared now.
-                self.write(conn, keys, Change::Banned(*key, ban.clone())).await?;
+                self.write(conn, keys, &Change::Banned(*key, ban.clone())).await?;
             }
         }
         *seen_remote =

@@ -386,7 +386,10 @@ pub struct PathMode {
 /// Findings to ignore (false positives): every condition given must hold.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Exclusion {
+    /// A path prefix, or with `exact` the whole path.
     pub path: Option<String>,
+    /// `path` is the whole path, not a prefix.
+    pub exact: bool,
     /// Family names; empty: all.
     pub families: Vec<String>,
     /// Argument names (`q`, `body.comment`, `comment`); empty: all.

@@ -167,6 +167,10 @@ pub(crate) fn read_detect(doc: &mut Doc, t: &mut Table, d: &mut DetectConfig) {
     }
     for (mut e, span) in t.tables(doc, "exclude") {
         let mut x = Exclusion { path: prefix(doc, &mut e, "path"), ..Default::default() };
+        x.exact = e.boolean(doc, "exact").unwrap_or(false);
+        if x.exact && x.path.is_none() {
+            doc.error(span.clone(), &e.path, "`exact = true` needs a `path`");
+        }
         if let Some((list, lspan)) = e.strings(doc, "families") {
             for f in list {
                 match family(&f) {

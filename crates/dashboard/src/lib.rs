@@ -42,7 +42,7 @@ const MAX_FORM: usize = 16 * 1024;
 
 pub(crate) struct Dash {
     pub admin: AdminState,
-    sessions: Sessions,
+    pub sessions: Sessions,
     /// Served over TLS: cookies are `Secure`.
     tls: bool,
     pub live: Arc<tokio::sync::Semaphore>,
@@ -139,7 +139,7 @@ fn peer(req: &Request) -> IpAddr {
 }
 
 /// The session behind a request's cookie, if it still lasts.
-fn session_of(d: &Dash, headers: &HeaderMap) -> Option<(String, Session)> {
+pub(crate) fn session_of(d: &Dash, headers: &HeaderMap) -> Option<(String, Session)> {
     let id = headers
         .get_all(header::COOKIE)
         .iter()
@@ -253,16 +253,30 @@ struct LoginForm {
 
 /// Only a path of the dashboard itself (never `//host` or a scheme).
 fn local_next(next: Option<&str>) -> &str {
+    // Printable ASCII only: a browser drops tabs and newlines from a URL, so `/\t/evil` would
+    // become `//evil`, another site.
+    let printable = |n: &str| n.bytes().all(|b| (0x21..0x7f).contains(&b));
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.starts_with("/login") => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.starts_with("/login")
+                && printable(n) =>
+        {
+            n
+        }
         _ => "/",
     }
 }
 
 async fn login(State(d): St, req: Request) -> Response {
     let ip = peer(&req);
-    if let Err(wait) = d.sessions.may_try(ip, now_ms()) {
-        report_refusal(&d, &req, "too many wrong tokens");
+    if let Err((wait, first)) = d.sessions.may_try(ip, now_ms()) {
+        // Said once per address and window: a flood of tries is not a flood of events.
+        if first {
+            report_refusal(&d, &req, "too many wrong tokens");
+        }
         let mut r = refused(StatusCode::TOO_MANY_REQUESTS, "too many wrong tokens from this address; wait a minute");
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
         return r;
@@ -327,7 +341,15 @@ mod tests {
     #[test]
     fn only_local_paths_are_followed_after_login() {
         assert_eq!(local_next(Some("/events?action=x")), "/events?action=x");
-        for bad in ["//evil.example/", "https://evil.example/", "/\\evil", "/login?next=/"] {
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil",
+            "/login?next=/",
+            "/\t/evil.example",
+            "/\n/evil",
+            "/ /x",
+        ] {
             assert_eq!(local_next(Some(bad)), "/", "{bad}");
         }
     }

@@ -77,12 +77,15 @@ impl Sessions {
         }
     }
 
-    /// Whether this address may try a token now; `Err(seconds)` to wait.
-    pub fn may_try(&self, ip: IpAddr, now_ms: i64) -> Result<(), u64> {
-        let f = self.failures.lock().map_err(|_| 60u64)?;
-        match f.get(&ip) {
-            Some((n, since)) if *n >= MAX_FAILURES && now_ms - since < FAILURE_WINDOW_MS => {
-                Err(((FAILURE_WINDOW_MS - (now_ms - since)) / 1000).max(1) as u64)
+    /// Whether this address may try a token now; `Err((seconds to wait, first refusal of the
+    /// window))`.
+    pub fn may_try(&self, ip: IpAddr, now_ms: i64) -> Result<(), (u64, bool)> {
+        let mut f = self.failures.lock().map_err(|_| (60u64, false))?;
+        match f.get_mut(&ip) {
+            Some((n, since)) if *n >= MAX_FAILURES && now_ms - *since < FAILURE_WINDOW_MS => {
+                let first = *n == MAX_FAILURES;
+                *n = n.saturating_add(1);
+                Err((((FAILURE_WINDOW_MS - (now_ms - *since)) / 1000).max(1) as u64, first))
             }
             _ => Ok(()),
         }
@@ -128,7 +131,8 @@ mod tests {
             assert!(s.may_try(ip, 10).is_ok());
             s.failed(ip, 10);
         }
-        assert!(s.may_try(ip, 20).is_err());
+        assert_eq!(s.may_try(ip, 20).map_err(|e| e.1), Err(true), "the first refusal is said");
+        assert_eq!(s.may_try(ip, 21).map_err(|e| e.1), Err(false), "the next ones are not");
         assert!(s.may_try(ip, 10 + FAILURE_WINDOW_MS).is_ok(), "the window passes");
         assert_eq!(cookie("a=1; kevlar_session=xyz; b=2", COOKIE), Some("xyz"));
     }

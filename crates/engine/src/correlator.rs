@@ -615,7 +615,13 @@ impl Jails {
             }
         }
         let w = self.windows.entry((jail, key)).or_default();
-        w.push_back(now);
+        // Kept in time order: hits from other instances and local events may interleave.
+        if w.back().is_some_and(|t| *t > now) {
+            let at = w.partition_point(|t| *t <= now);
+            w.insert(at, now);
+        } else {
+            w.push_back(now);
+        }
         while w.front().is_some_and(|t| *t <= now - findtime_ms) {
             w.pop_front();
         }

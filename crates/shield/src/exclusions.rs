@@ -28,6 +28,7 @@ impl Added {
         json!({
             "id": self.id,
             "path": self.rule.path,
+            "exact": self.rule.exact,
             "families": self.rule.families,
             "args": self.rule.args,
             "created_ms": self.created_ms,
@@ -46,6 +47,7 @@ impl Added {
             id: v["id"].as_str()?.to_owned(),
             rule: Exclusion {
                 path: v["path"].as_str().map(str::to_owned),
+                exact: v["exact"].as_bool().unwrap_or(false),
                 families: strings("families"),
                 args: strings("args"),
             },
@@ -73,7 +75,7 @@ impl ExclusionError {
 
 /// Whether `x` stops finding `f` on `path` (every condition given must hold).
 pub fn matches(x: &Exclusion, path: &str, f: &Finding) -> bool {
-    x.path.as_deref().is_none_or(|p| path.starts_with(p))
+    x.path.as_deref().is_none_or(|p| if x.exact { path == p } else { path.starts_with(p) })
         && (x.families.is_empty() || x.families.iter().any(|n| n == f.family.as_str()))
         && (x.args.is_empty()
             || x.args.iter().any(|a| {
@@ -90,6 +92,9 @@ pub fn toml(x: &Exclusion) -> String {
     let mut out = String::from("[[detect.exclude]]\n");
     if let Some(p) = &x.path {
         out.push_str(&format!("path = {}\n", quote(p)));
+        if x.exact {
+            out.push_str("exact = true\n");
+        }
     }
     if !x.families.is_empty() {
         out.push_str(&format!("families = [{}]\n", list(&x.families)));
@@ -221,10 +226,31 @@ mod tests {
         assert!(s.add(Exclusion::default(), None).unwrap_err().is_client_error());
         let bad = Exclusion { families: vec!["nope".into()], ..Default::default() };
         assert!(s.add(bad, None).is_err());
-        let rule = Exclusion { path: Some("/search".into()), families: vec!["sqli".into()], args: vec!["q".into()] };
+        let rule = Exclusion {
+            path: Some("/search".into()),
+            exact: true,
+            families: vec!["sqli".into()],
+            args: vec!["q".into()],
+        };
         let a = s.add(rule.clone(), Some("ev1".into())).unwrap();
         assert_eq!(s.add(rule.clone(), None).unwrap().id, a.id, "the same rule twice is one");
-        assert_eq!(toml(&rule), "[[detect.exclude]]\npath = \"/search\"\nfamilies = [\"sqli\"]\nargs = [\"q\"]\n");
+        assert_eq!(
+            toml(&rule),
+            "[[detect.exclude]]\npath = \"/search\"\nexact = true\nfamilies = [\"sqli\"]\nargs = [\"q\"]\n"
+        );
+        // Exact: the path alone, not the paths under it.
+        let f = kevlar_detect::Finding {
+            family: kevlar_detect::Family::Sqli,
+            rule: "union_select",
+            location: "args.q".into(),
+            name: "q".into(),
+            excerpt: String::new(),
+            score: 9,
+            layers: Vec::new(),
+            detail: String::new(),
+        };
+        assert!(matches(&rule, "/search", &f));
+        assert!(!matches(&rule, "/search/../admin", &f) && !matches(&rule, "/searchx", &f));
         let again = Store::open(dir.path());
         assert_eq!(again.list(), vec![a.clone()], "kept across a restart");
         assert!(again.remove(&a.id).unwrap());

@@ -130,13 +130,10 @@ impl Reader {
             add(" AND id < ?", Sql::Integer(id));
         }
         if let Some(c) = &q.category {
-            add(
-                " AND json_extract(doc, '$.event.category') LIKE ?",
-                Sql::Text(format!("%\"{}\"%", c.replace('%', ""))),
-            );
+            add(" AND EXISTS (SELECT 1 FROM json_each(doc, '$.event.category') WHERE value = ?)", Sql::Text(c.clone()));
         }
         if let Some(p) = &q.path {
-            add(" AND substr(json_extract(doc, '$.url.path'), 1, ?) = ", Sql::Integer(p.len() as i64));
+            add(" AND substr(json_extract(doc, '$.url.path'), 1, ?) = ", Sql::Integer(p.chars().count() as i64));
             add("?", Sql::Text(p.clone()));
         }
         let ascending = q.after_id.is_some();

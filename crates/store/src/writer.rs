@@ -238,6 +238,14 @@ fn apply_retention(conn: &rusqlite::Connection, r: Retention) {
             _ => break,
         }
     }
+    // Users no event names any more go too (the size limit deletes events, not users).
+    let res = conn.execute(
+        "DELETE FROM rollup_user WHERE last_ms < (SELECT COALESCE(MIN(ts_ms), 9223372036854775807) FROM events)",
+        [],
+    );
+    if let Err(e) = res {
+        tracing::warn!(error = %e, "event store: user rollup retention failed");
+    }
     give_back(conn, "event store");
 }
 
@@ -305,6 +313,10 @@ mod tests {
         assert_eq!(newest[0].id, all[1].id);
         let prefix = r.query(&EventQuery { action_prefix: Some("sys_".into()), ..Default::default() }).unwrap();
         assert_eq!(prefix.len(), 1);
+        let web = r.query(&EventQuery { category: Some("web".into()), ..Default::default() }).unwrap();
+        assert_eq!(web.len(), 2);
+        let none = r.query(&EventQuery { category: Some("we%".into()), ..Default::default() }).unwrap();
+        assert!(none.is_empty(), "a category is matched whole, never as a pattern");
     }
 
     #[test]

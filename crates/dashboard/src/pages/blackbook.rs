@@ -131,11 +131,31 @@ pub async fn show(State(d): St, Extension(s): Extension<Session>, Path(addr): Pa
         Ok(Err(e)) => return shield_error(&e),
         Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "the black book could not be read"),
     };
-    let ip = addr.split('/').next().unwrap_or("").to_owned();
-    let q = EventQuery { ip: Some(ip), limit: Some(50), ..Default::default() };
+    // An address is looked up on its index; an IPv6 group (`2001:db8:1:2::/64`) among the
+    // newest 5,000 events, by the addresses it holds.
+    let net = addr.parse::<ipnet::IpNet>().ok().filter(|n| n.prefix_len() < n.max_prefix_len());
+    let q = match &net {
+        None => EventQuery { ip: Some(addr.clone()), limit: Some(50), ..Default::default() },
+        Some(_) => EventQuery { limit: Some(5000), ..Default::default() },
+    };
     let events = match read(&d, move |r| r.query(&q)).await {
         Ok(e) => e.into_iter().map(|e| (e.id, e.doc)).collect::<Vec<_>>(),
         Err(r) => return r,
+    };
+    let events: Vec<_> = match &net {
+        None => events,
+        Some(net) => {
+            let inside = |doc: &serde_json::Value| {
+                doc["source"]["ip"]
+                    .as_str()
+                    .and_then(|i| i.parse::<std::net::IpAddr>().ok())
+                    .is_some_and(|i| net.contains(&i))
+            };
+            let mut v: Vec<_> = events.into_iter().filter(|(_, doc)| inside(doc)).collect();
+            let cut = v.len().saturating_sub(50);
+            v.drain(..cut);
+            v
+        }
     };
     layout(
         &addr,

@@ -192,9 +192,13 @@ fn summary(id: i64, doc: &Value) -> Value {
 /// Server-sent events: every new stored event matching the filters, as it is committed.
 pub async fn live(
     axum::extract::State(d): St,
+    headers: axum::http::HeaderMap,
     q: Result<Query<Filters>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(f)) = q else { return error(StatusCode::BAD_REQUEST, "malformed filter") };
+    let Some((session, _)) = crate::session_of(&d, &headers) else {
+        return error(StatusCode::FORBIDDEN, "not signed in");
+    };
     let Ok(permit) = d.live.clone().try_acquire_owned() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "too many live feeds are open; close one");
     };
@@ -205,30 +209,44 @@ pub async fn live(
     query.before_id = None;
     // Only what is new from now on: since-filters would only repeat what the page shows.
     query.since_ms = None;
-    let dir = d.admin.data_dir.clone();
-    let state = (query, dir, permit, true);
-    let stream = futures_util::stream::unfold(state, |(mut q, dir, permit, first)| async move {
+    let state = (query, d.clone(), session, permit, true);
+    let stream = futures_util::stream::unfold(state, |(mut q, d, session, permit, first)| async move {
         loop {
             if !first {
                 tokio::time::sleep(POLL).await;
             }
+            // A feed lasts as long as its session: signing out (or expiry) ends it.
+            d.sessions.get(&session, kevlar_core::time::now_ms())?;
             let qq = q.clone();
-            let d2 = dir.clone();
-            let got = tokio::task::spawn_blocking(move || Reader::open(&d2).and_then(|r| r.query(&qq))).await;
-            let events = match got {
-                Ok(Ok(e)) => e,
-                _ => Vec::new(),
+            let dir = d.admin.data_dir.clone();
+            // Up to the newest row now, whether or not it matches: a filter that rarely matches
+            // does not make each poll read everything since its last match again.
+            let got = tokio::task::spawn_blocking(move || {
+                Reader::open(&dir).and_then(|r| {
+                    let max = r.last_id()?;
+                    let mut bounded = qq;
+                    bounded.before_id = Some(max + 1);
+                    Ok((max, r.query(&bounded)?))
+                })
+            })
+            .await;
+            let (max, events) = match got {
+                Ok(Ok(x)) => x,
+                _ => (q.after_id.unwrap_or(0), Vec::new()),
             };
-            if let Some(last) = events.last() {
-                q.after_id = Some(last.id);
+            q.after_id = Some(match events.last() {
+                Some(last) if events.len() >= BATCH => last.id,
+                _ => max.max(q.after_id.unwrap_or(0)),
+            });
+            if !events.is_empty() {
                 let batch: Vec<Result<Event, Infallible>> = events
                     .iter()
                     .map(|e| Ok(Event::default().id(e.id.to_string()).data(summary(e.id, &e.doc).to_string())))
                     .collect();
-                return Some((futures_util::stream::iter(batch), (q, dir, permit, false)));
+                return Some((futures_util::stream::iter(batch), (q, d, session, permit, false)));
             }
             if first {
-                return Some((futures_util::stream::iter(Vec::new()), (q, dir, permit, false)));
+                return Some((futures_util::stream::iter(Vec::new()), (q, d, session, permit, false)));
             }
         }
     });
@@ -270,9 +288,9 @@ pub fn proposal(doc: &Value) -> Option<Exclusion> {
         return None;
     }
     let path = doc["url"]["path"].as_str().map(str::to_owned);
-    // A location that covers the whole path would exclude the family everywhere on it: fine,
-    // the path itself still bounds the rule.
-    Some(Exclusion { path, families, args })
+    // Only this path: a prefix would reach paths under it, and `/` every path.
+    let exact = path.is_some();
+    Some(Exclusion { path, exact, families, args })
 }
 
 pub async fn show(axum::extract::State(d): St, Extension(s): Extension<Session>, Path(id): Path<String>) -> Response {
