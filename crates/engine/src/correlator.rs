@@ -138,7 +138,7 @@ impl Correlator {
                 }
             };
             rt.block_on(async move {
-                let mut jails = Jails::default();
+                let mut jails = Jails::new(&me.bans_cfg);
                 let mut every = tokio::time::interval(Duration::from_secs(1));
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
@@ -604,15 +604,38 @@ fn first_ip(k: &IpKey) -> IpAddr {
 #[derive(Default)]
 struct Jails {
     windows: HashMap<(usize, IpKey), VecDeque<i64>>,
+    /// Each jail's `findtime`, in ms (by jail index).
+    findtimes: Vec<i64>,
 }
 
 impl Jails {
+    fn new(cfg: &BansConfig) -> Jails {
+        Jails { windows: HashMap::new(), findtimes: cfg.jails.iter().map(|j| j.findtime.as_millis() as i64).collect() }
+    }
+
+    /// Room for one more window: first the windows whose hits all left their own jail's
+    /// `findtime`, then the tenth with the fewest hits (the least recently hit among equals).
+    /// A flood of new addresses never empties the windows of the ones that are counting up.
+    fn make_room(&mut self, now: i64) {
+        let findtimes = &self.findtimes;
+        self.windows.retain(|(jail, _), w| {
+            let ft = findtimes.get(*jail).copied().unwrap_or(0);
+            w.back().is_some_and(|t| *t > now - ft)
+        });
+        if self.windows.len() >= MAX_TRACKED {
+            let mut least: Vec<((usize, i64), (usize, IpKey))> =
+                self.windows.iter().map(|(k, w)| ((w.len(), w.back().copied().unwrap_or(0)), *k)).collect();
+            let cut = least.len() / 10;
+            least.select_nth_unstable_by_key(cut, |(rank, _)| *rank);
+            for (_, k) in &least[..cut] {
+                self.windows.remove(k);
+            }
+        }
+    }
+
     fn count(&mut self, jail: usize, key: IpKey, now: i64, findtime_ms: i64) -> usize {
         if self.windows.len() >= MAX_TRACKED && !self.windows.contains_key(&(jail, key)) {
-            self.windows.retain(|_, w| w.back().is_some_and(|t| *t > now - findtime_ms));
-            if self.windows.len() >= MAX_TRACKED {
-                self.windows.clear();
-            }
+            self.make_room(now);
         }
         let w = self.windows.entry((jail, key)).or_default();
         // Kept in time order: hits from other instances and local events may interleave.
@@ -682,4 +705,34 @@ pub fn offline_unban(data_dir: &Path, addr: &str) -> Result<bool, BookError> {
         db.save_records(&[(key, rec)], now)?;
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> IpKey {
+        IpKey::parse(&std::net::Ipv4Addr::from(i).to_string(), 64).unwrap()
+    }
+
+    #[test]
+    fn a_flood_of_new_addresses_does_not_reset_a_brute_forcers_count() {
+        let mut jails = Jails { windows: HashMap::new(), findtimes: vec![60_000, 86_400_000] };
+        // The brute forcer, counting in the day-long jail; then a flood in the minute jail.
+        for t in 0..4 {
+            jails.count(1, key(7), 1_000 + t, 86_400_000);
+        }
+        // All within the minute: nothing has aged out, room is made by count.
+        for i in 0..(MAX_TRACKED as u32 + 5_000) {
+            jails.count(0, key(1_000_000 + i), 2_000_000 + i64::from(i) / 10, 60_000);
+        }
+        assert!(jails.windows.len() <= MAX_TRACKED);
+        assert_eq!(jails.count(1, key(7), 3_000_000, 86_400_000), 5, "still counting: the 5th attempt");
+        // Out of order (another instance's hit stamped later than a local event): kept sorted.
+        let mut j = Jails { windows: HashMap::new(), findtimes: vec![1_000] };
+        j.count(0, key(1), 5_000, 1_000);
+        j.count(0, key(1), 4_500, 1_000);
+        assert!(j.windows[&(0, key(1))].iter().is_sorted());
+    }
 }
