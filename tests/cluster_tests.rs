@@ -204,6 +204,7 @@ async fn a_brute_force_spread_over_three_instances_is_refused_as_one_instance_re
                 .count()
         })
         .sum();
+    // One: the instance that owns the address bans, whichever instance saw the last attempt.
     assert_eq!(bans, 1, "one ban event in the cluster");
 }
 
@@ -243,4 +244,61 @@ async fn instances_share_bans_over_tls_with_a_password_and_a_local_ca() {
     let sc = status(&c);
     assert_eq!(sc["cluster"]["redis"], "degraded", "{sc}");
     assert!(!sc.to_string().contains("s3cret-pass"), "{sc}");
+}
+
+/// The attempt (1-based) at which a guessing run round-robin over `ks` is first answered 429.
+async fn locked_at(ks: &[&Kevlar], ip: &str) -> usize {
+    for n in 1..=30 {
+        if guess(ks[(n - 1) % ks.len()], ip).await == 429 {
+            return n;
+        }
+    }
+    panic!("{ip} never got 429");
+}
+
+/// The login monitor's (user, address) lockout counts failures on every instance: a guessing
+/// run against one account from one address, sent round-robin to three instances with no jail
+/// to ban it, is refused (429) at the same attempt as against one instance, and the lock made
+/// on one instance holds on the others.
+/// (No jail bans here: only the probes jail is configured.)
+#[tokio::test]
+async fn a_lockout_counts_failed_logins_from_every_instance() {
+    let redis = Redis::start();
+    let app = DemoApp::start();
+    // Only a probes jail: the address is never banned, so the pair lockout alone refuses.
+    let start = |name: &str| {
+        let cfg = format!(
+            "[cluster]\nredis = \"{}\"\ninstance = \"{name}\"\nname = \"locks\"\n[bans]\nenforce = true\n\
+             [[bans.jail]]\nname = \"probes\"\nactions = [\"malicious_probe\"]\nmaxretry = 2\nfindtime = \"1m\"\nbantime = \"1h\"\n\
+             [logins]\npair_failures = 6\n",
+            redis.url()
+        );
+        Kevlar::guard(&app.url()).config(&cfg).args(["--trusted-proxy", "127.0.0.1"]).start()
+    };
+    let (a, b, c) = (start("web-1"), start("web-2"), start("web-3"));
+    wait_until(20, "three instances connected to Redis and seeing each other", || {
+        [&a, &b, &c].iter().all(|k| {
+            let s = status(k);
+            s["cluster"]["redis"] == "ok" && s["cluster"]["instances"].as_array().is_some_and(|i| i.len() == 3)
+        })
+    });
+    let alone = locked_at(&[&a], "198.51.100.40").await;
+    let spread = locked_at(&[&a, &b, &c], "198.51.100.41").await;
+    eprintln!("pair refused at attempt {alone} against one instance, {spread} spread over three");
+    assert_eq!(alone, 7, "one instance: six failures lock the pair");
+    assert!(spread.abs_diff(alone) <= 1, "spread over three: {spread}, one instance: {alone}");
+    // Locked everywhere now, with one lockout event in the cluster.
+    for k in [&a, &b, &c] {
+        assert_eq!(guess(k, "198.51.100.41").await, 429);
+    }
+    let locks: usize = [&a, &b, &c]
+        .iter()
+        .map(|k| {
+            k.events(&["--action", "authn_login_fail_max"])
+                .iter()
+                .filter(|e| e["source"]["ip"] == "198.51.100.41")
+                .count()
+        })
+        .sum();
+    assert!((1..=3).contains(&locks), "at most one lockout event per instance: {locks}");
 }

@@ -209,10 +209,12 @@ async fn serve_async(config: Config, command: Option<Vec<String>>) -> anyhow::Re
     let shield = kevlar_shield::Shield::new(&config, bus.clone()).context("cannot open the black book")?;
     shield.start_correlator(shield_rx).context("cannot start the correlator")?;
     let cluster = match &config.cluster {
-        Some(c) => Some(
-            kevlar_cluster::Cluster::start(c, shield.correlator(), bus.clone())
-                .context("cannot start the cluster link")?,
-        ),
+        Some(c) => {
+            let link = kevlar_cluster::Cluster::start(c, shield.correlator(), bus.clone())
+                .context("cannot start the cluster link")?;
+            link.set_logins(Arc::new(SharedLogins(shield.clone())));
+            Some(link)
+        }
         None => None,
     };
     let watch_stop = start_watch(&config, &shield)?;
@@ -339,6 +341,19 @@ fn start_store_and_alerts(
         )
     };
     Ok((store, alerts))
+}
+
+/// Other instances' failed logins and pair locks, into this instance's login monitor.
+struct SharedLogins(kevlar_shield::Shield);
+
+impl kevlar_cluster::LoginSink for SharedLogins {
+    fn failure(&self, user: &str, ip: std::net::IpAddr) {
+        self.0.remote_login_failure(user, ip);
+    }
+
+    fn locked(&self, user: &str, ip: std::net::IpAddr, secs: u64) {
+        self.0.remote_pair_lock(user, ip, secs);
+    }
 }
 
 /// Requests proxied, added to the store's per-minute rollups every 10 s (the dashboard's

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,6 +49,46 @@ enum Change {
     Unbanned(IpKey),
     /// A jail counted an event of the key here.
     Hit(String, IpKey),
+    /// A failed login of (user, address) here.
+    Login(String, IpAddr),
+    /// The (user, address) pair was locked here for so many seconds.
+    Lock(String, IpAddr, u64),
+}
+
+impl Change {
+    /// Counting signals: sent in batches, never queued while Redis is away.
+    fn is_signal(&self) -> bool {
+        matches!(self, Change::Hit(..) | Change::Login(..) | Change::Lock(..))
+    }
+}
+
+/// The login monitor's side of `[cluster]`: other instances' failed logins and pair locks.
+pub trait LoginSink: Send + Sync {
+    fn failure(&self, user: &str, ip: IpAddr);
+    fn locked(&self, user: &str, ip: IpAddr, secs: u64);
+}
+
+/// One batch of counting signals, one message.
+#[derive(Default)]
+struct Signals {
+    hits: Vec<(String, IpKey)>,
+    logins: Vec<(String, IpAddr)>,
+    locks: Vec<(String, IpAddr, u64)>,
+}
+
+impl Signals {
+    fn add(&mut self, c: Change) {
+        match c {
+            Change::Hit(j, k) => self.hits.push((j, k)),
+            Change::Login(u, ip) => self.logins.push((u, ip)),
+            Change::Lock(u, ip, secs) => self.locks.push((u, ip, secs)),
+            _ => {}
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.hits.len() + self.logins.len() + self.locks.len()
+    }
 }
 
 /// Jail hits sent in one message at most.
@@ -66,6 +107,10 @@ pub struct Cluster {
     bus: Mutex<Option<Bus>>,
     /// Set on shutdown: the thread ends its session.
     stop: tokio::sync::Notify,
+    /// Other instances' failed logins and pair locks go here.
+    logins: std::sync::RwLock<Option<Arc<dyn LoginSink>>>,
+    /// The instances present in Redis (their heartbeat keys), this one included, by name.
+    members: Mutex<Vec<String>>,
 }
 
 impl BanShare for Cluster {
@@ -78,11 +123,33 @@ impl BanShare for Cluster {
     }
 
     fn jail_hit(&self, jail: &str, key: &IpKey) {
-        // Only while Redis answers: a hit is worth something only now (counting fails open).
-        // Hits never take the second half of the queue, which stays for bans and lifts.
-        if self.up.load(Ordering::Relaxed) && self.tx.capacity() > MAX_QUEUED / 2 {
-            let _ = self.tx.try_send(Change::Hit(jail.to_owned(), *key));
+        self.signal(Change::Hit(jail.to_owned(), *key));
+    }
+
+    fn login_failure(&self, user: &str, ip: IpAddr) {
+        self.signal(Change::Login(user.to_owned(), ip));
+    }
+
+    fn pair_locked(&self, user: &str, ip: IpAddr, secs: u64) {
+        self.signal(Change::Lock(user.to_owned(), ip, secs));
+    }
+
+    /// The instances present in Redis, in name order, share the addresses by a hash of the
+    /// address; cut off from Redis, this instance owns every address again.
+    fn owns(&self, key: &IpKey) -> bool {
+        if !self.up.load(Ordering::Relaxed) {
+            return true;
         }
+        let Ok(members) = self.members.lock() else { return true };
+        if members.is_empty() || !members.contains(&self.cfg.instance) {
+            return true;
+        }
+        // FNV-1a: the same on every instance, whatever the build.
+        let h = key
+            .to_string()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        members[(h % members.len() as u64) as usize] == self.cfg.instance
     }
 }
 
@@ -134,6 +201,21 @@ impl Keys {
 
 impl Cluster {
     /// Starts sharing the correlator's bans; the work runs on a thread of its own.
+    /// Only while Redis answers: a count is worth something only now (counting fails open).
+    /// Signals never take the second half of the queue, which stays for bans and lifts.
+    fn signal(&self, c: Change) {
+        if self.up.load(Ordering::Relaxed) && self.tx.capacity() > MAX_QUEUED / 2 {
+            let _ = self.tx.try_send(c);
+        }
+    }
+
+    /// Where other instances' failed logins and pair locks go (the login monitor).
+    pub fn set_logins(&self, sink: Arc<dyn LoginSink>) {
+        if let Ok(mut l) = self.logins.write() {
+            *l = Some(sink);
+        }
+    }
+
     pub fn start(cfg: &ClusterConfig, correlator: Arc<Correlator>, bus: Bus) -> std::io::Result<Arc<Cluster>> {
         let (tx, rx) = mpsc::channel(MAX_QUEUED);
         let me = Arc::new(Cluster {
@@ -145,6 +227,8 @@ impl Cluster {
             last_error: Mutex::new(None),
             bus: Mutex::new(Some(bus)),
             stop: tokio::sync::Notify::new(),
+            logins: std::sync::RwLock::new(None),
+            members: Mutex::new(Vec::new()),
         });
         correlator.set_share(me.clone());
         let worker = me.clone();
@@ -238,8 +322,8 @@ impl Cluster {
                 tokio::select! {
                     _ = &mut sleep => break,
                     c = rx.recv() => match c {
-                        // Hits made while Redis is away are not sent later: windows are short.
-                        Some(Change::Hit(..)) => {}
+                        // Counts made while Redis is away are not sent later: windows are short.
+                        Some(c) if c.is_signal() => {}
                         Some(c) => {
                             if pending.len() >= MAX_QUEUED {
                                 pending.remove(0);
@@ -328,20 +412,21 @@ impl Cluster {
                     self.heard(&payload, correlator, seen_remote);
                 }
                 c = rx.recv() => match c {
-                    Some(Change::Hit(jail, key)) => {
+                    Some(c) if c.is_signal() => {
                         // Whatever else is queued goes with it: one message per batch.
-                        let mut hits = vec![(jail, key)];
+                        let mut sig = Signals::default();
+                        sig.add(c);
                         let mut other = Vec::new();
-                        while hits.len() < MAX_HITS {
+                        while sig.len() < MAX_HITS {
                             match rx.try_recv() {
-                                Ok(Change::Hit(j, k)) => hits.push((j, k)),
+                                Ok(c) if c.is_signal() => sig.add(c),
                                 Ok(c) => other.push(c),
                                 Err(_) => break,
                             }
                         }
-                        // Hits lost with Redis are fine (counting fails open); a ban or a lift is
-                        // kept for the next session, whatever failed.
-                        if let Err(e) = self.send_hits(&mut conn, keys, &hits).await {
+                        // Counts lost with Redis are fine (counting fails open); a ban or a lift
+                        // is kept for the next session, whatever failed.
+                        if let Err(e) = self.send_signals(&mut conn, keys, &sig).await {
                             pending.extend(other);
                             return Err(e);
                         }
@@ -368,15 +453,18 @@ impl Cluster {
         }
     }
 
-    /// Jail hits counted here, for the other instances' windows (one PUBLISH, nothing stored).
-    async fn send_hits(
+    /// Counts made here — jail hits, failed logins, pair locks — for the other instances (one
+    /// PUBLISH, nothing stored).
+    async fn send_signals(
         &self,
         conn: &mut redis::aio::MultiplexedConnection,
         keys: &Keys,
-        hits: &[(String, IpKey)],
+        sig: &Signals,
     ) -> Result<(), String> {
-        let list: Vec<Value> = hits.iter().map(|(j, k)| json!([j, k.to_string()])).collect();
-        let msg = json!({"op": "hits", "hits": list, "instance": self.cfg.instance});
+        let hits: Vec<Value> = sig.hits.iter().map(|(j, k)| json!([j, k.to_string()])).collect();
+        let logins: Vec<Value> = sig.logins.iter().map(|(u, ip)| json!([u, ip.to_string()])).collect();
+        let locks: Vec<Value> = sig.locks.iter().map(|(u, ip, s)| json!([u, ip.to_string(), s])).collect();
+        let msg = json!({"op": "hits", "hits": hits, "logins": logins, "locks": locks, "instance": self.cfg.instance});
         bounded(conn.publish::<_, _, ()>(keys.hits(), msg.to_string())).await
     }
 
@@ -399,7 +487,16 @@ impl Cluster {
                 bounded(conn.del::<_, ()>(keys.ban(key))).await?;
                 json!({"op": "unban", "key": key.to_string(), "instance": self.cfg.instance})
             }
-            Change::Hit(jail, key) => return self.send_hits(conn, keys, &[(jail.clone(), *key)]).await,
+            Change::Hit(..) | Change::Login(..) | Change::Lock(..) => {
+                let mut sig = Signals::default();
+                sig.add(match c {
+                    Change::Hit(j, k) => Change::Hit(j.clone(), *k),
+                    Change::Login(u, ip) => Change::Login(u.clone(), *ip),
+                    Change::Lock(u, ip, s) => Change::Lock(u.clone(), *ip, *s),
+                    _ => return Ok(()),
+                });
+                return self.send_signals(conn, keys, &sig).await;
+            }
         };
         bounded(conn.publish::<_, _, ()>(keys.channel(), msg.to_string())).await
     }
@@ -417,6 +514,23 @@ impl Cluster {
                 let key = correlator.parse_key(h[1].as_str()?).ok()?;
                 Some((jail, key))
             }));
+            let sink = self.logins.read().ok().and_then(|l| l.clone());
+            if let Some(sink) = sink {
+                let user_ip = |x: &Value| -> Option<(String, IpAddr)> {
+                    let user = x[0].as_str().filter(|u| !u.is_empty() && u.len() <= 256)?.to_owned();
+                    Some((user, x[1].as_str()?.parse().ok()?))
+                };
+                for l in v["logins"].as_array().map(Vec::as_slice).unwrap_or(&[]).iter().take(MAX_HITS) {
+                    if let Some((user, ip)) = user_ip(l) {
+                        sink.failure(&user, ip);
+                    }
+                }
+                for l in v["locks"].as_array().map(Vec::as_slice).unwrap_or(&[]).iter().take(MAX_HITS) {
+                    if let (Some((user, ip)), Some(secs)) = (user_ip(l), l[2].as_u64()) {
+                        sink.locked(&user, ip, secs);
+                    }
+                }
+            }
             return;
         }
         let Some(Ok(key)) = v["key"].as_str().map(|k| correlator.parse_key(k)) else { return };
@@ -513,6 +627,9 @@ impl Cluster {
             }
         }
         list.sort_by(|a, b| a["instance"].as_str().cmp(&b["instance"].as_str()));
+        if let Ok(mut m) = self.members.lock() {
+            *m = list.iter().filter_map(|v| v["instance"].as_str().map(str::to_owned)).collect();
+        }
         if let Ok(mut i) = self.instances.lock() {
             *i = list;
         }

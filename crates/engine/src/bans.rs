@@ -26,6 +26,15 @@ pub trait BanShare: Send + Sync {
     fn unbanned(&self, key: &IpKey);
     /// An event of `key` counted in jail `jail` here, for the other instances' windows.
     fn jail_hit(&self, _jail: &str, _key: &IpKey) {}
+    /// A failed login of `user` from `ip` here, for the other instances' lockout counts.
+    fn login_failure(&self, _user: &str, _ip: std::net::IpAddr) {}
+    /// The (user, address) pair was locked here for `secs`.
+    fn pair_locked(&self, _user: &str, _ip: std::net::IpAddr, _secs: u64) {}
+    /// Whether this instance makes the jails' bans of `key` (one instance per address in a
+    /// cluster, every instance when alone or cut off).
+    fn owns(&self, _key: &IpKey) -> bool {
+        true
+    }
 }
 
 #[derive(Default)]

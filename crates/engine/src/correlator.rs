@@ -191,6 +191,18 @@ impl Correlator {
             return;
         }
         let key = self.key(ip);
+        if let (Some(share), Some(user)) = (self.share(), ev.user_name.as_deref()) {
+            match ev.action.as_str() {
+                action::AUTHN_LOGIN_FAIL => share.login_failure(user, ip),
+                action::AUTHN_LOGIN_FAIL_MAX => {
+                    let secs = ev.kevlar.get("duration_s").and_then(|v| v.as_u64()).unwrap_or(0);
+                    if secs > 0 {
+                        share.pair_locked(user, ip, secs);
+                    }
+                }
+                _ => {}
+            }
+        }
         let counted = ev.action.starts_with("malicious_")
             || ev.action.starts_with(action::AUTHN_LOGIN_FAIL)
             || ev.action == action::AUTHZ_FAIL
@@ -213,34 +225,43 @@ impl Correlator {
             if let Some(share) = self.share() {
                 share.jail_hit(&jail.name, &key);
             }
-            if jails.count(i, key, now, jail.findtime.as_millis() as i64) >= jail.maxretry as usize {
+            if jails.count(i, key, now, jail.findtime.as_millis() as i64) >= jail.maxretry as usize && self.owns(&key) {
                 jails.clear(i, key);
-                if self.bans.get(&key).is_some_and(|b| b.until_ms > now) {
-                    continue;
-                }
-                let source = format!("jail:{}", jail.name);
-                let repeats = self.past_bans(key, Some(&source), now - 30 * 86_400_000);
-                let factor = 1u32.checked_shl(repeats.min(20) as u32).unwrap_or(u32::MAX);
-                let dur = jail.bantime.saturating_mul(factor).min(jail.max_bantime);
-                let reason = format!(
-                    "{} {} events within {}",
-                    jail.maxretry,
-                    jail.name,
-                    humantime::format_duration(jail.findtime)
-                );
-                self.ban(key, ip, dur, reason, source, self.enforce_auto);
-                let b = &self.bans_cfg;
-                if self.past_bans(key, None, now - b.recidive_findtime.as_millis() as i64) >= b.recidive_bans as usize {
-                    self.ban(
-                        key,
-                        ip,
-                        b.recidive_bantime,
-                        format!("{} bans within {}", b.recidive_bans, humantime::format_duration(b.recidive_findtime)),
-                        "recidive".into(),
-                        self.enforce_auto,
-                    );
-                }
+                self.jail_ban(i, key, ip, now);
             }
+        }
+    }
+
+    /// Whether this instance makes the jails' bans of `key`: always alone; in a cluster, one
+    /// instance per address, so that an attack spread over instances is banned once.
+    fn owns(&self, key: &IpKey) -> bool {
+        self.share().is_none_or(|s| s.owns(key))
+    }
+
+    /// Jail `i` saw `maxretry` events of `key`: the ban, escalating with the jail's past bans,
+    /// and the recidive jail's.
+    fn jail_ban(&self, i: usize, key: IpKey, ip: IpAddr, now: i64) {
+        let Some(jail) = self.bans_cfg.jails.get(i) else { return };
+        if self.bans.get(&key).is_some_and(|b| b.until_ms > now) {
+            return;
+        }
+        let source = format!("jail:{}", jail.name);
+        let repeats = self.past_bans(key, Some(&source), now - 30 * 86_400_000);
+        let factor = 1u32.checked_shl(repeats.min(20) as u32).unwrap_or(u32::MAX);
+        let dur = jail.bantime.saturating_mul(factor).min(jail.max_bantime);
+        let reason =
+            format!("{} {} events within {}", jail.maxretry, jail.name, humantime::format_duration(jail.findtime));
+        self.ban(key, ip, dur, reason, source, self.enforce_auto);
+        let b = &self.bans_cfg;
+        if self.past_bans(key, None, now - b.recidive_findtime.as_millis() as i64) >= b.recidive_bans as usize {
+            self.ban(
+                key,
+                ip,
+                b.recidive_bantime,
+                format!("{} bans within {}", b.recidive_bans, humantime::format_duration(b.recidive_findtime)),
+                "recidive".into(),
+                self.enforce_auto,
+            );
         }
     }
 
@@ -382,8 +403,9 @@ impl Correlator {
     }
 
     /// Jail hits another instance counted (`[cluster]`): added to this instance's windows, so
-    /// that an attack spread over instances is counted whole. Only a local hit bans (the
-    /// instance that saw the attempt crossing the line makes the one ban, and shares it).
+    /// that an attack spread over instances is counted whole. The instance that owns the
+    /// address (`BanShare::owns`) makes the one ban, whichever instance saw the attempt that
+    /// crossed the line, and shares it.
     pub fn apply_shared_hits(&self, hits: impl IntoIterator<Item = (String, IpKey)>) {
         for (jail, key) in hits {
             if self.remote_tx.try_send((jail, key, false)).is_err() {
@@ -399,8 +421,12 @@ impl Correlator {
         if let Some((i, j)) = self.bans_cfg.jails.iter().enumerate().find(|(_, j)| j.name == jail) {
             if clear {
                 jails.clear(i, key);
-            } else {
-                jails.count(i, key, now_ms(), j.findtime.as_millis() as i64);
+                return;
+            }
+            let now = now_ms();
+            if jails.count(i, key, now, j.findtime.as_millis() as i64) >= j.maxretry as usize && self.owns(&key) {
+                jails.clear(i, key);
+                self.jail_ban(i, key, first_ip(&key), now);
             }
         }
     }

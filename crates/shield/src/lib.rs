@@ -338,6 +338,16 @@ impl Shield {
         }
     }
 
+    /// `[cluster]`: another instance's failed login for this (user, address) pair.
+    pub fn remote_login_failure(&self, user: &str, ip: IpAddr) {
+        self.inner.logins.remote_failure(user, ip, now_ms());
+    }
+
+    /// `[cluster]`: another instance locked this (user, address) pair for `secs`.
+    pub fn remote_pair_lock(&self, user: &str, ip: IpAddr, secs: u64) {
+        self.inner.logins.remote_lock(user, ip, secs, now_ms());
+    }
+
     /// Writes everything pending and lets go of the event bus; call on shutdown.
     pub fn close(&self) {
         self.inner.correlator.close();

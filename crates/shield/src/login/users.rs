@@ -377,6 +377,41 @@ impl Logins {
         self.state.lock().map(|s| (s.pairs.len(), s.users.len(), s.addrs.len(), s.sessions.len())).unwrap_or_default()
     }
 
+    /// Another instance's failed login for this (user, address) pair (`[cluster]`): counted
+    /// toward the lockout, never an event. Only a local failure locks; the lock is shared.
+    pub fn remote_failure(&self, user: &str, ip: IpAddr, now: i64) {
+        let cfg = &self.cfg;
+        let block_ms = cfg.pair_block.as_millis() as i64;
+        let Ok(mut st) = self.state.lock() else { return };
+        let key = (user.to_lowercase(), ip);
+        if !st.pairs.contains_key(&key) {
+            make_room(&mut st.pairs, cfg.max_tracked, |p| p.last_ms < now - block_ms, |p| p.blocked_until > now);
+        }
+        if st.pairs.len() < cfg.max_tracked || st.pairs.contains_key(&key) {
+            let p = st.pairs.entry(key).or_default();
+            if p.blocked_until <= now {
+                p.fails += 1;
+            }
+            p.last_ms = now;
+        }
+    }
+
+    /// Another instance locked this pair for `secs` (`[cluster]`): locked here too.
+    pub fn remote_lock(&self, user: &str, ip: IpAddr, secs: u64, now: i64) {
+        let cfg = &self.cfg;
+        let Ok(mut st) = self.state.lock() else { return };
+        let key = (user.to_lowercase(), ip);
+        if !st.pairs.contains_key(&key) {
+            let block_ms = cfg.pair_block.as_millis() as i64;
+            make_room(&mut st.pairs, cfg.max_tracked, |p| p.last_ms < now - block_ms, |p| p.blocked_until > now);
+        }
+        let secs = secs.min(cfg.pair_block.as_secs().max(1));
+        let p = st.pairs.entry(key).or_default();
+        p.blocked_until = p.blocked_until.max(now + secs as i64 * 1000);
+        p.fails = 0;
+        p.last_ms = now;
+    }
+
     /// Whether the (user, address) pair is locked now.
     pub fn pair_locked(&self, user: &str, ip: IpAddr, now: i64) -> bool {
         self.state
