@@ -54,10 +54,15 @@ async fn until(k: &Kevlar, ip: &str, want: u16) -> Duration {
 }
 
 fn both_up(a: &Kevlar, b: &Kevlar) {
-    wait_until(20, "both instances connected to Redis and seeing each other", || {
-        [a, b].iter().all(|k| {
+    all_up(&[a, b]);
+}
+
+/// Every instance connected to Redis and seeing all the others.
+fn all_up(ks: &[&Kevlar]) {
+    wait_until(20, "every instance connected to Redis and seeing the others", || {
+        ks.iter().all(|k| {
             let s = status(k);
-            s["cluster"]["redis"] == "ok" && s["cluster"]["instances"].as_array().is_some_and(|i| i.len() == 2)
+            s["cluster"]["redis"] == "ok" && s["cluster"]["instances"].as_array().is_some_and(|i| i.len() == ks.len())
         })
     });
 }
@@ -175,12 +180,7 @@ async fn a_brute_force_spread_over_three_instances_is_refused_as_one_instance_re
     let redis = Redis::start();
     let app = DemoApp::start();
     let (a, b, c) = (instance(&app, &redis, "web-1"), instance(&app, &redis, "web-2"), instance(&app, &redis, "web-3"));
-    wait_until(20, "three instances connected to Redis and seeing each other", || {
-        [&a, &b, &c].iter().all(|k| {
-            let s = status(k);
-            s["cluster"]["redis"] == "ok" && s["cluster"]["instances"].as_array().is_some_and(|i| i.len() == 3)
-        })
-    });
+    all_up(&[&a, &b, &c]);
     let alone = refused_at(&[&a], "198.51.100.20").await;
     let spread = refused_at(&[&a, &b, &c], "198.51.100.21").await;
     eprintln!("refused at attempt {alone} against one instance, {spread} spread over three");
@@ -276,12 +276,7 @@ async fn a_lockout_counts_failed_logins_from_every_instance() {
         Kevlar::guard(&app.url()).config(&cfg).args(["--trusted-proxy", "127.0.0.1"]).start()
     };
     let (a, b, c) = (start("web-1"), start("web-2"), start("web-3"));
-    wait_until(20, "three instances connected to Redis and seeing each other", || {
-        [&a, &b, &c].iter().all(|k| {
-            let s = status(k);
-            s["cluster"]["redis"] == "ok" && s["cluster"]["instances"].as_array().is_some_and(|i| i.len() == 3)
-        })
-    });
+    all_up(&[&a, &b, &c]);
     let alone = locked_at(&[&a], "198.51.100.40").await;
     let spread = locked_at(&[&a, &b, &c], "198.51.100.41").await;
     eprintln!("pair refused at attempt {alone} against one instance, {spread} spread over three");

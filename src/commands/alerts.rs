@@ -9,15 +9,12 @@ use serde_json::{json, Value};
 
 use kevlar_sinks::dispatch::{AlertsStatus, SinkStatus};
 
+use super::{text, typed};
 use crate::cli::{AlertsCommand, ControlArgs};
 use crate::commands::control::{call_with, running};
 
 fn fail(v: &Value) -> String {
     v["error"].as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())
-}
-
-fn text(v: Option<&str>, max: usize) -> String {
-    v.map_or_else(|| "-".to_owned(), |s| kevlar_core::text::printable(s, max).into_owned())
 }
 
 fn print(v: &AlertsStatus) {
@@ -86,8 +83,7 @@ pub fn run(command: Option<AlertsCommand>, control: ControlArgs) -> anyhow::Resu
                 if code != 200 {
                     bail!("admin API answered {code}: {}", fail(&v));
                 }
-                serde_json::from_value::<AlertsStatus>(v)
-                    .map_err(|e| anyhow::anyhow!("the admin API's alert status is not what this kevlar reads: {e}"))?
+                typed::<AlertsStatus>(v, "alert status")?
             } else {
                 match kevlar_sinks::dispatch::offline_status(&control.data_dir)? {
                     None => AlertsStatus { dead: Some(Vec::new()), ..Default::default() },

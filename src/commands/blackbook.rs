@@ -11,17 +11,14 @@ use crate::commands::control::{call_with, running};
 use kevlar_shield::routes::RouteView;
 use kevlar_shield::BookRecord;
 
+use super::{text, typed};
+
 fn encode(addr: &str) -> String {
     addr.replace('/', "%2F")
 }
 
 fn fail(v: &Value) -> String {
     v["error"].as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())
-}
-
-/// Attacker text made safe for a terminal, `-` when absent.
-fn text(s: Option<&str>, max: usize) -> String {
-    s.map_or_else(|| "-".to_owned(), |s| kevlar_core::text::printable(s, max).into_owned())
 }
 
 fn counts(r: &BookRecord) -> String {
@@ -89,12 +86,6 @@ fn print_record(r: &BookRecord) {
             if b.enforced { "" } else { ", not enforced" }
         );
     }
-}
-
-/// A record or a list of records from the admin API, read into their types: a field renamed on
-/// one side is an error here, not a silent `?`.
-fn typed<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> anyhow::Result<T> {
-    serde_json::from_value(v).map_err(|e| anyhow::anyhow!("the admin API's {what} is not what this kevlar reads: {e}"))
 }
 
 pub fn run(cmd: BlackbookCommand) -> anyhow::Result<ExitCode> {

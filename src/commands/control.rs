@@ -159,8 +159,7 @@ pub fn status(a: ControlArgs) -> anyhow::Result<ExitCode> {
         println!("upstream: {}", v["upstream"]);
     }
     if !v["alerts"].is_null() {
-        let alerts: kevlar_sinks::dispatch::AlertsStatus = serde_json::from_value(v["alerts"].clone())
-            .map_err(|e| anyhow::anyhow!("the admin API's alert status is not what this kevlar reads: {e}"))?;
+        let alerts: kevlar_sinks::dispatch::AlertsStatus = super::typed(v["alerts"].clone(), "alert status")?;
         println!("alert sinks:");
         for s in &alerts.sinks {
             let err = s.last_error.as_deref().map(|e| format!("  last error: {e}")).unwrap_or_default();

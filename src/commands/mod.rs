@@ -59,5 +59,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// A string field of a JSON document as a terminal may show it: escapes written out, capped at
 /// `max` characters; `-` when absent. Every field an outsider can put text into goes through this.
 pub(crate) fn shown(v: &Value, max: usize) -> String {
-    v.as_str().map_or_else(|| "-".to_owned(), |s| kevlar_core::text::printable(s, max).into_owned())
+    text(v.as_str(), max)
+}
+
+/// Attacker text made safe for a terminal, `-` when absent.
+pub(crate) fn text(s: Option<&str>, max: usize) -> String {
+    s.map_or_else(|| "-".to_owned(), |s| kevlar_core::text::printable(s, max).into_owned())
+}
+
+/// An admin API answer read into its type: a field renamed on one side is an error here, not a
+/// silent `-`.
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> anyhow::Result<T> {
+    serde_json::from_value(v).map_err(|e| anyhow::anyhow!("the admin API's {what} is not what this kevlar reads: {e}"))
 }

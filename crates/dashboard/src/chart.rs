@@ -52,6 +52,18 @@ impl Range {
     }
 }
 
+/// Counts per bucket (of `len` ms, `n` of them from `start`) of the series `pick` selects.
+pub fn line(buckets: &[kevlar_store::Bucket], start: i64, len: i64, n: usize, pick: impl Fn(&str) -> bool) -> Vec<i64> {
+    let mut v = vec![0; n];
+    for b in buckets.iter().filter(|b| pick(&b.series)) {
+        let i = (b.start_ms - start).div_euclid(len);
+        if (0..n as i64).contains(&i) {
+            v[i as usize] += b.n;
+        }
+    }
+    v
+}
+
 /// One chart's bars: counts per bucket, oldest first.
 pub fn bars(title: &str, class: &str, counts: &[i64], start_ms: i64, bucket_ms: i64) -> Markup {
     const W: f64 = 600.0;

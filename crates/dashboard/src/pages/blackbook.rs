@@ -12,14 +12,10 @@ use maud::html;
 use serde::Deserialize;
 
 use super::events::read;
-use super::{csrf, error, event_table, layout};
+use super::{csrf, error, event_table, layout, shield};
 use crate::format::{encode, time};
 use crate::session::Session;
 use crate::St;
-
-fn shield(d: &crate::Dash) -> Result<&kevlar_shield::Shield, Response> {
-    d.admin.shield.as_ref().ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "detection is not running"))
-}
 
 fn shield_error(e: &kevlar_shield::ShieldError) -> Response {
     if e.is_client_error() {

@@ -9,13 +9,9 @@ use axum::Extension;
 use maud::html;
 
 use super::events::{proposal, read};
-use super::{csrf, error, layout};
+use super::{csrf, error, layout, shield};
 use crate::session::Session;
 use crate::St;
-
-fn shield(d: &crate::Dash) -> Result<&kevlar_shield::Shield, Response> {
-    d.admin.shield.as_ref().ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "detection is not running"))
-}
 
 pub async fn page(State(d): St, Extension(s): Extension<Session>) -> Response {
     let sh = match shield(&d) {

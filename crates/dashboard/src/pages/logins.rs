@@ -51,17 +51,8 @@ pub async fn list(State(d): St, Extension(s): Extension<Session>) -> Response {
     };
     let (_, _, baseline) = rates(&week, now);
     let (fail_hour, ok_hour, _) = rates(&hour, now);
-    let failures = |bs: &[kevlar_store::Bucket]| -> Vec<i64> {
-        let start = crate::chart::Range::Hour.start(now);
-        let mut v = vec![0; 60];
-        for b in bs.iter().filter(|b| b.series == action::AUTHN_LOGIN_FAIL) {
-            let i = (b.start_ms - start) / 60_000;
-            if (0..60).contains(&i) {
-                v[i as usize] += b.n;
-            }
-        }
-        v
-    };
+    let start = crate::chart::Range::Hour.start(now);
+    let failures = crate::chart::line(&hour, start, 60_000, 60, |s| s == action::AUTHN_LOGIN_FAIL);
     let above = baseline > 0.0 && fail_hour as f64 > 3.0 * baseline;
     layout(
         "Logins",
@@ -73,7 +64,7 @@ pub async fn list(State(d): St, Extension(s): Extension<Session>) -> Response {
                 "Baseline: " (format!("{baseline:.1}")) " failures an hour over the last 7 days."
                 @if above { " " strong.bad { "Failures are above three times the baseline." } }
             }
-            (crate::chart::bars("Failed logins, last hour", "fail", &failures(&hour), crate::chart::Range::Hour.start(now), 60_000))
+            (crate::chart::bars("Failed logins, last hour", "fail", &failures, start, 60_000))
             p { a href="/events?action=authn_*" { "All login events" } }
             h2 { "Users" }
             table {

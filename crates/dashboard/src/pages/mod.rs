@@ -102,6 +102,11 @@ pub fn error(status: StatusCode, message: &str) -> Response {
     (status, Html(page.into_string())).into_response()
 }
 
+/// The shield (black book, routes, exclusions), or the page saying detection is not running.
+pub fn shield(d: &crate::Dash) -> Result<&kevlar_shield::Shield, Response> {
+    d.admin.shield.as_ref().ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "detection is not running"))
+}
+
 /// A store failure, said once in the log and on the page.
 pub fn store_error<E: std::error::Error + 'static>(e: &E) -> Response {
     let msg = kevlar_core::error::chain(e);

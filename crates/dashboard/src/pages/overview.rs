@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::events::read;
 use super::layout;
-use crate::chart::{bars, Range};
+use crate::chart::{bars, line, Range};
 use crate::format::{encode, field, time};
 use crate::session::Session;
 use crate::St;
@@ -22,18 +22,6 @@ use crate::St;
 #[derive(Deserialize)]
 pub struct Params {
     range: Option<String>,
-}
-
-/// Counts per bucket for the series `pick` selects.
-fn line(buckets: &[kevlar_store::Bucket], start: i64, len: i64, n: usize, pick: impl Fn(&str) -> bool) -> Vec<i64> {
-    let mut v = vec![0; n];
-    for b in buckets.iter().filter(|b| pick(&b.series)) {
-        let i = (b.start_ms - start).div_euclid(len);
-        if (0..n as i64).contains(&i) {
-            v[i as usize] += b.n;
-        }
-    }
-    v
 }
 
 fn stat(label: &str, n: impl std::fmt::Display, href: &str) -> Markup {

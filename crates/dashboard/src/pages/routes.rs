@@ -2,18 +2,20 @@
 //! findings marked ("make sure all those routes are used").
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
 use maud::html;
 
-use super::{error, layout};
+use super::{layout, shield};
 use crate::format::{encode, time};
 use crate::session::Session;
 use crate::St;
 
 pub async fn page(State(d): St, Extension(s): Extension<Session>) -> Response {
-    let Some(sh) = &d.admin.shield else { return error(StatusCode::SERVICE_UNAVAILABLE, "detection is not running") };
+    let sh = match shield(&d) {
+        Ok(sh) => sh,
+        Err(r) => return r,
+    };
     let rows = sh.routes();
     let mut flagged: Vec<u64> = rows.iter().map(|r| r.flagged).filter(|n| *n > 0).collect();
     flagged.sort_unstable_by(|a, b| b.cmp(a));
